@@ -1,0 +1,96 @@
+// Reads a YAML configuration, validates all of it, and turns it into the
+// process settings and the routing state. Every problem is reported at once,
+// by its place in the file; nothing is half-applied.
+
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
+import { backendKey, frontendKey, listenerKey } from '../model/objects.js';
+import type { ProxyState } from '../state/proxy-state.js';
+import { type ConfigFile, configSchema } from './config-schema.js';
+
+export interface Settings {
+  readonly logLevel: ConfigFile['log_level'];
+  readonly accessLog: string;
+  readonly drainTimeoutMs: number;
+}
+
+export interface Config {
+  readonly settings: Settings;
+  readonly state: ProxyState;
+  /** Where it came from: a file path or "embedded default". */
+  readonly source: string;
+}
+
+const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
+
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    const buf = readFileSync(path);
+    if (buf.length > MAX_CONFIG_BYTES) {
+      throw new Error(`it is ${buf.length} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+    }
+    text = buf.toString('utf8');
+  } catch (err) {
+    throw new KakehiError('KKH_CONFIG_UNREADABLE', `cannot read ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return parseConfigText(text, path);
+}
+
+export function parseConfigText(text: string, source: string): Config {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const issues = doc.errors.map((e) => ({
+      path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '',
+      reason: e.message.split('\n')[0] ?? e.message,
+    }));
+    throw new KakehiError(
+      'KKH_CONFIG_UNREADABLE',
+      `${source} is not valid YAML:\n${issues.map(formatIssue).join('\n')}`,
+      { issues },
+    );
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  return configFromObject(raw, source);
+}
+
+export function configFromObject(raw: unknown, source: string): Config {
+  const issues: FieldIssue[] = [];
+  const file = configSchema.parse(raw, '', issues);
+  if (file === undefined) {
+    throw new KakehiError(
+      'KKH_CONFIG_INVALID',
+      `${source} has ${issues.length} error${issues.length === 1 ? '' : 's'}:\n${issues.map(formatIssue).join('\n')}`,
+      { issues },
+    );
+  }
+  return { source, settings: settingsOf(file), state: stateOf(file) };
+}
+
+function settingsOf(file: ConfigFile): Settings {
+  return { logLevel: file.log_level, accessLog: file.access_log, drainTimeoutMs: file.drain_timeout_ms };
+}
+
+function stateOf(file: ConfigFile): ProxyState {
+  const state = {
+    listeners: new Map(file.listeners.map((l) => [listenerKey(l), Object.freeze(l)])),
+    clusters: new Map(
+      file.clusters.map(
+        ({ backends: _backends, ...cluster }) => [cluster.id, Object.freeze(cluster)] as const,
+      ),
+    ),
+    backends: new Map(
+      file.clusters.flatMap((c) =>
+        c.backends.map((b) => {
+          const backend = Object.freeze({ cluster: c.id, ...b });
+          return [backendKey(backend), backend] as const;
+        }),
+      ),
+    ),
+    frontends: new Map(file.frontends.map((f) => [frontendKey(f), Object.freeze(f)])),
+  };
+  return state;
+}

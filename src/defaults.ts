@@ -1,0 +1,34 @@
+// Every default in one place, with its unit in its name. Configuration
+// documentation (docs/configuration.md) is checked against these by a test.
+
+export const DEFAULT_LISTEN_ADDRESS = '127.0.0.1:8080';
+
+export const REQUEST_HEAD_TIMEOUT_MS = 10_000;
+export const KEEPALIVE_TIMEOUT_MS = 60_000;
+export const FRONT_TIMEOUT_MS = 60_000;
+export const CONNECT_TIMEOUT_MS = 3_000;
+export const BACKEND_TIMEOUT_MS = 30_000;
+export const WEBSOCKET_IDLE_TIMEOUT_MS = 300_000;
+export const DRAIN_TIMEOUT_MS = 30_000;
+
+/** Request or response head (start line and headers) bigger than this is refused (431 / 502). */
+export const MAX_HEADER_BYTES = 32 * 1024;
+export const MAX_HEADER_COUNT = 128;
+
+export const BACKEND_WEIGHT = 100;
+/** Connection attempts per request, each to a different backend where one exists. */
+export const CONNECT_ATTEMPTS = 3;
+/** Idle keep-alive connections kept per backend. */
+export const BACKEND_MAX_IDLE = 64;
+/** Open connections per backend, in use or idle, per worker. */
+export const BACKEND_MAX_CONNECTIONS = 1024;
+/** Kept-alive backend connections are dropped after this, or one second before the backend's own Keep-Alive timeout. */
+export const BACKEND_IDLE_TIMEOUT_MS = 4_000;
+/** A failing backend is skipped for 2^n × this (capped), then tried again. */
+export const BACKEND_BACKOFF_BASE_MS = 500;
+export const BACKEND_BACKOFF_MAX_MS = 30_000;
+/** Consecutive connection failures after which a backend is reported down. */
+export const BACKEND_DOWN_AFTER_FAILURES = 3;
+
+/** Bytes read ahead from a client while a request is in flight (pipelining) before reads pause. */
+export const PIPELINE_BUFFER_BYTES = 64 * 1024;

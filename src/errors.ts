@@ -1,0 +1,35 @@
+// Every error kakehi reports to an operator or a client. Codes are stable
+// (scripts match on them), never reused, and listed in docs/errors.md; a test
+// keeps that list and this one in step.
+
+export const ERROR_CODES = {
+  KKH_CONFIG_INVALID: 'the configuration has one or more invalid fields',
+  KKH_CONFIG_UNREADABLE: 'the configuration file could not be read or parsed',
+  KKH_LISTEN_FAILED: 'a listener could not bind its address',
+  KKH_USAGE: 'the command line is wrong',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** One problem found in input, named by where it is. */
+export interface FieldIssue {
+  /** Where, as an operator would write it: `frontends[3].hostname`. */
+  path: string;
+  reason: string;
+}
+
+export class KakehiError extends Error {
+  readonly code: ErrorCode;
+  readonly issues: readonly FieldIssue[];
+
+  constructor(code: ErrorCode, message: string, options: { issues?: FieldIssue[]; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'KakehiError';
+    this.code = code;
+    this.issues = options.issues ?? [];
+  }
+}
+
+export function formatIssue(issue: FieldIssue): string {
+  return issue.path === '' ? issue.reason : `${issue.path}: ${issue.reason}`;
+}

@@ -1,0 +1,249 @@
+// The routing objects — listeners, clusters, backends, frontends — as typed,
+// validated values with stable keys. The config file, the command socket, Pulsar
+// messages and saved state all describe changes with these same objects.
+
+import * as D from '../defaults.js';
+import { parseHostRule } from '../router/host-rule.js';
+import { parsePathRule } from '../router/path-rule.js';
+import { formatAddress, parseAddress } from './address.js';
+import {
+  bool,
+  dict,
+  type Field,
+  int,
+  list,
+  type ObjectOf,
+  object,
+  oneOf,
+  type Schema,
+  str,
+} from './schema.js';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const idCheck = (s: string) =>
+  ID.test(s)
+    ? undefined
+    : `"${s}": ids are 1-128 characters of letters, digits, '.', '_' and '-', starting with a letter or digit`;
+
+/** Statuses kakehi answers itself, whose page an operator may replace. */
+export const ANSWER_STATUSES = [
+  '400',
+  '403',
+  '404',
+  '408',
+  '413',
+  '421',
+  '431',
+  '502',
+  '503',
+  '504',
+] as const;
+
+const answers = dict(str({ maxLength: 64 * 1024 }), {
+  keyCheck: (k) =>
+    (ANSWER_STATUSES as readonly string[]).includes(k)
+      ? undefined
+      : `kakehi answers only ${ANSWER_STATUSES.join(', ')} itself; no page can be set for ${k}`,
+});
+
+const listenAddress = str({
+  check: (s) => {
+    const a = parseAddress(s, { allowPortZero: true });
+    return typeof a === 'string' ? a : undefined;
+  },
+});
+const backendAddress = str({
+  check: (s) => {
+    const a = parseAddress(s, { allowPortZero: false });
+    return typeof a === 'string' ? a : undefined;
+  },
+});
+const ms = (max: number) => int({ min: 1, max });
+
+export const listenerSchema = object(
+  {
+    address: { schema: listenAddress, required: true, doc: 'host:port to listen on; its stable key' },
+    protocol: {
+      schema: oneOf(['http'] as const),
+      default: 'http',
+      doc: 'http (https arrives with TLS support)',
+    },
+    answers: { schema: answers, default: {}, doc: 'page bodies replacing the built-in answers, by status' },
+    request_head_timeout_ms: {
+      schema: ms(3_600_000),
+      default: D.REQUEST_HEAD_TIMEOUT_MS,
+      doc: 'a request head not complete this long after its first byte gets 408',
+    },
+    keepalive_timeout_ms: {
+      schema: ms(3_600_000),
+      default: D.KEEPALIVE_TIMEOUT_MS,
+      doc: 'an idle client connection between requests is closed after this',
+    },
+    front_timeout_ms: {
+      schema: ms(3_600_000),
+      default: D.FRONT_TIMEOUT_MS,
+      doc: 'a client silent this long while sending a request body is dropped',
+    },
+    max_header_bytes: {
+      schema: int({ min: 1024, max: 1024 * 1024 }),
+      default: D.MAX_HEADER_BYTES,
+      doc: 'largest request head accepted; larger gets 431',
+    },
+  },
+  {
+    renamed: {
+      idle_timeout: 'keepalive_timeout_ms',
+      front_timeout: 'front_timeout_ms',
+      request_timeout: 'request_head_timeout_ms',
+      buffer_size: 'max_header_bytes',
+    },
+  },
+);
+export type Listener = ObjectOf<typeof listenerSchema.fields>;
+
+const backendFields = {
+  id: { schema: str({ check: idCheck }), required: true, doc: 'unique within its cluster' },
+  address: { schema: backendAddress, required: true, doc: 'host:port of the backend server' },
+  weight: {
+    schema: int({ min: 0, max: 10_000 }),
+    default: D.BACKEND_WEIGHT,
+    doc: 'share of traffic under random balancing; 0 takes none',
+  },
+  backup: { schema: bool(), default: false, doc: 'used only when no primary backend is available' },
+} satisfies Record<string, Field<unknown>>;
+const backendRenames = { backend_id: 'id', load_balancing_parameters: 'weight' };
+
+/** A backend as nested under its cluster in the config file. */
+export const nestedBackendSchema = object(backendFields, { renamed: backendRenames });
+/** A backend on its own, as a change names it: it carries its cluster. */
+export const backendSchema = object(
+  {
+    cluster: { schema: str({ check: idCheck }), required: true, doc: 'the cluster it belongs to' },
+    ...backendFields,
+  },
+  { renamed: { ...backendRenames, cluster_id: 'cluster' } },
+);
+export type Backend = ObjectOf<typeof backendSchema.fields>;
+
+export const LOAD_BALANCING = ['round_robin', 'random', 'least_connections', 'power_of_two'] as const;
+
+const clusterFields = {
+  id: { schema: str({ check: idCheck }), required: true, doc: 'stable key' },
+  load_balancing: { schema: oneOf(LOAD_BALANCING), default: 'round_robin' },
+  answers: { schema: answers, default: {}, doc: 'page bodies replacing the listener and built-in answers' },
+  connect_attempts: {
+    schema: int({ min: 1, max: 10 }),
+    default: D.CONNECT_ATTEMPTS,
+    doc: 'connection attempts per request, each to another backend where there is one',
+  },
+  connect_timeout_ms: { schema: ms(600_000), default: D.CONNECT_TIMEOUT_MS },
+  backend_timeout_ms: {
+    schema: ms(3_600_000),
+    default: D.BACKEND_TIMEOUT_MS,
+    doc: 'a backend silent this long (before or within its response) gets the client a 504 or a close',
+  },
+  websocket_idle_timeout_ms: { schema: ms(86_400_000), default: D.WEBSOCKET_IDLE_TIMEOUT_MS },
+  sticky_session: {
+    schema: oneOf([false] as const),
+    default: false,
+    doc: 'reserved: sticky sessions are not built yet',
+  },
+  https_redirect: {
+    schema: oneOf([false] as const),
+    default: false,
+    doc: 'reserved: arrives with HTTPS listeners',
+  },
+} satisfies Record<string, Field<unknown>>;
+const clusterRenames = {
+  cluster_id: 'id',
+  retries: 'connect_attempts',
+  connect_timeout: 'connect_timeout_ms',
+  back_timeout: 'backend_timeout_ms',
+};
+
+export const clusterSchema = object(clusterFields, { renamed: clusterRenames });
+export type Cluster = ObjectOf<typeof clusterSchema.fields>;
+
+/** A cluster as written in the config file: with its backends inside. */
+export const clusterWithBackendsSchema = object(
+  { ...clusterFields, backends: { schema: list(nestedBackendSchema, { maxItems: 10_000 }), default: [] } },
+  { renamed: clusterRenames },
+);
+
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+const redirectSchema = object({
+  to: {
+    schema: str({
+      check: (s) => (/^https?:\/\/|^\//.test(s) ? undefined : 'must start with http://, https:// or /'),
+    }),
+    required: true,
+    doc: 'location; {host} and {path} (with query) are replaced from the request',
+  },
+  status: { schema: oneOf([301, 302, 307, 308] as const), default: 301 },
+});
+
+export const frontendSchema = object(
+  {
+    listener: { schema: listenAddress, doc: 'address of the listener it belongs to; absent: every listener' },
+    hostname: {
+      schema: str({ maxLength: 253, check: (s) => ruleProblem(() => parseHostRule(s)) }),
+      required: true,
+      doc: 'exact name, *.wildcard (one label), /regex/ labels, or * for any',
+    },
+    path: { schema: str({ maxLength: 2048 }), default: '/', doc: 'path rule value' },
+    path_type: { schema: oneOf(['prefix', 'exact', 'regex'] as const), default: 'prefix' },
+    method: {
+      schema: str({ check: (s) => (METHOD.test(s) ? undefined : `"${s}" is not an HTTP method token`) }),
+      doc: 'only requests with this method match',
+    },
+    cluster: { schema: str({ check: idCheck }), doc: 'the cluster that serves it' },
+    deny: { schema: oneOf([true] as const), doc: 'answer 403 instead of forwarding' },
+    redirect: { schema: redirectSchema, doc: 'answer a redirect instead of forwarding' },
+    tags: {
+      schema: dict(str({ minLength: 0, maxLength: 256 }), { maxEntries: 32 }),
+      default: {},
+      doc: 'copied into access log lines',
+    },
+  },
+  {
+    renamed: { address: 'listener', cluster_id: 'cluster', domain: 'hostname', host: 'hostname' },
+    check: (f, path, issues) => {
+      const actions = [f.cluster !== undefined, f.deny !== undefined, f.redirect !== undefined].filter(
+        Boolean,
+      ).length;
+      if (actions !== 1) {
+        issues.push({ path, reason: 'needs exactly one of cluster, deny or redirect' });
+      }
+      const problem = ruleProblem(() => parsePathRule(f.path_type, f.path));
+      if (problem !== undefined)
+        issues.push({ path: path === '' ? 'path' : `${path}.path`, reason: problem });
+    },
+  },
+);
+export type Frontend = ObjectOf<typeof frontendSchema.fields>;
+
+function ruleProblem(parse: () => unknown): string | undefined {
+  try {
+    parse();
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+// Stable keys: "put" of an object with an existing key replaces it.
+export function listenerKey(l: Pick<Listener, 'address'>): string {
+  const a = parseAddress(l.address, { allowPortZero: true });
+  return typeof a === 'string' ? l.address : formatAddress(a);
+}
+export function backendKey(b: Pick<Backend, 'cluster' | 'id'>): string {
+  return `${b.cluster}/${b.id}`;
+}
+export function frontendKey(
+  f: Pick<Frontend, 'listener' | 'hostname' | 'path' | 'path_type' | 'method'>,
+): string {
+  const listener = f.listener === undefined ? '*' : listenerKey({ address: f.listener });
+  return `${listener};${f.hostname.toLowerCase()};${f.path_type}:${f.path};${f.method ?? '*'}`;
+}
+
+export type { Schema };

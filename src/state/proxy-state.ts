@@ -1,0 +1,63 @@
+// The routing state as one immutable value: every object by its stable key,
+// and the invariants that must hold between them (references resolve). The
+// data plane builds its routing tables from one of these at a time.
+
+import type { FieldIssue } from '../errors.js';
+import {
+  type Backend,
+  type Cluster,
+  type Frontend,
+  frontendKey,
+  type Listener,
+  listenerKey,
+} from '../model/objects.js';
+
+export interface ProxyState {
+  readonly listeners: ReadonlyMap<string, Listener>;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+  /** Keyed `cluster/id`. */
+  readonly backends: ReadonlyMap<string, Backend>;
+  readonly frontends: ReadonlyMap<string, Frontend>;
+}
+
+export function emptyState(): ProxyState {
+  return { listeners: new Map(), clusters: new Map(), backends: new Map(), frontends: new Map() };
+}
+
+/** Every reference that does not resolve, named by the object that holds it. */
+export function referenceIssues(state: ProxyState): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  for (const [key, b] of state.backends) {
+    if (!state.clusters.has(b.cluster)) {
+      issues.push({ path: `backend ${key}`, reason: `cluster "${b.cluster}" does not exist` });
+    }
+  }
+  for (const [key, f] of state.frontends) {
+    if (f.cluster !== undefined && !state.clusters.has(f.cluster)) {
+      issues.push({ path: `frontend ${key}`, reason: `cluster "${f.cluster}" does not exist` });
+    }
+    if (f.listener !== undefined && !state.listeners.has(listenerKey({ address: f.listener }))) {
+      issues.push({ path: `frontend ${key}`, reason: `listener "${f.listener}" does not exist` });
+    }
+  }
+  return issues;
+}
+
+/** Backends of one cluster, in insertion order. */
+export function clusterBackends(state: ProxyState, clusterId: string): Backend[] {
+  const out: Backend[] = [];
+  for (const b of state.backends.values()) if (b.cluster === clusterId) out.push(b);
+  return out;
+}
+
+/** Frontends that apply to a listener: its own and those for every listener. */
+export function listenerFrontends(state: ProxyState, listener: Listener): Frontend[] {
+  const key = listenerKey(listener);
+  const out: Frontend[] = [];
+  for (const f of state.frontends.values()) {
+    if (f.listener === undefined || listenerKey({ address: f.listener }) === key) out.push(f);
+  }
+  return out;
+}
+
+export { frontendKey };
