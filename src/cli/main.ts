@@ -1,0 +1,173 @@
+#!/usr/bin/env node
+// The `kakehi` command: run the proxy, validate a configuration, print the
+// configuration schema. Output for humans is plain text; logs are JSON.
+
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { configSchema } from '../config/config-schema.js';
+import { embeddedDefault } from '../config/embedded-default.js';
+import { type Config, loadConfigFile } from '../config/load-config.js';
+import { ERROR_CODES, formatIssue, KakehiError } from '../errors.js';
+import { handleSignals, startProxy } from '../main/proxy-process.js';
+import { parseArgs } from './args.js';
+import { EXIT } from './exit-codes.js';
+
+const MAIN_HELP = `kakehi — edge reverse proxy and load balancer
+
+Usage: kakehi <command> [options]
+
+Commands:
+  run        run the proxy (with no -c: the embedded default on 127.0.0.1:8080)
+  validate   check a configuration file and print every error
+  schema     print the JSON Schema of the configuration file (for editors)
+  version    print the version
+
+Run 'kakehi <command> --help' for a command's options.
+
+Exit codes: 0 ok, 1 failure, 2 wrong usage, 3 invalid configuration.
+`;
+
+const HELP: Record<string, string> = {
+  run: `Usage: kakehi run [-c FILE]
+
+Runs the proxy in the foreground. Logs are JSON lines on stderr; access log
+lines go where the configuration's access_log says (stdout by default).
+SIGTERM or SIGINT drains in-flight requests (drain_timeout_ms) and exits 0.
+
+Options:
+  -c, --config FILE   configuration file (YAML); without it, the embedded
+                      default listens on 127.0.0.1:8080
+  -h, --help          this help
+`,
+  validate: `Usage: kakehi validate -c FILE
+
+Checks a configuration file without running it, printing every error with its
+place (e.g. frontends[3].hostname). Exits 0 when valid, 3 when not.
+
+Options:
+  -c, --config FILE   configuration file (YAML)
+  -q, --quiet         print nothing when valid
+  -h, --help          this help
+`,
+  schema: `Usage: kakehi schema
+
+Prints the JSON Schema of the configuration file, for editors that check YAML
+against a schema (e.g. '# yaml-language-server: $schema=kakehi.schema.json').
+`,
+  version: 'Usage: kakehi version\n\nPrints the version.\n',
+};
+
+function version(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const pkg = JSON.parse(readFileSync(join(here, '..', '..', '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function usage(message: string, command?: string): number {
+  process.stderr.write(`kakehi: ${message}\n\n${command ? HELP[command] : MAIN_HELP}`);
+  return EXIT.USAGE;
+}
+
+function reportConfigError(err: unknown): number {
+  if (
+    err instanceof KakehiError &&
+    (err.code === 'KKH_CONFIG_INVALID' || err.code === 'KKH_CONFIG_UNREADABLE')
+  ) {
+    process.stderr.write(`kakehi: ${err.message}\n`);
+    return EXIT.CONFIG;
+  }
+  throw err;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(MAIN_HELP);
+    return command === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  if (command === '--version' || command === 'version') {
+    process.stdout.write(`kakehi ${version()}\n`);
+    return EXIT.OK;
+  }
+  if (!(command in HELP)) return usage(`unknown command "${command}"`);
+  const parsed = parseArgs(rest, {
+    config: { value: true, short: 'c' },
+    help: { value: false, short: 'h' },
+    ...(command === 'validate' ? { quiet: { value: false, short: 'q' } } : {}),
+  });
+  if ('error' in parsed) return usage(parsed.error, command);
+  if (parsed.flags.has('help')) {
+    process.stdout.write(HELP[command]!);
+    return EXIT.OK;
+  }
+  if (parsed.positional.length > 0) return usage(`unexpected argument "${parsed.positional[0]}"`, command);
+  const file = parsed.flags.get('config');
+
+  switch (command) {
+    case 'schema':
+      process.stdout.write(
+        `${JSON.stringify({ $schema: 'https://json-schema.org/draft/2020-12/schema', title: 'kakehi configuration', ...configSchema.json }, null, 2)}\n`,
+      );
+      return EXIT.OK;
+    case 'validate': {
+      if (typeof file !== 'string') return usage('validate needs -c FILE', command);
+      let config: Config;
+      try {
+        config = loadConfigFile(file);
+      } catch (err) {
+        return reportConfigError(err);
+      }
+      if (!parsed.flags.has('quiet')) {
+        const s = config.state;
+        process.stdout.write(
+          `${file} is valid: ${s.listeners.size} listeners, ${s.clusters.size} clusters, ${s.backends.size} backends, ${s.frontends.size} frontends\n`,
+        );
+      }
+      return EXIT.OK;
+    }
+    case 'run': {
+      let config: Config;
+      try {
+        config = typeof file === 'string' ? loadConfigFile(file) : embeddedDefault();
+      } catch (err) {
+        return reportConfigError(err);
+      }
+      try {
+        const proxy = await startProxy(config);
+        handleSignals(proxy);
+        if (typeof file !== 'string') {
+          process.stderr.write(
+            `kakehi: running the embedded default; try http://${config.state.listeners.keys().next().value}/\n`,
+          );
+        }
+        return -1; // keep running
+      } catch (err) {
+        if (err instanceof KakehiError) {
+          process.stderr.write(`kakehi: ${err.message}\n`);
+          return EXIT.FAILURE;
+        }
+        throw err;
+      }
+    }
+    default:
+      process.stdout.write(HELP[command]!);
+      return EXIT.OK;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(
+      `kakehi: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = EXIT.FAILURE;
+  },
+);
+
+export { ERROR_CODES, formatIssue };

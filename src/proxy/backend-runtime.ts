@@ -1,0 +1,187 @@
+// A backend as the data plane sees it: its connection pool (bounded idle and
+// total), its in-flight count for the balancer, and its health from connection
+// outcomes: consecutive failures back it off exponentially, with jitter, and
+// past a threshold it is reported down until a connection succeeds.
+
+import { connect } from 'node:net';
+import type { Candidate } from '../balancer/candidate.js';
+import * as D from '../defaults.js';
+import type { Backend } from '../model/objects.js';
+import { UpstreamConnection } from './upstream-connection.js';
+
+export type HealthEvent = {
+  type: 'backend_down' | 'backend_up';
+  backend: string;
+  cluster: string;
+  address: string;
+};
+
+export class ConnectError extends Error {
+  constructor(
+    message: string,
+    readonly timedOut: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export class BackendRuntime implements Candidate {
+  readonly id: string;
+  weight: number;
+  backup: boolean;
+  available = true;
+  active = 0;
+  /** Open connections, idle or in use. */
+  open = 0;
+  failures = 0;
+  retryAt = 0;
+  down = false;
+  /** Removed from the state: finish in-flight requests, keep nothing idle. */
+  retired = false;
+  private readonly idle: UpstreamConnection[] = [];
+  private readonly host: string;
+  private readonly port: number;
+
+  constructor(
+    readonly spec: Backend,
+    private readonly onHealth: (e: HealthEvent) => void,
+  ) {
+    this.id = spec.id;
+    this.weight = spec.weight;
+    this.backup = spec.backup;
+    const colon = spec.address.lastIndexOf(':');
+    this.host = spec.address.slice(0, colon).replace(/^\[|\]$/g, '');
+    this.port = Number(spec.address.slice(colon + 1));
+  }
+
+  /** Re-evaluates `available` from the backoff clock; called before a pick. */
+  refresh(now: number): void {
+    if (!this.available && now >= this.retryAt) this.available = true;
+  }
+
+  /** An idle pooled connection, or undefined. Stale ones are dropped on the way. */
+  takeIdle(now: number): UpstreamConnection | undefined {
+    for (;;) {
+      const conn = this.idle.pop();
+      if (conn === undefined) return undefined;
+      if (!conn.closed && now - conn.idleSince < this.idleLimitMs(conn)) return conn;
+      conn.destroy();
+    }
+  }
+
+  private idleLimitMs(conn: UpstreamConnection): number {
+    // Keep clear of the backend's own timeout by a second, so we rarely write
+    // to a connection it is closing.
+    return conn.keepAliveMs > 0
+      ? Math.min(D.BACKEND_IDLE_TIMEOUT_MS, conn.keepAliveMs - 1000)
+      : D.BACKEND_IDLE_TIMEOUT_MS;
+  }
+
+  connect(
+    timeoutMs: number,
+    done: (err: ConnectError | undefined, conn: UpstreamConnection | undefined) => void,
+  ): void {
+    if (this.open >= D.BACKEND_MAX_CONNECTIONS) {
+      done(
+        new ConnectError(
+          `backend ${this.spec.cluster}/${this.id} is at its limit of ${D.BACKEND_MAX_CONNECTIONS} connections`,
+          false,
+        ),
+        undefined,
+      );
+      return;
+    }
+    this.open++;
+    const socket = connect({ host: this.host, port: this.port });
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      this.open--;
+      this.failed();
+      done(
+        new ConnectError(`connecting to ${this.spec.address} timed out after ${timeoutMs} ms`, true),
+        undefined,
+      );
+    }, timeoutMs);
+    const onError = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      this.open--;
+      this.failed();
+      done(new ConnectError(`connecting to ${this.spec.address} failed: ${err.message}`, false), undefined);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', onError);
+      this.succeeded();
+      done(undefined, new UpstreamConnection(socket, this));
+    });
+  }
+
+  /** Pool hook: a connection closed for good. */
+  forget(conn: UpstreamConnection): void {
+    this.open--;
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+
+  release(conn: UpstreamConnection, now: number): void {
+    conn.owner = undefined;
+    conn.uses++;
+    if (this.retired || conn.closed || this.idle.length >= D.BACKEND_MAX_IDLE) {
+      conn.destroy();
+      return;
+    }
+    conn.idleSince = now;
+    this.idle.push(conn);
+  }
+
+  /** Closes idle connections past their time; returns how many remain. */
+  sweep(now: number): void {
+    for (const conn of [...this.idle]) {
+      if (now - conn.idleSince >= this.idleLimitMs(conn)) conn.destroy();
+    }
+  }
+
+  retire(): void {
+    this.retired = true;
+    for (const conn of [...this.idle]) conn.destroy();
+  }
+
+  private failed(): void {
+    this.failures++;
+    const backoff = Math.min(D.BACKEND_BACKOFF_BASE_MS * 2 ** (this.failures - 1), D.BACKEND_BACKOFF_MAX_MS);
+    this.retryAt = Date.now() + backoff / 2 + Math.random() * (backoff / 2);
+    this.available = false;
+    if (!this.down && this.failures >= D.BACKEND_DOWN_AFTER_FAILURES) {
+      this.down = true;
+      this.onHealth({
+        type: 'backend_down',
+        backend: this.id,
+        cluster: this.spec.cluster,
+        address: this.spec.address,
+      });
+    }
+  }
+
+  private succeeded(): void {
+    this.failures = 0;
+    this.available = true;
+    if (this.down) {
+      this.down = false;
+      this.onHealth({
+        type: 'backend_up',
+        backend: this.id,
+        cluster: this.spec.cluster,
+        address: this.spec.address,
+      });
+    }
+  }
+}

@@ -1,0 +1,794 @@
+// One client connection through its life: read a request head, route it, carry
+// the body to a backend and the response back, then the next request
+// (keep-alive, pipelining) or a WebSocket tunnel. Every wait has a timer, every
+// buffer a bound, and any failure closes both sides rather than hang either.
+
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import * as D from '../defaults.js';
+import { normalizeHost } from '../router/host-rule.js';
+import { answer } from './answers.js';
+import { type BackendRuntime, ConnectError } from './backend-runtime.js';
+import { ChunkedFramer } from './chunked-framer.js';
+import {
+  type ClusterRuntime,
+  chooseBackend,
+  type DataPlane,
+  type ListenerRuntime,
+  type RouteTarget,
+} from './data-plane.js';
+import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
+import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
+import { type RequestEnd, requestEnd } from './request-events.js';
+import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/** Where the connection is; moved only by the methods that own each step. */
+type Stage = 'head' | 'exchange' | 'tunnel' | 'closed';
+
+/** How the response body ends (RFC 9112 §6.3). */
+type BodyMode = 'none' | 'length' | 'chunked' | 'close';
+
+/** How long a closing connection may take to flush its last response. */
+const LINGER_MS = 5_000;
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+export interface SessionHost {
+  plane: DataPlane;
+  listenerKey: string;
+  /** Set while draining: finish the current exchange, then close. */
+  draining: boolean;
+  forget(session: ClientSession): void;
+}
+
+export class ClientSession implements UpstreamOwner {
+  private stage: Stage = 'head';
+  private buf: Buffer | undefined;
+  private scanFrom = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private upTimer: NodeJS.Timeout | undefined;
+  private readPaused = false;
+  /** The head timer runs (from the first byte of a request head). */
+  private headTimed = false;
+  private clientEnded = false;
+  private readonly info: ClientInfo;
+  private readonly clientLabel: string;
+
+  // The exchange in flight (one at a time; pipelined requests wait in buf).
+  private listener: ListenerRuntime | undefined;
+  private req: RequestHead | undefined;
+  private requestId = '';
+  private started = 0;
+  private target: RouteTarget | undefined;
+  private cluster: ClusterRuntime | undefined;
+  private backend: BackendRuntime | undefined;
+  private tried: BackendRuntime[] = [];
+  private upstream: UpstreamConnection | undefined;
+  private reqLeft = 0;
+  private reqFramer: ChunkedFramer | undefined;
+  private reqDone = true;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private resHeadBuf: Buffer | undefined;
+  private res: ResponseHead | undefined;
+  private resMode: BodyMode = 'none';
+  private resLeft = 0;
+  private resFramer: ChunkedFramer | undefined;
+  private dechunk = false;
+  private closeAfter = false;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private status = 0;
+  private sentAt = 0;
+  private backendMs = -1;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly host: SessionHost,
+    proto: 'http' | 'https',
+  ) {
+    this.info = { address: socket.remoteAddress ?? 'unknown', proto, port: socket.localPort ?? 0 };
+    this.clientLabel = `${this.info.address}:${socket.remotePort ?? 0}`;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    socket.on('end', () => this.onClientEnd());
+    socket.on('error', () => this.abort('client connection error'));
+    socket.on('close', () => this.abort('client closed the connection'));
+    socket.on('drain', () => this.onClientDrain());
+    this.armIdle();
+  }
+
+  /** Begins a graceful close: idle connections go now, busy ones after their response. */
+  drain(): void {
+    if (this.stage === 'head' && this.buf === undefined) this.close();
+    else this.closeAfter = true;
+  }
+
+  /** Ends the connection now, whatever it is doing. */
+  kill(reason: string): void {
+    this.abort(reason);
+  }
+
+  // ---- client side ----------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    switch (this.stage) {
+      case 'head':
+        this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
+        this.readHead();
+        return;
+      case 'exchange':
+        this.bytesInChunk(chunk);
+        return;
+      case 'tunnel':
+        this.clientTunnelData(chunk);
+        return;
+      case 'closed':
+        return;
+    }
+  }
+
+  private bytesInChunk(chunk: Buffer): void {
+    if (this.reqDone) {
+      this.holdPipelined(chunk);
+      return;
+    }
+    const end = this.bodyEnd(chunk, 0);
+    if (end < 0) return;
+    this.forwardBody(end === chunk.length ? chunk : chunk.subarray(0, end));
+    if (end < chunk.length) this.holdPipelined(chunk.subarray(end));
+  }
+
+  /** How much of chunk[from..] belongs to the request body; -1 after a framing error (already answered). */
+  private bodyEnd(chunk: Buffer, from: number): number {
+    if (this.reqFramer !== undefined) {
+      const end = this.reqFramer.feed(chunk, from, chunk.length);
+      if (end < 0) {
+        this.failRequestBody(`invalid chunked body: ${this.reqFramer.error}`);
+        return -1;
+      }
+      if (this.reqFramer.done) this.requestBodyComplete();
+      return end;
+    }
+    const n = Math.min(this.reqLeft, chunk.length - from);
+    this.reqLeft -= n;
+    if (this.reqLeft === 0) this.requestBodyComplete();
+    return from + n;
+  }
+
+  private requestBodyComplete(): void {
+    this.reqDone = true;
+    this.clearTimer();
+    if (this.upstream !== undefined) this.armBackendTimer();
+  }
+
+  private holdPipelined(chunk: Buffer): void {
+    this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.buf.length > D.PIPELINE_BUFFER_BYTES) this.pauseClient();
+  }
+
+  private onClientEnd(): void {
+    this.clientEnded = true;
+    if (this.stage === 'tunnel') {
+      this.upstream?.socket.end();
+      return;
+    }
+    if (this.stage === 'exchange' && !this.reqDone) {
+      this.abort('client ended the connection inside its request body');
+      return;
+    }
+    if (this.stage === 'head' && this.buf === undefined) this.close();
+    // Otherwise: answer what was asked, then close (see finishExchange).
+  }
+
+  private onClientDrain(): void {
+    if (this.stage === 'exchange' || this.stage === 'tunnel') this.upstream?.socket.resume();
+  }
+
+  private pauseClient(): void {
+    if (!this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private resumeClient(): void {
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  // ---- request head ---------------------------------------------------
+
+  private readHead(): void {
+    let buf = this.buf;
+    if (buf === undefined) return;
+    const listener = this.host.plane.listener(this.host.listenerKey);
+    if (listener === undefined) {
+      this.close(); // the listener was removed; its connections go with it
+      return;
+    }
+    this.listener = listener;
+    // RFC 9112 §2.2: empty lines before a request line are ignored; only CRLF pairs.
+    let skip = 0;
+    while (buf.length >= skip + 2 && buf[skip] === 13 && buf[skip + 1] === 10) skip += 2;
+    if (skip > 0) {
+      buf = skip === buf.length ? undefined : buf.subarray(skip);
+      this.buf = buf;
+      this.scanFrom = 0;
+      if (buf === undefined) return;
+    }
+    const idx = buf.indexOf(CRLFCRLF, this.scanFrom);
+    if (idx < 0) {
+      if (buf.length > listener.spec.max_header_bytes) {
+        this.answerAndClose(431, 'the request head is larger than this listener accepts');
+        return;
+      }
+      this.scanFrom = Math.max(0, buf.length - 3);
+      if (!this.headTimed) this.armHeadTimer(listener.spec.request_head_timeout_ms);
+      return;
+    }
+    const headEnd = idx + 4;
+    if (headEnd > listener.spec.max_header_bytes) {
+      this.answerAndClose(431, 'the request head is larger than this listener accepts');
+      return;
+    }
+    this.clearTimer();
+    this.headTimed = false;
+    const headText = buf.toString('latin1', 0, headEnd);
+    this.buf = headEnd === buf.length ? undefined : buf.subarray(headEnd);
+    this.scanFrom = 0;
+    this.started = performance.now();
+    this.bytesIn = headEnd;
+    this.bytesOut = 0;
+    this.backendMs = -1;
+    this.status = 0;
+    const parsed = parseRequestHead(headText);
+    if ('error' in parsed) {
+      this.requestId = randomUUID();
+      this.req = undefined;
+      this.answerAndClose(parsed.status, parsed.error);
+      return;
+    }
+    this.startExchange(parsed, listener);
+  }
+
+  private startExchange(req: RequestHead, listener: ListenerRuntime): void {
+    this.req = req;
+    this.requestId = req.requestId ?? randomUUID();
+    this.stage = 'exchange';
+    this.target = undefined;
+    this.cluster = undefined;
+    this.backend = undefined;
+    this.tried = [];
+    this.res = undefined;
+    this.resHeadBuf = undefined;
+    this.reqFramer = req.chunked ? new ChunkedFramer() : undefined;
+    this.reqLeft = req.chunked ? 0 : Math.max(req.contentLength, 0);
+    this.reqDone = !req.chunked && this.reqLeft === 0;
+    if (req.close || this.clientEnded || this.host.draining) this.closeAfter = true;
+
+    const host = normalizeHost(req.host);
+    if (host === undefined) {
+      this.answer(400, 'invalid Host');
+      return;
+    }
+    const target = listener.router.lookup(host, req.path, req.method);
+    if (target === undefined) {
+      this.answer(404, 'no route matches this host and path');
+      return;
+    }
+    this.target = target;
+    const f = target.frontend;
+    if (f.deny) {
+      this.answer(403, 'this route is closed');
+      return;
+    }
+    if (f.redirect !== undefined) {
+      const location = f.redirect.to.replaceAll('{host}', req.host).replaceAll('{path}', req.target);
+      this.answer(f.redirect.status, `moved to ${location}`, location);
+      return;
+    }
+    const cluster = target.cluster;
+    if (cluster === undefined) {
+      this.answer(503, 'the cluster of this route is not configured');
+      return;
+    }
+    this.cluster = cluster;
+    if (req.upgrade !== undefined && req.upgrade === 'websocket' && !req.wsKey) {
+      this.answer(400, 'WebSocket upgrade without Sec-WebSocket-Key');
+      return;
+    }
+    if (!this.reqDone) {
+      this.armBodyTimer();
+      // Body bytes that came with the head.
+      const rest = this.buf;
+      if (rest !== undefined) {
+        this.buf = undefined;
+        this.bytesInChunk(rest);
+        if (this.stage !== 'exchange') return;
+      }
+    }
+    // A pipelined request waits in buf: stop reading until this one is answered.
+    if (this.buf !== undefined && this.buf.length > D.PIPELINE_BUFFER_BYTES) this.pauseClient();
+    this.connectUpstream();
+  }
+
+  // ---- request body ---------------------------------------------------
+
+  private forwardBody(part: Buffer): void {
+    this.bytesIn += part.length;
+    this.refreshTimer();
+    if (this.upstream !== undefined) {
+      if (!this.upstream.write(part)) this.pauseClient();
+      return;
+    }
+    this.pending.push(part);
+    this.pendingBytes += part.length;
+    if (this.pendingBytes > D.PIPELINE_BUFFER_BYTES) this.pauseClient();
+  }
+
+  private failRequestBody(reason: string): void {
+    if (this.res === undefined && this.bytesOut === 0) this.answerAndClose(400, reason);
+    else this.abort(reason);
+  }
+
+  // ---- upstream -------------------------------------------------------
+
+  private connectUpstream(): void {
+    const cluster = this.cluster!;
+    const backend = chooseBackend(cluster, this.tried);
+    if (backend === undefined) {
+      this.answer(503, this.tried.length === 0 ? 'no backend is available' : 'no backend could be reached');
+      return;
+    }
+    this.tried.push(backend);
+    this.backend = backend;
+    backend.active++;
+    const idle = backend.takeIdle(Date.now());
+    if (idle !== undefined) {
+      this.attach(idle);
+      return;
+    }
+    backend.connect(cluster.spec.connect_timeout_ms, (err, conn) => {
+      if (this.stage !== 'exchange' || this.backend !== backend) {
+        // The client went away while we connected; keep the connection for others.
+        if (conn !== undefined) backend.release(conn, Date.now());
+        return;
+      }
+      if (err !== undefined || conn === undefined) {
+        backend.active--;
+        this.backend = undefined;
+        this.onConnectFailed(err ?? new ConnectError('no connection', false));
+        return;
+      }
+      this.attach(conn);
+    });
+  }
+
+  private onConnectFailed(err: ConnectError): void {
+    const cluster = this.cluster!;
+    if (this.tried.length < cluster.spec.connect_attempts && this.tried.length < cluster.backends.length) {
+      this.connectUpstream();
+      return;
+    }
+    this.answer(err.timedOut ? 504 : 502, err.message);
+  }
+
+  private attach(conn: UpstreamConnection): void {
+    const req = this.req!;
+    this.upstream = conn;
+    conn.owner = this;
+    const head = requestHeadForBackend(req, this.info, this.requestId);
+    const socket = conn.socket;
+    socket.cork();
+    conn.write(head);
+    let ok = true;
+    for (const part of this.pending) ok = conn.write(part);
+    socket.uncork();
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.sentAt = performance.now();
+    if (!ok) this.pauseClient();
+    else if (!this.reqDone) this.resumeClient();
+    if (this.reqDone) this.armBackendTimer();
+  }
+
+  onUpstreamDrain(): void {
+    if (this.stage === 'exchange' && !this.reqDone) this.resumeClient();
+    else if (this.stage === 'tunnel') this.socket.resume();
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.stage === 'tunnel') {
+      this.refreshTimer();
+      this.bytesOut += chunk.length;
+      if (!this.socket.write(chunk)) this.upstream?.socket.pause();
+      return;
+    }
+    if (this.stage !== 'exchange') return;
+    this.refreshBackendTimer();
+    if (this.res === undefined) {
+      this.readResponseHead(chunk);
+      return;
+    }
+    this.forwardResponse(chunk, 0);
+  }
+
+  private readResponseHead(chunk: Buffer): void {
+    let buf = this.resHeadBuf === undefined ? chunk : Buffer.concat([this.resHeadBuf, chunk]);
+    for (;;) {
+      const idx = buf.indexOf(CRLFCRLF);
+      if (idx < 0) {
+        if (buf.length > D.MAX_HEADER_BYTES) this.badResponse('the response head is too large');
+        else this.resHeadBuf = buf;
+        return;
+      }
+      const parsed = parseResponseHead(buf.toString('latin1', 0, idx + 4));
+      if ('error' in parsed) {
+        this.badResponse(parsed.error);
+        return;
+      }
+      const rest = idx + 4 === buf.length ? undefined : buf.subarray(idx + 4);
+      if (parsed.status >= 100 && parsed.status < 200 && parsed.status !== 101) {
+        // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
+        if (this.req!.version === 11) {
+          const head = responseHeadForClient(parsed, 'default', false);
+          this.bytesOut += head.length;
+          this.socket.write(head, 'latin1');
+        }
+        if (rest === undefined) {
+          this.resHeadBuf = undefined;
+          return;
+        }
+        buf = rest;
+        continue;
+      }
+      this.resHeadBuf = undefined;
+      if (this.backendMs < 0) this.backendMs = performance.now() - this.sentAt;
+      if (parsed.status === 101) {
+        this.startTunnel(parsed, rest);
+        return;
+      }
+      this.startResponse(parsed, rest);
+      return;
+    }
+  }
+
+  private startResponse(res: ResponseHead, rest: Buffer | undefined): void {
+    const req = this.req!;
+    this.res = res;
+    this.status = res.status;
+    if (req.method === 'HEAD' || res.status === 204 || res.status === 304) this.resMode = 'none';
+    else if (res.chunked) this.resMode = 'chunked';
+    else if (res.contentLength >= 0 && !res.otherEncoding) this.resMode = 'length';
+    else this.resMode = 'close';
+    this.resLeft = this.resMode === 'length' ? res.contentLength : 0;
+    this.resFramer = this.resMode === 'chunked' ? new ChunkedFramer() : undefined;
+    // An HTTP/1.0 client cannot read chunks: it gets the data, and the end is the close.
+    this.dechunk = this.resMode === 'chunked' && req.version === 10;
+    if (this.resMode === 'close' || this.dechunk || !this.reqDone) this.closeAfter = true;
+    const keep = !this.closeAfter;
+    const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';
+    const head = responseHeadForClient(res, connection, this.dechunk);
+    this.bytesOut += head.length;
+    if (this.resMode === 'none' || (this.resMode === 'length' && this.resLeft === 0)) {
+      this.socket.write(head, 'latin1');
+      this.responseComplete(rest);
+      return;
+    }
+    this.socket.cork();
+    this.socket.write(head, 'latin1');
+    if (rest !== undefined) this.forwardResponse(rest, 0);
+    this.socket.uncork();
+  }
+
+  private forwardResponse(chunk: Buffer, from: number): void {
+    let end = chunk.length;
+    let done = false;
+    if (this.resMode === 'length') {
+      const n = Math.min(this.resLeft, chunk.length - from);
+      this.resLeft -= n;
+      end = from + n;
+      done = this.resLeft === 0;
+    } else if (this.resMode === 'chunked') {
+      const framer = this.resFramer!;
+      if (this.dechunk) {
+        end = framer.feed(chunk, from, chunk.length, (a, b) => this.writeClient(chunk.subarray(a, b)));
+      } else end = framer.feed(chunk, from, chunk.length);
+      if (end < 0) {
+        this.abort(`invalid chunked response: ${framer.error}`);
+        return;
+      }
+      done = framer.done;
+    }
+    if (!this.dechunk && end > from)
+      this.writeClient(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
+    if (done) this.responseComplete(end < chunk.length ? chunk.subarray(end) : undefined);
+  }
+
+  private writeClient(data: Buffer): void {
+    this.bytesOut += data.length;
+    if (!this.socket.write(data)) this.upstream?.socket.pause();
+  }
+
+  onUpstreamClose(err: Error | undefined): void {
+    const conn = this.upstream;
+    this.upstream = undefined;
+    if (this.stage === 'tunnel') {
+      this.socket.end();
+      return;
+    }
+    if (this.stage !== 'exchange' || conn === undefined) return;
+    this.clearBackendTimer();
+    this.releaseBackend();
+    if (this.res !== undefined && this.resMode === 'close' && err === undefined) {
+      this.responseComplete(undefined);
+      return;
+    }
+    if (this.res === undefined && this.resHeadBuf === undefined) {
+      // A kept-alive connection the backend had already closed: safe to replay
+      // when nothing of the request can have been acted on twice.
+      if (
+        conn.uses > 0 &&
+        IDEMPOTENT.has(this.req!.method) &&
+        this.req!.contentLength <= 0 &&
+        !this.req!.chunked
+      ) {
+        this.tried.pop();
+        this.connectUpstream();
+        return;
+      }
+      this.answer(502, `the backend closed the connection before answering${err ? ` (${err.message})` : ''}`);
+      return;
+    }
+    // Mid-response: the client must see the response is cut, never wait on it.
+    this.abort('the backend closed the connection in the middle of its response');
+  }
+
+  private badResponse(reason: string): void {
+    this.upstream?.destroy();
+    this.upstream = undefined;
+    this.releaseBackend();
+    this.answer(502, `invalid response from the backend: ${reason}`);
+  }
+
+  private releaseBackend(): void {
+    if (this.backend !== undefined) {
+      this.backend.active--;
+      this.backend = undefined;
+    }
+  }
+
+  private responseComplete(extra: Buffer | undefined): void {
+    this.clearBackendTimer();
+    const conn = this.upstream;
+    this.upstream = undefined;
+    const backend = this.backend;
+    if (conn !== undefined && backend !== undefined) {
+      const res = this.res!;
+      const reusable = extra === undefined && !res.close && this.reqDone && this.resMode !== 'close';
+      if (reusable) {
+        if (res.keepAliveTimeoutS > 0) conn.keepAliveMs = res.keepAliveTimeoutS * 1000;
+        backend.release(conn, Date.now());
+      } else conn.destroy();
+    }
+    this.releaseBackend();
+    this.finishExchange(undefined);
+  }
+
+  // ---- WebSocket and other upgrades --------------------------------------
+
+  private startTunnel(res: ResponseHead, rest: Buffer | undefined): void {
+    const req = this.req!;
+    if (req.upgrade === undefined) {
+      this.badResponse('101 Switching Protocols to a request that asked for no upgrade');
+      return;
+    }
+    if (req.upgrade === 'websocket' && !res.wsAccept) {
+      this.badResponse('101 to a WebSocket request without Sec-WebSocket-Accept');
+      return;
+    }
+    this.status = 101;
+    this.res = res;
+    this.stage = 'tunnel';
+    this.clearBackendTimer();
+    const head = responseHeadForClient(res, 'upgrade', false);
+    this.bytesOut += head.length;
+    this.socket.write(head, 'latin1');
+    if (rest !== undefined) this.writeClient(rest);
+    // Bytes the client sent after its upgrade request belong to the new protocol.
+    const early = this.buf;
+    this.buf = undefined;
+    if (early !== undefined) this.clientTunnelData(early);
+    this.resumeClient();
+    this.armTimer(this.cluster!.spec.websocket_idle_timeout_ms, () => this.abort('WebSocket idle timeout'));
+    if (this.clientEnded) this.upstream?.socket.end();
+  }
+
+  private clientTunnelData(chunk: Buffer): void {
+    this.refreshTimer();
+    this.bytesIn += chunk.length;
+    const up = this.upstream;
+    if (up !== undefined && !up.write(chunk)) this.socket.pause();
+  }
+
+  // ---- answers and the end of an exchange --------------------------------
+
+  /** Answers on kakehi's own behalf; the connection stays open when it can. */
+  private answer(status: number, message: string, location?: string): void {
+    if (!this.reqDone) this.closeAfter = true; // the unread body can't be skipped safely
+    const listener = this.listener;
+    const key = String(status);
+    const template = this.cluster?.spec.answers[key] ?? listener?.spec.answers[key];
+    const buf = answer({
+      status,
+      requestId: this.requestId,
+      message,
+      template,
+      close: this.closeAfter,
+      ...(location === undefined ? {} : { location }),
+      headOnly: this.req?.method === 'HEAD',
+    });
+    this.status = status;
+    this.bytesOut += buf.length;
+    this.socket.write(buf);
+    if (this.upstream !== undefined) {
+      this.upstream.destroy();
+      this.upstream = undefined;
+    }
+    this.releaseBackend();
+    this.finishExchange(status >= 400 ? message : undefined);
+  }
+
+  private answerAndClose(status: number, message: string): void {
+    this.closeAfter = true;
+    this.stage = 'exchange';
+    this.answer(status, message);
+  }
+
+  private finishExchange(error: string | undefined): void {
+    this.clearBackendTimer();
+    this.publish(error);
+    this.req = undefined;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.closeAfter || this.host.draining) {
+      this.close();
+      return;
+    }
+    this.stage = 'head';
+    this.resumeClient();
+    if (this.buf !== undefined) this.readHead();
+    if (this.stage === 'head' && this.buf === undefined) this.armIdle();
+  }
+
+  private publish(error: string | undefined): void {
+    if (!requestEnd.hasSubscribers) return;
+    const req = this.req;
+    const event: RequestEnd = {
+      time: Date.now(),
+      listener: this.host.listenerKey,
+      client: this.clientLabel,
+      method: req?.method ?? '',
+      host: req?.host ?? '',
+      path: req?.path ?? '',
+      status: this.status,
+      cluster: this.cluster?.spec.id,
+      backend: this.tried.at(-1)?.id,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      durationMs: performance.now() - this.started,
+      backendMs: this.backendMs,
+      requestId: this.requestId,
+      tags: this.target?.frontend.tags,
+      error,
+    };
+    requestEnd.publish(event);
+  }
+
+  /** Ends everything now: both sockets, the exchange, the timers. Idempotent. */
+  private abort(reason: string): void {
+    if (this.stage === 'closed') return;
+    const inFlight = this.stage === 'exchange' || this.stage === 'tunnel';
+    const wasTunnel = this.stage === 'tunnel';
+    this.stage = 'closed';
+    this.clearTimer();
+    this.clearBackendTimer();
+    if (this.upstream !== undefined) {
+      const conn = this.upstream;
+      this.upstream = undefined;
+      conn.destroy();
+    }
+    this.releaseBackend();
+    if (inFlight && this.req !== undefined) {
+      if (this.status === 0) this.status = 499; // the nginx convention: client closed first
+      this.publish(wasTunnel ? undefined : reason);
+    }
+    this.socket.destroy();
+    this.host.forget(this);
+  }
+
+  /** Ends the connection after what was written is sent; a peer that won't read is cut off. */
+  private close(): void {
+    if (this.stage === 'closed') return;
+    this.stage = 'closed';
+    this.clearTimer();
+    this.clearBackendTimer();
+    this.socket.destroySoon();
+    setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
+    this.host.forget(this);
+  }
+
+  // ---- timers ----------------------------------------------------------
+
+  private armTimer(ms: number, fire: () => void): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = setTimeout(fire, ms);
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private refreshTimer(): void {
+    this.timer?.refresh();
+  }
+
+  private armIdle(): void {
+    const listener = this.host.plane.listener(this.host.listenerKey);
+    this.armTimer(listener?.spec.keepalive_timeout_ms ?? D.KEEPALIVE_TIMEOUT_MS, () => this.close());
+  }
+
+  private armHeadTimer(ms: number): void {
+    this.headTimed = true;
+    // Counted from the first byte and never extended: a slowloris client can't
+    // keep a connection by trickling bytes (RFC 9112 §9.3 leaves this to us).
+    this.armTimer(ms, () => {
+      this.requestId = randomUUID();
+      this.answerAndClose(408, 'the request head did not arrive in time');
+    });
+  }
+
+  private armBodyTimer(): void {
+    const ms = this.listener?.spec.front_timeout_ms ?? D.FRONT_TIMEOUT_MS;
+    this.armTimer(ms, () => this.failRequestBodyTimeout());
+  }
+
+  private failRequestBodyTimeout(): void {
+    if (this.res === undefined && this.bytesOut === 0) this.answerAndClose(408, 'the request body stalled');
+    else this.abort('the request body stalled');
+  }
+
+  private armBackendTimer(): void {
+    if (this.upTimer !== undefined) clearTimeout(this.upTimer);
+    const ms = this.cluster?.spec.backend_timeout_ms ?? D.BACKEND_TIMEOUT_MS;
+    this.upTimer = setTimeout(() => this.onBackendTimeout(ms), ms);
+  }
+
+  private refreshBackendTimer(): void {
+    this.upTimer?.refresh();
+  }
+
+  private clearBackendTimer(): void {
+    if (this.upTimer !== undefined) {
+      clearTimeout(this.upTimer);
+      this.upTimer = undefined;
+    }
+  }
+
+  private onBackendTimeout(ms: number): void {
+    this.upTimer = undefined;
+    if (this.stage !== 'exchange') return;
+    if (this.res === undefined) {
+      this.closeAfter = this.closeAfter || this.resHeadBuf !== undefined;
+      this.answer(504, `the backend did not answer within ${ms} ms`);
+    } else this.abort(`the backend stalled for ${ms} ms within its response`);
+  }
+}

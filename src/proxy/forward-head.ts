@@ -1,0 +1,118 @@
+// Writes the head a request or response carries across the proxy: hop-by-hop
+// fields removed (RFC 9110 §7.6.1), and on requests the forwarding fields set
+// (X-Forwarded-*, Forwarded per RFC 7239, X-Request-Id). Pure string building:
+// this runs once per request, so it avoids intermediate arrays.
+
+import type { RequestHead, ResponseHead } from './http1-head.js';
+
+export interface ClientInfo {
+  /** Client IP address, as the socket reports it. */
+  address: string;
+  /** "http" or "https". */
+  proto: string;
+  /** The listener's port as the client reached it. */
+  port: number;
+}
+
+// Names removed in both directions, whatever Connection says. Transfer-Encoding
+// is not here: chunked bodies pass through byte for byte, so their framing
+// header goes with them.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'upgrade',
+  'trailer',
+  'http2-settings',
+]);
+// Request fields kakehi sets itself; an incoming value is replaced, not trusted.
+const SET_ON_REQUEST = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-host',
+  'forwarded',
+  'x-request-id',
+]);
+
+function dropped(
+  lower: string,
+  connectionTokens: readonly string[],
+  extra: Set<string> | undefined,
+): boolean {
+  if (HOP_BY_HOP.has(lower) || extra?.has(lower) === true) return true;
+  // Fields the sender named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+  return connectionTokens.length > 0 && connectionTokens.includes(lower) && lower !== 'transfer-encoding';
+}
+
+// RFC 7239 §4: a value that is not a token must be a quoted-string.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+function forwardedValue(v: string): string {
+  return TOKEN.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
+}
+
+export function forwardedNode(address: string): string {
+  // IPv6 nodes are bracketed and quoted (RFC 7239 §6).
+  return address.includes(':') ? `"[${address}]"` : address;
+}
+
+export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requestId: string): string {
+  let out = `${req.method} ${req.target} HTTP/1.1\r\n`;
+  const names = req.names;
+  const values = req.values;
+  for (let i = 0; i < names.length; i++) {
+    const lower = names[i]!.toLowerCase();
+    if (dropped(lower, req.connectionTokens, SET_ON_REQUEST)) continue;
+    out += `${names[i]}: ${values[i]}\r\n`;
+  }
+  if (req.host === '') out += 'Host: \r\n';
+  const xff = req.forwardedFor === undefined ? client.address : `${req.forwardedFor}, ${client.address}`;
+  let fwd = `for=${forwardedNode(client.address)};proto=${client.proto}`;
+  if (req.host !== '') fwd += `;host=${forwardedValue(req.host)}`;
+  out +=
+    `X-Forwarded-For: ${xff}\r\n` +
+    `X-Forwarded-Proto: ${client.proto}\r\n` +
+    `X-Forwarded-Port: ${client.port}\r\n` +
+    (req.host === '' ? '' : `X-Forwarded-Host: ${req.host}\r\n`) +
+    `Forwarded: ${req.forwarded === undefined ? fwd : `${req.forwarded}, ${fwd}`}\r\n` +
+    `X-Request-Id: ${requestId}\r\n`;
+  if (req.upgrade !== undefined) out += `Connection: Upgrade\r\nUpgrade: ${upgradeHeader(req)}\r\n`;
+  return `${out}\r\n`;
+}
+
+function upgradeHeader(req: RequestHead): string {
+  for (let i = 0; i < req.names.length; i++) {
+    if (req.names[i]!.toLowerCase() === 'upgrade') return req.values[i]!;
+  }
+  return req.upgrade ?? '';
+}
+
+/**
+ * The response head for the client. `connection` is what kakehi will do with the
+ * client connection afterwards; `dechunk` drops Transfer-Encoding for an
+ * HTTP/1.0 client that gets the body de-chunked and the connection closed.
+ */
+export function responseHeadForClient(
+  res: ResponseHead,
+  connection: 'keep-alive' | 'close' | 'default' | 'upgrade',
+  dechunk: boolean,
+): string {
+  let out = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
+  const names = res.names;
+  const values = res.values;
+  for (let i = 0; i < names.length; i++) {
+    const lower = names[i]!.toLowerCase();
+    if (connection === 'upgrade' && lower === 'upgrade') {
+      out += `${names[i]}: ${values[i]}\r\n`;
+      continue;
+    }
+    if (dropped(lower, res.connectionTokens, undefined)) continue;
+    if (dechunk && lower === 'transfer-encoding') continue;
+    out += `${names[i]}: ${values[i]}\r\n`;
+  }
+  if (connection === 'close') out += 'Connection: close\r\n';
+  else if (connection === 'keep-alive') out += 'Connection: keep-alive\r\n';
+  else if (connection === 'upgrade') out += 'Connection: Upgrade\r\n';
+  return `${out}\r\n`;
+}

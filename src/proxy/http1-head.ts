@@ -1,0 +1,310 @@
+// Parses HTTP/1.1 request and response heads (start line and header fields)
+// strictly, as RFC 9112 asks of a proxy: every rule here closes a request
+// smuggling or header injection route, and the reason is kept for the 400.
+// I/O-free: fed the bytes of one complete head (up to and including CRLFCRLF).
+
+export type HeadError = { error: string; status: 400 | 431 | 501 | 505 };
+
+export interface RequestHead {
+  method: string;
+  /** Origin-form target as it will be forwarded (absolute-form is reduced). */
+  target: string;
+  /** Path without query, for routing. */
+  path: string;
+  version: 10 | 11;
+  /** Header names as received, and values; same index. */
+  names: string[];
+  values: string[];
+  host: string;
+  /** -1 when absent. */
+  contentLength: number;
+  chunked: boolean;
+  /** The client asked to close after this exchange (or is HTTP/1.0 without keep-alive). */
+  close: boolean;
+  /** Lowercased tokens of the Connection header. */
+  connectionTokens: string[];
+  /** Lowercased value of Upgrade when Connection has "upgrade". */
+  upgrade: string | undefined;
+  requestId: string | undefined;
+  forwardedFor: string | undefined;
+  forwarded: string | undefined;
+  wsKey: boolean;
+}
+
+export interface ResponseHead {
+  version: 10 | 11;
+  status: number;
+  /** Status line after the code, for forwarding verbatim. */
+  reason: string;
+  names: string[];
+  values: string[];
+  contentLength: number;
+  chunked: boolean;
+  /** Transfer-Encoding present but not ending in chunked: body runs until close. */
+  otherEncoding: boolean;
+  close: boolean;
+  connectionTokens: string[];
+  /** Seconds, from a Keep-Alive: timeout=N header; -1 when absent. */
+  keepAliveTimeoutS: number;
+  wsAccept: boolean;
+}
+
+// RFC 9110 §5.6.2 token, then ':' with no whitespace before it (RFC 9112 §5.1),
+// then a value of VCHAR, obs-text, SP and HTAB only: no CR, LF, NUL or other
+// control characters, which would let a value inject a header downstream.
+const FIELD_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*$/;
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Request target: visible ASCII only (RFC 9112 §3.2); spaces, controls and
+// obs-text are refused rather than guessed at.
+const TARGET = /^[\x21-\x7e]+$/;
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d{0,5})?$/;
+const REQUEST_ID = /^[A-Za-z0-9._:+/=-]{1,200}$/;
+const DIGITS = /^\d{1,15}$/;
+
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+function splitTokens(value: string, into: string[]): void {
+  for (const part of value.split(',')) {
+    const t = trimOws(part).toLowerCase();
+    if (t !== '') into.push(t);
+  }
+}
+
+/** Splits a head into lines; undefined if any line ends in a bare CR or LF. */
+function lines(head: string): string[] | undefined {
+  // head ends with CRLFCRLF; drop it, then every remaining separator must be CRLF.
+  const body = head.slice(0, head.length - 4);
+  const out = body.split('\r\n');
+  for (const l of out) {
+    if (l.includes('\r') || l.includes('\n')) return undefined;
+  }
+  return out;
+}
+
+export function parseRequestHead(head: string): RequestHead | HeadError {
+  const ls = lines(head);
+  if (ls === undefined) return { error: 'bare CR or LF in the request head', status: 400 };
+  const start = ls[0] ?? '';
+  const sp1 = start.indexOf(' ');
+  const sp2 = start.lastIndexOf(' ');
+  if (sp1 <= 0 || sp2 === sp1) {
+    return { error: 'request line must be "METHOD target HTTP/1.x" (HTTP/0.9 is not served)', status: 400 };
+  }
+  const method = start.slice(0, sp1);
+  let target = start.slice(sp1 + 1, sp2);
+  const versionText = start.slice(sp2 + 1);
+  if (!METHOD.test(method)) return { error: 'invalid method', status: 400 };
+  if (!TARGET.test(target)) return { error: 'invalid request target', status: 400 };
+  let version: 10 | 11;
+  if (versionText === 'HTTP/1.1') version = 11;
+  else if (versionText === 'HTTP/1.0') version = 10;
+  else if (/^HTTP\/\d\.\d$/.test(versionText))
+    return { error: `${versionText} is not supported`, status: 505 };
+  else return { error: 'request line must end in HTTP/1.0 or HTTP/1.1', status: 400 };
+
+  const names: string[] = [];
+  const values: string[] = [];
+  let host: string | undefined;
+  let hostCount = 0;
+  let contentLength = -1;
+  let clCount = 0;
+  let te: string[] | undefined;
+  const connectionTokens: string[] = [];
+  let upgradeValue: string | undefined;
+  let requestId: string | undefined;
+  let forwardedFor: string | undefined;
+  let forwarded: string | undefined;
+  let wsKey = false;
+
+  for (let i = 1; i < ls.length; i++) {
+    const line = ls[i]!;
+    if (!FIELD_LINE.test(line)) {
+      if (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
+        return { error: 'obsolete line folding in a header field', status: 400 };
+      }
+      return { error: `invalid header field line ${i}`, status: 400 };
+    }
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon);
+    const value = trimOws(line.slice(colon + 1));
+    const lower = name.length <= 20 ? name.toLowerCase() : '';
+    switch (lower) {
+      case 'host':
+        hostCount++;
+        host = value;
+        break;
+      case 'content-length':
+        clCount++;
+        if (!DIGITS.test(value)) return { error: 'Content-Length is not a number', status: 400 };
+        contentLength = Number(value);
+        break;
+      case 'transfer-encoding':
+        te ??= [];
+        splitTokens(value, te);
+        break;
+      case 'connection':
+        splitTokens(value, connectionTokens);
+        break;
+      case 'upgrade':
+        upgradeValue = value.toLowerCase();
+        break;
+      case 'x-request-id':
+        requestId = value;
+        break;
+      case 'x-forwarded-for':
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        break;
+      case 'forwarded':
+        forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+        break;
+      case 'sec-websocket-key':
+        wsKey = value !== '';
+        break;
+    }
+    names.push(name);
+    values.push(value);
+  }
+
+  // Absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host.
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    if (method === 'OPTIONS' && target === '*') {
+      // asterisk-form: forwarded as is.
+    } else {
+      const m = /^https?:\/\/([^/?#]*)([^#]*)$/i.exec(target);
+      if (m === null)
+        return { error: 'request target must be a path or an absolute http(s) URI', status: 400 };
+      if (m[1] === '' || m[1]!.includes('@'))
+        return { error: 'absolute request target has no usable host', status: 400 };
+      host = m[1]!;
+      hostCount = Math.max(hostCount, 1);
+      target = m[2] === '' ? '/' : m[2]!;
+      if (target.charCodeAt(0) !== 47) target = `/${target}`;
+    }
+  }
+  if (hostCount > 1) return { error: 'more than one Host header', status: 400 };
+  if (host === undefined) {
+    if (version === 11) return { error: 'HTTP/1.1 request without Host', status: 400 };
+    host = '';
+  }
+  if (!HOST.test(host)) return { error: 'invalid Host', status: 400 };
+  const port = host.lastIndexOf(':');
+  if (port > host.lastIndexOf(']')) {
+    const p = host.slice(port + 1);
+    if (p !== '' && (Number(p) < 1 || Number(p) > 65535))
+      return { error: 'invalid port in Host', status: 400 };
+  }
+
+  let chunked = false;
+  if (te !== undefined) {
+    // RFC 9112 §6.1: with Content-Length too, the message is a smuggling attempt.
+    if (clCount > 0) return { error: 'both Content-Length and Transfer-Encoding', status: 400 };
+    if (version === 10) return { error: 'Transfer-Encoding in an HTTP/1.0 request', status: 400 };
+    if (te.length !== 1 || te[0] !== 'chunked') {
+      return {
+        error: `unsupported Transfer-Encoding "${te.join(', ')}"`,
+        status: te.at(-1) === 'chunked' ? 501 : 400,
+      };
+    }
+    chunked = true;
+  }
+  if (clCount > 1) return { error: 'more than one Content-Length', status: 400 };
+
+  const keepAlive = connectionTokens.includes('keep-alive');
+  const close = connectionTokens.includes('close') || (version === 10 && !keepAlive);
+  const upgrade = connectionTokens.includes('upgrade') && version === 11 ? upgradeValue : undefined;
+  const q = target.indexOf('?');
+  return {
+    method,
+    target,
+    path: q < 0 ? target : target.slice(0, q),
+    version,
+    names,
+    values,
+    host,
+    contentLength,
+    chunked,
+    close,
+    connectionTokens,
+    upgrade,
+    requestId: requestId !== undefined && REQUEST_ID.test(requestId) ? requestId : undefined,
+    forwardedFor,
+    forwarded,
+    wsKey,
+  };
+}
+
+export function parseResponseHead(head: string): ResponseHead | { error: string } {
+  const ls = lines(head);
+  if (ls === undefined) return { error: 'bare CR or LF in the response head' };
+  const start = ls[0] ?? '';
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: ([\t\x20-\x7e\x80-\xff]*))?$/.exec(start);
+  if (m === null) return { error: 'invalid status line' };
+  const status = Number(m[2]);
+  if (status < 100) return { error: 'invalid status code' };
+  const names: string[] = [];
+  const values: string[] = [];
+  let contentLength = -1;
+  let te: string[] | undefined;
+  const connectionTokens: string[] = [];
+  let keepAliveTimeoutS = -1;
+  let wsAccept = false;
+  for (let i = 1; i < ls.length; i++) {
+    const line = ls[i]!;
+    if (!FIELD_LINE.test(line)) return { error: `invalid header field line ${i}` };
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon);
+    const value = trimOws(line.slice(colon + 1));
+    const lower = name.length <= 20 ? name.toLowerCase() : '';
+    switch (lower) {
+      case 'content-length':
+        if (!DIGITS.test(value)) return { error: 'Content-Length is not a number' };
+        if (contentLength !== -1 && contentLength !== Number(value))
+          return { error: 'conflicting Content-Length' };
+        contentLength = Number(value);
+        break;
+      case 'transfer-encoding':
+        te ??= [];
+        splitTokens(value, te);
+        break;
+      case 'connection':
+        splitTokens(value, connectionTokens);
+        break;
+      case 'keep-alive': {
+        const t = /(?:^|[,\s])timeout=(\d{1,6})/i.exec(value);
+        if (t) keepAliveTimeoutS = Number(t[1]);
+        break;
+      }
+      case 'sec-websocket-accept':
+        wsAccept = value !== '';
+        break;
+    }
+    names.push(name);
+    values.push(value);
+  }
+  const version = m[1] === '1' ? 11 : 10;
+  const chunked = te !== undefined && te.at(-1) === 'chunked';
+  const otherEncoding = te !== undefined && !chunked;
+  const close =
+    connectionTokens.includes('close') || (version === 10 && !connectionTokens.includes('keep-alive'));
+  return {
+    version,
+    status,
+    reason: m[3] ?? '',
+    names,
+    values,
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length.
+    contentLength: te !== undefined ? -1 : contentLength,
+    chunked,
+    otherEncoding,
+    close,
+    connectionTokens,
+    keepAliveTimeoutS,
+    wsAccept,
+  };
+}

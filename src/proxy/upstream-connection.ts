@@ -1,0 +1,64 @@
+// One TCP connection to a backend, reused across requests. Socket handlers are
+// attached once; each request takes the connection as its `owner` and hands it
+// back, so keep-alive reuse costs no listener churn. An idle connection that
+// receives bytes or a close is dropped from the pool.
+
+import type { Socket } from 'node:net';
+
+export interface UpstreamOwner {
+  onUpstreamData(chunk: Buffer): void;
+  /** The backend closed its side or the socket failed; err when it failed. */
+  onUpstreamClose(err: Error | undefined): void;
+  onUpstreamDrain(): void;
+}
+
+export interface UpstreamPoolHooks {
+  /** The connection is gone for good (closed or destroyed). */
+  forget(conn: UpstreamConnection): void;
+}
+
+export class UpstreamConnection {
+  owner: UpstreamOwner | undefined;
+  /** Requests it has carried; > 0 means a request may meet a connection the backend already closed. */
+  uses = 0;
+  /** When it went idle, ms since epoch. */
+  idleSince = 0;
+  /** The backend's Keep-Alive timeout, when it gave one. */
+  keepAliveMs = -1;
+  closed = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly hooks: UpstreamPoolHooks,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.owner) this.owner.onUpstreamData(chunk);
+      else this.destroy(); // bytes nobody asked for: the connection can't be trusted again
+    });
+    socket.on('end', () => this.gone(undefined));
+    socket.on('error', (err) => this.gone(err));
+    socket.on('close', () => this.gone(undefined));
+    socket.on('drain', () => this.owner?.onUpstreamDrain());
+  }
+
+  private gone(err: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    const owner = this.owner;
+    this.owner = undefined;
+    this.socket.destroy();
+    this.hooks.forget(this);
+    owner?.onUpstreamClose(err);
+  }
+
+  write(data: Buffer | string): boolean {
+    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+  }
+
+  /** Closes without telling the owner: the caller is the owner, or there is none. */
+  destroy(): void {
+    this.owner = undefined;
+    this.gone(undefined);
+  }
+}

@@ -1,0 +1,115 @@
+// Real backend servers on 127.0.0.1 for integration tests: an echo server that
+// reports what it received, and raw TCP servers scripted to misbehave.
+
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net';
+
+export interface Backend {
+  port: number;
+  address: string;
+  /** Requests seen, in order. */
+  seen: Seen[];
+  close(): Promise<void>;
+  server: Server | TcpServer;
+}
+
+export interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  rawHeaders: string[];
+  bodyBytes: number;
+}
+
+function listen(server: Server | TcpServer): Promise<number> {
+  return new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      res(typeof a === 'object' && a !== null ? a.port : 0);
+    });
+  });
+}
+
+function closer(server: Server | TcpServer, sockets: Set<Socket>): () => Promise<void> {
+  return () =>
+    new Promise((res) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => res());
+    });
+}
+
+/** Answers every request with JSON describing it, after reading the whole body. `name` tells backends apart. */
+export async function echoBackend(
+  name: string,
+  handle?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => boolean | undefined,
+): Promise<Backend> {
+  const seen: Seen[] = [];
+  const sockets = new Set<Socket>();
+  const server = createHttpServer({ keepAliveTimeout: 5_000 }, (req, res) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (bytes <= 1024 * 1024) chunks.push(c);
+    });
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        bodyBytes: bytes,
+      });
+      if (handle?.(req, res, body) === true) return;
+      const out = JSON.stringify({
+        backend: name,
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        bodyBytes: bytes,
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
+      res.end(out);
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  const port = await listen(server);
+  return { port, address: `127.0.0.1:${port}`, seen, server, close: closer(server, sockets) };
+}
+
+/** A TCP server whose every connection is handed to `onConnection` (to misbehave on purpose). */
+export async function rawBackend(
+  onConnection: (socket: Socket, received: () => string) => void,
+): Promise<Backend> {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    let got = '';
+    s.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+    });
+    onConnection(s, () => got);
+  });
+  const port = await listen(server);
+  return { port, address: `127.0.0.1:${port}`, seen: [], server, close: closer(server, sockets) };
+}
+
+/** A port with nothing listening on it. */
+export async function closedPort(): Promise<number> {
+  const s = createTcpServer();
+  const port = await listen(s);
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

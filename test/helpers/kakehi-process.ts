@@ -1,0 +1,128 @@
+// Starts a real kakehi process (the compiled CLI) on a configuration, waits for
+// its listeners, and collects its JSON log and access log lines for asserts.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+
+export const CLI = resolve(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js');
+
+export interface LogLine {
+  [key: string]: unknown;
+  msg?: string;
+}
+
+export interface Kakehi {
+  proc: ChildProcess;
+  /** Bound ports of the listeners, in config order. */
+  ports: number[];
+  port: number;
+  configPath: string;
+  logs: LogLine[];
+  access: LogLine[];
+  /** Resolves with the exit code after the signal. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+  /** Resolves when `count` access lines have arrived. */
+  waitAccess(count: number): Promise<LogLine[]>;
+  waitLog(pred: (l: LogLine) => boolean): Promise<LogLine>;
+}
+
+function lineReader(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let rest = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    rest += chunk;
+    let nl = rest.indexOf('\n');
+    while (nl >= 0) {
+      onLine(rest.slice(0, nl));
+      rest = rest.slice(nl + 1);
+      nl = rest.indexOf('\n');
+    }
+  });
+}
+
+export async function startKakehi(
+  config: object | string,
+  opts: { timeoutMs?: number } = {},
+): Promise<Kakehi> {
+  const dir = mkdtempSync(join(tmpdir(), 'kakehi-test-'));
+  const configPath = join(dir, 'config.yaml');
+  writeFileSync(configPath, typeof config === 'string' ? config : stringify(config));
+  const proc = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: LogLine[] = [];
+  const access: LogLine[] = [];
+  const raw: string[] = [];
+  const waiters: (() => void)[] = [];
+  const notify = () => {
+    for (const w of waiters.splice(0)) w();
+  };
+  const parse = (line: string, into: LogLine[]) => {
+    raw.push(line);
+    try {
+      into.push(JSON.parse(line) as LogLine);
+    } catch {
+      into.push({ msg: line, unparsed: true });
+    }
+    notify();
+  };
+  lineReader(proc.stderr!, (l) => parse(l, logs));
+  lineReader(proc.stdout!, (l) => parse(l, access));
+  const exited = new Promise<number | null>((res) =>
+    proc.on('exit', (code) => {
+      notify();
+      res(code);
+    }),
+  );
+  let exitCode: number | null | undefined;
+  void exited.then((c) => {
+    exitCode = c;
+  });
+
+  const until = <T>(check: () => T | undefined, what: string, ms: number): Promise<T> =>
+    new Promise((res, rej) => {
+      const timer = setTimeout(
+        () => rej(new Error(`timed out waiting for ${what}; output:\n${raw.join('\n')}`)),
+        ms,
+      );
+      const test = () => {
+        const v = check();
+        if (v !== undefined) {
+          clearTimeout(timer);
+          res(v);
+        } else if (exitCode !== undefined) {
+          clearTimeout(timer);
+          rej(new Error(`kakehi exited (${exitCode}) before ${what}; output:\n${raw.join('\n')}`));
+        } else waiters.push(test);
+      };
+      test();
+    });
+
+  await until(() => logs.find((l) => l.msg === 'kakehi ready'), 'kakehi ready', opts.timeoutMs ?? 15_000);
+  const ports = logs.filter((l) => l.msg === 'listening').map((l) => Number(l.port));
+  return {
+    proc,
+    ports,
+    port: ports[0] ?? 0,
+    configPath,
+    logs,
+    access,
+    exited,
+    stop(signal = 'SIGTERM') {
+      if (exitCode === undefined) proc.kill(signal);
+      return exited;
+    },
+    waitAccess(count) {
+      return until(
+        () => (access.length >= count ? access.slice(0, count) : undefined),
+        `${count} access log lines`,
+        10_000,
+      );
+    },
+    waitLog(pred) {
+      return until(() => logs.find(pred), 'a log line', 10_000);
+    },
+  };
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// The whole suite, as `npm test` runs it: finds the compiled test files under
+// dist/test, starts the services they need (see startServices), then hands
+// them to node:test. Exit code is node:test's own.
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+const testDir = join(root, 'dist', 'test');
+
+function findTests(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out.sort();
+}
+
+// Services the suite needs that the tests should not each start: each entry
+// returns { env, stop } and is started once before node:test runs.
+async function startServices() {
+  const started = [];
+  return started;
+}
+
+const filter = process.argv.slice(2);
+let files = findTests(testDir);
+if (filter.length > 0) files = files.filter((f) => filter.some((s) => f.includes(s)));
+if (files.length === 0) {
+  console.error(`no test files matched under ${testDir}`);
+  process.exit(2);
+}
+
+const services = await startServices();
+const env = { ...process.env };
+for (const s of services) Object.assign(env, s.env);
+
+const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', env });
+const code = await new Promise((res) => child.on('exit', (c, sig) => res(c ?? (sig ? 1 : 0))));
+for (const s of services.reverse()) await s.stop();
+process.exit(code);
