@@ -1,0 +1,578 @@
+// Consumer and Reader: SUBSCRIBE with durable or non-durable cursors, flow
+// control over a bounded receive queue, batch and codec unpacking (honouring
+// compacted_out and null_value), checksum checks, individual and cumulative
+// acks, seek, last-message-id, and resubscription with backoff after failures.
+
+import { Backoff } from './backoff.js';
+import { splitBatch } from './batch.js';
+import type { PulsarClient } from './client.js';
+import { decompress } from './compression.js';
+import type { CommandHandler, Connection } from './connection.js';
+import { PulsarClientError } from './errors.js';
+import type { Frame } from './frame.js';
+import { MessageId } from './message-id.js';
+import {
+  AckType,
+  CommandType,
+  CompressionType,
+  InitialPosition,
+  type KeyValue,
+  SubType,
+} from './pulsar-api.js';
+
+export const RECEIVER_QUEUE_SIZE = 100;
+/** The broker may overshoot permits by one batch; beyond this the connection is dropped. */
+const MAX_BATCH_MESSAGES = 10_000;
+
+export interface Message {
+  readonly topic: string;
+  readonly id: MessageId;
+  /** Partition key; undefined when the producer set none. */
+  readonly key: string | undefined;
+  readonly properties: Readonly<Record<string, string>>;
+  readonly payload: Uint8Array;
+  /** Set by the producer (null_value) or an empty payload on a keyed message: a compaction tombstone. */
+  readonly isTombstone: boolean;
+  readonly publishTime: Date;
+  readonly eventTime: Date | undefined;
+  readonly producerName: string;
+  readonly sequenceId: bigint;
+  readonly redeliveryCount: number;
+}
+
+export type SubscriptionType = 'exclusive' | 'failover' | 'shared';
+
+export interface ConsumerOptions {
+  topic: string;
+  subscription: string;
+  subscriptionType?: SubscriptionType;
+  /** false: the cursor lives only as long as this consumer (a Reader uses this). */
+  durable?: boolean;
+  /** Where a new subscription starts; default 'latest'. */
+  initialPosition?: 'earliest' | 'latest';
+  /** Non-durable only: start after this id (or at it with startMessageIdInclusive). */
+  startMessageId?: MessageId;
+  startMessageIdInclusive?: boolean;
+  readCompacted?: boolean;
+  /** Messages buffered before the app receives them (flow permits). Default 100. */
+  receiverQueueSize?: number;
+  consumerName?: string;
+}
+
+export type ReaderOptions = Omit<
+  ConsumerOptions,
+  'subscription' | 'durable' | 'subscriptionType' | 'initialPosition'
+> & {
+  subscription?: string;
+  /** Default MessageId.earliest. */
+  startMessageId?: MessageId;
+};
+
+type State = 'idle' | 'connecting' | 'ready' | 'closed';
+
+interface BatchTracker {
+  remaining: number;
+}
+
+const SUB_TYPES: Record<SubscriptionType, SubType> = {
+  exclusive: SubType.Exclusive,
+  failover: SubType.Failover,
+  shared: SubType.Shared,
+};
+
+export class Consumer implements CommandHandler {
+  readonly topic: string;
+  readonly id: bigint;
+  private readonly opts: ConsumerOptions;
+  private readonly queueSize: number;
+  private readonly queue: Message[] = [];
+  private readonly waiters: Array<{ resolve: (m: Message) => void; reject: (e: Error) => void }> = [];
+  private readonly batches = new Map<string, BatchTracker>();
+  private readonly backoff: Backoff;
+  private conn: Connection | undefined;
+  private state: State = 'idle';
+  private permitsToReturn = 0;
+  /** Messages at or before this id are dropped (reader resume, startMessageId exclusive). */
+  private skipUpTo: MessageId | undefined;
+  private lastDequeued: MessageId | undefined;
+  private startMessageId: MessageId | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private endOfTopic = false;
+  /** Latest activity flag from ACTIVE_CONSUMER_CHANGE (failover). */
+  isActive: boolean | undefined;
+
+  constructor(
+    private readonly client: PulsarClient,
+    opts: ConsumerOptions,
+  ) {
+    this.opts = opts;
+    this.topic = opts.topic;
+    this.id = client.newId();
+    this.queueSize = Math.max(1, opts.receiverQueueSize ?? RECEIVER_QUEUE_SIZE);
+    this.backoff = new Backoff({
+      initialMs: client.options.backoffInitialMs,
+      maxMs: client.options.backoffMaxMs,
+    });
+    this.startMessageId = opts.startMessageId;
+    if (opts.startMessageId && !opts.startMessageIdInclusive && !isSentinel(opts.startMessageId)) {
+      this.skipUpTo = opts.startMessageId;
+    }
+    if (opts.readCompacted && opts.subscriptionType === 'shared') {
+      throw new PulsarClientError(
+        'PULSAR_INVALID_ARGUMENT',
+        'readCompacted needs an exclusive or failover subscription',
+      );
+    }
+  }
+
+  /** Messages buffered and not yet received (bounded by receiverQueueSize plus one batch). */
+  get queuedMessages(): number {
+    return this.queue.length;
+  }
+
+  get hasReachedEndOfTopic(): boolean {
+    return this.endOfTopic;
+  }
+
+  /** A method, so TypeScript does not narrow `state` across awaits. */
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    this.state = 'connecting';
+    const conn = await this.client.lookup(this.topic);
+    if (this.isClosed) return;
+    conn.registerConsumer(this.id, this);
+    const requestId = conn.newRequestId();
+    const o = this.opts;
+    const durable = o.durable ?? true;
+    const subscribe: NonNullable<import('./pulsar-api.js').BaseCommand['subscribe']> = {
+      topic: this.topic,
+      subscription: o.subscription,
+      subType: SUB_TYPES[o.subscriptionType ?? 'exclusive'],
+      consumer_id: this.id,
+      request_id: requestId,
+      durable,
+      initialPosition: o.initialPosition === 'earliest' ? InitialPosition.Earliest : InitialPosition.Latest,
+      read_compacted: o.readCompacted ?? false,
+    };
+    if (o.consumerName) subscribe.consumer_name = o.consumerName;
+    // A resuming non-durable cursor restarts at the last message the app saw; older ones are skipped.
+    const start = !durable ? (this.lastDequeued ?? this.startMessageId) : undefined;
+    if (start) subscribe.start_message_id = start.toData();
+    try {
+      await conn.request(requestId, { type: CommandType.SUBSCRIBE, subscribe });
+    } catch (err) {
+      conn.unregisterConsumer(this.id);
+      throw err;
+    }
+    if (this.isClosed) {
+      conn.unregisterConsumer(this.id);
+      return;
+    }
+    this.conn = conn;
+    this.state = 'ready';
+    this.backoff.reset();
+    this.permitsToReturn = 0;
+    conn.send({ type: CommandType.FLOW, flow: { consumer_id: this.id, messagePermits: this.queueSize } });
+  }
+
+  onConnectionClosed(error: Error): void {
+    if (this.conn) this.conn = undefined;
+    this.scheduleReconnect(error);
+  }
+
+  private scheduleReconnect(error: Error): void {
+    if (this.state === 'closed' || this.reconnectTimer) return;
+    this.state = 'connecting';
+    // Unreceived messages are redelivered (durable) or re-read from lastDequeued (non-durable).
+    this.queue.length = 0;
+    this.batches.clear();
+    // Non-durable: drop what the app already saw. Durable: accept redelivery duplicates (at-least-once),
+    // since an ack lost while disconnected must see its message again.
+    if (this.lastDequeued && this.opts.durable === false) this.skipUpTo = this.lastDequeued;
+    const delayMs = this.backoff.next();
+    this.client.emit({ type: 'reconnecting', role: 'consumer', topic: this.topic, delayMs, error });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connect().then(
+        () => {
+          if (this.state === 'ready')
+            this.client.emit({ type: 'reconnected', role: 'consumer', topic: this.topic });
+        },
+        (err: Error) => this.scheduleReconnect(err),
+      );
+    }, delayMs);
+  }
+
+  /** Drops the connection (e.g. on a corrupt message) so the broker redelivers. */
+  private dropConnection(reason: string): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.unregisterConsumer(this.id);
+    this.scheduleReconnect(new PulsarClientError('PULSAR_PROTOCOL_ERROR', reason));
+  }
+
+  onFrame(f: Frame): void {
+    const c = f.command;
+    switch (c.type) {
+      case CommandType.MESSAGE:
+        this.onMessage(f);
+        return;
+      case CommandType.CLOSE_CONSUMER: {
+        // Topic unloaded or moved (or a seek): look it up again and resubscribe.
+        const conn = this.conn;
+        this.conn = undefined;
+        conn?.unregisterConsumer(this.id);
+        this.scheduleReconnect(
+          new PulsarClientError('PULSAR_CONNECTION_CLOSED', 'consumer closed by broker'),
+        );
+        return;
+      }
+      case CommandType.REACHED_END_OF_TOPIC:
+        this.endOfTopic = true;
+        return;
+      case CommandType.ACTIVE_CONSUMER_CHANGE:
+        this.isActive = c.active_consumer_change?.is_active ?? false;
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onMessage(f: Frame): void {
+    if (this.state !== 'ready') return;
+    const cmd = f.command.message;
+    const meta = f.metadata;
+    if (!cmd || !meta || !f.payload) return;
+    if (f.checksumValid === false) {
+      this.dropConnection(`checksum mismatch on message ${MessageId.fromData(cmd.message_id)}`);
+      return;
+    }
+    const entryId = MessageId.fromData(cmd.message_id);
+    const batched = meta.num_messages_in_batch !== undefined;
+    const count = batched ? (meta.num_messages_in_batch ?? 1) : 1;
+    if (count > MAX_BATCH_MESSAGES) {
+      this.dropConnection(`batch of ${count} messages exceeds ${MAX_BATCH_MESSAGES}`);
+      return;
+    }
+    let data: Uint8Array;
+    try {
+      if (meta.encryption_keys && meta.encryption_keys.length > 0) {
+        throw new PulsarClientError('PULSAR_UNSUPPORTED', 'encrypted messages are not supported');
+      }
+      data = decompress(
+        meta.compression ?? CompressionType.NONE,
+        f.payload,
+        meta.uncompressed_size ?? 0,
+        this.client.options.maxFrameBytes,
+      );
+    } catch (err) {
+      // Never ack what we could not read: reconnect, the broker redelivers.
+      this.dropConnection(`message ${entryId}: ${(err as Error).message}`);
+      return;
+    }
+    const base = {
+      topic: this.topic,
+      publishTime: new Date(Number(meta.publish_time)),
+      producerName: meta.producer_name,
+      redeliveryCount: cmd.redelivery_count ?? 0,
+    };
+    const delivered: Message[] = [];
+    let skipped = 0;
+    if (!batched) {
+      const id = new MessageId(entryId.ledgerId, entryId.entryId, entryId.partition);
+      const key = meta.null_partition_key ? undefined : meta.partition_key;
+      if (this.shouldSkip(id)) skipped++;
+      else
+        delivered.push({
+          ...base,
+          id,
+          key,
+          properties: toRecord(meta.properties),
+          payload: data,
+          isTombstone: meta.null_value === true || (data.length === 0 && key !== undefined),
+          eventTime: meta.event_time ? new Date(Number(meta.event_time)) : undefined,
+          sequenceId: meta.sequence_id,
+        });
+    } else {
+      let entries: ReturnType<typeof splitBatch>;
+      try {
+        entries = splitBatch(data, count);
+      } catch (err) {
+        this.dropConnection(`message ${entryId}: ${(err as Error).message}`);
+        return;
+      }
+      const ackSet = cmd.ack_set;
+      entries.forEach((e, i) => {
+        const id = new MessageId(entryId.ledgerId, entryId.entryId, entryId.partition, i, count);
+        const stillUnacked = !ackSet || isBitSet(ackSet, i);
+        if (e.meta.compacted_out || !stillUnacked || this.shouldSkip(id)) {
+          skipped++;
+          return;
+        }
+        const key = e.meta.null_partition_key ? undefined : e.meta.partition_key;
+        delivered.push({
+          ...base,
+          id,
+          key,
+          properties: toRecord(e.meta.properties),
+          payload: e.payload,
+          isTombstone: e.meta.null_value === true || (e.payload.length === 0 && key !== undefined),
+          eventTime: e.meta.event_time ? new Date(Number(e.meta.event_time)) : undefined,
+          sequenceId: e.meta.sequence_id ?? meta.sequence_id + BigInt(i),
+        });
+      });
+      if (delivered.length > 0) this.batches.set(entryKey(entryId), { remaining: delivered.length });
+      // Entries already acked or compacted away still need their entry acked on a durable cursor.
+      if (delivered.length === 0 && (this.opts.durable ?? true) && entries.length > 0) {
+        this.sendAck(AckType.Individual, entryId);
+      }
+    }
+    if (skipped > 0) this.returnPermits(skipped);
+    for (const m of delivered) {
+      const w = this.waiters.shift();
+      if (w) {
+        this.markDequeued(m);
+        w.resolve(m);
+      } else {
+        this.queue.push(m);
+      }
+    }
+  }
+
+  private shouldSkip(id: MessageId): boolean {
+    return this.skipUpTo !== undefined && id.compare(this.skipUpTo) <= 0;
+  }
+
+  private markDequeued(m: Message): void {
+    this.lastDequeued = m.id;
+    this.returnPermits(1);
+  }
+
+  /** Batches permit returns: FLOW once half the queue has been drained. */
+  private returnPermits(n: number): void {
+    this.permitsToReturn += n;
+    if (
+      this.permitsToReturn >= Math.max(1, Math.floor(this.queueSize / 2)) &&
+      this.conn &&
+      this.state === 'ready'
+    ) {
+      this.conn.send({
+        type: CommandType.FLOW,
+        flow: { consumer_id: this.id, messagePermits: this.permitsToReturn },
+      });
+      this.permitsToReturn = 0;
+    }
+  }
+
+  /** Next message; waits until one arrives, the signal aborts or the consumer closes. */
+  receive(signal?: AbortSignal): Promise<Message> {
+    if (this.state === 'closed')
+      return Promise.reject(new PulsarClientError('PULSAR_CLOSED', 'consumer is closed'));
+    const m = this.queue.shift();
+    if (m) {
+      this.markDequeued(m);
+      return Promise.resolve(m);
+    }
+    return new Promise((resolve, reject) => {
+      const w = { resolve, reject };
+      this.waiters.push(w);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(signal.reason ?? new PulsarClientError('PULSAR_TIMEOUT', 'receive aborted'));
+        },
+        { once: true },
+      );
+    });
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    while (this.state !== 'closed') {
+      try {
+        yield await this.receive();
+      } catch (err) {
+        if (this.isClosed) return;
+        throw err;
+      }
+    }
+  }
+
+  /** Acks one message; a batched message's entry is acked once all its delivered messages are. */
+  acknowledge(m: Message | MessageId): void {
+    const id = m instanceof MessageId ? m : m.id;
+    if (id.batchIndex >= 0) {
+      const key = entryKey(id);
+      const t = this.batches.get(key);
+      if (t) {
+        t.remaining--;
+        if (t.remaining > 0) return;
+        this.batches.delete(key);
+      }
+    }
+    this.sendAck(AckType.Individual, id.entry());
+  }
+
+  /** Acks everything up to and including `m`. Mid-batch, the previous entry is acked (at-least-once). */
+  acknowledgeCumulative(m: Message | MessageId): void {
+    if (this.opts.subscriptionType === 'shared') {
+      throw new PulsarClientError(
+        'PULSAR_INVALID_ARGUMENT',
+        'cumulative ack is not allowed on shared subscriptions',
+      );
+    }
+    const id = m instanceof MessageId ? m : m.id;
+    let target = id.entry();
+    if (id.batchIndex >= 0 && id.batchIndex < id.batchSize - 1) {
+      if (id.entryId === 0n) return;
+      target = new MessageId(id.ledgerId, id.entryId - 1n, id.partition);
+    }
+    for (const k of [...this.batches.keys()]) {
+      const [l, e] = k.split(':').map(BigInt) as [bigint, bigint];
+      if (new MessageId(l, e).compare(target) <= 0) this.batches.delete(k);
+    }
+    this.sendAck(AckType.Cumulative, target);
+  }
+
+  private sendAck(type: AckType, id: MessageId): void {
+    // Without a connection the ack is lost; the broker redelivers (at-least-once).
+    this.conn?.send({
+      type: CommandType.ACK,
+      ack: { consumer_id: this.id, ack_type: type, message_id: [id.toData()] },
+    });
+  }
+
+  /** The id of the last message written to the topic (for "caught up" checks). */
+  async getLastMessageId(): Promise<MessageId> {
+    const conn = await this.readyConnection();
+    const requestId = conn.newRequestId();
+    const res = await conn.request(requestId, {
+      type: CommandType.GET_LAST_MESSAGE_ID,
+      getLastMessageId: { consumer_id: this.id, request_id: requestId },
+    });
+    const r = res.getLastMessageIdResponse;
+    if (!r) throw new PulsarClientError('PULSAR_PROTOCOL_ERROR', 'unexpected answer to GET_LAST_MESSAGE_ID');
+    return MessageId.fromData(r.last_message_id);
+  }
+
+  /** Moves the subscription to `target` (a message id, or a publish time in ms); delivery restarts there. */
+  async seek(target: MessageId | number): Promise<void> {
+    const conn = await this.readyConnection();
+    const requestId = conn.newRequestId();
+    const seek: NonNullable<import('./pulsar-api.js').BaseCommand['seek']> = {
+      consumer_id: this.id,
+      request_id: requestId,
+    };
+    if (typeof target === 'number') seek.message_publish_time = BigInt(target);
+    else seek.message_id = target.entry().toData();
+    // The broker disconnects the consumer after a seek; it resumes from the new position.
+    this.queue.length = 0;
+    this.batches.clear();
+    this.lastDequeued = undefined;
+    this.skipUpTo = undefined;
+    this.startMessageId = typeof target === 'number' ? undefined : target;
+    await conn.request(requestId, { type: CommandType.SEEK, seek });
+  }
+
+  private async readyConnection(): Promise<Connection> {
+    if (this.state === 'closed') throw new PulsarClientError('PULSAR_CLOSED', 'consumer is closed');
+    if (this.conn && this.state === 'ready') return this.conn;
+    throw new PulsarClientError('PULSAR_CONNECTION_CLOSED', `consumer on ${this.topic} is reconnecting`);
+  }
+
+  /** Removes a durable subscription from the broker, then closes. */
+  async unsubscribe(): Promise<void> {
+    const conn = await this.readyConnection();
+    const requestId = conn.newRequestId();
+    await conn.request(requestId, {
+      type: CommandType.UNSUBSCRIBE,
+      unsubscribe: { consumer_id: this.id, request_id: requestId },
+    });
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.client.forget(this);
+    const err = new PulsarClientError('PULSAR_CLOSED', 'consumer is closed');
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.queue.length = 0;
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn && !conn.closed) {
+      const requestId = conn.newRequestId();
+      await conn
+        .request(requestId, {
+          type: CommandType.CLOSE_CONSUMER,
+          close_consumer: { consumer_id: this.id, request_id: requestId },
+        })
+        .catch(() => undefined);
+      conn.unregisterConsumer(this.id);
+    }
+  }
+}
+
+/** A non-durable, exclusive consumer that starts at a message id and never acks. */
+export class Reader {
+  readonly consumer: Consumer;
+
+  constructor(client: PulsarClient, opts: ReaderOptions) {
+    this.consumer = new Consumer(client, {
+      ...opts,
+      subscription:
+        opts.subscription ?? `reader-${client.newId()}-${Math.random().toString(36).slice(2, 10)}`,
+      subscriptionType: 'exclusive',
+      durable: false,
+      startMessageId: opts.startMessageId ?? MessageId.earliest,
+    });
+  }
+
+  readNext(signal?: AbortSignal): Promise<Message> {
+    return this.consumer.receive(signal);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return this.consumer[Symbol.asyncIterator]();
+  }
+
+  getLastMessageId(): Promise<MessageId> {
+    return this.consumer.getLastMessageId();
+  }
+
+  seek(target: MessageId | number): Promise<void> {
+    return this.consumer.seek(target);
+  }
+
+  close(): Promise<void> {
+    return this.consumer.close();
+  }
+}
+
+function isSentinel(id: MessageId): boolean {
+  return id.compare(MessageId.earliest) === 0 || id.compare(MessageId.latest) === 0;
+}
+
+function entryKey(id: MessageId): string {
+  return `${id.ledgerId}:${id.entryId}`;
+}
+
+function isBitSet(words: bigint[], i: number): boolean {
+  const w = words[i >> 6];
+  return w !== undefined && ((BigInt.asUintN(64, w) >> BigInt(i & 63)) & 1n) === 1n;
+}
+
+function toRecord(kvs: KeyValue[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of kvs ?? []) out[kv.key] = kv.value;
+  return out;
+}
