@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# Load benchmark on one machine: kakehi against HAProxy, nginx, @fastify/reply-from and
+# node-http-proxy, all in front of the same nginx backend, plus a direct-to-backend baseline.
+# Each proxy is pinned to core 0; wrk and the backend share core 1. See docs/performance.md.
+#
+#   bash bench/load/run.sh            (npm run bench:load builds first)
+#
+# Environment:
+#   DURATION=10s      measured wrk run per target
+#   CONNECTIONS=64    wrk connections (one wrk thread)
+#   WARMUP=10s        unmeasured wrk run before each measured one (Node peers need ~10 s of JIT warm-up)
+#   ROUNDS=1          repeat the whole sequence; the report shows medians
+#   PROXIES="haproxy nginx kakehi reply-from http-proxy"   subset to run; the direct
+#                     baseline is always measured
+#   NICE=-10          niceness of every process the benchmark starts (proxies, backend, wrk) and
+#                     of their scheduling autogroups, so that unrelated work on the machine takes
+#                     less of the two cores; negative values need root (else 0 is used)
+#   READY_TIMEOUT=15  seconds a proxy gets to answer its first HTTP request
+#   RESULTS_DIR=bench/results/load-<UTC time>   where logs, configs and summaries go
+#
+# Exit codes: 0 done (even if kakehi was not available), 1 a run failed, 2 missing tools.
+# Installs nothing; every process it starts is stopped on exit, even on failure.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+seconds() { # "10s" or "10" -> 10
+  local value=${1%s}
+  if [[ ! $value =~ ^[0-9]+$ ]] || ((value < 1)); then
+    echo "run.sh: $2 must be a whole number of seconds (got '$1')" >&2
+    exit 2
+  fi
+  echo "$value"
+}
+duration=$(seconds "${DURATION:-10s}" DURATION)
+warmup=$(seconds "${WARMUP:-10s}" WARMUP)
+connections=${CONNECTIONS:-64}
+rounds=${ROUNDS:-1}
+ready_timeout=${READY_TIMEOUT:-15}
+niceness=${NICE:--10}
+[[ $connections =~ ^[0-9]+$ ]] && ((connections > 0)) || { echo "run.sh: CONNECTIONS must be a positive integer" >&2; exit 2; }
+[[ $rounds =~ ^[0-9]+$ ]] && ((rounds > 0)) || { echo "run.sh: ROUNDS must be a positive integer" >&2; exit 2; }
+[[ $ready_timeout =~ ^[0-9]+$ ]] || { echo "run.sh: READY_TIMEOUT must be a whole number" >&2; exit 2; }
+[[ $niceness =~ ^-?[0-9]+$ ]] || { echo "run.sh: NICE must be an integer" >&2; exit 2; }
+if ((niceness < 0)) && [[ $(id -u) != 0 ]]; then
+  echo "run.sh: not root, so NICE=$niceness cannot be applied; running at the normal priority" >&2
+  niceness=0
+fi
+# Runs a command in a new session (so it can be stopped as a group), pinned to a core, at the
+# benchmark's niceness. The kernel groups tasks by session for scheduling (autogroup), and a
+# plain nice value only counts inside a group, so the new session's group gets it too.
+pinned='[ -w /proc/self/autogroup ] && echo "$0" >/proc/self/autogroup 2>/dev/null; exec nice -n "$0" taskset -c "$1" "${@:2}"'
+on_core() { # core command... : waits for it (stopped on exit like the others), returns its exit code
+  local pid rc=0
+  setsid bash -c "$pinned" "$niceness" "$@" </dev/null &
+  pid=$!
+  started+=("$pid")
+  wait "$pid" || rc=$?
+  forget "$pid"
+  return "$rc"
+}
+
+all_proxies=(haproxy nginx kakehi reply-from http-proxy)
+read -r -a proxies <<<"${PROXIES:-${all_proxies[*]}}"
+for name in "${proxies[@]}"; do
+  case $name in
+    haproxy | nginx | kakehi | reply-from | http-proxy) ;;
+    fastify) ;;
+    *) echo "run.sh: unknown proxy '$name' in PROXIES (known: ${all_proxies[*]})" >&2; exit 2 ;;
+  esac
+done
+proxies=("${proxies[@]/#fastify/reply-from}")
+wants() { local n; for n in "${proxies[@]}"; do [[ $n == "$1" ]] && return 0; done; return 1; }
+
+# --- prerequisites: report, never install -----------------------------------------------
+export PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need wrk wrk
+need nginx nginx-light
+wants haproxy && need haproxy haproxy
+need taskset util-linux
+need setsid util-linux
+need curl curl
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "run.sh: missing tools. Install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 2
+fi
+if (($(nproc) < 2)); then
+  echo "run.sh: needs at least 2 CPU cores (proxy on core 0, wrk and backend on core 1); found $(nproc)" >&2
+  exit 2
+fi
+for file in dist/bench/load/ports.js dist/bench/load/report.js dist/bench/load/peer-reply-from.js dist/bench/load/peer-http-proxy.js; do
+  if [[ ! -f $file ]]; then
+    echo "run.sh: $file is missing: run 'npm run build' (or 'npm run bench:load')" >&2
+    exit 2
+  fi
+done
+for module in fastify @fastify/reply-from http-proxy; do
+  if [[ ! -d node_modules/$module ]]; then
+    echo "run.sh: node module $module is missing: run 'npm ci'" >&2
+    exit 2
+  fi
+done
+
+# --- processes: each in its own session, all stopped on exit --------------------------------
+started=()
+start() { # log-file core command... ; sets $last_pid (also the session and group id)
+  local log=$1 core=$2
+  shift 2
+  setsid bash -c "$pinned" "$niceness" "$core" "$@" >"$log" 2>&1 </dev/null &
+  last_pid=$!
+  started+=("$last_pid")
+}
+alive() { # any non-zombie process left in session $1?
+  ps -s "$1" -o stat= 2>/dev/null | grep -qv '^Z'
+}
+stop() { # session id
+  local sid=$1 i
+  kill -TERM -- "-$sid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do alive "$sid" || break; sleep 0.1; done
+  if alive "$sid"; then
+    kill -KILL -- "-$sid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  wait "$sid" 2>/dev/null || true
+  forget "$sid"
+}
+forget() { # drop a session id from the list of processes to stop
+  local kept=() pid
+  for pid in "${started[@]}"; do [[ $pid == "$1" ]] || kept+=("$pid"); done
+  started=("${kept[@]}")
+}
+cleanup() {
+  local sid
+  for sid in "${started[@]}"; do stop "$sid"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- run directory --------------------------------------------------------------------------
+out=${RESULTS_DIR:-$root/bench/results/load-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+: >"$out/targets.tsv"
+
+read -r backend_port haproxy_port nginx_port kakehi_port reply_from_port http_proxy_port \
+  < <(node dist/bench/load/ports.js 6)
+port_of() {
+  case $1 in
+    direct) echo "$backend_port" ;;
+    haproxy) echo "$haproxy_port" ;;
+    nginx) echo "$nginx_port" ;;
+    kakehi) echo "$kakehi_port" ;;
+    reply-from) echo "$reply_from_port" ;;
+    http-proxy) echo "$http_proxy_port" ;;
+  esac
+}
+render() { # template port output
+  sed -e "s|BACKEND_PORT|$backend_port|g" -e "s|127.0.0.1:PORT|127.0.0.1:$2|g" -e "s|RUN_DIR|$out|g" "$1" >"$3"
+}
+
+wrk_version=$(wrk -v 2>&1 | head -1 | awk '{print $2}' || true)
+nginx_version=$(nginx -v 2>&1 | sed 's|.*nginx/||')
+haproxy_version=$(command -v haproxy >/dev/null && haproxy -v 2>/dev/null | head -1 | awk '{print $3}' || echo "")
+pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
+{
+  echo "command=DURATION=${duration}s CONNECTIONS=$connections WARMUP=${warmup}s ROUNDS=$rounds PROXIES=\"${proxies[*]}\" bash bench/load/run.sh"
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "machine=$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/{print $2}') GB RAM, Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME"), Node $(node -v)"
+  echo "wrk_args=wrk $wrk_version -t1 -c$connections -d${duration}s --latency (after a ${warmup}s warm-up)"
+  echo "clk_tck=$(getconf CLK_TCK)"
+  echo "rounds=$rounds"
+  echo "nice=$niceness"
+  echo "label.direct=direct to backend (no proxy)"
+  echo "label.haproxy=HAProxy $haproxy_version"
+  echo "label.nginx=nginx $nginx_version"
+  echo "label.kakehi=kakehi"
+  echo "label.reply-from=fastify $(pkg_version fastify) + @fastify/reply-from $(pkg_version @fastify/reply-from)"
+  echo "label.http-proxy=node-http-proxy $(pkg_version http-proxy)"
+} >"$out/meta.txt"
+
+# --- readiness and sanity ---------------------------------------------------------------------
+backend_body='bench-backend'
+wait_ready() { # pid port -> 0 when any HTTP answer arrives
+  local pid=$1 port=$2 deadline=$((SECONDS + ready_timeout))
+  while ((SECONDS < deadline)); do
+    alive "$pid" || return 1
+    curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check_proxies() { # port -> 0 when the backend's answer comes through
+  local body
+  body=$(curl -s -m 2 -w ' %{http_code}' "http://127.0.0.1:$1/") || return 1
+  [[ $body == "$backend_body"$'\n'" 200" ]]
+}
+
+# --- CPU accounting around each measured run ---------------------------------------------------
+backend_worker=""
+session_ticks() { # sid -> utime+stime of every process in the session, in clock ticks
+  local sum=0 pid
+  for pid in $(ps -s "$1" -o pid= 2>/dev/null); do
+    [[ -r /proc/$pid/stat ]] || continue
+    sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
+snapshot() { # label proxy-sid
+  echo "$1"
+  echo "t $(date +%s.%N)"
+  grep -E '^cpu[01] ' /proc/stat
+  echo "backend $(awk '{print $14 + $15}' "/proc/$backend_worker/stat" 2>/dev/null || echo 0)"
+  if [[ -n $2 ]]; then echo "proxy $(session_ticks "$2")"; fi
+  # Every process on the machine (fields after the ")" that ends the command name), to see
+  # how much CPU unrelated work took during the run; wrk is not running at either snapshot.
+  echo "all $(cat /proc/[0-9]*/stat 2>/dev/null | sed 's/.*) //' | awk '{s += $12 + $13} END {print s}')"
+}
+
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$out/targets.tsv"; }
+
+measure() { # round name port proxy-sid
+  local round=$1 name=$2 port=$3 sid=$4 url="http://127.0.0.1:$3/" file="$out/r$1-$2"
+  on_core 1 timeout $((warmup + 30)) wrk -t1 -c"$connections" -d"${warmup}s" "$url" >"$file.warmup" 2>&1 || true
+  snapshot before "$sid" >"$file.cpu"
+  if ! on_core 1 timeout $((duration + 30)) wrk -t1 -c"$connections" -d"${duration}s" --latency "$url" >"$file.wrk" 2>&1; then
+    record "$round" "$name" failed "wrk failed: $(tail -1 "$file.wrk")"
+    return 1
+  fi
+  snapshot after "$sid" >>"$file.cpu"
+  if ! grep -q '^Requests/sec:' "$file.wrk"; then
+    record "$round" "$name" failed "wrk printed no result: $(tail -1 "$file.wrk")"
+    return 1
+  fi
+  record "$round" "$name" ok ""
+  printf '  %-11s %12s req/s   p99 %s\n' "$name" "$(awk '/^Requests\/sec:/{print $2}' "$file.wrk")" \
+    "$(awk '$1 == "99%" || $1 == "99.000%" {print $2}' "$file.wrk")"
+}
+
+start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
+  local name=$1 port=$2 log="$out/$1.log"
+  why=""
+  case $name in
+    haproxy)
+      render "$here/haproxy.cfg" "$port" "$out/haproxy.cfg"
+      start "$log" 0 haproxy -db -f "$out/haproxy.cfg"
+      ;;
+    nginx)
+      render "$here/nginx-proxy.conf" "$port" "$out/nginx-proxy.conf"
+      mkdir -p "$out/nginx-proxy-tmp"
+      start "$log" 0 nginx -p "$out" -e "$out/nginx-proxy.error.log" -c "$out/nginx-proxy.conf"
+      ;;
+    kakehi)
+      if [[ ! -f dist/src/cli/main.js ]]; then
+        why="dist/src/cli/main.js does not exist (run npm run build once src/cli/main.ts exists)"
+        return 1
+      fi
+      render "$here/kakehi.yaml" "$port" "$out/kakehi.yaml"
+      start "$log" 0 node dist/src/cli/main.js run -c "$out/kakehi.yaml"
+      ;;
+    reply-from) start "$log" 0 node dist/bench/load/peer-reply-from.js "$port" "$backend_port" ;;
+    http-proxy) start "$log" 0 node dist/bench/load/peer-http-proxy.js "$port" "$backend_port" ;;
+  esac
+  if ! wait_ready "$last_pid" "$port"; then
+    why="no HTTP answer on 127.0.0.1:$port within ${ready_timeout}s ($(alive "$last_pid" && echo "still running" || echo "exited")); log: $(tail -c 300 "$log" | tr '\n\t' '  ')"
+    stop "$last_pid"
+    return 1
+  fi
+  if ! check_proxies "$port"; then
+    why="answers, but not with the backend's 200 '$backend_body' ($(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true))"
+    stop "$last_pid"
+    return 1
+  fi
+}
+
+# --- the run --------------------------------------------------------------------------------
+echo "load benchmark: results in ${out#"$root"/}"
+busy_before=$(
+  a=$(grep -E '^cpu[01] ' /proc/stat)
+  sleep 1
+  b=$(grep -E '^cpu[01] ' /proc/stat)
+  paste <(echo "$a") <(echo "$b") | awk '{t = 0; i = 0; for (k = 2; k <= 9; k++) { t += $(k + 11) - $k }; i = ($(16) - $5) + ($(17) - $6); printf "%s %d%% ", $1, (t > 0 ? 100 * (1 - i / t) : 0)}'
+)
+echo "idle check (1 s before starting): $busy_before"
+echo "idle_check=$busy_before" >>"$out/meta.txt"
+
+render "$here/nginx-backend.conf" "$backend_port" "$out/nginx-backend.conf"
+mkdir -p "$out/nginx-backend-tmp"
+start "$out/backend.log" 1 nginx -p "$out" -e "$out/nginx-backend.error.log" -c "$out/nginx-backend.conf"
+backend_sid=$last_pid
+if ! wait_ready "$backend_sid" "$backend_port" || ! check_proxies "$backend_port"; then
+  echo "run.sh: the nginx backend did not come up on 127.0.0.1:$backend_port; see $out/nginx-backend.error.log" >&2
+  exit 1
+fi
+backend_worker=$(ps -s "$backend_sid" -o pid=,args= | awk '/worker process/{print $1; exit}')
+
+status=0
+for ((round = 1; round <= rounds; round++)); do
+  ((rounds > 1)) && echo "round $round of $rounds"
+  measure "$round" direct "$backend_port" "" || status=1
+  for name in "${proxies[@]}"; do
+    port=$(port_of "$name")
+    if ! start_proxy "$name" "$port"; then
+      if [[ $name == kakehi ]]; then
+        record "$round" "$name" "not available" "$why"
+        echo "  kakehi      not available: $why"
+      else
+        record "$round" "$name" failed "$why"
+        echo "  $name failed: $why" >&2
+        status=1
+      fi
+      continue
+    fi
+    measure "$round" "$name" "$port" "$last_pid" || status=1
+    stop "$last_pid"
+  done
+done
+cleanup
+
+echo
+node dist/bench/load/report.js "$out"
+exit "$status"
