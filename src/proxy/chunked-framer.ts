@@ -99,6 +99,7 @@ export class ChunkedFramer {
         case S.TrailerStart:
           if (c === 13) this.s = S.EndLf;
           else if (c === 32 || c === 9) return this.fail('obsolete line folding in a trailer');
+          else if (c < 32 || c === 127) return this.fail('invalid character in a trailer');
           else this.s = S.Trailer;
           this.trailerBytes++;
           i++;

@@ -206,9 +206,12 @@ export function parseRequestHead(head: string): RequestHead | HeadError {
     if (clCount > 0) return { error: 'both Content-Length and Transfer-Encoding', status: 400 };
     if (version === 10) return { error: 'Transfer-Encoding in an HTTP/1.0 request', status: 400 };
     if (te.length !== 1 || te[0] !== 'chunked') {
+      // Codings before a final chunked are legal but not ours to decode (501);
+      // anything else leaves the body length unknowable (400, RFC 9112 §6.3).
+      const legalButUnsupported = te.indexOf('chunked') === te.length - 1;
       return {
         error: `unsupported Transfer-Encoding "${te.join(', ')}"`,
-        status: te.at(-1) === 'chunked' ? 501 : 400,
+        status: legalButUnsupported ? 501 : 400,
       };
     }
     chunked = true;
