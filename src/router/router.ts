@@ -163,7 +163,7 @@ export class Router<T> {
   private regexCount = 0;
   private any: PathTable<T> | undefined = undefined;
 
-  /** @throws RouterRuleError on a duplicate key, an invalid method or an unknown rule kind */
+  /** @throws RouterRuleError on a duplicate key, an invalid method, a hand-built host that is not a hostname, or an unknown rule kind */
   constructor(routes: Iterable<Route<T>>) {
     const keys = new Set<string>();
     const tables = new Set<PathTable<T>>();
@@ -188,9 +188,16 @@ export class Router<T> {
    * `path` is the request path without its query string.
    */
   lookup(host: string, path: string, method: string): T | undefined {
-    const name = normalizeHost(host);
-    if (name === undefined) return undefined;
-    const exact = this.exact.get(name);
+    // Most Host headers are already normal: try them as they are before paying for
+    // normalization. Every key of `exact` is a valid normal host (checked at build),
+    // so a hit here is exactly a hit after normalizeHost.
+    let exact = this.exact.get(host);
+    let name: string | undefined = host;
+    if (exact === undefined) {
+      name = normalizeHost(host);
+      if (name === undefined) return undefined;
+      if (name !== host) exact = this.exact.get(name);
+    }
     if (exact !== undefined) {
       const t = exact.match(path, method);
       if (t !== undefined) return t;
@@ -227,14 +234,14 @@ export class Router<T> {
   private tableFor(rule: HostRule, key: string): PathTable<T> {
     switch (rule.kind) {
       case 'exact':
-        return getOrCreate(this.exact, normalizeRuleName(rule.host));
+        return getOrCreate(this.exact, normalRuleName(rule.host));
       case 'wildcard':
-        return getOrCreate(this.wildcard, normalizeRuleName(rule.suffix));
+        return getOrCreate(this.wildcard, normalRuleName(rule.suffix));
       case 'regex': {
         let node = this.regexRoot;
         for (let i = rule.labels.length - 1; i >= 0; i--) {
           const label = rule.labels[i]!;
-          node = node.child(typeof label === 'string' ? normalizeRuleName(label) : label);
+          node = node.child(typeof label === 'string' ? label.toLowerCase() : label);
         }
         if (node.leaf === undefined) {
           node.leaf = { order: this.regexCount++, table: new PathTable() };
@@ -253,10 +260,17 @@ export class Router<T> {
   }
 }
 
-/** Rules from parseHostRule are already normal; hand-built ones get the same treatment as requests. */
-function normalizeRuleName(name: string): string {
+/**
+ * Rules from parseHostRule are already normal; hand-built ones are lowercased and
+ * lose one trailing dot like request hosts, and must then be valid hostnames.
+ */
+function normalRuleName(name: string): string {
   const lower = name.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+  const normal = lower.endsWith('.') ? lower.slice(0, -1) : lower;
+  if (normalizeHost(normal) !== normal) {
+    throw new RouterRuleError(name, 'not a valid hostname (without port); build rules with parseHostRule');
+  }
+  return normal;
 }
 
 function getOrCreate<T>(map: Map<string, PathTable<T>>, name: string): PathTable<T> {

@@ -356,6 +356,21 @@ describe('Router construction', () => {
     ]);
   });
 
+  it('refuses a hand-built exact or wildcard host that is not a hostname', () => {
+    for (const host of [
+      { kind: 'exact', host: 'a.com:80' },
+      { kind: 'exact', host: 'a b' },
+      { kind: 'wildcard', suffix: '' },
+      { kind: 'wildcard', suffix: '*.a.com' },
+    ] as const) {
+      assert.throws(
+        () => new Router([{ key: 'k', host, path: parsePathRule('prefix', '/'), target: 1 }]),
+        (err: unknown) => err instanceof RouterRuleError && /not a valid hostname/.test(err.message),
+        JSON.stringify(host),
+      );
+    }
+  });
+
   it('is frozen after construction', () => {
     const r = build([['a', 'h', 'prefix', '/']]);
     assert.ok(Object.isFrozen(r));
