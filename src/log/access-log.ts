@@ -17,11 +17,10 @@ export function startAccessLog(target: string): AccessLog {
       : target === 'stderr'
         ? pino.destination({ dest: 2, sync: false, minLength: 4096 })
         : pino.destination({ dest: target, sync: false, minLength: 4096, mkdir: true });
-  // No level or pino time: each line is one request, and `time` is when it ended.
-  const log = pino({ base: undefined, timestamp: false, formatters: { level: () => ({}) } }, dest);
   const onEnd = (message: unknown) => {
     const e = message as RequestEnd;
-    log.info({
+    // One request per line; no level or pino time: `time` is when it ended.
+    const line = JSON.stringify({
       time: new Date(e.time).toISOString(),
       client: e.client,
       method: e.method,
@@ -39,6 +38,7 @@ export function startAccessLog(target: string): AccessLog {
       tags: e.tags && Object.keys(e.tags).length > 0 ? e.tags : undefined,
       error: e.error,
     });
+    dest.write(`${line}\n`);
   };
   requestEnd.subscribe(onEnd);
   // Flush buffered lines regularly so a quiet proxy's log is never far behind.

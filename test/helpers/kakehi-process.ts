@@ -28,6 +28,7 @@ export interface Kakehi {
   /** Resolves when `count` access lines have arrived. */
   waitAccess(count: number): Promise<LogLine[]>;
   waitLog(pred: (l: LogLine) => boolean): Promise<LogLine>;
+  waitAccessLine(pred: (l: LogLine) => boolean): Promise<LogLine>;
 }
 
 function lineReader(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
@@ -123,6 +124,9 @@ export async function startKakehi(
     },
     waitLog(pred) {
       return until(() => logs.find(pred), 'a log line', 10_000);
+    },
+    waitAccessLine(pred) {
+      return until(() => access.find(pred), 'an access log line', 10_000);
     },
   };
 }
