@@ -394,6 +394,8 @@ export class Producer implements CommandHandler {
       },
       Math.max(0, head.deadline - Date.now()),
     );
+    // Pending sends are kept alive by the socket or the reconnect timer, not by this one.
+    this.timeoutTimer.unref();
   }
 
   private release(op: Op): void {
