@@ -176,8 +176,9 @@ function regexLabel(source: string, fail: (reason: string) => never): RegExp {
     return fail(`regex label /${source}/ does not compile: ${(err as Error).message}`);
   }
   // Anchored to the whole label: unanchored, /cdn/ would also match "evilcdn-x"
-  // (partial-match bypass), and matching one label at a time bounds the input a
-  // backtracking regex sees to 63 characters (ReDoS).
+  // (partial-match bypass). Matching one label at a time caps the attacker's input
+  // at 63 characters, which keeps polynomial backtracking cheap; it does not defuse
+  // an exponential pattern such as (a+)+ (ReDoS), which the operator must avoid.
   return new RegExp(`^(?:${source})$`, 'i');
 }
 

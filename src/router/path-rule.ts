@@ -69,7 +69,8 @@ function compilePathRegex(source: string, fail: (reason: string) => never): RegE
   }
   // Anchored to the whole path: unanchored, `/admin` would also match
   // `/public/x/admin` and route it to the admin cluster (partial-match bypass).
-  // Anchoring does not stop catastrophic backtracking (ReDoS); the request-line
-  // length limit bounds the input it sees.
+  // Anchoring does not stop catastrophic backtracking (ReDoS): the request-line
+  // length limit bounds the input, but an exponential pattern such as (a+)+ still
+  // hangs the worker on a crafted path, so operators must avoid nested quantifiers.
   return new RegExp(`^(?:${source})$`);
 }
