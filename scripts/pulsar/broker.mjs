@@ -109,7 +109,9 @@ const LOG4J2 = `<?xml version="1.0" encoding="UTF-8"?>
 `;
 
 export class Broker {
-  constructor() {
+  /** @param {{ extraConf?: string[] }} [opts] extra standalone.conf lines */
+  constructor(opts = {}) {
+    this.extraConf = opts.extraConf ?? [];
     this.dir = mkdtempSync(join(tmpdir(), 'kakehi-pulsar-'));
     this.proc = undefined;
     this.exited = undefined;
@@ -166,6 +168,7 @@ export class Broker {
       'dbStorage_rocksDB_blockCacheSize=16777216',
       'managedLedgerCacheSizeMB=64',
       'httpServerEnabled=false',
+      ...this.extraConf,
       '',
     ].join('\n');
     writeFileSync(join(this.dir, 'standalone.conf'), conf);
