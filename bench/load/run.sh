@@ -15,6 +15,8 @@
 #   NICE=-10          niceness of every process the benchmark starts (proxies, backend, wrk) and
 #                     of their scheduling autogroups, so that unrelated work on the machine takes
 #                     less of the two cores; negative values need root (else 0 is used)
+#   QUIET_WAIT=30     before each target, wait up to this many seconds for both cores to be
+#                     under 20% busy (other work on a shared machine skews the figures)
 #   READY_TIMEOUT=15  seconds a proxy gets to answer its first HTTP request
 #   RESULTS_DIR=bench/results/load-<UTC time>   where logs, configs and summaries go
 #
@@ -40,9 +42,11 @@ connections=${CONNECTIONS:-64}
 rounds=${ROUNDS:-1}
 ready_timeout=${READY_TIMEOUT:-15}
 niceness=${NICE:--10}
+quiet_wait=${QUIET_WAIT:-30}
 [[ $connections =~ ^[0-9]+$ ]] && ((connections > 0)) || { echo "run.sh: CONNECTIONS must be a positive integer" >&2; exit 2; }
 [[ $rounds =~ ^[0-9]+$ ]] && ((rounds > 0)) || { echo "run.sh: ROUNDS must be a positive integer" >&2; exit 2; }
 [[ $ready_timeout =~ ^[0-9]+$ ]] || { echo "run.sh: READY_TIMEOUT must be a whole number" >&2; exit 2; }
+[[ $quiet_wait =~ ^[0-9]+$ ]] || { echo "run.sh: QUIET_WAIT must be a whole number of seconds" >&2; exit 2; }
 [[ $niceness =~ ^-?[0-9]+$ ]] || { echo "run.sh: NICE must be an integer" >&2; exit 2; }
 if ((niceness < 0)) && [[ $(id -u) != 0 ]]; then
   echo "run.sh: not root, so NICE=$niceness cannot be applied; running at the normal priority" >&2
@@ -218,9 +222,35 @@ snapshot() { # label proxy-sid
   grep -E '^cpu[01] ' /proc/stat
   echo "backend $(awk '{print $14 + $15}' "/proc/$backend_worker/stat" 2>/dev/null || echo 0)"
   if [[ -n $2 ]]; then echo "proxy $(session_ticks "$2")"; fi
-  # Every process on the machine (fields after the ")" that ends the command name), to see
-  # how much CPU unrelated work took during the run; wrk is not running at either snapshot.
-  echo "all $(cat /proc/[0-9]*/stat 2>/dev/null | sed 's/.*) //' | awk '{s += $12 + $13} END {print s}')"
+  # CPU time of every process on the machine ("pid PID ticks"), to see how much unrelated work
+  # ran during the measured window; wrk is not running at either snapshot.
+  cat /proc/[0-9]*/stat 2>/dev/null | sed 's/ (.*) / /' | awk '{print "pid", $1, $13 + $14}'
+  echo "self $$"
+}
+
+core_busy() { # prints "cpu0 N% cpu1 N%", busy share of each core over one second
+  local a b
+  a=$(grep -E '^cpu[01] ' /proc/stat)
+  sleep 1
+  b=$(grep -E '^cpu[01] ' /proc/stat)
+  paste <(echo "$a") <(echo "$b") | awk '{
+    t = 0; for (k = 2; k <= 9; k++) t += $(k + 11) - $k
+    i = ($16 - $5) + ($17 - $6)
+    printf "%s %d%% ", $1, (t > 0 ? 100 * (1 - i / t) : 0)
+  }'
+}
+wait_quiet() { # up to $quiet_wait seconds until both cores are under 20% busy
+  local deadline=$((SECONDS + quiet_wait)) busy said=""
+  while :; do
+    busy=$(core_busy)
+    if ! echo "$busy" | grep -qE '([2-9][0-9]|100)%'; then return 0; fi
+    if ((SECONDS >= deadline)); then
+      echo "  (machine still busy after ${quiet_wait}s: $busy; measuring anyway)"
+      return 0
+    fi
+    [[ -n $said ]] || echo "  (other work on the machine: $busy; waiting up to ${quiet_wait}s)"
+    said=1
+  done
 }
 
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$out/targets.tsv"; }
@@ -281,12 +311,7 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
 
 # --- the run --------------------------------------------------------------------------------
 echo "load benchmark: results in ${out#"$root"/}"
-busy_before=$(
-  a=$(grep -E '^cpu[01] ' /proc/stat)
-  sleep 1
-  b=$(grep -E '^cpu[01] ' /proc/stat)
-  paste <(echo "$a") <(echo "$b") | awk '{t = 0; i = 0; for (k = 2; k <= 9; k++) { t += $(k + 11) - $k }; i = ($(16) - $5) + ($(17) - $6); printf "%s %d%% ", $1, (t > 0 ? 100 * (1 - i / t) : 0)}'
-)
+busy_before=$(core_busy)
 echo "idle check (1 s before starting): $busy_before"
 echo "idle_check=$busy_before" >>"$out/meta.txt"
 
@@ -303,9 +328,11 @@ backend_worker=$(ps -s "$backend_sid" -o pid=,args= | awk '/worker process/{prin
 status=0
 for ((round = 1; round <= rounds; round++)); do
   ((rounds > 1)) && echo "round $round of $rounds"
+  wait_quiet
   measure "$round" direct "$backend_port" "" || status=1
   for name in "${proxies[@]}"; do
     port=$(port_of "$name")
+    wait_quiet
     if ! start_proxy "$name" "$port"; then
       if [[ $name == kakehi ]]; then
         record "$round" "$name" "not available" "$why"
