@@ -23,6 +23,22 @@ function findTests(dir) {
 // returns { env, stop } and is started once before node:test runs.
 async function startServices() {
   const started = [];
+  // Pulsar: one standalone broker (own JVM, free loopback ports, temp dir) for the
+  // whole run, unless PULSAR_URL points at an existing one (docs/pulsar-client.md).
+  if (!process.env.PULSAR_URL && files.some((f) => f.includes(join('test', 'pulsar', '')))) {
+    const { Broker } = await import('../scripts/pulsar/broker.mjs');
+    const broker = new Broker();
+    const ms = await broker.start();
+    console.error(
+      `pulsar broker ready in ${ms} ms, RSS ${Math.round(broker.rssBytes() / 1048576)} MiB, dir ${broker.dir}`,
+    );
+    const stop = () => broker.destroy();
+    // Don't orphan the JVM if the run is interrupted.
+    for (const sig of ['SIGINT', 'SIGTERM']) {
+      process.once(sig, () => stop().finally(() => process.exit(130)));
+    }
+    started.push({ env: broker.env, stop });
+  }
   return started;
 }
 

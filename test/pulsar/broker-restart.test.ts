@@ -45,7 +45,7 @@ describe('broker failures (dedicated broker)', () => {
     const consumer = await client.subscribe({ topic, subscription: 's', initialPosition: 'earliest' });
     for (let i = 0; i < 30; i++) await producer.send({ payload: `m${i}` });
     for (let i = 0; i < 15; i++) {
-      const m = await consumer.receive();
+      const m = await consumer.receive(AbortSignal.timeout(30_000));
       assert.equal(text(m.payload), `m${i}`);
       consumer.acknowledge(m);
     }
@@ -58,17 +58,24 @@ describe('broker failures (dedicated broker)', () => {
     for (let i = 1; i < ids.length; i++)
       assert.ok((ids[i] as MessageId).compare(ids[i - 1] as MessageId) > 0);
 
-    // At-least-once: every message from m15 on arrives (m0..m14 were acked), first occurrences in order.
+    // At-least-once: every message from m15 on arrives, first occurrences in order. m0..m14 may come
+    // again: the broker persists acks asynchronously, so a restart can lose some (never a message).
     const firstSeen: number[] = [];
-    while (firstSeen.length < 25) {
+    while (firstSeen.filter((n) => n >= 15).length < 25) {
       const m = await consumer.receive(AbortSignal.timeout(60_000));
       const n = Number(text(m.payload).slice(1));
       if (!firstSeen.includes(n)) firstSeen.push(n);
       consumer.acknowledge(m);
     }
     assert.deepEqual(
-      firstSeen,
+      firstSeen.filter((n) => n >= 15),
       Array.from({ length: 25 }, (_, i) => 15 + i),
+    );
+    const redelivered = firstSeen.filter((n) => n < 15);
+    assert.deepEqual(
+      redelivered,
+      [...redelivered].sort((a, b) => a - b),
+      'redelivered acked messages come in order',
     );
 
     // The topic holds every message exactly once, with strictly increasing sequence ids.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MessageId, type PulsarClient } from '../../connectors/pulsar/client/index.js';
-import { newClient, text, uniqueTopic } from './helpers.js';
+import { newClient, text, uniqueTopic, waitFor } from './helpers.js';
 
 describe('pulsar client against a real broker: produce and consume', () => {
   let client: PulsarClient;
@@ -21,7 +21,7 @@ describe('pulsar client against a real broker: produce and consume', () => {
       ids.push(await producer.send({ payload: `m${i}`, key: `k${i % 3}`, properties: { i: String(i) } }));
     }
     for (let i = 0; i < 20; i++) {
-      const m = await consumer.receive();
+      const m = await consumer.receive(AbortSignal.timeout(30_000));
       assert.equal(text(m.payload), `m${i}`);
       assert.equal(m.key, `k${i % 3}`);
       assert.deepEqual(m.properties, { i: String(i) });
@@ -52,7 +52,7 @@ describe('pulsar client against a real broker: produce and consume', () => {
         'messages were batched',
       );
       for (let i = 0; i < 120; i++) {
-        const m = await consumer.receive();
+        const m = await consumer.receive(AbortSignal.timeout(30_000));
         assert.equal(text(m.payload), `${i}:${body}`);
         assert.equal(m.key, `k${i}`);
         consumer.acknowledge(m);
@@ -72,7 +72,7 @@ describe('pulsar client against a real broker: produce and consume', () => {
       initialPosition: 'earliest',
       receiverQueueSize: 10,
     });
-    const first = await consumer.receive();
+    const first = await consumer.receive(AbortSignal.timeout(30_000));
     assert.equal(text(first.payload), 'm0');
     // Let the broker deliver all it may; it cannot exceed the permits granted.
     const last = await consumer.getLastMessageId();
@@ -80,7 +80,7 @@ describe('pulsar client against a real broker: produce and consume', () => {
     assert.ok(consumer.queuedMessages <= 10, `queued ${consumer.queuedMessages}`);
     for (let i = 1; i < 50; i++) {
       assert.ok(consumer.queuedMessages <= 10, `queued ${consumer.queuedMessages}`);
-      assert.equal(text((await consumer.receive()).payload), `m${i}`);
+      assert.equal(text((await consumer.receive(AbortSignal.timeout(30_000))).payload), `m${i}`);
     }
     await producer.close();
     await consumer.close();
@@ -92,13 +92,13 @@ describe('pulsar client against a real broker: produce and consume', () => {
     for (let i = 0; i < 10; i++) await producer.send({ payload: `m${i}` });
     let c = await client.subscribe({ topic, subscription: 'durable', initialPosition: 'earliest' });
     const got = [];
-    for (let i = 0; i < 10; i++) got.push(await c.receive());
+    for (let i = 0; i < 10; i++) got.push(await c.receive(AbortSignal.timeout(30_000)));
     c.acknowledgeCumulative(got[4]!); // m0..m4
     c.acknowledge(got[6]!); // m6
     await c.close();
     c = await client.subscribe({ topic, subscription: 'durable', initialPosition: 'earliest' });
     const again = [];
-    for (let i = 0; i < 4; i++) again.push(text((await c.receive()).payload));
+    for (let i = 0; i < 4; i++) again.push(text((await c.receive(AbortSignal.timeout(30_000))).payload));
     assert.deepEqual(again, ['m5', 'm7', 'm8', 'm9']);
     await c.close();
     await producer.close();
@@ -110,13 +110,13 @@ describe('pulsar client against a real broker: produce and consume', () => {
     const ids = [];
     for (let i = 0; i < 5; i++) ids.push(await producer.send({ payload: `m${i}` }));
     const c = await client.subscribe({ topic, subscription: 's', initialPosition: 'earliest' });
-    for (let i = 0; i < 5; i++) c.acknowledge(await c.receive());
+    for (let i = 0; i < 5; i++) c.acknowledge(await c.receive(AbortSignal.timeout(30_000)));
     const last = await c.getLastMessageId();
     assert.ok(last.equals(ids[4] as MessageId), `last ${last} vs ${ids[4]}`);
     await c.seek(ids[2] as MessageId);
-    assert.equal(text((await c.receive()).payload), 'm2');
+    assert.equal(text((await c.receive(AbortSignal.timeout(30_000))).payload), 'm2');
     await c.seek(MessageId.earliest);
-    assert.equal(text((await c.receive()).payload), 'm0');
+    assert.equal(text((await c.receive(AbortSignal.timeout(30_000))).payload), 'm0');
     await c.close();
     await producer.close();
   });
@@ -127,47 +127,50 @@ describe('pulsar client against a real broker: produce and consume', () => {
     const ids = [];
     for (let i = 0; i < 5; i++) ids.push(await producer.send({ payload: `m${i}` }));
     const r1 = await client.createReader({ topic, startMessageId: MessageId.earliest });
-    assert.equal(text((await r1.readNext()).payload), 'm0');
+    assert.equal(text((await r1.readNext(AbortSignal.timeout(30_000))).payload), 'm0');
     const r2 = await client.createReader({ topic, startMessageId: ids[1] as MessageId });
-    assert.equal(text((await r2.readNext()).payload), 'm2');
+    assert.equal(text((await r2.readNext(AbortSignal.timeout(30_000))).payload), 'm2');
     const r3 = await client.createReader({
       topic,
       startMessageId: ids[1] as MessageId,
       startMessageIdInclusive: true,
     });
-    assert.equal(text((await r3.readNext()).payload), 'm1');
+    assert.equal(text((await r3.readNext(AbortSignal.timeout(30_000))).payload), 'm1');
     const r4 = await client.createReader({ topic, startMessageId: MessageId.latest });
     await producer.send({ payload: 'after' });
-    assert.equal(text((await r4.readNext()).payload), 'after');
+    assert.equal(text((await r4.readNext(AbortSignal.timeout(30_000))).payload), 'after');
     for (const r of [r1, r2, r3, r4]) await r.close();
     await producer.close();
   });
 
-  it('failover subscription: the first consumer is active; after it closes the second takes over', async () => {
+  it('failover subscription: one consumer is active; when it closes the other takes over', async () => {
     const topic = uniqueTopic('failover');
     const producer = await client.createProducer({ topic });
-    const a = await client.subscribe({
+    const opts = {
       topic,
       subscription: 'fo',
-      subscriptionType: 'failover',
-      consumerName: 'a',
-      initialPosition: 'earliest',
-    });
-    const b = await client.subscribe({
-      topic,
-      subscription: 'fo',
-      subscriptionType: 'failover',
-      consumerName: 'b',
-      initialPosition: 'earliest',
-    });
+      subscriptionType: 'failover' as const,
+      initialPosition: 'earliest' as const,
+    };
+    const a = await client.subscribe({ ...opts, consumerName: 'a' });
+    const b = await client.subscribe({ ...opts, consumerName: 'b' });
+    // The broker settles the active consumer after its failover delay and tells both (ACTIVE_CONSUMER_CHANGE).
+    const [active, standby] = await waitFor('one active consumer', () =>
+      a.isActive === true && b.isActive === false
+        ? [a, b]
+        : b.isActive === true && a.isActive === false
+          ? [b, a]
+          : undefined,
+    );
     await producer.send({ payload: 'one' });
-    const m1 = await a.receive();
+    const m1 = await active.receive(AbortSignal.timeout(30_000));
     assert.equal(text(m1.payload), 'one');
-    a.acknowledge(m1);
-    await a.close();
+    active.acknowledge(m1);
+    await active.close();
+    await waitFor('standby to become active', () => (standby.isActive === true ? true : undefined));
     await producer.send({ payload: 'two' });
-    assert.equal(text((await b.receive()).payload), 'two');
-    await b.close();
+    assert.equal(text((await standby.receive(AbortSignal.timeout(30_000))).payload), 'two');
+    await standby.close();
     await producer.close();
   });
 
@@ -188,7 +191,7 @@ describe('pulsar client against a real broker: produce and consume', () => {
       initialPosition: 'earliest',
     });
     await p.send({ payload: 'p1' });
-    assert.equal(text((await c.receive()).payload), 'p1');
+    assert.equal(text((await c.receive(AbortSignal.timeout(30_000))).payload), 'p1');
     await p.close();
     await c.close();
   });

@@ -23,7 +23,7 @@ describe('TLS and token auth against a real broker', () => {
     const c = await client.subscribe({ topic, subscription: 's', initialPosition: 'earliest' });
     const p = await client.createProducer({ topic });
     await p.send({ payload: 'over tls' });
-    assert.equal(text((await c.receive()).payload), 'over tls');
+    assert.equal(text((await c.receive(AbortSignal.timeout(30_000))).payload), 'over tls');
     await client.close();
   });
 
@@ -85,7 +85,7 @@ describe('TLS and token auth against a real broker', () => {
       60_000,
     );
     await p.send({ payload: 'after refresh' });
-    assert.equal(text((await c.receive()).payload), 'after refresh');
+    assert.equal(text((await c.receive(AbortSignal.timeout(30_000))).payload), 'after refresh');
     assert.deepEqual(
       events.filter((e) => e.type === 'disconnected'),
       [],

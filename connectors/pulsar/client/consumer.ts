@@ -246,7 +246,9 @@ export class Consumer implements CommandHandler {
   }
 
   private onMessage(f: Frame): void {
-    if (this.state !== 'ready') return;
+    // MESSAGE can follow SUCCESS in the same read, before connect() has resumed and set 'ready':
+    // it is for this subscription (handlers are registered per connection), so keep it.
+    if (this.state === 'closed') return;
     const cmd = f.command.message;
     const meta = f.metadata;
     if (!cmd || !meta || !f.payload) return;
