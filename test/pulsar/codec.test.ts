@@ -13,14 +13,10 @@ import {
   FrameError,
 } from '../../connectors/pulsar/client/frame.js';
 import { MessageId } from '../../connectors/pulsar/client/message-id.js';
+import { unpackEntry } from '../../connectors/pulsar/client/message-unpack.js';
 import { decodeMessage, encodeMessage } from '../../connectors/pulsar/client/proto-wire.js';
-import {
-  type BaseCommand,
-  BaseCommandSchema,
-  CommandType,
-  CompressionType,
-  MessageIdDataSchema,
-} from '../../connectors/pulsar/client/pulsar-api.js';
+import { type BaseCommand, CommandType, CompressionType } from '../../connectors/pulsar/client/pulsar-api.js';
+import { BaseCommandSchema, MessageIdDataSchema } from '../../connectors/pulsar/client/pulsar-schema.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -210,5 +206,70 @@ describe('MessageId and Backoff', () => {
       b.reset();
       assert.ok(b.next() <= 100);
     }
+  });
+});
+
+describe('unpackEntry', () => {
+  const enc = (x: string) => new TextEncoder().encode(x);
+  const batch = buildBatch([
+    { meta: { payload_size: 0, partition_key: 'a' }, payload: enc('a1') },
+    { meta: { payload_size: 0, partition_key: 'b', compacted_out: true }, payload: enc('') },
+    { meta: { payload_size: 0, partition_key: 'c', null_value: true }, payload: enc('') },
+    { meta: { payload_size: 0, partition_key: 'd' }, payload: enc('d1') },
+  ]);
+  const meta = { producer_name: 'p', sequence_id: 10n, publish_time: 1n, num_messages_in_batch: 4 };
+  const cmd = { consumer_id: 1n, message_id: { ledgerId: 3n, entryId: 9n } };
+
+  it('drops compacted_out entries, flags null_value tombstones, numbers batch indexes', () => {
+    const z = compress('zlib', batch);
+    const out = unpackEntry(
+      't',
+      cmd,
+      { ...meta, compression: z.type, uncompressed_size: batch.length },
+      z.data,
+      1 << 20,
+      () => false,
+    );
+    assert.deepEqual(
+      out.messages.map((m) => [m.key, m.id.batchIndex, m.isTombstone]),
+      [
+        ['a', 0, false],
+        ['c', 2, true],
+        ['d', 3, false],
+      ],
+    );
+    assert.equal(out.skipped, 1);
+    assert.equal(out.batchSize, 4);
+  });
+
+  it('skips entries the ack_set marks as acked and ids the consumer already delivered', () => {
+    // ack_set bit i set = message i still unacked; here 0 and 3 are.
+    const out = unpackEntry(
+      't',
+      { ...cmd, ack_set: [0b1001n] },
+      meta,
+      batch,
+      1 << 20,
+      (id) => id.batchIndex === 0,
+    );
+    assert.deepEqual(
+      out.messages.map((m) => m.key),
+      ['d'],
+    );
+    assert.equal(out.skipped, 3);
+  });
+
+  it('refuses encrypted entries and oversized batches instead of delivering them', () => {
+    assert.throws(
+      () =>
+        unpackEntry('t', cmd, { ...meta, encryption_keys: [new Uint8Array(1)] }, batch, 1 << 20, () => false),
+      { code: 'PULSAR_UNSUPPORTED' },
+    );
+    assert.throws(
+      () => unpackEntry('t', cmd, { ...meta, num_messages_in_batch: 10_001 }, batch, 1 << 20, () => false),
+      {
+        code: 'PULSAR_PROTOCOL_ERROR',
+      },
+    );
   });
 });

@@ -4,7 +4,8 @@
 
 import { PulsarClientError } from './errors.js';
 import { decodeMessage, encodeMessage } from './proto-wire.js';
-import { type SingleMessageMetadata, SingleMessageMetadataSchema } from './pulsar-api.js';
+import type { SingleMessageMetadata } from './pulsar-api.js';
+import { SingleMessageMetadataSchema } from './pulsar-schema.js';
 
 export interface BatchEntry {
   meta: SingleMessageMetadata;

@@ -4,11 +4,12 @@
 
 import type { AuthProvider } from './auth.js';
 import { Connection, type ConnectionEvent, type TlsOptions } from './connection.js';
-import { Consumer, type ConsumerOptions, Reader, type ReaderOptions } from './consumer.js';
+import { Consumer, type ConsumerOptions, type ReaderOptions } from './consumer.js';
 import { PulsarClientError } from './errors.js';
 import { EventChannel } from './event-channel.js';
 import { Producer, type ProducerOptions } from './producer.js';
 import { CommandType, LookupType, SERVER_ERRORS } from './pulsar-api.js';
+import { Reader } from './reader.js';
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const OPERATION_TIMEOUT_MS = 30_000;

@@ -1,44 +1,18 @@
-// Consumer and Reader: SUBSCRIBE with durable or non-durable cursors, flow
+// Consumer: SUBSCRIBE with durable or non-durable cursors, flow
 // control over a bounded receive queue, batch and codec unpacking (honouring
 // compacted_out and null_value), checksum checks, individual and cumulative
 // acks, seek, last-message-id, and resubscription with backoff after failures.
 
 import { Backoff } from './backoff.js';
-import { splitBatch } from './batch.js';
 import type { PulsarClient } from './client.js';
-import { decompress } from './compression.js';
 import type { CommandHandler, Connection } from './connection.js';
 import { PulsarClientError } from './errors.js';
 import type { Frame } from './frame.js';
 import { MessageId } from './message-id.js';
-import {
-  AckType,
-  CommandType,
-  CompressionType,
-  InitialPosition,
-  type KeyValue,
-  SubType,
-} from './pulsar-api.js';
+import { type Message, unpackEntry } from './message-unpack.js';
+import { AckType, CommandType, InitialPosition, SubType } from './pulsar-api.js';
 
 export const RECEIVER_QUEUE_SIZE = 100;
-/** The broker may overshoot permits by one batch; beyond this the connection is dropped. */
-const MAX_BATCH_MESSAGES = 10_000;
-
-export interface Message {
-  readonly topic: string;
-  readonly id: MessageId;
-  /** Partition key; undefined when the producer set none. */
-  readonly key: string | undefined;
-  readonly properties: Readonly<Record<string, string>>;
-  readonly payload: Uint8Array;
-  /** Set by the producer (null_value) or an empty payload on a keyed message: a compaction tombstone. */
-  readonly isTombstone: boolean;
-  readonly publishTime: Date;
-  readonly eventTime: Date | undefined;
-  readonly producerName: string;
-  readonly sequenceId: bigint;
-  readonly redeliveryCount: number;
-}
 
 export type SubscriptionType = 'exclusive' | 'failover' | 'shared';
 
@@ -257,84 +231,21 @@ export class Consumer implements CommandHandler {
       return;
     }
     const entryId = MessageId.fromData(cmd.message_id);
-    const batched = meta.num_messages_in_batch !== undefined;
-    const count = batched ? (meta.num_messages_in_batch ?? 1) : 1;
-    if (count > MAX_BATCH_MESSAGES) {
-      this.dropConnection(`batch of ${count} messages exceeds ${MAX_BATCH_MESSAGES}`);
-      return;
-    }
-    let data: Uint8Array;
+    let unpacked: ReturnType<typeof unpackEntry>;
     try {
-      if (meta.encryption_keys && meta.encryption_keys.length > 0) {
-        throw new PulsarClientError('PULSAR_UNSUPPORTED', 'encrypted messages are not supported');
-      }
-      data = decompress(
-        meta.compression ?? CompressionType.NONE,
-        f.payload,
-        meta.uncompressed_size ?? 0,
-        this.client.options.maxFrameBytes,
+      unpacked = unpackEntry(this.topic, cmd, meta, f.payload, this.client.options.maxFrameBytes, (id) =>
+        this.shouldSkip(id),
       );
     } catch (err) {
       // Never ack what we could not read: reconnect, the broker redelivers.
       this.dropConnection(`message ${entryId}: ${(err as Error).message}`);
       return;
     }
-    const base = {
-      topic: this.topic,
-      publishTime: new Date(Number(meta.publish_time)),
-      producerName: meta.producer_name,
-      redeliveryCount: cmd.redelivery_count ?? 0,
-    };
-    const delivered: Message[] = [];
-    let skipped = 0;
-    if (!batched) {
-      const id = new MessageId(entryId.ledgerId, entryId.entryId, entryId.partition);
-      const key = meta.null_partition_key ? undefined : meta.partition_key;
-      if (this.shouldSkip(id)) skipped++;
-      else
-        delivered.push({
-          ...base,
-          id,
-          key,
-          properties: toRecord(meta.properties),
-          payload: data,
-          isTombstone: meta.null_value === true || (data.length === 0 && key !== undefined),
-          eventTime: meta.event_time ? new Date(Number(meta.event_time)) : undefined,
-          sequenceId: meta.sequence_id,
-        });
-    } else {
-      let entries: ReturnType<typeof splitBatch>;
-      try {
-        entries = splitBatch(data, count);
-      } catch (err) {
-        this.dropConnection(`message ${entryId}: ${(err as Error).message}`);
-        return;
-      }
-      const ackSet = cmd.ack_set;
-      entries.forEach((e, i) => {
-        const id = new MessageId(entryId.ledgerId, entryId.entryId, entryId.partition, i, count);
-        const stillUnacked = !ackSet || isBitSet(ackSet, i);
-        if (e.meta.compacted_out || !stillUnacked || this.shouldSkip(id)) {
-          skipped++;
-          return;
-        }
-        const key = e.meta.null_partition_key ? undefined : e.meta.partition_key;
-        delivered.push({
-          ...base,
-          id,
-          key,
-          properties: toRecord(e.meta.properties),
-          payload: e.payload,
-          isTombstone: e.meta.null_value === true || (e.payload.length === 0 && key !== undefined),
-          eventTime: e.meta.event_time ? new Date(Number(e.meta.event_time)) : undefined,
-          sequenceId: e.meta.sequence_id ?? meta.sequence_id + BigInt(i),
-        });
-      });
+    const { messages: delivered, skipped, batchSize } = unpacked;
+    if (batchSize > 0) {
       if (delivered.length > 0) this.batches.set(entryKey(entryId), { remaining: delivered.length });
-      // Entries already acked or compacted away still need their entry acked on a durable cursor.
-      if (delivered.length === 0 && (this.opts.durable ?? true) && entries.length > 0) {
-        this.sendAck(AckType.Individual, entryId);
-      }
+      // A batch whose messages were all acked before or compacted away still needs its entry acked.
+      else if (this.opts.durable ?? true) this.sendAck(AckType.Individual, entryId);
     }
     if (skipped > 0) this.returnPermits(skipped);
     for (const m of delivered) {
@@ -524,57 +435,10 @@ export class Consumer implements CommandHandler {
   }
 }
 
-/** A non-durable, exclusive consumer that starts at a message id and never acks. */
-export class Reader {
-  readonly consumer: Consumer;
-
-  constructor(client: PulsarClient, opts: ReaderOptions) {
-    this.consumer = new Consumer(client, {
-      ...opts,
-      subscription:
-        opts.subscription ?? `reader-${client.newId()}-${Math.random().toString(36).slice(2, 10)}`,
-      subscriptionType: 'exclusive',
-      durable: false,
-      startMessageId: opts.startMessageId ?? MessageId.earliest,
-    });
-  }
-
-  readNext(signal?: AbortSignal): Promise<Message> {
-    return this.consumer.receive(signal);
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Message> {
-    return this.consumer[Symbol.asyncIterator]();
-  }
-
-  getLastMessageId(): Promise<MessageId> {
-    return this.consumer.getLastMessageId();
-  }
-
-  seek(target: MessageId | number): Promise<void> {
-    return this.consumer.seek(target);
-  }
-
-  close(): Promise<void> {
-    return this.consumer.close();
-  }
-}
-
 function isSentinel(id: MessageId): boolean {
   return id.compare(MessageId.earliest) === 0 || id.compare(MessageId.latest) === 0;
 }
 
 function entryKey(id: MessageId): string {
   return `${id.ledgerId}:${id.entryId}`;
-}
-
-function isBitSet(words: bigint[], i: number): boolean {
-  const w = words[i >> 6];
-  return w !== undefined && ((BigInt.asUintN(64, w) >> BigInt(i & 63)) & 1n) === 1n;
-}
-
-function toRecord(kvs: KeyValue[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of kvs ?? []) out[kv.key] = kv.value;
-  return out;
 }

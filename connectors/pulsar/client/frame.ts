@@ -4,12 +4,8 @@
 
 import { crc32c } from '@aws-crypto/crc32c';
 import { decodeMessage, encodeMessage } from './proto-wire.js';
-import {
-  type BaseCommand,
-  BaseCommandSchema,
-  type MessageMetadata,
-  MessageMetadataSchema,
-} from './pulsar-api.js';
+import type { BaseCommand, MessageMetadata } from './pulsar-api.js';
+import { BaseCommandSchema, MessageMetadataSchema } from './pulsar-schema.js';
 
 const MAGIC_CRC32C = 0x0e01;
 const MAGIC_BROKER_ENTRY_METADATA = 0x0e02;
