@@ -39,7 +39,7 @@ describe('broker failures (dedicated broker)', () => {
     await broker?.destroy();
   });
 
-  it('a broker restart mid-stream loses nothing: pending sends are resent in order, once; the consumer resumes', async () => {
+  it('a broker restart mid-stream loses nothing: pending sends are resent in order, once; consumer and reader resume', async () => {
     const topic = uniqueTopic('restart');
     const producer = await client.createProducer({ topic, sendTimeoutMs: 180_000 });
     const consumer = await client.subscribe({ topic, subscription: 's', initialPosition: 'earliest' });
@@ -49,6 +49,10 @@ describe('broker failures (dedicated broker)', () => {
       assert.equal(text(m.payload), `m${i}`);
       consumer.acknowledge(m);
     }
+    // A non-durable reader (the route connector's path) mid-stream too.
+    const follower = await client.createReader({ topic, receiverQueueSize: 5 });
+    for (let i = 0; i < 20; i++)
+      assert.equal(text((await follower.readNext(AbortSignal.timeout(30_000))).payload), `m${i}`);
     const events = client.events();
     await broker.stop();
     const whileDown = Array.from({ length: 10 }, (_, i) => producer.send({ payload: `m${30 + i}` }));
@@ -77,6 +81,12 @@ describe('broker failures (dedicated broker)', () => {
       [...redelivered].sort((a, b) => a - b),
       'redelivered acked messages come in order',
     );
+
+    // The reader resumes after the last message it handed out: no gap, no duplicate.
+    for (let i = 20; i < 40; i++) {
+      assert.equal(text((await follower.readNext(AbortSignal.timeout(60_000))).payload), `m${i}`);
+    }
+    await follower.close();
 
     // The topic holds every message exactly once, with strictly increasing sequence ids.
     const reader = await client.createReader({ topic, startMessageId: MessageId.earliest });
