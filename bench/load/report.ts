@@ -136,6 +136,9 @@ interface TargetSummary {
   /** Highest req/s of any round: other work on the machine only ever lowers a figure. */
   bestRequestsPerSecond: number;
   kakehiBestRatio: number | undefined;
+  /** req/s divided by the CPU the proxy itself used (median of rounds), in cores. */
+  perProxyCore: number;
+  kakehiPerCoreRatio: number | undefined;
   perRound: { round: string; requestsPerSecond: number; p99Ms: number }[];
 }
 
@@ -162,10 +165,14 @@ export function summarise(dir: string): { text: string; json: unknown } {
     const mine = rows.filter((row) => row.target === target);
     const ok = mine.filter((row) => row.status === 'ok');
     const results = ok.map((row) => parseWrk(readFileSync(join(dir, `r${row.round}-${target}.wrk`), 'utf8')));
-    const cpus = ok
-      .map((row) => join(dir, `r${row.round}-${target}.cpu`))
-      .filter((file) => existsSync(file))
-      .map((file) => parseCpu(readFileSync(file, 'utf8'), clockTicks));
+    const cpuByRound = ok.map((row) => {
+      const file = join(dir, `r${row.round}-${target}.cpu`);
+      return existsSync(file) ? parseCpu(readFileSync(file, 'utf8'), clockTicks) : undefined;
+    });
+    const cpus = cpuByRound.filter((cpu) => cpu !== undefined);
+    const perCore = results
+      .map((r, i) => r.requestsPerSecond / (cpuByRound[i]?.proxy ?? Number.NaN))
+      .filter((v) => Number.isFinite(v));
     const failed = mine.find((row) => row.status !== 'ok');
     const medianOf = (pick: (cpu: CpuUse) => number): number => median(cpus.map(pick));
     return {
@@ -192,6 +199,8 @@ export function summarise(dir: string): { text: string; json: unknown } {
         ? Math.max(...results.map((r) => r.requestsPerSecond))
         : Number.NaN,
       kakehiBestRatio: undefined,
+      perProxyCore: perCore.length ? median(perCore) : Number.NaN,
+      kakehiPerCoreRatio: undefined,
       perRound: results.map((r, i) => ({
         round: ok[i]?.round ?? '',
         requestsPerSecond: r.requestsPerSecond,
@@ -204,6 +213,7 @@ export function summarise(dir: string): { text: string; json: unknown } {
     if (kakehi && s.status === 'ok') {
       s.kakehiRatio = kakehi.requestsPerSecond / s.requestsPerSecond;
       s.kakehiBestRatio = kakehi.bestRequestsPerSecond / s.bestRequestsPerSecond;
+      if (s.target !== 'direct') s.kakehiPerCoreRatio = kakehi.perProxyCore / s.perProxyCore;
     }
   }
 
@@ -215,6 +225,8 @@ export function summarise(dir: string): { text: string; json: unknown } {
     'errors',
     'kakehi ÷ target',
     'kakehi ÷ target (best)',
+    'req/s per core of proxy CPU',
+    'kakehi ÷ target (per core)',
     'proxy CPU',
     'core 0 busy',
     'core 1 busy (wrk + backend)',
@@ -231,13 +243,15 @@ export function summarise(dir: string): { text: string; json: unknown } {
           String(s.errors),
           s.kakehiRatio === undefined ? 'n/a' : `${s.kakehiRatio.toFixed(2)}x`,
           s.kakehiBestRatio === undefined ? 'n/a' : `${s.kakehiBestRatio.toFixed(2)}x`,
+          Number.isNaN(s.perProxyCore) ? '—' : Math.round(s.perProxyCore).toLocaleString('en-US'),
+          s.kakehiPerCoreRatio === undefined ? '—' : `${s.kakehiPerCoreRatio.toFixed(2)}x`,
           s.target === 'direct' ? '—' : pct(s.cpu?.proxy),
           pct(s.cpu?.core0),
           pct(s.cpu?.core1),
           pct(s.cpu?.backend),
           pct(s.cpu?.others),
         ]
-      : [s.label, s.status, '', '', '', '', '', '', '', '', '', ''],
+      : [s.label, s.status, ...header.slice(2).map(() => '')],
   );
   const lines = [header, header.map(() => '---'), ...table].map((cells) => `| ${cells.join(' | ')} |`);
   const notes = summaries.filter((s) => s.status !== 'ok').map((s) => `- ${s.label}: ${s.status}: ${s.note}`);
@@ -282,6 +296,7 @@ export function summarise(dir: string): { text: string; json: unknown } {
   const context = [
     `command: ${meta.get('command') ?? '?'}`,
     `machine: ${meta.get('machine') ?? '?'}`,
+    `kakehi: ${meta.get('kakehi_tree') ?? '?'}; started at ${meta.get('date') ?? '?'}`,
     `wrk: ${meta.get('wrk_args') ?? '?'} (pinned to core 1, with the backend); proxies pinned to core 0; nice ${meta.get('nice') ?? '0'}`,
     `CPU columns: share of one core; "proxy CPU" is the proxy's own processes, "core N busy" everything on that core`,
   ];

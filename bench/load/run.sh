@@ -179,6 +179,7 @@ pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
   echo "machine=$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/{print $2}') GB RAM, Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME"), Node $(node -v)"
   echo "wrk_args=wrk $wrk_version -t1 -c$connections -d${duration}s --latency (after a ${warmup}s warm-up)"
   echo "clk_tck=$(getconf CLK_TCK)"
+  echo "kakehi_tree=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown) (dist/ as built from it)"
   echo "rounds=$rounds"
   echo "nice=$niceness"
   echo "label.direct=direct to backend (no proxy)"
