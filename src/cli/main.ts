@@ -88,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(MAIN_HELP);
     return command === undefined ? EXIT.USAGE : EXIT.OK;
   }
-  if (command === '--version' || command === 'version') {
+  if (command === '--version' || (command === 'version' && rest.length === 0)) {
     process.stdout.write(`kakehi ${version()}\n`);
     return EXIT.OK;
   }

@@ -41,12 +41,17 @@ export const configSchema = object(configFields, {
     log_target: 'access_log / log output on stderr',
     access_logs_target: 'access_log',
   },
-  check: crossCheck,
+  checkPartial: crossCheck,
 });
 
-function crossCheck(c: ConfigFile, _path: string, issues: FieldIssue[]): void {
+/**
+ * Duplicate keys and dangling references. A list that failed its own checks is
+ * undefined here: references into it are not judged, so no false error follows
+ * a real one.
+ */
+function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[]): void {
   const listeners = new Map<string, number>();
-  c.listeners.forEach((l, i) => {
+  c.listeners?.forEach((l, i) => {
     const key = listenerKey(l);
     const first = listeners.get(key);
     if (first !== undefined)
@@ -57,7 +62,7 @@ function crossCheck(c: ConfigFile, _path: string, issues: FieldIssue[]): void {
     else listeners.set(key, i);
   });
   const clusters = new Map<string, number>();
-  c.clusters.forEach((cl, i) => {
+  c.clusters?.forEach((cl, i) => {
     const first = clusters.get(cl.id);
     if (first !== undefined)
       issues.push({ path: `clusters[${i}].id`, reason: `"${cl.id}" is already used by clusters[${first}]` });
@@ -74,7 +79,7 @@ function crossCheck(c: ConfigFile, _path: string, issues: FieldIssue[]): void {
     });
   });
   const frontends = new Map<string, number>();
-  c.frontends.forEach((f, i) => {
+  c.frontends?.forEach((f, i) => {
     const key = frontendKey(f);
     const first = frontends.get(key);
     if (first !== undefined) {
@@ -83,10 +88,14 @@ function crossCheck(c: ConfigFile, _path: string, issues: FieldIssue[]): void {
         reason: `same listener, hostname, path and method as frontends[${first}]`,
       });
     } else frontends.set(key, i);
-    if (f.cluster !== undefined && !clusters.has(f.cluster)) {
+    if (c.clusters !== undefined && f.cluster !== undefined && !clusters.has(f.cluster)) {
       issues.push({ path: `frontends[${i}].cluster`, reason: `no cluster has the id "${f.cluster}"` });
     }
-    if (f.listener !== undefined && !listeners.has(listenerKey({ address: f.listener }))) {
+    if (
+      c.listeners !== undefined &&
+      f.listener !== undefined &&
+      !listeners.has(listenerKey({ address: f.listener }))
+    ) {
       issues.push({
         path: `frontends[${i}].listener`,
         reason: `no listener has the address "${f.listener}"`,

@@ -195,6 +195,8 @@ export function object<F extends Record<string, Field<unknown>>>(
   opts: {
     renamed?: Record<string, string>;
     check?: (o: ObjectOf<F>, path: string, issues: FieldIssue[]) => void;
+    /** Runs even when some fields failed (they are undefined), so every error is reported at once. */
+    checkPartial?: (o: Partial<ObjectOf<F>>, path: string, issues: FieldIssue[]) => void;
   } = {},
 ): Schema<ObjectOf<F>> & { fields: F } {
   const required = Object.entries(fields)
@@ -244,6 +246,7 @@ export function object<F extends Record<string, Field<unknown>>>(
         }
         out[k] = f.schema.parse(v, at(k), issues);
       }
+      opts.checkPartial?.(out as Partial<ObjectOf<F>>, path, issues);
       if (issues.length > before) return undefined;
       const result = out as ObjectOf<F>;
       opts.check?.(result, path, issues);

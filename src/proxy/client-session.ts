@@ -23,6 +23,15 @@ import { type RequestEnd, requestEnd } from './request-events.js';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const REQUEST_LINE_END = /^[^\r\n]* HTTP\/\d\.\d$/;
+
+/** False once a complete first line shows the request is not HTTP/1.x. */
+function startsLikeHttp1(buf: Buffer): boolean {
+  const eol = buf.indexOf(10);
+  if (eol < 0) return true;
+  const line = buf.toString('latin1', 0, eol > 0 && buf[eol - 1] === 13 ? eol - 1 : eol);
+  return REQUEST_LINE_END.test(line);
+}
 
 /** Where the connection is; moved only by the methods that own each step. */
 type Stage = 'head' | 'exchange' | 'tunnel' | 'closed';
@@ -223,6 +232,11 @@ export class ClientSession implements UpstreamOwner {
     }
     const idx = buf.indexOf(CRLFCRLF, this.scanFrom);
     if (idx < 0) {
+      if (!startsLikeHttp1(buf)) {
+        // An HTTP/0.9 client never sends the blank line: say no now, not at the head timeout.
+        this.answerAndClose(400, 'request line must be "METHOD target HTTP/1.x" (HTTP/0.9 is not served)');
+        return;
+      }
       if (buf.length > listener.spec.max_header_bytes) {
         this.answerAndClose(431, 'the request head is larger than this listener accepts');
         return;
@@ -248,7 +262,6 @@ export class ClientSession implements UpstreamOwner {
     this.status = 0;
     const parsed = parseRequestHead(headText);
     if ('error' in parsed) {
-      this.requestId = randomUUID();
       this.req = undefined;
       this.answerAndClose(parsed.status, parsed.error);
       return;
@@ -530,17 +543,24 @@ export class ClientSession implements UpstreamOwner {
       return;
     }
     if (this.res === undefined && this.resHeadBuf === undefined) {
-      // A kept-alive connection the backend had already closed: safe to replay
-      // when nothing of the request can have been acted on twice.
-      if (
-        conn.uses > 0 &&
-        IDEMPOTENT.has(this.req!.method) &&
-        this.req!.contentLength <= 0 &&
-        !this.req!.chunked
-      ) {
-        this.tried.pop();
-        this.connectUpstream();
-        return;
+      // Nothing of a bodiless idempotent request can have been acted on twice:
+      // replay it. On a kept-alive connection the backend had already closed,
+      // that is no new attempt; on a fresh one, it counts as a failed attempt.
+      const req = this.req!;
+      if (IDEMPOTENT.has(req.method) && req.contentLength <= 0 && !req.chunked) {
+        if (conn.uses > 0) {
+          this.tried.pop();
+          this.connectUpstream();
+          return;
+        }
+        const cluster = this.cluster!;
+        if (
+          this.tried.length < cluster.spec.connect_attempts &&
+          this.tried.length < cluster.backends.length
+        ) {
+          this.connectUpstream();
+          return;
+        }
       }
       this.answer(502, `the backend closed the connection before answering${err ? ` (${err.message})` : ''}`);
       return;
@@ -645,6 +665,8 @@ export class ClientSession implements UpstreamOwner {
   }
 
   private answerAndClose(status: number, message: string): void {
+    // Before a head is parsed there is no request id yet (or the last one's).
+    if (this.req === undefined) this.requestId = randomUUID();
     this.closeAfter = true;
     this.stage = 'exchange';
     this.answer(status, message);
@@ -751,7 +773,6 @@ export class ClientSession implements UpstreamOwner {
     // Counted from the first byte and never extended: a slowloris client can't
     // keep a connection by trickling bytes (RFC 9112 §9.3 leaves this to us).
     this.armTimer(ms, () => {
-      this.requestId = randomUUID();
       this.answerAndClose(408, 'the request head did not arrive in time');
     });
   }

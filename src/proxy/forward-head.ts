@@ -28,6 +28,7 @@ const HOP_BY_HOP = new Set([
 ]);
 // Request fields kakehi sets itself; an incoming value is replaced, not trusted.
 const SET_ON_REQUEST = new Set([
+  'host',
   'x-forwarded-for',
   'x-forwarded-proto',
   'x-forwarded-port',
@@ -66,7 +67,8 @@ export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requ
     if (dropped(lower, req.connectionTokens, SET_ON_REQUEST)) continue;
     out += `${names[i]}: ${values[i]}\r\n`;
   }
-  if (req.host === '') out += 'Host: \r\n';
+  // One Host, the one routing used: for absolute-form that is the target's (RFC 9112 §3.2.2).
+  out += `Host: ${req.host}\r\n`;
   const xff = req.forwardedFor === undefined ? client.address : `${req.forwardedFor}, ${client.address}`;
   let fwd = `for=${forwardedNode(client.address)};proto=${client.proto}`;
   if (req.host !== '') fwd += `;host=${forwardedValue(req.host)}`;

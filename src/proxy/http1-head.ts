@@ -104,6 +104,8 @@ export function parseRequestHead(head: string): RequestHead | HeadError {
   let version: 10 | 11;
   if (versionText === 'HTTP/1.1') version = 11;
   else if (versionText === 'HTTP/1.0') version = 10;
+  // RFC 9110 §6.2: a higher minor version of a major we implement is handled as our highest.
+  else if (/^HTTP\/1\.[2-9]$/.test(versionText)) version = 11;
   else if (/^HTTP\/\d\.\d$/.test(versionText))
     return { error: `${versionText} is not supported`, status: 505 };
   else return { error: 'request line must end in HTTP/1.0 or HTTP/1.1', status: 400 };
