@@ -54,7 +54,10 @@ const services = await startServices();
 const env = { ...process.env };
 for (const s of services) Object.assign(env, s.env);
 
-const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', env });
+const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+  stdio: 'inherit',
+  env,
+});
 const code = await new Promise((res) => child.on('exit', (c, sig) => res(c ?? (sig ? 1 : 0))));
 for (const s of services.reverse()) await s.stop();
 process.exit(code);

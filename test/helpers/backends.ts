@@ -26,10 +26,10 @@ export interface Seen {
   bodyBytes: number;
 }
 
-function listen(server: Server | TcpServer): Promise<number> {
+function listen(server: Server | TcpServer, port = 0): Promise<number> {
   return new Promise((res, rej) => {
     server.once('error', rej);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const a = server.address();
       res(typeof a === 'object' && a !== null ? a.port : 0);
     });
@@ -90,6 +90,7 @@ export async function echoBackend(
 /** A TCP server whose every connection is handed to `onConnection` (to misbehave on purpose). */
 export async function rawBackend(
   onConnection: (socket: Socket, received: () => string) => void,
+  port = 0,
 ): Promise<Backend> {
   const sockets = new Set<Socket>();
   const server = createTcpServer((s) => {
@@ -102,8 +103,8 @@ export async function rawBackend(
     });
     onConnection(s, () => got);
   });
-  const port = await listen(server);
-  return { port, address: `127.0.0.1:${port}`, seen: [], server, close: closer(server, sockets) };
+  const bound = await listen(server, port);
+  return { port: bound, address: `127.0.0.1:${bound}`, seen: [], server, close: closer(server, sockets) };
 }
 
 /** A port with nothing listening on it. */

@@ -71,16 +71,14 @@ export async function startKakehi(
   };
   lineReader(proc.stderr!, (l) => parse(l, logs));
   lineReader(proc.stdout!, (l) => parse(l, access));
+  let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((res) =>
     proc.on('exit', (code) => {
+      exitCode = code;
       notify();
       res(code);
     }),
   );
-  let exitCode: number | null | undefined;
-  void exited.then((c) => {
-    exitCode = c;
-  });
 
   const until = <T>(check: () => T | undefined, what: string, ms: number): Promise<T> =>
     new Promise((res, rej) => {
@@ -101,7 +99,12 @@ export async function startKakehi(
       test();
     });
 
-  await until(() => logs.find((l) => l.msg === 'kakehi ready'), 'kakehi ready', opts.timeoutMs ?? 15_000);
+  try {
+    await until(() => logs.find((l) => l.msg === 'kakehi ready'), 'kakehi ready', opts.timeoutMs ?? 15_000);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw err;
+  }
   const ports = logs.filter((l) => l.msg === 'listening').map((l) => Number(l.port));
   return {
     proc,

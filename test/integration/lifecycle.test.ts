@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { closedPort, echoBackend, rawBackend } from '../helpers/backends.js';
+import { startKakehi } from '../helpers/kakehi-process.js';
+
+function fetchStatus(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+function connectOutcome(port: number): Promise<'refused' | 'connected'> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.on('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.on('error', () => resolve('refused'));
+  });
+}
+
+describe('process lifecycle', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  it('on SIGTERM stops accepting, finishes the in-flight request, and exits 0', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const backend = await echoBackend('slow', (_req, res) => {
+      void gate.then(() => res.end('finished'));
+      return true;
+    });
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b', address: backend.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      drain_timeout_ms: 30_000,
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop('SIGKILL'));
+    const inFlight = fetchStatus(kakehi.port, '/slow');
+    await once(backend.server, 'request');
+    kakehi.proc.kill('SIGTERM');
+    await kakehi.waitLog((l) => l.msg === 'draining');
+    assert.equal(await connectOutcome(kakehi.port), 'refused', 'no new connections while draining');
+    release();
+    const res = await inFlight;
+    assert.equal(res.status, 200);
+    assert.equal(res.body, 'finished');
+    assert.equal(await kakehi.exited, 0);
+  });
+
+  it('cuts what is still running when the drain timeout passes, and still exits 0', async () => {
+    const backend = await echoBackend('never', () => true);
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b', address: backend.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      drain_timeout_ms: 200,
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop('SIGKILL'));
+    const inFlight = fetchStatus(kakehi.port, '/never').then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await once(backend.server, 'request');
+    kakehi.proc.kill('SIGTERM');
+    assert.equal(await inFlight, 'cut');
+    assert.equal(await kakehi.exited, 0);
+    assert.ok(
+      kakehi.logs.some((l) => l.msg === 'drain timeout passed; connections cut' && l['connections'] === 1),
+    );
+  });
+
+  it('closes idle keep-alive connections at once on SIGTERM', async () => {
+    const kakehi = await startKakehi({ listeners: [{ address: '127.0.0.1:0' }], access_log: 'off' });
+    cleanup.push(() => kakehi.stop('SIGKILL'));
+    // One answered request proves the proxy holds the connection (not just the kernel's backlog).
+    const idle = connect(kakehi.port, '127.0.0.1');
+    idle.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await once(idle, 'data');
+    const closed = once(idle, 'close');
+    kakehi.proc.kill('SIGTERM');
+    await closed;
+    assert.equal(await kakehi.exited, 0);
+  });
+
+  it('reports a failing backend down, serves from the others meanwhile, and reports it up when it returns', async () => {
+    const good = await echoBackend('good');
+    cleanup.push(() => good.close());
+    const flakyPort = await closedPort();
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [
+        {
+          id: 'c',
+          backends: [
+            { id: 'flaky', address: `127.0.0.1:${flakyPort}` },
+            { id: 'good', address: good.address },
+          ],
+        },
+      ],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    // Every request succeeds: a refused connection is retried on the other backend.
+    // The flaky one is tried again each time its backoff ends, until it is reported down.
+    const downBy = Date.now() + 60_000;
+    while (!kakehi.logs.some((l) => l.msg === 'backend down') && Date.now() < downBy) {
+      assert.equal((await fetchStatus(kakehi.port, '/')).status, 200);
+      await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
+    }
+    const down = await kakehi.waitLog((l) => l.msg === 'backend down');
+    assert.equal(down['backend'], 'flaky');
+    // The backend comes back: once its backoff passes, a request reaches it and it is reported up.
+    const revived = await rawBackend((s) => {
+      s.end('HTTP/1.1 200 OK\r\nContent-Length: 19\r\nConnection: close\r\n\r\n{"backend":"flaky"}');
+    }, flakyPort);
+    cleanup.push(() => revived.close());
+    const up = kakehi.waitLog((l) => l.msg === 'backend up');
+    let reached = false;
+    const deadline = Date.now() + 60_000;
+    while (!reached && Date.now() < deadline) {
+      const res = await fetchStatus(kakehi.port, '/');
+      assert.equal(res.status, 200);
+      reached = res.body.includes('flaky');
+      if (!reached) await new Promise((r) => setTimeout(r, 50)); // pacing a poll, not asserting time
+    }
+    assert.ok(reached, 'the revived backend got traffic again');
+    assert.equal((await up)['backend'], 'flaky');
+  });
+});
