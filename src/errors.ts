@@ -6,7 +6,7 @@ export const ERROR_CODES = {
   KKH_CONFIG_INVALID: 'the configuration has one or more invalid fields',
   KKH_CONFIG_UNREADABLE: 'the configuration file could not be read or parsed',
   KKH_LISTEN_FAILED: 'a listener could not bind its address',
-  KKH_USAGE: 'the command line is wrong',
+  KKH_ROUTER_RULE_INVALID: 'a hostname, path or method rule cannot be built (src/router)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -107,7 +107,7 @@ const backendFields = {
   weight: {
     schema: int({ min: 0, max: 10_000 }),
     default: D.BACKEND_WEIGHT,
-    doc: 'share of traffic under random balancing; 0 takes none',
+    doc: 'share of traffic under random balancing; 0 drains it (no new requests) under every algorithm',
   },
   backup: { schema: bool(), default: false, doc: 'used only when no primary backend is available' },
 } satisfies Record<string, Field<unknown>>;

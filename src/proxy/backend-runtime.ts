@@ -56,7 +56,8 @@ export class BackendRuntime implements Candidate {
 
   /** Re-evaluates `available` from the backoff clock; called before a pick. */
   refresh(now: number): void {
-    if (!this.available && now >= this.retryAt) this.available = true;
+    // Weight 0 drains a backend under every algorithm, as operators expect from HAProxy.
+    this.available = this.weight > 0 && !this.retired && now >= this.retryAt;
   }
 
   /** An idle pooled connection, or undefined. Stale ones are dropped on the way. */
