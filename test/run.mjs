@@ -2,8 +2,9 @@
 // The whole suite, as `npm test` runs it: finds the compiled test files under
 // dist/test, starts the services they need (see startServices), then hands
 // them to node:test. Exit code is node:test's own.
-import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
@@ -26,7 +27,20 @@ async function startServices() {
   // Pulsar: one standalone broker (own JVM, free loopback ports, temp dir) for the
   // whole run, unless PULSAR_URL points at an existing one (docs/pulsar-client.md).
   if (!process.env.PULSAR_URL && files.some((f) => f.includes(join('test', 'pulsar', '')))) {
-    const { Broker } = await import('../scripts/pulsar/broker.mjs');
+    const { Broker, PULSAR_VERSION } = await import('../scripts/pulsar/broker.mjs');
+    // First run on a fresh machine: fetch the broker jars and the interop client.
+    const classpath = join(homedir(), '.m2', 'kakehi', `pulsar-${PULSAR_VERSION}.classpath`);
+    const python = spawnSync('python3', ['-c', 'import pulsar'], { stdio: 'ignore' });
+    if (!existsSync(classpath) || python.status !== 0) {
+      console.error('installing the Pulsar broker jars and interop client (scripts/pulsar/install.sh)');
+      const install = spawnSync('bash', [join(root, 'scripts', 'pulsar', 'install.sh')], {
+        stdio: 'inherit',
+      });
+      if (install.status !== 0) {
+        console.error('scripts/pulsar/install.sh failed; see docs/pulsar-client.md');
+        process.exit(1);
+      }
+    }
     const broker = new Broker();
     const ms = await broker.start();
     console.error(

@@ -1,0 +1,6 @@
+// `npm run bench:micro`: every micro-benchmark, one after the other.
+import { runHeaderBench } from './micro-headers.js';
+import { runRouterBench } from './micro-router.js';
+
+await runRouterBench();
+await runHeaderBench();
