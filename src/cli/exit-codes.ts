@@ -8,4 +8,6 @@ export const EXIT = {
   USAGE: 2,
   /** The configuration is invalid or unreadable. */
   CONFIG: 3,
+  /** `kakehi ctl`: the proxy is unreachable (no socket, refused, timeout, connection lost). */
+  UNREACHABLE: 4,
 } as const;
