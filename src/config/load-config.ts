@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
 import { backendKey, frontendKey, listenerKey } from '../model/objects.js';
-import type { ProxyState } from '../state/proxy-state.js';
+import { deepFreeze, type ProxyState, sourceKey } from '../state/proxy-state.js';
 import { type ConfigFile, configSchema } from './config-schema.js';
 
 export interface Settings {
@@ -75,22 +75,24 @@ function settingsOf(file: ConfigFile): Settings {
 }
 
 function stateOf(file: ConfigFile): ProxyState {
-  const state = {
-    listeners: new Map(file.listeners.map((l) => [listenerKey(l), Object.freeze(l)])),
-    clusters: new Map(
-      file.clusters.map(
-        ({ backends: _backends, ...cluster }) => [cluster.id, Object.freeze(cluster)] as const,
-      ),
+  const listeners = new Map(file.listeners.map((l) => [listenerKey(l), deepFreeze(l)]));
+  const clusters = new Map(
+    file.clusters.map(({ backends: _backends, ...cluster }) => [cluster.id, deepFreeze(cluster)] as const),
+  );
+  const backends = new Map(
+    file.clusters.flatMap((c) =>
+      c.backends.map((b) => {
+        const backend = deepFreeze({ cluster: c.id, ...b });
+        return [backendKey(backend), backend] as const;
+      }),
     ),
-    backends: new Map(
-      file.clusters.flatMap((c) =>
-        c.backends.map((b) => {
-          const backend = Object.freeze({ cluster: c.id, ...b });
-          return [backendKey(backend), backend] as const;
-        }),
-      ),
-    ),
-    frontends: new Map(file.frontends.map((f) => [frontendKey(f), Object.freeze(f)])),
-  };
-  return state;
+  );
+  const frontends = new Map(file.frontends.map((f) => [frontendKey(f), deepFreeze(f)]));
+  // Every object here comes from the file: a reload may update or delete it.
+  const sources = new Map<string, string>();
+  for (const k of listeners.keys()) sources.set(sourceKey('listener', k), 'config');
+  for (const k of clusters.keys()) sources.set(sourceKey('cluster', k), 'config');
+  for (const k of backends.keys()) sources.set(sourceKey('backend', k), 'config');
+  for (const k of frontends.keys()) sources.set(sourceKey('frontend', k), 'config');
+  return Object.freeze({ listeners, clusters, backends, frontends, sources });
 }

@@ -18,10 +18,38 @@ export interface ProxyState {
   /** Keyed `cluster/id`. */
   readonly backends: ReadonlyMap<string, Backend>;
   readonly frontends: ReadonlyMap<string, Frontend>;
+  /**
+   * Who put each object ('config', 'runtime', 'pki', 'pulsar'…), keyed
+   * `listener:<key>`, `cluster:<id>`, `backend:<cluster/id>`, `frontend:<key>`.
+   * A config reload touches only objects whose source is 'config'.
+   */
+  readonly sources: ReadonlyMap<string, string>;
+}
+
+export type ObjectKind = 'listener' | 'cluster' | 'backend' | 'frontend';
+
+/** The key of an object's entry in `ProxyState.sources`. */
+export function sourceKey(kind: ObjectKind, key: string): string {
+  return `${kind}:${key}`;
 }
 
 export function emptyState(): ProxyState {
-  return { listeners: new Map(), clusters: new Map(), backends: new Map(), frontends: new Map() };
+  return Object.freeze({
+    listeners: new Map(),
+    clusters: new Map(),
+    backends: new Map(),
+    frontends: new Map(),
+    sources: new Map(),
+  });
+}
+
+/** Freezes a plain JSON-like value and everything inside it; returns it. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /** Every reference that does not resolve, named by the object that holds it. */

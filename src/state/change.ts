@@ -1,0 +1,173 @@
+// The one vocabulary of changes: put and delete of listeners, clusters,
+// backends and frontends by stable key. The config reload, the command socket,
+// Pulsar and the state file all describe what they want as a list of these,
+// validated here with the model schemas.
+
+import type { FieldIssue } from '../errors.js';
+import {
+  type Backend,
+  backendKey,
+  backendSchema,
+  type Cluster,
+  clusterSchema,
+  type Frontend,
+  frontendKey,
+  frontendSchema,
+  type Listener,
+  listenerKey,
+  listenerSchema,
+} from '../model/objects.js';
+import { object, oneOf, type Schema } from '../model/schema.js';
+import type { ObjectKind } from './proxy-state.js';
+
+/** The fields that name a frontend; path and path_type default as in frontendSchema. */
+export interface FrontendRef {
+  listener?: string;
+  hostname: string;
+  path?: string;
+  path_type?: 'prefix' | 'exact' | 'regex';
+  method?: string;
+}
+
+export type Change =
+  | { op: 'put_listener'; listener: Listener }
+  | { op: 'delete_listener'; address: string }
+  | { op: 'put_cluster'; cluster: Cluster }
+  | { op: 'delete_cluster'; id: string }
+  | { op: 'put_backend'; backend: Backend }
+  | { op: 'delete_backend'; cluster: string; id: string }
+  | { op: 'put_frontend'; frontend: Frontend }
+  | { op: 'delete_frontend'; frontend: FrontendRef };
+
+export type ChangeOp = Change['op'];
+
+/** Upper bound on one transaction; a full state file of 10,000 frontends is far below it. */
+export const MAX_CHANGES = 1_000_000;
+
+const required = <T>(schema: Schema<T>) => ({ schema, required: true as const });
+const opField = <const O extends ChangeOp>(op: O) => required(oneOf([op] as const));
+
+const frontendRefSchema = object({
+  listener: { schema: frontendSchema.fields.listener.schema },
+  hostname: required(frontendSchema.fields.hostname.schema),
+  path: frontendSchema.fields.path,
+  path_type: frontendSchema.fields.path_type,
+  method: { schema: frontendSchema.fields.method.schema },
+});
+
+// One schema per op, so each change is checked field by field like any object
+// (unknown keys refused, every issue named by its path).
+const changeSchemas: { [O in ChangeOp]: Schema<Extract<Change, { op: O }>> } = {
+  put_listener: object({ op: opField('put_listener'), listener: required(listenerSchema) }),
+  delete_listener: object({
+    op: opField('delete_listener'),
+    address: required(listenerSchema.fields.address.schema),
+  }),
+  put_cluster: object({ op: opField('put_cluster'), cluster: required(clusterSchema) }),
+  delete_cluster: object({ op: opField('delete_cluster'), id: required(clusterSchema.fields.id.schema) }),
+  put_backend: object({ op: opField('put_backend'), backend: required(backendSchema) }),
+  delete_backend: object({
+    op: opField('delete_backend'),
+    cluster: required(backendSchema.fields.cluster.schema),
+    id: required(backendSchema.fields.id.schema),
+  }),
+  put_frontend: object({ op: opField('put_frontend'), frontend: required(frontendSchema) }),
+  delete_frontend: object({ op: opField('delete_frontend'), frontend: required(frontendRefSchema) }),
+};
+
+export const CHANGE_OPS = Object.keys(changeSchemas) as ChangeOp[];
+
+// Sōzu's request names, so a Sōzu user's first guess gets the fix in the error.
+const SOZU_OPS: Record<string, ChangeOp> = {
+  addhttplistener: 'put_listener',
+  addlistener: 'put_listener',
+  removelistener: 'delete_listener',
+  addcluster: 'put_cluster',
+  removecluster: 'delete_cluster',
+  addbackend: 'put_backend',
+  removebackend: 'delete_backend',
+  addhttpfrontend: 'put_frontend',
+  addfrontend: 'put_frontend',
+  removehttpfrontend: 'delete_frontend',
+  removefrontend: 'delete_frontend',
+};
+
+/** Validates one change; undefined after pushing at least one issue. */
+export function parseChange(raw: unknown, path: string, issues: FieldIssue[]): Change | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    issues.push({ path, reason: 'expected a map with an op' });
+    return undefined;
+  }
+  const op = (raw as { op?: unknown }).op;
+  if (typeof op !== 'string' || !(op in changeSchemas)) {
+    const hint = typeof op === 'string' ? SOZU_OPS[op.toLowerCase().replace(/[^a-z]/g, '')] : undefined;
+    issues.push({
+      path: `${path}.op`,
+      reason:
+        op === undefined
+          ? `is required; one of ${CHANGE_OPS.join(', ')}`
+          : hint !== undefined
+            ? `unknown op ${JSON.stringify(op)}; use ${hint}`
+            : `unknown op ${JSON.stringify(op)}; expected one of ${CHANGE_OPS.join(', ')}`,
+    });
+    return undefined;
+  }
+  return changeSchemas[op as ChangeOp].parse(raw, path, issues);
+}
+
+/** Validates a JSON list of changes; every issue is named by its path, e.g. `changes[2].backend.address`. */
+export function parseChanges(raw: unknown, path: string): { changes: Change[] } | { issues: FieldIssue[] } {
+  const issues: FieldIssue[] = [];
+  if (!Array.isArray(raw)) {
+    issues.push({ path, reason: 'expected a list of changes' });
+    return { issues };
+  }
+  if (raw.length > MAX_CHANGES) {
+    issues.push({ path, reason: `at most ${MAX_CHANGES} changes are allowed (got ${raw.length})` });
+    return { issues };
+  }
+  const changes: Change[] = [];
+  raw.forEach((item, i) => {
+    const c = parseChange(item, `${path}[${i}]`, issues);
+    if (c !== undefined) changes.push(c);
+  });
+  return issues.length > 0 ? { issues } : { changes };
+}
+
+/** The kind and stable key of the object a change puts or deletes. */
+export function changeTarget(c: Change): { kind: ObjectKind; key: string } {
+  switch (c.op) {
+    case 'put_listener':
+      return { kind: 'listener', key: listenerKey(c.listener) };
+    case 'delete_listener':
+      return { kind: 'listener', key: listenerKey({ address: c.address }) };
+    case 'put_cluster':
+      return { kind: 'cluster', key: c.cluster.id };
+    case 'delete_cluster':
+      return { kind: 'cluster', key: c.id };
+    case 'put_backend':
+      return { kind: 'backend', key: backendKey(c.backend) };
+    case 'delete_backend':
+      return { kind: 'backend', key: backendKey(c) };
+    case 'put_frontend':
+      return { kind: 'frontend', key: frontendKey(c.frontend) };
+    case 'delete_frontend':
+      return { kind: 'frontend', key: frontendRefKey(c.frontend) };
+  }
+}
+
+export function frontendRefKey(f: FrontendRef): string {
+  return frontendKey({
+    listener: f.listener,
+    hostname: f.hostname,
+    path: f.path ?? '/',
+    path_type: f.path_type ?? 'prefix',
+    method: f.method,
+  });
+}
+
+/** A readable name of the object a change touches, e.g. "backend app/b1". */
+export function changeKey(c: Change): string {
+  const t = changeTarget(c);
+  return `${t.kind} ${t.key}`;
+}
