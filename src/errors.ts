@@ -7,6 +7,8 @@ export const ERROR_CODES = {
   KKH_CONFIG_UNREADABLE: 'the configuration file could not be read or parsed',
   KKH_LISTEN_FAILED: 'a listener could not bind its address',
   KKH_ROUTER_RULE_INVALID: 'a hostname, path or method rule cannot be built (src/router)',
+  KKH_STATE_FILE_UNREADABLE: 'the state file could not be read, parsed or written',
+  KKH_STATE_FILE_INVALID: 'the state file has invalid or dangling changes',
   KKH_FRAME_TOO_LARGE: 'a command-socket frame is over the size limit (4 MiB); the connection closes',
   KKH_REQUEST_INVALID_JSON: 'a command-socket line is not valid JSON (or not a JSON object)',
   KKH_REQUEST_INVALID: 'a command request lacks a usable id or type, or its body is not an object',

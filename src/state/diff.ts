@@ -1,0 +1,109 @@
+// The changes that turn one state into another, in an order where every prefix
+// is itself a valid state: the config reload's diff, the dry-run's answer and
+// the snapshot a new worker or the state file starts from.
+
+import type { Frontend } from '../model/objects.js';
+import type { Change } from './change.js';
+import { type ObjectKind, type ProxyState, sourceKey } from './proxy-state.js';
+import { deepEqual } from './transaction.js';
+
+// Puts go parents first and deletes children first, so no prefix leaves a
+// reference dangling: a frontend is put after its cluster and listener, and a
+// cluster is deleted after the frontends and backends that used it.
+const PUT_ORDER: readonly ObjectKind[] = ['listener', 'cluster', 'backend', 'frontend'];
+const DELETE_ORDER: readonly ObjectKind[] = ['frontend', 'backend', 'cluster', 'listener'];
+const MAPS = {
+  listener: 'listeners',
+  cluster: 'clusters',
+  backend: 'backends',
+  frontend: 'frontends',
+} as const;
+
+function entries(state: ProxyState, kind: ObjectKind): Iterable<[string, unknown]> {
+  return state[MAPS[kind]] as ReadonlyMap<string, unknown>;
+}
+
+function putOf(kind: ObjectKind, obj: unknown): Change {
+  switch (kind) {
+    case 'listener':
+      return { op: 'put_listener', listener: obj as never };
+    case 'cluster':
+      return { op: 'put_cluster', cluster: obj as never };
+    case 'backend':
+      return { op: 'put_backend', backend: obj as never };
+    case 'frontend':
+      return { op: 'put_frontend', frontend: obj as never };
+  }
+}
+
+function deleteOf(kind: ObjectKind, obj: unknown): Change {
+  switch (kind) {
+    case 'listener':
+      return { op: 'delete_listener', address: (obj as { address: string }).address };
+    case 'cluster':
+      return { op: 'delete_cluster', id: (obj as { id: string }).id };
+    case 'backend': {
+      const b = obj as { cluster: string; id: string };
+      return { op: 'delete_backend', cluster: b.cluster, id: b.id };
+    }
+    case 'frontend': {
+      const { listener, hostname, path, path_type, method } = obj as Frontend;
+      return {
+        op: 'delete_frontend',
+        frontend: {
+          ...(listener !== undefined ? { listener } : {}),
+          hostname,
+          path,
+          path_type,
+          ...(method !== undefined ? { method } : {}),
+        },
+      };
+    }
+  }
+}
+
+/** Which objects of `from` a diff may change or delete, given kind and key. */
+type Owned = (kind: ObjectKind, key: string) => boolean;
+
+function diff(from: ProxyState, to: ProxyState, owned: Owned): Change[] {
+  const out: Change[] = [];
+  for (const kind of PUT_ORDER) {
+    const before = from[MAPS[kind]] as ReadonlyMap<string, unknown>;
+    for (const [key, obj] of entries(to, kind)) {
+      const old = before.get(key);
+      if (old === undefined || (owned(kind, key) && !deepEqual(old, obj))) out.push(putOf(kind, obj));
+    }
+  }
+  for (const kind of DELETE_ORDER) {
+    const after = to[MAPS[kind]] as ReadonlyMap<string, unknown>;
+    for (const [key, obj] of entries(from, kind)) {
+      if (!after.has(key) && owned(kind, key)) out.push(deleteOf(kind, obj));
+    }
+  }
+  return out;
+}
+
+/**
+ * Changes turning `from` into `to`, objects only: sources are not part of a
+ * change, so an object equal in both is left alone whatever its source.
+ */
+export function diffStates(from: ProxyState, to: ProxyState): Change[] {
+  return diff(from, to, () => true);
+}
+
+/**
+ * The config reload's transaction: only objects the running state holds from
+ * 'config' are updated or deleted. An object another source (ctl, pki, pulsar)
+ * put survives, even when the file names the same key: the last writer owns it
+ * until it is deleted, and the next reload then puts the file's version.
+ */
+export function reloadDiff(running: ProxyState, fromConfig: ProxyState): Change[] {
+  return diff(running, fromConfig, (kind, key) => running.sources.get(sourceKey(kind, key)) === 'config');
+}
+
+/** The whole state as puts, parents first: a snapshot that applies to an empty state. */
+export function stateAsChanges(state: ProxyState): Change[] {
+  const out: Change[] = [];
+  for (const kind of PUT_ORDER) for (const [, obj] of entries(state, kind)) out.push(putOf(kind, obj));
+  return out;
+}

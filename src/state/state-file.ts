@@ -1,0 +1,118 @@
+// The state file: the whole running state saved as puts in the change
+// vocabulary, so a restart resumes what connectors and ctl added. Written to a
+// temporary file, synced and renamed, so a crash leaves the old file or the new.
+
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
+import { type Change, changeTarget, parseChanges } from './change.js';
+import { stateAsChanges } from './diff.js';
+import { emptyState, type ProxyState, sourceKey } from './proxy-state.js';
+import { applyTransaction, type SourcedChange, sourceProblem } from './transaction.js';
+
+export const STATE_FILE_VERSION = 1;
+const MAX_STATE_FILE_BYTES = 512 * 1024 * 1024;
+
+export function saveStateFile(path: string, state: ProxyState, generation: number): void {
+  const changes = stateAsChanges(state).map((c) => {
+    const { kind, key } = changeTarget(c);
+    return { ...c, source: state.sources.get(sourceKey(kind, key)) };
+  });
+  // One change per line: a diff between two saves shows what changed.
+  const body = `{"kakehi_state":${STATE_FILE_VERSION},"generation":${generation},"changes":[\n${changes
+    .map((c) => JSON.stringify(c))
+    .join(',\n')}\n]}\n`;
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, 'wx', 0o600);
+    writeSync(fd, body);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+    syncDir(dirname(path));
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw new KakehiError('KKH_STATE_FILE_UNREADABLE', `cannot write ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+// The rename is durable only once the directory entry is synced.
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function loadStateFile(path: string): { state: ProxyState; generation: number } {
+  let raw: unknown;
+  try {
+    const buf = readFileSync(path);
+    if (buf.length > MAX_STATE_FILE_BYTES) {
+      throw new Error(`it is ${buf.length} bytes; the limit is ${MAX_STATE_FILE_BYTES}`);
+    }
+    raw = JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    throw new KakehiError('KKH_STATE_FILE_UNREADABLE', `cannot read ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const file = raw as { kakehi_state?: unknown; generation?: unknown; changes?: unknown };
+  if (typeof raw !== 'object' || raw === null || file.kakehi_state !== STATE_FILE_VERSION) {
+    throw new KakehiError(
+      'KKH_STATE_FILE_UNREADABLE',
+      `${path} is not a kakehi state file of version ${STATE_FILE_VERSION} (no "kakehi_state": ${STATE_FILE_VERSION})`,
+    );
+  }
+  const issues: FieldIssue[] = [];
+  for (const k of Object.keys(file)) {
+    if (!['kakehi_state', 'generation', 'changes'].includes(k)) {
+      issues.push({ path: k, reason: 'unknown key; expected one of kakehi_state, generation, changes' });
+    }
+  }
+  const generation = file.generation;
+  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) {
+    issues.push({ path: 'generation', reason: 'expected a whole number of at least 0' });
+  }
+  const entries = sourcedEntries(file.changes, issues);
+  if (issues.length === 0) {
+    const result = applyTransaction(emptyState(), entries);
+    if (result.ok) return { state: result.state, generation: generation as number };
+    issues.push(...result.issues);
+  }
+  throw new KakehiError(
+    'KKH_STATE_FILE_INVALID',
+    `${path} has ${issues.length} error${issues.length === 1 ? '' : 's'}; nothing was loaded:\n${issues.map(formatIssue).join('\n')}`,
+    { issues },
+  );
+}
+
+/** Splits each entry's source from its change and validates both. */
+function sourcedEntries(raw: unknown, issues: FieldIssue[]): SourcedChange[] {
+  if (!Array.isArray(raw)) {
+    issues.push({ path: 'changes', reason: 'expected a list of changes' });
+    return [];
+  }
+  const sources: unknown[] = [];
+  const bare = raw.map((entry, i) => {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return entry;
+    const { source, ...change } = entry as Record<string, unknown>;
+    const problem = sourceProblem(source);
+    if (problem !== undefined) issues.push({ path: `changes[${i}].source`, reason: problem });
+    sources[i] = source;
+    return change;
+  });
+  const parsed = parseChanges(bare, 'changes');
+  if ('issues' in parsed) {
+    issues.push(...parsed.issues);
+    return [];
+  }
+  return parsed.changes.map((change: Change, i) => ({ change, source: sources[i] as string }));
+}
