@@ -255,6 +255,14 @@ export function summarise(dir: string): { text: string; json: unknown } {
   );
   const lines = [header, header.map(() => '---'), ...table].map((cells) => `| ${cells.join(' | ')} |`);
   const notes = summaries.filter((s) => s.status !== 'ok').map((s) => `- ${s.label}: ${s.status}: ${s.note}`);
+  for (const row of rows) {
+    const summary = summaries.find((s) => s.target === row.target);
+    if (row.status !== 'ok' && summary?.status === 'ok') {
+      notes.push(
+        `- ${summary.label}, round ${row.round}: ${row.status}: ${row.note} (left out of its figures)`,
+      );
+    }
+  }
   const noisy = summaries.filter((s) => (s.cpu?.others ?? 0) > 0.05);
   if (noisy.length) {
     notes.push(
