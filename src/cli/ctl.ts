@@ -571,6 +571,7 @@ async function followEvents(client: CommandClient, json: boolean): Promise<numbe
         case 'backend_up':
         case 'worker_crashed':
         case 'worker_restarted':
+        case 'worker_not_answering':
           process.stdout.write(json ? `${JSON.stringify(ev)}\n` : eventLine(ev));
           break;
         default: {

@@ -99,13 +99,15 @@ export type ProxyEvent =
   | ({ type: 'backend_down' } & Fields)
   | ({ type: 'backend_up' } & Fields)
   | ({ type: 'worker_crashed' } & Fields)
-  | ({ type: 'worker_restarted' } & Fields);
+  | ({ type: 'worker_restarted' } & Fields)
+  | ({ type: 'worker_not_answering' } & Fields);
 const PROXY_EVENT_TYPES: ReadonlySet<string> = new Set([
   'change_applied',
   'backend_down',
   'backend_up',
   'worker_crashed',
   'worker_restarted',
+  'worker_not_answering',
 ]);
 
 /** What `for await (const ev of client.events())` yields; switch on `type`. */

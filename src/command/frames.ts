@@ -133,8 +133,10 @@ export function parseRequest(line: string): ParsedRequest {
     return refuse(id, 'KKH_REQUEST_INVALID', `invalid request: type ${reason}`, [{ path: 'type', reason }]);
   }
   if (!isRequestType(type)) {
-    const reason = `unknown type ${JSON.stringify(type)}; one of ${REQUEST_TYPES.join(', ')}`;
-    return refuse(id, 'KKH_REQUEST_UNKNOWN_TYPE', reason, [{ path: 'type', reason }]);
+    const reason = `unknown type ${JSON.stringify(type)}`;
+    return refuse(id, 'KKH_REQUEST_UNKNOWN_TYPE', `${reason}; one of ${REQUEST_TYPES.join(', ')}`, [
+      { path: 'type', reason },
+    ]);
   }
   return { ok: true, request: { id, type, body } };
 }
