@@ -12,9 +12,12 @@ import {
   type RequestId,
   type RequestType,
   type ResponseFrame,
-  type WireError,
 } from '../command/frames.js';
-import type { FieldIssue } from '../errors.js';
+import { type ClientEvent, EventQueue, toClientEvent } from './client-events.js';
+import { CommandError, CommandTransportError, type TransportFailure } from './command-errors.js';
+
+export type { ClientEvent, ProxyEvent } from './client-events.js';
+export { CommandError, CommandTransportError, type TransportFailure } from './command-errors.js';
 
 export const CONNECT_TIMEOUT_MS = 5_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -51,113 +54,12 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-/** The proxy answered the request with an error. */
-export class CommandError extends Error {
-  readonly code: string;
-  readonly issues: readonly FieldIssue[];
-  readonly requestType: string;
-  readonly requestId: RequestId;
-
-  constructor(error: WireError, requestType: string, requestId: RequestId) {
-    super(error.message);
-    this.name = 'CommandError';
-    this.code = error.code;
-    this.issues = error.issues ?? [];
-    this.requestType = requestType;
-    this.requestId = requestId;
-  }
-}
-
-export type TransportFailure =
-  | 'unreachable' // no socket, refused, permission denied
-  | 'timeout' // connect or request deadline passed
-  | 'disconnected' // the connection was lost (or is being re-established)
-  | 'closed' // close() was called
-  | 'overloaded' // too many requests in flight, or a request over the frame limit
-  | 'protocol'; // the proxy sent something that is not the protocol
-
-/** The request never got an answer: the socket, not the proxy's judgement, failed. */
-export class CommandTransportError extends Error {
-  readonly reason: TransportFailure;
-  /** Worth retrying the same request later (on a new or re-established connection). */
-  readonly recoverable: boolean;
-  readonly socketPath: string;
-
-  constructor(reason: TransportFailure, message: string, socketPath: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'CommandTransportError';
-    this.reason = reason;
-    this.recoverable = reason !== 'closed' && reason !== 'protocol';
-    this.socketPath = socketPath;
-  }
-}
-
-type Fields = { readonly [field: string]: unknown };
-/** Events the proxy sends after subscribe_events; fields beyond `type` are in docs/protocol.md. */
-export type ProxyEvent =
-  | ({ type: 'change_applied'; generation?: number } & Fields)
-  | ({ type: 'backend_down' } & Fields)
-  | ({ type: 'backend_up' } & Fields)
-  | ({ type: 'worker_crashed' } & Fields)
-  | ({ type: 'worker_restarted' } & Fields)
-  | ({ type: 'worker_not_answering' } & Fields);
-const PROXY_EVENT_TYPES: ReadonlySet<string> = new Set([
-  'change_applied',
-  'backend_down',
-  'backend_up',
-  'worker_crashed',
-  'worker_restarted',
-  'worker_not_answering',
-]);
-
-/** What `for await (const ev of client.events())` yields; switch on `type`. */
-export type ClientEvent =
-  | ProxyEvent
-  /** An event type this client does not know yet (a newer proxy). */
-  | { type: 'other'; name: string; event: Fields }
-  | { type: 'disconnected'; reason: string; willReconnect: boolean }
-  | { type: 'reconnected'; attempts: number }
-  /** The consumer was slower than the proxy: this many events were dropped. */
-  | { type: 'events_dropped'; count: number };
-
 interface Pending {
   type: string;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   onProcessing: ((m: string) => void) | undefined;
   timer: NodeJS.Timeout | undefined;
-}
-
-class EventQueue {
-  items: ClientEvent[] = [];
-  dropped = 0;
-  ended = false;
-  error: Error | undefined;
-  wake: (() => void) | undefined;
-
-  constructor(readonly limit: number) {}
-
-  push(ev: ClientEvent): void {
-    if (this.ended) return;
-    if (this.items.length >= this.limit) {
-      this.items.shift();
-      this.dropped++;
-    }
-    this.items.push(ev);
-    this.#notify();
-  }
-
-  end(error?: Error): void {
-    this.ended = true;
-    this.error ??= error;
-    this.#notify();
-  }
-
-  #notify(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
 }
 
 type State = 'open' | 'reconnecting' | 'closed';
@@ -503,11 +405,6 @@ export class CommandClient {
       );
     }, delay);
   }
-}
-
-function toClientEvent(event: { type: string; [field: string]: unknown }): ClientEvent {
-  if (PROXY_EVENT_TYPES.has(event.type)) return event as ProxyEvent;
-  return { type: 'other', name: event.type, event };
 }
 
 function unreachableMessage(path: string, err: NodeJS.ErrnoException): string {

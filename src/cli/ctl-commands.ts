@@ -1,0 +1,382 @@
+// The table of `kakehi ctl` subcommands: for each, its words, operands, options
+// and help line, how it builds its request, and how it shows the answer. Adding a
+// request type to the protocol means adding a row here.
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { RequestType } from '../command/frames.js';
+import type { FlagSpec } from './args.js';
+import { keyValues, table } from './ctl-output.js';
+
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+export interface Flag extends FlagSpec {
+  doc: string;
+  arg?: string;
+}
+export interface Given {
+  flags: Map<string, string | true>;
+  args: string[];
+}
+export interface CtlCommand {
+  words: string[];
+  args: string[];
+  summary: string;
+  flags: Record<string, Flag>;
+  change?: boolean;
+  build(g: Given): { type: RequestType; body: Record<string, unknown> };
+  render?(result: unknown): string;
+}
+
+/** A mistake on the command line: exit 2 with the command's help. */
+export class UsageError extends Error {}
+
+export const GLOBAL_FLAGS: Record<string, Flag> = {
+  socket: {
+    value: true,
+    short: 's',
+    arg: 'PATH',
+    doc: 'command socket (default: $KAKEHI_SOCKET, else ./kakehi.sock)',
+  },
+  json: { value: false, doc: "print the proxy's raw result as JSON, for scripts" },
+  timeout: { value: true, arg: 'MS', doc: `connect and answer deadline (default ${DEFAULT_TIMEOUT_MS})` },
+  help: { value: false, short: 'h', doc: 'this help' },
+};
+export const CHANGE_FLAGS: Record<string, Flag> = {
+  'dry-run': { value: false, doc: 'validate and show the diff; change nothing' },
+  'expect-generation': {
+    value: true,
+    arg: 'N',
+    doc: 'apply only if the proxy is at generation N (compare-and-set)',
+  },
+};
+
+export const str = (g: Given, name: string): string | undefined => {
+  const v = g.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+};
+const need = (g: Given, name: string): string => {
+  const v = str(g, name);
+  if (v === undefined) throw new UsageError(`--${name} is required`);
+  return v;
+};
+export const int = (g: Given, name: string): number | undefined => {
+  const v = str(g, name);
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`--${name}: "${v}" is not a whole number`);
+  return Number(v);
+};
+/** Drops absent fields so the proxy's defaults apply. */
+const defined = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+// The proxy runs in another directory: paths are sent absolute.
+const abs = (p: string) => resolve(p);
+
+const list =
+  (key: string, columns: string[]) =>
+  (r: unknown): string => {
+    const rows = (r as Record<string, unknown> | null)?.[key];
+    return Array.isArray(rows) ? table(rows, columns) : keyValues(r as Record<string, unknown>);
+  };
+const simple = (type: RequestType) => () => ({ type, body: {} });
+
+const frontendKeyFlags: Record<string, Flag> = {
+  hostname: { value: true, arg: 'H', doc: 'exact name, *.wildcard, /regex/ labels, or *' },
+  listener: { value: true, arg: 'ADDR', doc: 'listener address (default: every listener)' },
+  path: { value: true, arg: 'P', doc: 'path rule value (default /)' },
+  'path-type': { value: true, arg: 'T', doc: 'prefix (default), exact or regex' },
+  method: { value: true, arg: 'M', doc: 'only this HTTP method' },
+};
+const frontendKey = (g: Given) =>
+  defined({
+    hostname: need(g, 'hostname'),
+    listener: str(g, 'listener'),
+    path: str(g, 'path'),
+    path_type: str(g, 'path-type'),
+    method: str(g, 'method'),
+  });
+
+export const CTL_COMMANDS: CtlCommand[] = [
+  {
+    words: ['status'],
+    args: [],
+    summary: 'version, generation, uptime, workers and object counts',
+    flags: {},
+    build: simple('status'),
+    render: (r) => keyValues(r as Record<string, unknown>),
+  },
+  {
+    words: ['workers'],
+    args: [],
+    summary: 'list worker processes',
+    flags: {},
+    build: simple('list_workers'),
+    render: list('workers', ['id', 'pid', 'state', 'generation', 'uptime_s']),
+  },
+  {
+    words: ['listeners'],
+    args: [],
+    summary: 'list listeners',
+    flags: {},
+    build: simple('list_listeners'),
+    render: list('listeners', ['address', 'port', 'protocol', 'source']),
+  },
+  {
+    words: ['clusters'],
+    args: [],
+    summary: 'list clusters',
+    flags: {},
+    build: simple('list_clusters'),
+    render: list('clusters', ['id', 'load_balancing', 'connect_attempts', 'source']),
+  },
+  {
+    words: ['backends'],
+    args: [],
+    summary: 'list backends',
+    flags: { cluster: { value: true, arg: 'ID', doc: 'only this cluster' } },
+    build: (g) => ({ type: 'list_backends', body: defined({ cluster: str(g, 'cluster') }) }),
+    render: list('backends', ['cluster', 'id', 'address', 'weight', 'backup', 'source']),
+  },
+  {
+    words: ['frontends'],
+    args: [],
+    summary: 'list frontends',
+    flags: {},
+    build: simple('list_frontends'),
+    render: list('frontends', [
+      'listener',
+      'hostname',
+      'path_type',
+      'path',
+      'method',
+      'cluster',
+      'deny',
+      'source',
+    ]),
+  },
+  {
+    words: ['route'],
+    args: ['HOST', 'PATH'],
+    summary: 'which frontend and cluster serve HOST and PATH',
+    flags: { method: { value: true, arg: 'M', doc: 'request method (default GET)' } },
+    build: (g) => ({
+      type: 'query_route',
+      body: defined({ host: g.args[0], path: g.args[1], method: str(g, 'method') }),
+    }),
+    render: (r) => {
+      const o = r as { matches?: unknown[]; host?: string; path?: string };
+      if (Array.isArray(o.matches) && o.matches.length === 0) {
+        return `no frontend matches ${o.host}${o.path} (the proxy answers 404)\n`;
+      }
+      return list('matches', ['listener', 'action', 'cluster', 'frontend'])(r);
+    },
+  },
+  {
+    words: ['state'],
+    args: [],
+    summary: 'the whole state, as the changes that rebuild it',
+    flags: {},
+    build: simple('get_state'),
+    render: (r) => {
+      const o = r as { generation?: unknown; changes?: Record<string, unknown>[] };
+      if (!Array.isArray(o.changes)) return keyValues(r as Record<string, unknown>);
+      const rows = o.changes.map(({ op, ...rest }) => ({ op, object: Object.values(rest)[0] ?? rest }));
+      return `generation ${o.generation}\n${table(rows, ['op', 'object'])}`;
+    },
+  },
+  {
+    words: ['listener', 'add'],
+    args: [],
+    summary: 'add or replace an HTTP listener',
+    flags: { address: { value: true, arg: 'A', doc: 'host:port to listen on' } },
+    change: true,
+    build: (g) => ({ type: 'add_http_listener', body: { listener: { address: need(g, 'address') } } }),
+  },
+  {
+    words: ['listener', 'remove'],
+    args: ['ADDRESS'],
+    summary: 'remove a listener',
+    flags: {},
+    change: true,
+    build: (g) => ({ type: 'remove_listener', body: { address: g.args[0] } }),
+  },
+  {
+    words: ['cluster', 'add'],
+    args: [],
+    summary: 'add or replace a cluster',
+    flags: {
+      id: { value: true, arg: 'ID', doc: 'cluster id' },
+      'load-balancing': {
+        value: true,
+        arg: 'A',
+        doc: 'round_robin (default), random, least_connections, power_of_two',
+      },
+      'connect-attempts': { value: true, arg: 'N', doc: 'connection attempts per request' },
+      'connect-timeout-ms': { value: true, arg: 'MS', doc: 'backend connect timeout' },
+      'backend-timeout-ms': { value: true, arg: 'MS', doc: 'backend silence timeout' },
+    },
+    change: true,
+    build: (g) => ({
+      type: 'add_cluster',
+      body: {
+        cluster: defined({
+          id: need(g, 'id'),
+          load_balancing: str(g, 'load-balancing'),
+          connect_attempts: int(g, 'connect-attempts'),
+          connect_timeout_ms: int(g, 'connect-timeout-ms'),
+          backend_timeout_ms: int(g, 'backend-timeout-ms'),
+        }),
+      },
+    }),
+  },
+  {
+    words: ['cluster', 'remove'],
+    args: ['ID'],
+    summary: 'remove a cluster',
+    flags: {},
+    change: true,
+    // Not `id`: that field is the request's own id (docs/protocol.md).
+    build: (g) => ({ type: 'remove_cluster', body: { cluster: g.args[0] } }),
+  },
+  {
+    words: ['backend', 'add'],
+    args: [],
+    summary: 'add or replace a backend',
+    flags: {
+      cluster: { value: true, arg: 'C', doc: 'its cluster' },
+      id: { value: true, arg: 'B', doc: 'backend id, unique in the cluster' },
+      address: { value: true, arg: 'H:P', doc: 'backend address' },
+      weight: { value: true, arg: 'N', doc: 'share under random balancing; 0 drains it' },
+      backup: { value: false, doc: 'use only when no primary is available' },
+    },
+    change: true,
+    build: (g) => ({
+      type: 'add_backend',
+      body: {
+        backend: defined({
+          cluster: need(g, 'cluster'),
+          id: need(g, 'id'),
+          address: need(g, 'address'),
+          weight: int(g, 'weight'),
+          backup: g.flags.has('backup') ? true : undefined,
+        }),
+      },
+    }),
+  },
+  {
+    words: ['backend', 'remove'],
+    args: ['CLUSTER', 'ID'],
+    summary: 'remove a backend (its in-flight requests finish)',
+    flags: {},
+    change: true,
+    build: (g) => ({ type: 'remove_backend', body: { cluster: g.args[0], backend: g.args[1] } }),
+  },
+  {
+    words: ['frontend', 'add'],
+    args: [],
+    summary: 'add or replace a frontend (a route)',
+    flags: {
+      ...frontendKeyFlags,
+      cluster: { value: true, arg: 'C', doc: 'forward to this cluster' },
+      deny: { value: false, doc: 'answer 403 instead' },
+    },
+    change: true,
+    build: (g) => {
+      const cluster = str(g, 'cluster');
+      const deny = g.flags.has('deny');
+      if ((cluster === undefined) === !deny)
+        throw new UsageError('give exactly one of --cluster C or --deny');
+      return {
+        type: 'add_http_frontend',
+        body: { frontend: { ...frontendKey(g), ...(deny ? { deny: true } : { cluster }) } },
+      };
+    },
+  },
+  {
+    words: ['frontend', 'remove'],
+    args: [],
+    summary: 'remove a frontend, named by its key fields',
+    flags: frontendKeyFlags,
+    change: true,
+    build: (g) => ({ type: 'remove_http_frontend', body: { frontend: frontendKey(g) } }),
+  },
+  {
+    words: ['apply'],
+    args: ['FILE'],
+    summary: 'apply a JSON or YAML file of changes as one transaction',
+    flags: {},
+    change: true,
+    build: (g) => ({ type: 'transaction', body: { changes: readChanges(g.args[0]!) } }),
+  },
+  {
+    words: ['save-state'],
+    args: ['PATH'],
+    summary: "save the proxy's state to a file (written by the proxy)",
+    flags: {},
+    build: (g) => ({ type: 'save_state', body: { path: abs(g.args[0]!) } }),
+    render: (r) => {
+      const o = r as { objects?: unknown; generation?: unknown; path?: unknown };
+      return `saved ${o.objects ?? '?'} objects at generation ${o.generation ?? '?'} to ${o.path ?? '?'}\n`;
+    },
+  },
+  {
+    words: ['load-state'],
+    args: ['PATH'],
+    summary: 'replace the state with a saved one, as one transaction',
+    flags: {},
+    build: (g) => ({ type: 'load_state', body: { path: abs(g.args[0]!) } }),
+  },
+  {
+    words: ['reload'],
+    args: [],
+    summary: 're-read the configuration file and apply the difference',
+    flags: { config: { value: true, arg: 'PATH', doc: 'another configuration file' } },
+    build: (g) => {
+      const path = str(g, 'config');
+      return { type: 'reload', body: path === undefined ? {} : { path: abs(path) } };
+    },
+  },
+  {
+    words: ['soft-stop'],
+    args: [],
+    summary: 'stop accepting, drain, exit',
+    flags: {},
+    build: simple('soft_stop'),
+  },
+  { words: ['hard-stop'], args: [], summary: 'exit now', flags: {}, build: simple('hard_stop') },
+  {
+    words: ['upgrade'],
+    args: [],
+    summary: 'replace the workers one by one with the code now on disk',
+    flags: {},
+    build: simple('upgrade'),
+  },
+  {
+    words: ['events'],
+    args: [],
+    summary: 'print events (changes, backends down/up, workers) until Ctrl-C',
+    flags: {},
+    build: simple('subscribe_events'),
+  },
+];
+
+function readChanges(file: string): unknown[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text); // YAML 1.2 reads JSON as well
+  } catch (err) {
+    throw new UsageError(`${file} is not valid JSON or YAML: ${(err as Error).message}`);
+  }
+  if (Array.isArray(doc)) return doc;
+  const changes = (doc as { changes?: unknown } | null)?.changes;
+  if (!Array.isArray(changes))
+    throw new UsageError(`${file}: expected a "changes" list (or a list of changes)`);
+  return changes;
+}
