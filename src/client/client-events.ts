@@ -36,7 +36,8 @@ export class EventQueue {
   dropped = 0;
   ended = false;
   error: Error | undefined;
-  wake: (() => void) | undefined;
+  // Every next() waiting; a list, so concurrent next() calls all wake.
+  readonly waiting: (() => void)[] = [];
 
   constructor(readonly limit: number) {}
 
@@ -57,9 +58,7 @@ export class EventQueue {
   }
 
   #notify(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
+    for (const w of this.waiting.splice(0)) w();
   }
 }
 

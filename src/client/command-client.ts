@@ -215,7 +215,7 @@ export class CommandClient {
             return done();
           }
           await new Promise<void>((r) => {
-            queue.wake = r;
+            queue.waiting.push(r);
           });
         }
       },
@@ -385,8 +385,7 @@ export class CommandClient {
       this.#queues.clear();
       return;
     }
-    const base = Math.min(r.maxDelayMs, r.initialDelayMs * r.factor ** (attempt - 1));
-    const delay = base * (1 - r.jitter * this.#opts.random());
+    const delay = reconnectDelayMs(attempt, r, this.#opts.random());
     this.#reconnectTimer = setTimeout(() => {
       this.#dial().then(
         (socket) => {
@@ -405,6 +404,16 @@ export class CommandClient {
       );
     }, delay);
   }
+}
+
+/**
+ * The wait before reconnect attempt `attempt` (1-based): exponential, capped, less
+ * a random share of up to `jitter` so that many clients of a restarted proxy
+ * don't all knock at once.
+ */
+export function reconnectDelayMs(attempt: number, r: Required<ReconnectOptions>, random: number): number {
+  const base = Math.min(r.maxDelayMs, r.initialDelayMs * r.factor ** (attempt - 1));
+  return base * (1 - r.jitter * random);
 }
 
 function unreachableMessage(path: string, err: NodeJS.ErrnoException): string {

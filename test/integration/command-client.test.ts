@@ -11,6 +11,7 @@ import {
   CommandClient,
   CommandError,
   CommandTransportError,
+  reconnectDelayMs,
 } from '../../src/client/command-client.js';
 import { FakeCommandServer, type FakeHandler } from '../helpers/fake-command-server.js';
 
@@ -267,6 +268,38 @@ describe('CommandClient events', () => {
 });
 
 describe('CommandClient reconnect', () => {
+  it('waits exponentially longer between attempts, capped, less up to the jitter share', () => {
+    const r = { initialDelayMs: 100, maxDelayMs: 1_000, factor: 2, jitter: 0.5, maxAttempts: 10 };
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6].map((n) => reconnectDelayMs(n, r, 0)),
+      [100, 200, 400, 800, 1_000, 1_000],
+    );
+    assert.equal(reconnectDelayMs(3, r, 1), 200);
+    assert.equal(reconnectDelayMs(3, r, 0.5), 300);
+    assert.equal(reconnectDelayMs(1, { ...r, jitter: 1 }, 1), 0);
+  });
+
+  it('wakes every concurrent next() call on the same iterator', async () => {
+    const { server, client } = await setup((req, r) => {
+      if (req.type !== 'subscribe_events') return;
+      setTimeout(() => {
+        r.event({ type: 'backend_up', n: 1 });
+        r.event({ type: 'backend_up', n: 2 });
+      }, 30);
+    });
+    const it = client.events();
+    const [a, b] = await Promise.all([it.next(), it.next()]);
+    assert.deepEqual(
+      [a.value, b.value],
+      [
+        { type: 'backend_up', n: 1 },
+        { type: 'backend_up', n: 2 },
+      ],
+    );
+    assert.equal(server.requests.length, 1);
+    await it.return?.();
+  });
+
   it('reconnects after a dropped connection, resubscribes, and serves requests again', async () => {
     const { server, client } = await setup(
       (req, r) => {
