@@ -127,6 +127,43 @@ describe('kakehi ctl queries', () => {
     assert.match(run.stdout, /no frontend matches example\.com\/x/);
   });
 
+  it('prints the state as the generation and one row per change', async () => {
+    answer = (_req, r) =>
+      r.ok({
+        generation: 4,
+        changes: [
+          { op: 'put_cluster', cluster: { id: 'api' } },
+          { op: 'put_backend', backend: { cluster: 'api', id: 'b1', address: '10.0.0.1:80' } },
+        ],
+      });
+    const run = await ctl('state');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(lastRequest().type, 'get_state');
+    assert.equal(
+      run.stdout,
+      'generation 4\nOP           OBJECT\nput_cluster  {"id":"api"}\n' +
+        'put_backend  {"cluster":"api","id":"b1","address":"10.0.0.1:80"}\n',
+    );
+  });
+
+  it('prints frontends with their key fields first and - for absent ones', async () => {
+    answer = (_req, r) =>
+      r.ok({
+        frontends: [
+          { hostname: 'www.example.com', path_type: 'prefix', path: '/', cluster: 'web', source: 'config' },
+          { listener: '0.0.0.0:80', hostname: '*', path_type: 'exact', path: '/admin', deny: true },
+        ],
+      });
+    const run = await ctl('frontends');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(
+      run.stdout,
+      'LISTENER    HOSTNAME         PATH_TYPE  PATH    CLUSTER  DENY  SOURCE\n' +
+        '-           www.example.com  prefix     /       web      -     config\n' +
+        '0.0.0.0:80  *                exact      /admin  -        true  -\n',
+    );
+  });
+
   it('prints processing frames on stderr, keeping stdout for the result', async () => {
     answer = (_req, r) => {
       r.processing('replacing worker 1 of 2');
