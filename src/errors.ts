@@ -13,6 +13,12 @@ export const ERROR_CODES = {
   KKH_REQUEST_INVALID_JSON: 'a command-socket line is not valid JSON (or not a JSON object)',
   KKH_REQUEST_INVALID: 'a command request lacks a usable id or type, or its body is not an object',
   KKH_REQUEST_UNKNOWN_TYPE: 'a command request names a type the proxy does not know',
+  KKH_SOCKET_IN_USE: 'the command socket path is held by a live kakehi (or is not a socket)',
+  KKH_CHANGE_INVALID: 'a change or transaction was refused as a whole; nothing changed',
+  KKH_CHANGE_FAILED:
+    'a worker could not apply a change (e.g. a listener cannot bind); it was rolled back everywhere',
+  KKH_GENERATION_MISMATCH: 'expect_generation does not match the current generation; nothing changed',
+  KKH_INTERNAL: 'an unexpected failure inside kakehi while answering a command (a bug: please report it)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -3,13 +3,15 @@
 // configuration schema. Output for humans is plain text; logs are JSON.
 
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configSchema } from '../config/config-schema.js';
 import { embeddedDefault } from '../config/embedded-default.js';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { ERROR_CODES, formatIssue, KakehiError } from '../errors.js';
-import { handleSignals, startProxy } from '../main/proxy-process.js';
+import { createLogger } from '../log/logger.js';
+import { runMain } from '../main/run-main.js';
+import { runWorker } from '../main/worker-process.js';
 import { parseArgs } from './args.js';
 import { EXIT } from './exit-codes.js';
 
@@ -84,6 +86,11 @@ function reportConfigError(err: unknown): number {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '__worker') {
+    // Forked by `kakehi run` (node:cluster): a data-plane worker, driven over IPC.
+    runWorker();
+    return -1;
+  }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(MAIN_HELP);
     return command === undefined ? EXIT.USAGE : EXIT.OK;
@@ -136,8 +143,13 @@ async function main(argv: string[]): Promise<number> {
         return reportConfigError(err);
       }
       try {
-        const proxy = await startProxy(config);
-        handleSignals(proxy);
+        const log = createLogger(config.settings.logLevel);
+        await runMain(
+          config,
+          typeof file === 'string' ? resolve(file) : undefined,
+          log,
+          fileURLToPath(import.meta.url),
+        );
         if (typeof file !== 'string') {
           process.stderr.write(
             `kakehi: running the embedded default; try http://${config.state.listeners.keys().next().value}/\n`,

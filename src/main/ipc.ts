@@ -1,0 +1,37 @@
+// Messages between the main process and its workers (node:cluster IPC, JSON).
+// Main sends a full snapshot first, then ordered transactions; a worker answers
+// each with an ack once it serves the new generation.
+
+import type { Backend, Cluster, Frontend, Listener } from '../model/objects.js';
+import type { HealthEvent } from '../proxy/backend-runtime.js';
+import type { Change } from '../state/change.js';
+import type { BoundListener } from './proxy-runtime.js';
+
+export interface Snapshot {
+  listeners: Listener[];
+  clusters: Cluster[];
+  backends: Backend[];
+  frontends: Frontend[];
+}
+
+export type ToWorker =
+  | { t: 'init'; generation: number; snapshot: Snapshot; logLevel: string; accessLog: string }
+  | { t: 'apply'; seq: number; generation: number; changes: Change[] }
+  | { t: 'drain'; timeoutMs: number };
+
+export type FromWorker =
+  /** Sent once the worker listens for messages: anything sent before would be lost. */
+  | { t: 'hello' }
+  /** The worker could not start serving its initial state (e.g. a port is taken); it exits next. */
+  | { t: 'failed'; code: string; message: string }
+  | { t: 'ready'; generation: number; listeners: BoundListener[] }
+  | { t: 'ack'; seq: number; generation: number; listeners: BoundListener[] }
+  | { t: 'nack'; seq: number; message: string }
+  | { t: 'health'; event: HealthEvent }
+  /** The worker stopped accepting (its listening handles are closed); draining follows. */
+  | { t: 'closed' }
+  | { t: 'drained'; cut: number };
+
+export function isFromWorker(m: unknown): m is FromWorker {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
+}

@@ -1,0 +1,104 @@
+// `kakehi run` in the main process: resumes a saved state, starts the workers
+// and the command socket, and turns signals into drains and reloads.
+
+import { existsSync } from 'node:fs';
+import { CommandServer } from '../command/command-server.js';
+import { createRequestHandler } from '../command/request-handlers.js';
+import type { Config } from '../config/load-config.js';
+import type { Logger } from '../log/logger.js';
+import { diffStates } from '../state/diff.js';
+import { loadStateFile } from '../state/state-file.js';
+import { applyChanges } from '../state/transaction.js';
+import { Supervisor } from './supervisor.js';
+
+/** The config state plus what the state file holds from other sources (added at runtime). */
+function resumeState(config: Config, log: Logger): Config {
+  const path = config.settings.stateFile;
+  if (path === undefined || !existsSync(path)) return config;
+  try {
+    const saved = loadStateFile(path);
+    const runtimeOnly = diffStates(config.state, saved.state).filter((c) => c.op.startsWith('put_'));
+    const kept = runtimeOnly.filter((c) => {
+      const key = JSON.stringify(c);
+      return key !== undefined;
+    });
+    const r = applyChanges(config.state, kept, 'state_file');
+    if (!r.ok) {
+      log.error(
+        { path, issues: r.issues },
+        'the state file does not fit the configuration; starting from the configuration alone',
+      );
+      return config;
+    }
+    log.info({ path, generation: saved.generation, objects: kept.length }, 'resumed the saved state');
+    return { ...config, state: r.state };
+  } catch (err) {
+    log.error({ err, path }, 'cannot read the state file; starting from the configuration alone');
+    return config;
+  }
+}
+
+export async function runMain(
+  config: Config,
+  configPath: string | undefined,
+  log: Logger,
+  entry: string,
+): Promise<void> {
+  const sup = new Supervisor(resumeState(config, log), configPath, log);
+  let stopping = false;
+  const stop = async (hard: boolean, why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason: why, drain_timeout_ms: config.settings.drainTimeoutMs }, 'draining');
+    sup.once('closed', () => log.info('not accepting new connections'));
+    await sup.stop(hard);
+    await server?.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  let server: CommandServer | undefined;
+  try {
+    await sup.start(entry);
+  } catch (err) {
+    await sup.stop(true); // workers that did start must not keep the process alive
+    throw err;
+  }
+  server = new CommandServer(
+    config.settings.commandSocket,
+    config.settings.commandSocketMode,
+    createRequestHandler(sup, (hard) => void stop(hard, hard ? 'hard_stop' : 'soft_stop')),
+    log,
+  );
+  try {
+    await server.listen();
+  } catch (err) {
+    await sup.stop(true);
+    throw err;
+  }
+  for (const l of sup.boundListeners()) log.info({ address: l.address, port: l.port }, 'listening');
+  log.info(
+    {
+      source: config.source,
+      workers: sup.workerCount,
+      command_socket: config.settings.commandSocket,
+      generation: sup.generation,
+      listeners: sup.state.listeners.size,
+      clusters: sup.state.clusters.size,
+      backends: sup.state.backends.size,
+      frontends: sup.state.frontends.size,
+    },
+    'kakehi ready',
+  );
+  process.once('SIGTERM', () => void stop(false, 'SIGTERM'));
+  process.once('SIGINT', () => void stop(false, 'SIGINT'));
+  process.on('SIGHUP', () => {
+    sup.reload().then(
+      (r) => log.info({ generation: r.generation }, 'SIGHUP reload applied'),
+      (err: Error & { issues?: unknown }) =>
+        log.error(
+          { err: err.message, issues: err.issues },
+          'SIGHUP reload refused; the running state keeps serving',
+        ),
+    );
+  });
+}

@@ -1,0 +1,404 @@
+// The main process: owns the one authoritative state and its generation,
+// runs the workers (node:cluster, sharing listening sockets), and applies every
+// change — from the command socket, a reload or a saved state — as one
+// serialized transaction acknowledged only once every worker serves it.
+
+import cluster, { type Worker } from 'node:cluster';
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { type Config, loadConfigFile } from '../config/load-config.js';
+import { KakehiError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Change } from '../state/change.js';
+import { diffStates, reloadDiff } from '../state/diff.js';
+import type { ProxyState } from '../state/proxy-state.js';
+import { saveStateFile } from '../state/state-file.js';
+import { type Applied, applyChanges } from '../state/transaction.js';
+import { type FromWorker, isFromWorker, type Snapshot, type ToWorker } from './ipc.js';
+
+export interface SupervisorEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface ChangeResult {
+  generation: number;
+  live_ms: number;
+  applied: Applied[];
+}
+
+export interface DryRunResult {
+  dry_run: true;
+  generation: number;
+  diff: Applied[];
+}
+
+interface WorkerHandle {
+  id: number;
+  worker: Worker;
+  state: 'starting' | 'ready' | 'draining';
+  generation: number;
+  startedAt: number;
+  listeners: { key: string; address: string; port: number }[];
+  ready: Promise<void>;
+  onReady: (err?: Error) => void;
+  acks: Map<number, (r: { ok: true } | { ok: false; message: string }) => void>;
+  startTimer?: NodeJS.Timeout;
+  /** Messages held until the worker says hello (it would drop them before). */
+  outbox: ToWorker[] | undefined;
+  /** Stopped accepting (draining). */
+  closed?: boolean;
+  failure?: { code: string; message: string };
+}
+
+export class Supervisor extends EventEmitter {
+  state: ProxyState;
+  generation = 1;
+  readonly startedAt = Date.now();
+  private readonly workers = new Map<number, WorkerHandle>();
+  private seq = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopping = false;
+  private nextWorkerId = 1;
+
+  constructor(
+    private config: Config,
+    private readonly configPath: string | undefined,
+    readonly log: Logger,
+  ) {
+    super();
+    this.state = config.state;
+  }
+
+  get workerCount(): number {
+    return this.config.settings.workers > 0 ? this.config.settings.workers : availableParallelism();
+  }
+
+  get settings(): Config['settings'] {
+    return this.config.settings;
+  }
+
+  /** Forks the workers and resolves once every one serves the initial state. */
+  async start(entry: string): Promise<void> {
+    cluster.setupPrimary({ exec: entry, args: ['__worker'], silent: false });
+    // Workers accept on the shared sockets themselves (no round-robin through main).
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    await Promise.all(Array.from({ length: this.workerCount }, () => this.fork().ready));
+  }
+
+  listWorkers(): {
+    id: number;
+    pid: number | undefined;
+    state: string;
+    generation: number;
+    uptime_s: number;
+  }[] {
+    return [...this.workers.values()].map((w) => ({
+      id: w.id,
+      pid: w.worker.process.pid,
+      state: w.state,
+      generation: w.generation,
+      uptime_s: Math.round((Date.now() - w.startedAt) / 1000),
+    }));
+  }
+
+  /** Bound ports, from the first ready worker (all share the same sockets). */
+  boundListeners(): { key: string; address: string; port: number }[] {
+    for (const w of this.workers.values()) if (w.state === 'ready') return w.listeners;
+    return [];
+  }
+
+  private snapshot(): Snapshot {
+    return {
+      listeners: [...this.state.listeners.values()],
+      clusters: [...this.state.clusters.values()],
+      backends: [...this.state.backends.values()],
+      frontends: [...this.state.frontends.values()],
+    };
+  }
+
+  private send(w: WorkerHandle, m: ToWorker): void {
+    if (w.outbox !== undefined) w.outbox.push(m);
+    else if (w.worker.isConnected()) w.worker.send(m);
+  }
+
+  private fork(): WorkerHandle {
+    const id = this.nextWorkerId++;
+    const worker = cluster.fork({ KAKEHI_WORKER_ID: String(id), KAKEHI_LOG_LEVEL: this.settings.logLevel });
+    let onReady: (err?: Error) => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      onReady = (err) => (err ? reject(err) : resolve());
+    });
+    const h: WorkerHandle = {
+      id,
+      worker,
+      state: 'starting',
+      generation: 0,
+      startedAt: Date.now(),
+      listeners: [],
+      ready,
+      onReady,
+      acks: new Map(),
+      outbox: [],
+    };
+    ready.catch(() => {});
+    this.workers.set(id, h);
+    h.startTimer = setTimeout(() => {
+      if (h.state === 'starting') {
+        this.log.error({ worker: id }, 'worker did not start in time; replacing it');
+        h.onReady(new Error(`worker ${id} did not start within ${this.settings.workerTimeoutMs} ms`));
+        worker.process.kill('SIGKILL');
+      }
+    }, this.settings.workerTimeoutMs * 3);
+    worker.on('message', (m: unknown) => {
+      if (isFromWorker(m)) this.onWorkerMessage(h, m);
+    });
+    worker.on('exit', (code, signal) => {
+      clearTimeout(h.startTimer);
+      this.workers.delete(id);
+      for (const ack of h.acks.values()) ack({ ok: true }); // a dead worker holds no transaction back
+      h.acks.clear();
+      if (h.state === 'draining' || this.stopping) return;
+      if (h.state === 'starting') {
+        // Never served: whoever forked it decides what to do (start fails, a restart retries).
+        h.onReady(
+          h.failure
+            ? new KakehiError(
+                h.failure.code === 'KKH_LISTEN_FAILED' ? 'KKH_LISTEN_FAILED' : 'KKH_INTERNAL',
+                h.failure.message,
+              )
+            : new Error(`worker ${id} exited (${code ?? signal}) before it was ready`),
+        );
+        return;
+      }
+      this.log.error({ worker: id, pid: worker.process.pid, code, signal }, 'worker crashed; restarting it');
+      this.emit('event', { type: 'worker_crashed', worker: id, code, signal });
+      // Through the queue: the replacement's snapshot is then the committed state.
+      this.restart(id, 0);
+    });
+    return h;
+  }
+
+  /** Forks a replacement for a crashed worker; retries with backoff if it cannot start. */
+  private restart(replaces: number, attempt: number): void {
+    void this.enqueue(async () => {
+      if (this.stopping) return;
+      const next = this.fork();
+      try {
+        await next.ready;
+        this.log.info(
+          { worker: next.id, pid: next.worker.process.pid, generation: this.generation },
+          'worker restarted',
+        );
+        this.emit('event', {
+          type: 'worker_restarted',
+          worker: next.id,
+          replaces,
+          generation: this.generation,
+        });
+      } catch (err) {
+        const delay = Math.min(1000 * 2 ** attempt, 30_000);
+        this.log.error(
+          { err: (err as Error).message, retry_in_ms: delay },
+          'replacement worker failed to start',
+        );
+        setTimeout(() => this.restart(replaces, attempt + 1), delay).unref();
+      }
+    });
+  }
+
+  private onWorkerMessage(h: WorkerHandle, m: FromWorker): void {
+    switch (m.t) {
+      case 'hello': {
+        // The snapshot is the committed state now; anything broadcast since the
+        // fork waits in the outbox and follows it, in order.
+        const held = h.outbox ?? [];
+        h.outbox = undefined;
+        this.send(h, {
+          t: 'init',
+          generation: this.generation,
+          snapshot: this.snapshot(),
+          logLevel: this.settings.logLevel,
+          accessLog: this.settings.accessLog,
+        });
+        for (const msg of held) this.send(h, msg);
+        return;
+      }
+      case 'ready':
+        clearTimeout(h.startTimer);
+        h.state = 'ready';
+        h.generation = m.generation;
+        h.listeners = m.listeners;
+        this.log.info(
+          { worker: h.id, worker_pid: h.worker.process.pid, generation: m.generation },
+          'worker ready',
+        );
+        h.onReady();
+        return;
+      case 'ack':
+        h.generation = m.generation;
+        h.listeners = m.listeners;
+        h.acks.get(m.seq)?.({ ok: true });
+        h.acks.delete(m.seq);
+        return;
+      case 'nack':
+        h.acks.get(m.seq)?.({ ok: false, message: m.message });
+        h.acks.delete(m.seq);
+        return;
+      case 'health':
+        this.emit('event', { ...m.event, worker: h.id });
+        return;
+      case 'failed':
+        h.failure = { code: m.code, message: m.message };
+        return;
+      case 'closed':
+        h.closed = true;
+        if ([...this.workers.values()].every((w) => w.closed)) this.emit('closed');
+        return;
+      case 'drained':
+        return;
+    }
+  }
+
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job, job);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Sends changes to every live worker and waits for all of them (Sōzu's
+   * gatherer): ends on all acks, on the first refusal, or at the worker
+   * timeout, after which a silent worker is replaced.
+   */
+  private async broadcast(
+    changes: Change[],
+    generation: number,
+  ): Promise<{ ok: true } | { ok: false; message: string }> {
+    const seq = ++this.seq;
+    const waits: Promise<{ ok: true } | { ok: false; message: string }>[] = [];
+    for (const w of this.workers.values()) {
+      if (w.state === 'draining') continue;
+      waits.push(
+        new Promise((resolve) => {
+          const timer = setTimeout(() => {
+            w.acks.delete(seq);
+            this.log.error({ worker: w.id, generation }, 'worker not answering; replacing it');
+            this.emit('event', { type: 'worker_not_answering', worker: w.id, generation });
+            w.worker.process.kill('SIGKILL');
+            resolve({ ok: true });
+          }, this.settings.workerTimeoutMs);
+          w.acks.set(seq, (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          });
+          this.send(w, { t: 'apply', seq, generation, changes });
+        }),
+      );
+    }
+    const results = await Promise.all(waits);
+    return results.find((r) => !r.ok) ?? { ok: true };
+  }
+
+  /** Validates and applies a transaction; nothing changes unless all of it applies everywhere. */
+  transact(
+    changes: Change[],
+    opts: { source: string; dryRun?: boolean; expectGeneration?: number | undefined },
+  ): Promise<ChangeResult | DryRunResult> {
+    return this.enqueue(async () => {
+      const t0 = performance.now();
+      if (opts.expectGeneration !== undefined && opts.expectGeneration !== this.generation) {
+        throw new KakehiError(
+          'KKH_GENERATION_MISMATCH',
+          `expected generation ${opts.expectGeneration}, but the state is at generation ${this.generation}`,
+        );
+      }
+      const r = applyChanges(this.state, changes, opts.source);
+      if (!r.ok) {
+        throw new KakehiError('KKH_CHANGE_INVALID', `the change was refused: ${r.issues.length} problem(s)`, {
+          issues: r.issues,
+        });
+      }
+      if (opts.dryRun) return { dry_run: true, generation: this.generation, diff: r.applied };
+      if (r.applied.every((a) => a.effect === 'unchanged')) {
+        return { generation: this.generation, live_ms: 0, applied: r.applied };
+      }
+      const next = this.generation + 1;
+      const outcome = await this.broadcast(changes, next);
+      if (!outcome.ok) {
+        // Some worker could not serve it (a listener that cannot bind): put back the old state everywhere.
+        await this.broadcast(diffStates(r.state, this.state), this.generation);
+        throw new KakehiError('KKH_CHANGE_FAILED', `a worker could not apply the change: ${outcome.message}`);
+      }
+      this.state = r.state;
+      this.generation = next;
+      const liveMs = Math.round((performance.now() - t0) * 1000) / 1000;
+      this.persist();
+      this.emit('event', {
+        type: 'change_applied',
+        generation: next,
+        source: opts.source,
+        applied: r.applied,
+      });
+      return { generation: next, live_ms: liveMs, applied: r.applied };
+    });
+  }
+
+  private persist(): void {
+    const path = this.settings.stateFile;
+    if (path === undefined) return;
+    try {
+      saveStateFile(path, this.state, this.generation);
+    } catch (err) {
+      this.log.error({ err, path }, 'could not save the state file');
+    }
+  }
+
+  /** Re-reads the config file and applies its difference to config-sourced objects. */
+  async reload(path?: string): Promise<ChangeResult | DryRunResult> {
+    const file = path ?? this.configPath;
+    if (file === undefined) {
+      throw new KakehiError(
+        'KKH_CONFIG_UNREADABLE',
+        'kakehi runs on its embedded default: there is no file to reload',
+      );
+    }
+    const next = loadConfigFile(file);
+    const changes = reloadDiff(this.state, next.state);
+    const result = await this.transact(changes, { source: 'config' });
+    this.log.info({ file, generation: result.generation, changes: changes.length }, 'configuration reloaded');
+    return result;
+  }
+
+  /** Replaces every worker with a fresh process running the code now on disk, one at a time. */
+  upgrade(onProgress: (message: string) => void): Promise<{ replaced: number; generation: number }> {
+    return this.enqueue(async () => {
+      const old = [...this.workers.values()].filter((w) => w.state !== 'draining');
+      for (const w of old) {
+        const next = this.fork();
+        await next.ready;
+        w.state = 'draining';
+        this.send(w, { t: 'drain', timeoutMs: this.settings.drainTimeoutMs });
+        onProgress(`worker ${w.id} replaced by worker ${next.id} (pid ${next.worker.process.pid})`);
+      }
+      return { replaced: old.length, generation: this.generation };
+    });
+  }
+
+  /** Drains every worker (soft) or kills them (hard). */
+  async stop(hard: boolean): Promise<void> {
+    this.stopping = true;
+    const exits = [...this.workers.values()].map(
+      (w) =>
+        new Promise<void>((resolve) =>
+          w.worker.isDead() ? resolve() : w.worker.once('exit', () => resolve()),
+        ),
+    );
+    for (const w of this.workers.values()) {
+      w.state = 'draining';
+      if (hard) w.worker.process.kill('SIGKILL');
+      else this.send(w, { t: 'drain', timeoutMs: this.settings.drainTimeoutMs });
+    }
+    await Promise.all(exits);
+  }
+}

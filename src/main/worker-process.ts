@@ -1,0 +1,105 @@
+// A worker process: receives the snapshot and then each transaction from main,
+// serves traffic with them, and acknowledges every generation it reaches. It
+// exits when main tells it to drain, or when main goes away.
+
+import { createLogger } from '../log/logger.js';
+import { backendKey, frontendKey, listenerKey } from '../model/objects.js';
+import type { ProxyState } from '../state/proxy-state.js';
+import { applyChanges } from '../state/transaction.js';
+import { type FromWorker, isFromWorker, type Snapshot, type ToWorker } from './ipc.js';
+import { ProxyRuntime } from './proxy-runtime.js';
+
+function send(m: FromWorker): void {
+  process.send?.(m);
+}
+
+function stateOf(s: Snapshot): ProxyState {
+  return {
+    listeners: new Map(s.listeners.map((l) => [listenerKey(l), Object.freeze(l)])),
+    clusters: new Map(s.clusters.map((c) => [c.id, Object.freeze(c)])),
+    backends: new Map(s.backends.map((b) => [backendKey(b), Object.freeze(b)])),
+    frontends: new Map(s.frontends.map((f) => [frontendKey(f), Object.freeze(f)])),
+    sources: new Map(),
+  };
+}
+
+export function runWorker(): void {
+  let runtime: ProxyRuntime | undefined;
+  let generation = 0;
+  // Transactions are applied one at a time, in the order main sent them.
+  let queue: Promise<void> = Promise.resolve();
+  const log = createLogger(process.env['KAKEHI_LOG_LEVEL'] ?? 'info', 'kakehi-worker');
+
+  const handle = async (m: ToWorker): Promise<void> => {
+    switch (m.t) {
+      case 'init': {
+        const state = stateOf(m.snapshot);
+        runtime = new ProxyRuntime(
+          stateOf({ listeners: [], clusters: [], backends: [], frontends: [] }),
+          m.accessLog,
+          log,
+          (event) => send({ t: 'health', event }),
+        );
+        try {
+          await runtime.apply(state);
+        } catch (err) {
+          const e = err as Error & { code?: string };
+          send({ t: 'failed', code: e.code ?? 'KKH_INTERNAL', message: e.message });
+          process.exitCode = 1;
+          process.disconnect?.();
+          return;
+        }
+        generation = m.generation;
+        send({ t: 'ready', generation, listeners: runtime.bound() });
+        return;
+      }
+      case 'apply': {
+        if (runtime === undefined) throw new Error('apply before init');
+        const r = applyChanges(runtime.current, m.changes, 'main');
+        if (!r.ok) {
+          send({ t: 'nack', seq: m.seq, message: r.issues.map((i) => `${i.path}: ${i.reason}`).join('; ') });
+          return;
+        }
+        try {
+          await runtime.apply(r.state);
+        } catch (err) {
+          send({ t: 'nack', seq: m.seq, message: (err as Error).message });
+          return;
+        }
+        generation = m.generation;
+        send({ t: 'ack', seq: m.seq, generation, listeners: runtime.bound() });
+        return;
+      }
+      case 'drain': {
+        const draining = runtime ? runtime.drain(m.timeoutMs) : Promise.resolve(0);
+        send({ t: 'closed' });
+        const cut = await draining;
+        if (cut > 0) log.warn({ connections: cut }, 'drain timeout passed; connections cut');
+        send({ t: 'drained', cut });
+        process.disconnect?.();
+        setImmediate(() => process.exit(0));
+        return;
+      }
+    }
+  };
+
+  process.on('message', (m: unknown) => {
+    if (!isFromWorker(m)) return;
+    const msg = m as unknown as ToWorker;
+    queue = queue.then(
+      () => handle(msg),
+      () => handle(msg),
+    );
+    queue.catch((err: unknown) => {
+      log.fatal({ err }, 'worker failed');
+      process.exit(1);
+    });
+  });
+  send({ t: 'hello' });
+  // Main is gone (crashed or killed): nobody will tell us to drain, so leave now.
+  process.on('disconnect', () => process.exit(0));
+  // Signals go to main, which drains workers itself; a worker ignores them so a
+  // terminal Ctrl-C does not cut connections before main's drain begins.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
+}
