@@ -10,6 +10,9 @@ export const CONNECT_TIMEOUT_MS = 3_000;
 export const BACKEND_TIMEOUT_MS = 30_000;
 export const WEBSOCKET_IDLE_TIMEOUT_MS = 300_000;
 export const DRAIN_TIMEOUT_MS = 30_000;
+/** A worker that has not acknowledged a change by then is reported and replaced. */
+export const WORKER_TIMEOUT_MS = 10_000;
+export const COMMAND_SOCKET = 'kakehi.sock';
 
 /** Request or response head (start line and headers) bigger than this is refused (431 / 502). */
 export const MAX_HEADER_BYTES = 32 * 1024;

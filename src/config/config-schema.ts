@@ -26,6 +26,30 @@ const configFields = {
     default: 'stdout',
     doc: 'where access log lines go: stdout, stderr, off, or a file path',
   },
+  workers: {
+    schema: int({ min: 0, max: 256 }),
+    default: 0,
+    doc: 'worker processes sharing the listeners; 0 = one per CPU',
+  },
+  worker_timeout_ms: {
+    schema: int({ min: 100, max: 600_000 }),
+    default: D.WORKER_TIMEOUT_MS,
+    doc: 'a worker that has not applied a change by then is reported and replaced',
+  },
+  command_socket: {
+    schema: str({ maxLength: 100 }),
+    default: D.COMMAND_SOCKET,
+    doc: 'path of the Unix command socket (relative to the working directory)',
+  },
+  command_socket_mode: {
+    schema: oneOf(['0600', '0660'] as const),
+    default: '0600',
+    doc: 'file mode of the command socket: owner only, or owner and group',
+  },
+  state_file: {
+    schema: str({ maxLength: 4096 }),
+    doc: 'where the state is saved after each change (atomically, mode 0600) and resumed from at start',
+  },
   drain_timeout_ms: {
     schema: int({ min: 0, max: 3_600_000 }),
     default: D.DRAIN_TIMEOUT_MS,
@@ -37,7 +61,9 @@ export type ConfigFile = ObjectOf<typeof configFields>;
 
 export const configSchema = object(configFields, {
   renamed: {
-    worker_count: 'workers (not built yet: one process serves)',
+    worker_count: 'workers',
+    saved_state: 'state_file',
+    worker_timeout: 'worker_timeout_ms',
     log_target: 'access_log / log output on stderr',
     access_logs_target: 'access_log',
   },

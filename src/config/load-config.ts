@@ -13,6 +13,12 @@ export interface Settings {
   readonly logLevel: ConfigFile['log_level'];
   readonly accessLog: string;
   readonly drainTimeoutMs: number;
+  /** 0 = one per CPU. */
+  readonly workers: number;
+  readonly workerTimeoutMs: number;
+  readonly commandSocket: string;
+  readonly commandSocketMode: number;
+  readonly stateFile: string | undefined;
 }
 
 export interface Config {
@@ -71,7 +77,16 @@ export function configFromObject(raw: unknown, source: string): Config {
 }
 
 function settingsOf(file: ConfigFile): Settings {
-  return { logLevel: file.log_level, accessLog: file.access_log, drainTimeoutMs: file.drain_timeout_ms };
+  return {
+    logLevel: file.log_level,
+    accessLog: file.access_log,
+    drainTimeoutMs: file.drain_timeout_ms,
+    workers: file.workers,
+    workerTimeoutMs: file.worker_timeout_ms,
+    commandSocket: file.command_socket,
+    commandSocketMode: Number.parseInt(file.command_socket_mode, 8),
+    stateFile: file.state_file,
+  };
 }
 
 function stateOf(file: ConfigFile): ProxyState {
