@@ -20,6 +20,10 @@ export interface Kakehi {
   ports: number[];
   port: number;
   configPath: string;
+  /** The command socket, when the test did not write its own config text. */
+  socketPath: string;
+  /** Pids of the workers that reported ready so far. */
+  workerPids(): number[];
   logs: LogLine[];
   access: LogLine[];
   /** Resolves with the exit code after the signal. */
@@ -51,7 +55,11 @@ export async function startKakehi(
 ): Promise<Kakehi> {
   const dir = mkdtempSync(join(tmpdir(), 'kakehi-test-'));
   const configPath = join(dir, 'config.yaml');
-  writeFileSync(configPath, typeof config === 'string' ? config : stringify(config));
+  // Each kakehi gets its own command socket, and one worker unless the test asks for more.
+  const socketPath = join(dir, 'kakehi.sock');
+  const full =
+    typeof config === 'string' ? config : stringify({ workers: 1, command_socket: socketPath, ...config });
+  writeFileSync(configPath, full);
   const proc = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const access: LogLine[] = [];
@@ -111,6 +119,8 @@ export async function startKakehi(
     ports,
     port: ports[0] ?? 0,
     configPath,
+    socketPath,
+    workerPids: () => logs.filter((l) => l.msg === 'worker ready').map((l) => Number(l['worker_pid'])),
     logs,
     access,
     exited,

@@ -59,7 +59,7 @@ describe('process lifecycle', () => {
     const inFlight = fetchStatus(kakehi.port, '/slow');
     await once(backend.server, 'request');
     kakehi.proc.kill('SIGTERM');
-    await kakehi.waitLog((l) => l.msg === 'draining');
+    await kakehi.waitLog((l) => l.msg === 'not accepting new connections');
     assert.equal(await connectOutcome(kakehi.port), 'refused', 'no new connections while draining');
     release();
     const res = await inFlight;

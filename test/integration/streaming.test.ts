@@ -78,7 +78,7 @@ describe('streaming bodies and tunnels', () => {
   });
 
   it('carries a 100 MB upload with bounded proxy memory', async () => {
-    const pid = kakehi.proc.pid!;
+    const pid = kakehi.workerPids()[0]!;
     const base = rssBytes(pid);
     let peak = base;
     const body = await new Promise<string>((resolve, reject) => {
@@ -120,7 +120,7 @@ describe('streaming bodies and tunnels', () => {
   });
 
   it('carries a 100 MB download with bounded proxy memory', async () => {
-    const pid = kakehi.proc.pid!;
+    const pid = kakehi.workerPids()[0]!;
     const base = rssBytes(pid);
     let peak = base;
     const received = await new Promise<number>((resolve, reject) => {
