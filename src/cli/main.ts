@@ -13,6 +13,7 @@ import { createLogger } from '../log/logger.js';
 import { runMain } from '../main/run-main.js';
 import { runWorker } from '../main/worker-process.js';
 import { parseArgs } from './args.js';
+import { runCtl } from './ctl.js';
 import { EXIT } from './exit-codes.js';
 
 const MAIN_HELP = `kakehi — edge reverse proxy and load balancer
@@ -22,6 +23,7 @@ Usage: kakehi <command> [options]
 Commands:
   run        run the proxy (with no -c: the embedded default on 127.0.0.1:8080)
   validate   check a configuration file and print every error
+  ctl        talk to a running kakehi over its command socket (kakehi ctl --help)
   schema     print the JSON Schema of the configuration file (for editors)
   version    print the version
 
@@ -86,6 +88,7 @@ function reportConfigError(err: unknown): number {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'ctl') return runCtl(rest);
   if (command === '__worker') {
     // Forked by `kakehi run` (node:cluster): a data-plane worker, driven over IPC.
     runWorker();

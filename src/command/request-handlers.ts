@@ -38,12 +38,13 @@ function changeOf(req: CommandRequest): unknown[] {
       return [{ op: 'delete_listener', address: b['address'] }];
     case 'add_cluster':
       return [{ op: 'put_cluster', cluster: b['cluster'] }];
+    // `id` names the request itself on the wire, so removals name their object by kind.
     case 'remove_cluster':
-      return [{ op: 'delete_cluster', id: b['id'] }];
+      return [{ op: 'delete_cluster', id: b['cluster'] }];
     case 'add_backend':
       return [{ op: 'put_backend', backend: b['backend'] }];
     case 'remove_backend':
-      return [{ op: 'delete_backend', cluster: b['cluster'], id: b['id'] }];
+      return [{ op: 'delete_backend', cluster: b['cluster'], id: b['backend'] }];
     case 'add_http_frontend':
       return [{ op: 'put_frontend', frontend: b['frontend'] }];
     case 'remove_http_frontend':

@@ -6,7 +6,9 @@ import { CommandServer } from '../command/command-server.js';
 import { createRequestHandler } from '../command/request-handlers.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../log/logger.js';
-import { diffStates } from '../state/diff.js';
+import { changeKey, changeTarget } from '../state/change.js';
+import { stateAsChanges } from '../state/diff.js';
+import { sourceKey } from '../state/proxy-state.js';
 import { loadStateFile } from '../state/state-file.js';
 import { applyChanges } from '../state/transaction.js';
 import { Supervisor } from './supervisor.js';
@@ -17,21 +19,27 @@ function resumeState(config: Config, log: Logger): Config {
   if (path === undefined || !existsSync(path)) return config;
   try {
     const saved = loadStateFile(path);
-    const runtimeOnly = diffStates(config.state, saved.state).filter((c) => c.op.startsWith('put_'));
-    const kept = runtimeOnly.filter((c) => {
-      const key = JSON.stringify(c);
-      return key !== undefined;
-    });
-    const r = applyChanges(config.state, kept, 'state_file');
-    if (!r.ok) {
-      log.error(
-        { path, issues: r.issues },
-        'the state file does not fit the configuration; starting from the configuration alone',
-      );
-      return config;
+    // Objects the configuration owns come from the file just read; everything
+    // added at runtime (ctl, connectors) comes back with its own source.
+    let state = config.state;
+    let resumed = 0;
+    for (const change of stateAsChanges(saved.state)) {
+      const { kind, key } = changeTarget(change);
+      const source = saved.state.sources.get(sourceKey(kind, key)) ?? 'runtime';
+      if (source === 'config') continue;
+      const r = applyChanges(state, [change], source);
+      if (!r.ok) {
+        log.warn(
+          { path, change: changeKey(change), issues: r.issues },
+          'a saved object no longer fits the configuration; dropped',
+        );
+        continue;
+      }
+      state = r.state;
+      resumed++;
     }
-    log.info({ path, generation: saved.generation, objects: kept.length }, 'resumed the saved state');
-    return { ...config, state: r.state };
+    log.info({ path, generation: saved.generation, objects: resumed }, 'resumed the saved state');
+    return { ...config, state };
   } catch (err) {
     log.error({ err, path }, 'cannot read the state file; starting from the configuration alone');
     return config;

@@ -39,6 +39,9 @@ type Stage = 'head' | 'exchange' | 'tunnel' | 'closed';
 /** How the response body ends (RFC 9112 §6.3). */
 type BodyMode = 'none' | 'length' | 'chunked' | 'close';
 
+/** While draining, how long an idle keep-alive connection may still send one last request. */
+const DRAIN_IDLE_GRACE_MS = 1_000;
+
 /** How long a closing connection may take to flush its last response. */
 const LINGER_MS = 5_000;
 
@@ -111,8 +114,13 @@ export class ClientSession implements UpstreamOwner {
 
   /** Begins a graceful close: idle connections go now, busy ones after their response. */
   drain(): void {
-    if (this.stage === 'head' && this.buf === undefined) this.close();
-    else this.closeAfter = true;
+    this.closeAfter = true;
+    // An idle keep-alive connection is not closed at once: a client may be
+    // sending its next request right now and would see a reset. It gets a
+    // short grace to send it (answered with Connection: close), then goes.
+    if (this.stage === 'head' && this.buf === undefined) {
+      this.armTimer(DRAIN_IDLE_GRACE_MS, () => this.close());
+    }
   }
 
   /** Ends the connection now, whatever it is doing. */

@@ -92,7 +92,7 @@ describe('process lifecycle', () => {
     );
   });
 
-  it('closes idle keep-alive connections at once on SIGTERM', async () => {
+  it('closes idle keep-alive connections on SIGTERM after a short grace for a last request', async () => {
     const kakehi = await startKakehi({ listeners: [{ address: '127.0.0.1:0' }], access_log: 'off' });
     cleanup.push(() => kakehi.stop('SIGKILL'));
     // One answered request proves the proxy holds the connection (not just the kernel's backlog).
