@@ -5,7 +5,7 @@
 import type { Frontend } from '../model/objects.js';
 import type { Change } from './change.js';
 import { type ObjectKind, type ProxyState, sourceKey } from './proxy-state.js';
-import { deepEqual } from './transaction.js';
+import { deepEqual, type SourcedChange } from './transaction.js';
 
 // Puts go parents first and deletes children first, so no prefix leaves a
 // reference dangling: a frontend is put after its cluster and listener, and a
@@ -65,30 +65,46 @@ function deleteOf(kind: ObjectKind, obj: unknown): Change {
 /** Which objects of `from` a diff may change or delete, given kind and key. */
 type Owned = (kind: ObjectKind, key: string) => boolean;
 
-function diff(from: ProxyState, to: ProxyState, owned: Owned): Change[] {
-  const out: Change[] = [];
+function diff(from: ProxyState, to: ProxyState, owned: Owned, withSources = false): SourcedChange[] {
+  const out: SourcedChange[] = [];
+  const src = (s: ProxyState, kind: ObjectKind, key: string) => s.sources.get(sourceKey(kind, key)) ?? '';
   for (const kind of PUT_ORDER) {
     const before = from[MAPS[kind]] as ReadonlyMap<string, unknown>;
     for (const [key, obj] of entries(to, kind)) {
       const old = before.get(key);
-      if (old === undefined || (owned(kind, key) && !deepEqual(old, obj))) out.push(putOf(kind, obj));
+      const differs =
+        old === undefined ||
+        (owned(kind, key) &&
+          (!deepEqual(old, obj) || (withSources && src(from, kind, key) !== src(to, kind, key))));
+      if (differs) out.push({ change: putOf(kind, obj), source: src(to, kind, key) });
     }
   }
   for (const kind of DELETE_ORDER) {
     const after = to[MAPS[kind]] as ReadonlyMap<string, unknown>;
     for (const [key, obj] of entries(from, kind)) {
-      if (!after.has(key) && owned(kind, key)) out.push(deleteOf(kind, obj));
+      if (!after.has(key) && owned(kind, key))
+        out.push({ change: deleteOf(kind, obj), source: src(from, kind, key) });
     }
   }
   return out;
 }
+const changesOf = (d: SourcedChange[]) => d.map((e) => e.change);
 
 /**
  * Changes turning `from` into `to`, objects only: sources are not part of a
  * change, so an object equal in both is left alone whatever its source.
  */
 export function diffStates(from: ProxyState, to: ProxyState): Change[] {
-  return diff(from, to, () => true);
+  return changesOf(diff(from, to, () => true));
+}
+
+/**
+ * Changes, each with its source, turning `from` into exactly `to`, sources
+ * included: `load_state` applies this with applyTransaction so every object
+ * keeps the source the file recorded.
+ */
+export function diffStatesWithSources(from: ProxyState, to: ProxyState): SourcedChange[] {
+  return diff(from, to, () => true, true);
 }
 
 /**
@@ -98,7 +114,9 @@ export function diffStates(from: ProxyState, to: ProxyState): Change[] {
  * until it is deleted, and the next reload then puts the file's version.
  */
 export function reloadDiff(running: ProxyState, fromConfig: ProxyState): Change[] {
-  return diff(running, fromConfig, (kind, key) => running.sources.get(sourceKey(kind, key)) === 'config');
+  return changesOf(
+    diff(running, fromConfig, (kind, key) => running.sources.get(sourceKey(kind, key)) === 'config'),
+  );
 }
 
 /** The whole state as puts, parents first: a snapshot that applies to an empty state. */

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type Change, changeTarget } from '../../src/state/change.js';
-import { diffStates, reloadDiff, stateAsChanges } from '../../src/state/diff.js';
+import { diffStates, diffStatesWithSources, reloadDiff, stateAsChanges } from '../../src/state/diff.js';
 import { assertInvariants } from '../../src/state/invariants.js';
 import { emptyState, type ProxyState, sourceKey } from '../../src/state/proxy-state.js';
-import { applyChanges } from '../../src/state/transaction.js';
+import { applyChanges, applyTransaction } from '../../src/state/transaction.js';
 import {
   backend,
   cluster,
@@ -143,6 +143,22 @@ describe('state engine properties', () => {
           'a diff has no no-ops',
         );
         assert.equal(diffStates(b, b).length, 0, 'a state has no diff with itself');
+      }),
+    );
+  });
+
+  it('applyTransaction(a, diffStatesWithSources(a, b)) yields b with its sources', () => {
+    run(
+      fc.property(arbState, arbState, (a, b) => {
+        const r = applyTransaction(a, diffStatesWithSources(a, b));
+        assert.ok(r.ok, JSON.stringify(r.ok ? '' : r.issues));
+        assertInvariants(r.state);
+        assert.ok(sameObjects(r.state, b), 'same objects as b');
+        assert.ok(sameSources(r.state, b), 'same sources as b');
+        assert.ok(
+          r.applied.every((x) => x.effect !== 'unchanged'),
+          'no no-ops',
+        );
       }),
     );
   });
