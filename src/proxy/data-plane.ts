@@ -5,17 +5,18 @@
 
 import type { Balancer } from '../balancer/candidate.js';
 import { createBalancer, pickBackend } from '../balancer/select.js';
-import { type Cluster, type Frontend, type Listener, listenerKey } from '../model/objects.js';
+import { type Backend, type Cluster, type Frontend, type Listener, listenerKey } from '../model/objects.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { type Route, Router } from '../router/router.js';
-import { clusterBackends, listenerFrontends, type ProxyState } from '../state/proxy-state.js';
+import { listenerFrontends, type ProxyState } from '../state/proxy-state.js';
 import { BackendRuntime, type HealthEvent } from './backend-runtime.js';
 
+/** Updated in place when its cluster or backends change, so routes can hold it. */
 export interface ClusterRuntime {
-  readonly spec: Cluster;
-  readonly balancer: Balancer;
-  readonly backends: BackendRuntime[];
+  spec: Cluster;
+  balancer: Balancer;
+  backends: BackendRuntime[];
 }
 
 export interface RouteTarget {
@@ -33,6 +34,8 @@ export class DataPlane {
   private clusters = new Map<string, ClusterRuntime>();
   private backends = new Map<string, BackendRuntime>();
   private sweeper: NodeJS.Timeout;
+  private state: ProxyState | undefined;
+  private readonly routes = new WeakMap<Frontend, Route<RouteTarget>>();
 
   constructor(
     state: ProxyState,
@@ -52,10 +55,29 @@ export class DataPlane {
 
   /** Replaces the routing tables; sessions pick them up on their next request. */
   update(state: ProxyState): void {
+    const prev = this.state;
+    this.state = state;
+    // Maps untouched by a transaction keep their identity (src/state), so a
+    // backend change costs the clusters and backends, not the 10,000 routes.
+    if (prev === undefined || state.clusters !== prev.clusters || state.backends !== prev.backends) {
+      this.updateClusters(state);
+    }
+    if (prev === undefined || state.frontends !== prev.frontends || state.listeners !== prev.listeners) {
+      this.updateRouters(state);
+    }
+  }
+
+  private updateClusters(state: ProxyState): void {
+    const byCluster = new Map<string, Backend[]>();
+    for (const b of state.backends.values()) {
+      const list = byCluster.get(b.cluster);
+      if (list) list.push(b);
+      else byCluster.set(b.cluster, [b]);
+    }
     const backends = new Map<string, BackendRuntime>();
     const clusters = new Map<string, ClusterRuntime>();
     for (const spec of state.clusters.values()) {
-      const runtimes = clusterBackends(state, spec.id).map((b) => {
+      const runtimes = (byCluster.get(spec.id) ?? []).map((b) => {
         const key = `${b.cluster}/${b.id}`;
         const old = this.backends.get(key);
         let rt: BackendRuntime;
@@ -67,28 +89,45 @@ export class DataPlane {
         backends.set(key, rt);
         return rt;
       });
+      // The same object for the same id: routes point at it, and stay valid.
       const old = this.clusters.get(spec.id);
-      const balancer =
-        old && old.spec.load_balancing === spec.load_balancing
-          ? old.balancer
-          : createBalancer(spec.load_balancing);
-      clusters.set(spec.id, { spec, balancer, backends: runtimes });
+      if (old) {
+        if (old.spec.load_balancing !== spec.load_balancing)
+          old.balancer = createBalancer(spec.load_balancing);
+        old.spec = spec;
+        old.backends = runtimes;
+        clusters.set(spec.id, old);
+      } else
+        clusters.set(spec.id, { spec, balancer: createBalancer(spec.load_balancing), backends: runtimes });
     }
     for (const [key, rt] of this.backends) if (backends.get(key) !== rt) rt.retire();
-    const listeners = new Map<string, ListenerRuntime>();
-    for (const spec of state.listeners.values()) {
-      const routes: Route<RouteTarget>[] = listenerFrontends(state, spec).map((f) => ({
-        key: `${f.hostname};${f.path_type}:${f.path};${f.method ?? '*'}`,
-        host: parseHostRule(f.hostname),
-        path: parsePathRule(f.path_type, f.path),
-        ...(f.method === undefined ? {} : { method: f.method }),
-        target: { frontend: f, cluster: f.cluster === undefined ? undefined : clusters.get(f.cluster) },
-      }));
-      listeners.set(listenerKey(spec), { spec, router: new Router(routes) });
-    }
     this.backends = backends;
     this.clusters = clusters;
+  }
+
+  private updateRouters(state: ProxyState): void {
+    const listeners = new Map<string, ListenerRuntime>();
+    for (const spec of state.listeners.values()) {
+      const routes = listenerFrontends(state, spec).map((f) => this.routeOf(f));
+      listeners.set(listenerKey(spec), { spec, router: new Router(routes) });
+    }
     this.listeners = listeners;
+  }
+
+  /** A frontend's route, parsed once per frontend object (rules are the costly part). */
+  private routeOf(f: Frontend): Route<RouteTarget> {
+    const cluster = f.cluster === undefined ? undefined : this.clusters.get(f.cluster);
+    const cached = this.routes.get(f);
+    if (cached !== undefined && cached.target.cluster === cluster) return cached;
+    const route: Route<RouteTarget> = {
+      key: `${f.hostname};${f.path_type}:${f.path};${f.method ?? '*'}`,
+      host: parseHostRule(f.hostname),
+      path: parsePathRule(f.path_type, f.path),
+      ...(f.method === undefined ? {} : { method: f.method }),
+      target: { frontend: f, cluster },
+    };
+    this.routes.set(f, route);
+    return route;
   }
 
   close(): void {
