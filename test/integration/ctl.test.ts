@@ -187,7 +187,7 @@ describe('kakehi ctl queries', () => {
 describe('kakehi ctl changes', () => {
   it('sends backend add with typed fields and prints the generation and what was applied', async () => {
     answer = (_req, r) =>
-      r.ok({ generation: 7, live_ms: 3, applied: [{ op: 'put_backend', key: 'api/b2', effect: 'added' }] });
+      r.ok({ generation: 7, live_ms: 3, applied: [{ op: 'put_backend', key: 'api/b2', effect: 'created' }] });
     const run = await ctl(
       'backend',
       'add',
@@ -223,8 +223,8 @@ describe('kakehi ctl changes', () => {
         dry_run: true,
         generation: 3,
         diff: [
-          { op: 'put_cluster', key: 'web', effect: 'add' },
-          { op: 'delete_cluster', key: 'old', effect: 'remove' },
+          { op: 'put_cluster', key: 'web', effect: 'created' },
+          { op: 'delete_cluster', key: 'old', effect: 'deleted' },
         ],
       });
     const run = await ctl('apply', file, '--dry-run', '--expect-generation', '3');
