@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,22 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { type Backend, echoBackend } from '../helpers/backends.js';
 import { command, ok } from '../helpers/command.js';
+import { httpGet } from '../helpers/http.js';
 import { type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
 import { startLoad } from '../helpers/load.js';
-
-function get(port: number, host: string, path = '/'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const r = request({ host: '127.0.0.1', port, path, agent: false, headers: { host } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => {
-        body += c.toString();
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    r.on('error', reject);
-    r.end();
-  });
-}
 
 describe('command channel', () => {
   let a: Backend;
@@ -72,7 +58,7 @@ describe('command channel', () => {
     assert.equal(typeof r['live_ms'], 'number');
     // Acknowledged means live: every worker routes it now, whichever takes the connection.
     for (let i = 0; i < 10; i++) {
-      const res = await get(kakehi.port, 'api.test');
+      const res = await httpGet(kakehi.port, '/', { host: 'api.test' });
       assert.equal(res.status, 200);
       assert.match(res.body, /"backend":"b"/);
     }
@@ -106,7 +92,7 @@ describe('command channel', () => {
     assert.equal(f.status, 'error');
     assert.equal(f.error?.code, 'KKH_CHANGE_INVALID');
     assert.match(JSON.stringify(f.error?.issues), /frontend/);
-    assert.equal((await get(kakehi.port, 'load.test')).status, 200);
+    assert.equal((await httpGet(kakehi.port, '/', { host: 'load.test' })).status, 200);
   });
 
   it('returns the diff on dry_run without applying it', async () => {
@@ -221,7 +207,8 @@ describe('command channel', () => {
     assert.equal(workers.length, 2);
     assert.ok(!workers.some((w) => w.pid === victim!.pid));
     for (const w of workers) assert.equal(w.generation, after['generation']);
-    for (let i = 0; i < 6; i++) assert.equal((await get(kakehi.port, 'api.test')).status, 200);
+    for (let i = 0; i < 6; i++)
+      assert.equal((await httpGet(kakehi.port, '/', { host: 'api.test' })).status, 200);
   });
 
   it('upgrades every worker while traffic flows, with zero failed requests', async () => {
@@ -230,7 +217,8 @@ describe('command channel', () => {
     const r = await ok(kakehi.socketPath, 'upgrade');
     assert.equal(r['replaced'], 2);
     // Keep the load on past the old workers' drain.
-    for (let i = 0; i < 50; i++) assert.equal((await get(kakehi.port, 'load.test')).status, 200);
+    for (let i = 0; i < 50; i++)
+      assert.equal((await httpGet(kakehi.port, '/', { host: 'load.test' })).status, 200);
     const res = await load.stop();
     assert.deepEqual(res.failed.slice(0, 5), []);
     const afterPids = ((await ok(kakehi.socketPath, 'status'))['workers'] as { pid: number }[]).map(

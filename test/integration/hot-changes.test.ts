@@ -8,23 +8,10 @@ import { promisify } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
 import { echoBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
+import { httpGet } from '../helpers/http.js';
 import { CLI, startKakehi } from '../helpers/kakehi-process.js';
 
 const run = promisify(execFile);
-
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const r = request({ host: '127.0.0.1', port, path: '/', agent: false, headers: { host } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => {
-        body += c.toString();
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    r.on('error', reject);
-    r.end();
-  });
-}
 
 describe('hot changes leave running traffic alone', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -50,11 +37,11 @@ describe('hot changes leave running traffic alone', () => {
       access_log: 'off',
     });
     cleanup.push(() => kakehi.stop());
-    const inFlight = get(kakehi.port, 'a.test');
+    const inFlight = httpGet(kakehi.port, '/', { host: 'a.test' });
     await once(slow.server, 'request');
     await ok(kakehi.socketPath, 'remove_backend', { cluster: 'c', backend: 'slow' });
     // Removed and acknowledged: new requests find no backend...
-    assert.equal((await get(kakehi.port, 'a.test')).status, 503);
+    assert.equal((await httpGet(kakehi.port, '/', { host: 'a.test' })).status, 503);
     // ...while the one already there completes.
     release();
     const res = await inFlight;

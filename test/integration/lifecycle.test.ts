@@ -1,25 +1,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { closedPort, echoBackend, rawBackend } from '../helpers/backends.js';
+import { httpGet } from '../helpers/http.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
-
-function fetchStatus(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const r = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => {
-        body += c.toString();
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    r.on('error', reject);
-    r.end();
-  });
-}
 
 function connectOutcome(port: number): Promise<'refused' | 'connected'> {
   return new Promise((resolve) => {
@@ -56,7 +41,7 @@ describe('process lifecycle', () => {
       access_log: 'off',
     });
     cleanup.push(() => kakehi.stop('SIGKILL'));
-    const inFlight = fetchStatus(kakehi.port, '/slow');
+    const inFlight = httpGet(kakehi.port, '/slow');
     await once(backend.server, 'request');
     kakehi.proc.kill('SIGTERM');
     await kakehi.waitLog((l) => l.msg === 'not accepting new connections');
@@ -79,7 +64,7 @@ describe('process lifecycle', () => {
       access_log: 'off',
     });
     cleanup.push(() => kakehi.stop('SIGKILL'));
-    const inFlight = fetchStatus(kakehi.port, '/never').then(
+    const inFlight = httpGet(kakehi.port, '/never').then(
       () => 'answered',
       () => 'cut',
     );
@@ -128,7 +113,7 @@ describe('process lifecycle', () => {
     // The flaky one is tried again each time its backoff ends, until it is reported down.
     const downBy = Date.now() + 60_000;
     while (!kakehi.logs.some((l) => l.msg === 'backend down') && Date.now() < downBy) {
-      assert.equal((await fetchStatus(kakehi.port, '/')).status, 200);
+      assert.equal((await httpGet(kakehi.port, '/')).status, 200);
       await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
     }
     const down = await kakehi.waitLog((l) => l.msg === 'backend down');
@@ -142,7 +127,7 @@ describe('process lifecycle', () => {
     let reached = false;
     const deadline = Date.now() + 60_000;
     while (!reached && Date.now() < deadline) {
-      const res = await fetchStatus(kakehi.port, '/');
+      const res = await httpGet(kakehi.port, '/');
       assert.equal(res.status, 200);
       reached = res.body.includes('flaky');
       if (!reached) await new Promise((r) => setTimeout(r, 50)); // pacing a poll, not asserting time

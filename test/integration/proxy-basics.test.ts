@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { type Backend, echoBackend, rawBackend } from '../helpers/backends.js';
+import { httpGet } from '../helpers/http.js';
 import { type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
 import { rawExchange, statusCodes } from '../helpers/raw-client.js';
 
@@ -11,25 +11,6 @@ interface Echo {
   url: string;
   headers: Record<string, string>;
   bodyBytes: number;
-}
-
-function get(
-  port: number,
-  path: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const r = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    r.on('error', reject);
-    r.end();
-  });
 }
 
 describe('proxying', () => {
@@ -95,7 +76,7 @@ describe('proxying', () => {
   });
 
   it('forwards the request with X-Forwarded-*, Forwarded and a generated X-Request-Id', async () => {
-    const res = await get(kakehi.port, '/path?q=1', { host: 'app.test' });
+    const res = await httpGet(kakehi.port, '/path?q=1', { host: 'app.test' });
     assert.equal(res.status, 200);
     const e = JSON.parse(res.body) as Echo;
     assert.equal(e.url, '/path?q=1');
@@ -109,7 +90,7 @@ describe('proxying', () => {
   });
 
   it('appends to X-Forwarded-For and Forwarded, replaces spoofed X-Forwarded-Proto, keeps a valid X-Request-Id', async () => {
-    const res = await get(kakehi.port, '/', {
+    const res = await httpGet(kakehi.port, '/', {
       host: 'app.test',
       'x-forwarded-for': '203.0.113.9',
       forwarded: 'for=203.0.113.9',
@@ -195,7 +176,7 @@ describe('proxying', () => {
   });
 
   it('writes one access log line per request with the documented fields', async () => {
-    await get(kakehi.port, '/logged', { host: 'log.test', 'x-request-id': 'log-1' });
+    await httpGet(kakehi.port, '/logged', { host: 'log.test', 'x-request-id': 'log-1' });
     const line = await kakehi.waitAccessLine((l) => l['request_id'] === 'log-1');
     assert.equal(line['method'], 'GET');
     assert.equal(line['host'], 'log.test');

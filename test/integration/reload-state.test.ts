@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { echoBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
+import { httpGet } from '../helpers/http.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
-
-function status(port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const r = request({ host: '127.0.0.1', port, path: '/', agent: false, headers: { host } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    r.on('error', reject);
-    r.end();
-  });
-}
 
 describe('reload and state file', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -43,9 +32,17 @@ describe('reload and state file', () => {
     writeFileSync(kakehi.configPath, stringify(config));
     kakehi.proc.kill('SIGHUP');
     await kakehi.waitLog((l) => l.msg === 'SIGHUP reload applied');
-    assert.equal(await status(kakehi.port, 'two.test'), 200, 'added by the file');
-    assert.equal(await status(kakehi.port, 'one.test'), 404, 'removed from the file');
-    assert.equal(await status(kakehi.port, 'runtime.test'), 200, 'added at runtime: survives');
+    assert.equal((await httpGet(kakehi.port, '/', { host: 'two.test' })).status, 200, 'added by the file');
+    assert.equal(
+      (await httpGet(kakehi.port, '/', { host: 'one.test' })).status,
+      404,
+      'removed from the file',
+    );
+    assert.equal(
+      (await httpGet(kakehi.port, '/', { host: 'runtime.test' })).status,
+      200,
+      'added at runtime: survives',
+    );
     const before = (await ok(kakehi.socketPath, 'status'))['generation'];
     writeFileSync(kakehi.configPath, 'listeners: [ {address: \n');
     kakehi.proc.kill('SIGHUP');
@@ -53,7 +50,7 @@ describe('reload and state file', () => {
       (l) => l.msg === 'SIGHUP reload refused; the running state keeps serving',
     );
     assert.match(String(refused['err']), /not valid YAML/);
-    assert.equal(await status(kakehi.port, 'two.test'), 200);
+    assert.equal((await httpGet(kakehi.port, '/', { host: 'two.test' })).status, 200);
     assert.equal((await ok(kakehi.socketPath, 'status'))['generation'], before);
   });
 
@@ -77,12 +74,16 @@ describe('reload and state file', () => {
     });
     assert.ok(existsSync(stateFile));
     assert.equal(statSync(stateFile).mode & 0o777, 0o600);
-    assert.equal(await status(k1.port, 'saved.test'), 200);
+    assert.equal((await httpGet(k1.port, '/', { host: 'saved.test' })).status, 200);
     assert.equal(await k1.stop(), 0);
     const k2 = await again(readFileSync(first.configPath, 'utf8'));
     cleanup.push(() => k2.stop());
     await k2.waitLog((l) => l.msg === 'resumed the saved state');
-    assert.equal(await status(k2.port, 'saved.test'), 200, 'the runtime frontend came back');
-    assert.equal(await status(k2.port, 'config.test'), 200);
+    assert.equal(
+      (await httpGet(k2.port, '/', { host: 'saved.test' })).status,
+      200,
+      'the runtime frontend came back',
+    );
+    assert.equal((await httpGet(k2.port, '/', { host: 'config.test' })).status, 200);
   });
 });

@@ -1,0 +1,26 @@
+// One HTTP/1.1 request on a fresh connection (no agent, so no reuse between
+// calls), read whole: the plain client the integration tests share.
+
+import { type IncomingHttpHeaders, request } from 'node:http';
+
+export interface HttpResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export function httpGet(port: number, path = '/', headers: Record<string, string> = {}): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const r = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
