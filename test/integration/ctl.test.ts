@@ -208,7 +208,7 @@ describe('kakehi ctl changes', () => {
     });
     assert.equal(
       run.stdout,
-      'generation 7, live in every worker after 3 ms\nOP           KEY     EFFECT\nput_backend  api/b2  added\n',
+      'generation 7, live in every worker after 3 ms\nOP           KEY     EFFECT\nput_backend  api/b2  created\n',
     );
   });
 
@@ -239,7 +239,7 @@ describe('kakehi ctl changes', () => {
       expect_generation: 3,
     });
     assert.match(run.stdout, /^dry run at generation 3: 2 change\(s\) would apply, nothing changed\n/);
-    assert.match(run.stdout, /delete_cluster {2}old {2}remove/);
+    assert.match(run.stdout, /delete_cluster {2}old {2}deleted/);
   });
 
   it('applies a JSON file too', async () => {
