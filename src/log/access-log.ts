@@ -1,8 +1,10 @@
 // One JSON line per request on its own stream (stdout, stderr or a file),
 // written from the data plane's request events rather than from the hot path.
 
-import { pino } from 'pino';
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { type RequestEnd, requestEnd } from '../proxy/request-events.js';
+import { LineWriter } from './line-writer.js';
 
 export interface AccessLog {
   /** Flushes and detaches. */
@@ -11,12 +13,14 @@ export interface AccessLog {
 
 export function startAccessLog(target: string): AccessLog {
   if (target === 'off') return { close() {} };
-  const dest =
-    target === 'stdout'
-      ? pino.destination({ dest: 1, sync: false, minLength: 4096 })
-      : target === 'stderr'
-        ? pino.destination({ dest: 2, sync: false, minLength: 4096 })
-        : pino.destination({ dest: target, sync: false, minLength: 4096, mkdir: true });
+  let fd: number;
+  if (target === 'stdout') fd = 1;
+  else if (target === 'stderr') fd = 2;
+  else {
+    mkdirSync(dirname(target), { recursive: true });
+    fd = openSync(target, 'a'); // O_APPEND: small writes from every worker land whole
+  }
+  const dest = new LineWriter(fd);
   const onEnd = (message: unknown) => {
     const e = message as RequestEnd;
     // One request per line; no level or pino time: `time` is when it ended.
@@ -41,12 +45,8 @@ export function startAccessLog(target: string): AccessLog {
     dest.write(`${line}\n`);
   };
   requestEnd.subscribe(onEnd);
-  // Flush buffered lines regularly so a quiet proxy's log is never far behind.
-  const flusher = setInterval(() => dest.flush(), 1000);
-  flusher.unref();
   return {
     close() {
-      clearInterval(flusher);
       requestEnd.unsubscribe(onEnd);
       dest.flushSync();
     },

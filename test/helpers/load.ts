@@ -48,6 +48,12 @@ export function startLoad(
   });
   return {
     result,
+    /** Resolves when maxRequests have been sent and answered. */
+    async done(): Promise<LoadResult> {
+      await Promise.all(loops);
+      agent.destroy();
+      return result;
+    },
     /** Stops the loops after their current request; resolves with the counts. */
     async stop(): Promise<LoadResult> {
       running = false;
