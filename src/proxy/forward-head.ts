@@ -61,9 +61,10 @@ export function forwardedNode(address: string): string {
 export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requestId: string): string {
   let out = `${req.method} ${req.target} HTTP/1.1\r\n`;
   const names = req.names;
+  const lowers = req.lower;
   const values = req.values;
   for (let i = 0; i < names.length; i++) {
-    const lower = names[i]!.toLowerCase();
+    const lower = lowers[i]!;
     if (dropped(lower, req.connectionTokens, SET_ON_REQUEST)) continue;
     out += `${names[i]}: ${values[i]}\r\n`;
   }
@@ -85,7 +86,7 @@ export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requ
 
 function upgradeHeader(req: RequestHead): string {
   for (let i = 0; i < req.names.length; i++) {
-    if (req.names[i]!.toLowerCase() === 'upgrade') return req.values[i]!;
+    if (req.lower[i] === 'upgrade') return req.values[i]!;
   }
   return req.upgrade ?? '';
 }
@@ -102,9 +103,10 @@ export function responseHeadForClient(
 ): string {
   let out = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
   const names = res.names;
+  const lowers = res.lower;
   const values = res.values;
   for (let i = 0; i < names.length; i++) {
-    const lower = names[i]!.toLowerCase();
+    const lower = lowers[i]!;
     if (connection === 'upgrade' && lower === 'upgrade') {
       out += `${names[i]}: ${values[i]}\r\n`;
       continue;

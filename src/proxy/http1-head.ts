@@ -14,6 +14,8 @@ export interface RequestHead {
   version: 10 | 11;
   /** Header names as received, and values; same index. */
   names: string[];
+  /** The same names lowercased, computed once here for every later lookup. */
+  lower: string[];
   values: string[];
   host: string;
   /** -1 when absent. */
@@ -37,6 +39,7 @@ export interface ResponseHead {
   /** Status line after the code, for forwarding verbatim. */
   reason: string;
   names: string[];
+  lower: string[];
   values: string[];
   contentLength: number;
   chunked: boolean;
@@ -111,6 +114,7 @@ export function parseRequestHead(head: string): RequestHead | HeadError {
   else return { error: 'request line must end in HTTP/1.0 or HTTP/1.1', status: 400 };
 
   const names: string[] = [];
+  const lowers: string[] = [];
   const values: string[] = [];
   let host: string | undefined;
   let hostCount = 0;
@@ -135,7 +139,7 @@ export function parseRequestHead(head: string): RequestHead | HeadError {
     const colon = line.indexOf(':');
     const name = line.slice(0, colon);
     const value = trimOws(line.slice(colon + 1));
-    const lower = name.length <= 20 ? name.toLowerCase() : '';
+    const lower = name.toLowerCase();
     switch (lower) {
       case 'host':
         hostCount++;
@@ -170,6 +174,7 @@ export function parseRequestHead(head: string): RequestHead | HeadError {
         break;
     }
     names.push(name);
+    lowers.push(lower);
     values.push(value);
   }
 
@@ -230,6 +235,7 @@ export function parseRequestHead(head: string): RequestHead | HeadError {
     path: q < 0 ? target : target.slice(0, q),
     version,
     names,
+    lower: lowers,
     values,
     host,
     contentLength,
@@ -253,6 +259,7 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
   const status = Number(m[2]);
   if (status < 100) return { error: 'invalid status code' };
   const names: string[] = [];
+  const lowers: string[] = [];
   const values: string[] = [];
   let contentLength = -1;
   let te: string[] | undefined;
@@ -265,7 +272,7 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
     const colon = line.indexOf(':');
     const name = line.slice(0, colon);
     const value = trimOws(line.slice(colon + 1));
-    const lower = name.length <= 20 ? name.toLowerCase() : '';
+    const lower = name.toLowerCase();
     switch (lower) {
       case 'content-length':
         if (!DIGITS.test(value)) return { error: 'Content-Length is not a number' };
@@ -290,6 +297,7 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
         break;
     }
     names.push(name);
+    lowers.push(lower);
     values.push(value);
   }
   const version = m[1] === '1' ? 11 : 10;
@@ -302,6 +310,7 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
     status,
     reason: m[3] ?? '',
     names,
+    lower: lowers,
     values,
     // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length.
     contentLength: te !== undefined ? -1 : contentLength,
