@@ -12,6 +12,8 @@ export const WEBSOCKET_IDLE_TIMEOUT_MS = 300_000;
 export const DRAIN_TIMEOUT_MS = 30_000;
 /** A worker that has not acknowledged a change by then is reported and replaced. */
 export const WORKER_TIMEOUT_MS = 10_000;
+/** query_metrics leaves out a worker that has not sent its metrics by then. */
+export const METRICS_QUERY_TIMEOUT_MS = 2_000;
 export const COMMAND_SOCKET = 'kakehi.sock';
 
 /** Request or response head (start line and headers) bigger than this is refused (431 / 502). */

@@ -14,6 +14,7 @@ export const REQUEST_TYPES = [
   'list_frontends',
   'query_route',
   'get_state',
+  'query_metrics',
   'add_http_listener',
   'remove_listener',
   'add_cluster',

@@ -2,8 +2,10 @@
 // the change vocabulary; queries read the authoritative state in main; process
 // requests (save, load, reload, upgrade, stop) drive the supervisor.
 
+import { METRICS_QUERY_TIMEOUT_MS } from '../defaults.js';
 import { KakehiError } from '../errors.js';
 import type { Supervisor } from '../main/supervisor.js';
+import { filterFamilies, mergeFamilies } from '../metrics/aggregate.js';
 import { listenerKey } from '../model/objects.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
@@ -125,6 +127,8 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
         );
       case 'get_state':
         return { generation: sup.generation, changes: stateAsChanges(sup.state) };
+      case 'query_metrics':
+        return queryMetrics(sup, b);
       case 'add_http_listener':
       case 'remove_listener':
       case 'add_cluster':
@@ -175,6 +179,38 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
         });
         return new Promise(() => {}); // the subscription answers with events until the connection closes
     }
+  };
+}
+
+async function queryMetrics(sup: Supervisor, b: Record<string, unknown>) {
+  const names = b['names'];
+  if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
+    throw new KakehiError('KKH_REQUEST_INVALID', 'names: expected an array of strings', {
+      issues: [{ path: 'names', reason: 'expected an array of strings' }],
+    });
+  }
+  const filter = {
+    cluster: str(b, 'cluster', false),
+    backend: str(b, 'backend', false),
+    names: names as string[] | undefined,
+  };
+  const workers = await sup.workerMetrics(METRICS_QUERY_TIMEOUT_MS);
+  const families = filterFamilies(
+    mergeFamilies([...workers.map((w) => w.families), sup.mainMetrics()]),
+    filter,
+  );
+  return {
+    generation: sup.generation,
+    families,
+    ...(b['per_worker'] === true
+      ? {
+          workers: workers.map((w) => ({
+            worker: w.worker,
+            pid: w.pid,
+            families: filterFamilies(w.families, filter),
+          })),
+        }
+      : {}),
   };
 }
 

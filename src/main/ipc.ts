@@ -2,6 +2,7 @@
 // Main sends a full snapshot first, then ordered transactions; a worker answers
 // each with an ack once it serves the new generation.
 
+import type { Family } from '../metrics/registry.js';
 import type { Backend, Cluster, Frontend, Listener } from '../model/objects.js';
 import type { HealthEvent } from '../proxy/backend-runtime.js';
 import type { Change } from '../state/change.js';
@@ -17,7 +18,9 @@ export interface Snapshot {
 export type ToWorker =
   | { t: 'init'; generation: number; snapshot: Snapshot; logLevel: string; accessLog: string }
   | { t: 'apply'; seq: number; generation: number; changes: Change[] }
-  | { t: 'drain'; timeoutMs: number };
+  | { t: 'drain'; timeoutMs: number }
+  /** Answered at once, outside the transaction queue: a scrape never waits for a change. */
+  | { t: 'metrics'; seq: number };
 
 export type FromWorker =
   /** Sent once the worker listens for messages: anything sent before would be lost. */
@@ -30,7 +33,8 @@ export type FromWorker =
   | { t: 'health'; event: HealthEvent }
   /** The worker stopped accepting (its listening handles are closed); draining follows. */
   | { t: 'closed' }
-  | { t: 'drained'; cut: number };
+  | { t: 'drained'; cut: number }
+  | { t: 'metrics'; seq: number; families: Family[] };
 
 export function isFromWorker(m: unknown): m is FromWorker {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';

@@ -9,6 +9,8 @@ import { availableParallelism } from 'node:os';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { Family } from '../metrics/registry.js';
+import { Registry } from '../metrics/registry.js';
 import type { Change } from '../state/change.js';
 import { diffStates, reloadDiff } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
@@ -43,6 +45,7 @@ interface WorkerHandle {
   ready: Promise<void>;
   onReady: (err?: Error) => void;
   acks: Map<number, (r: { ok: true } | { ok: false; message: string }) => void>;
+  metricsWaits: Map<number, (families: Family[] | undefined) => void>;
   startTimer?: NodeJS.Timeout;
   /** Messages held until the worker says hello (it would drop them before). */
   outbox: ToWorker[] | undefined;
@@ -57,6 +60,21 @@ export class Supervisor extends EventEmitter {
   readonly startedAt = Date.now();
   private readonly workers = new Map<number, WorkerHandle>();
   private seq = 0;
+  private metricsSeq = 0;
+  // Main's own metrics: the control plane, not the data plane.
+  private readonly registry = new Registry();
+  private readonly generationGauge = this.registry
+    .gauge('kakehi_config_generation', 'Generation of the configuration state main serves.')
+    .get('', () => ({}));
+  private readonly applyTime = this.registry
+    .histogram(
+      'kakehi_change_apply_seconds',
+      'Time for a change to be live in every worker (validation to the last ack), in seconds.',
+    )
+    .get('', () => ({}));
+  private readonly workersGauge = this.registry
+    .gauge('kakehi_workers', 'Worker processes running (starting, ready or draining).')
+    .get('', () => ({}));
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private nextWorkerId = 1;
@@ -139,6 +157,7 @@ export class Supervisor extends EventEmitter {
       ready,
       onReady,
       acks: new Map(),
+      metricsWaits: new Map(),
       outbox: [],
     };
     ready.catch(() => {});
@@ -158,6 +177,8 @@ export class Supervisor extends EventEmitter {
       this.workers.delete(id);
       for (const ack of h.acks.values()) ack({ ok: true }); // a dead worker holds no transaction back
       h.acks.clear();
+      for (const done of h.metricsWaits.values()) done(undefined); // gone: it counts no more
+      h.metricsWaits.clear();
       if (h.state === 'draining' || this.stopping) return;
       if (h.state === 'starting') {
         // Never served: whoever forked it decides what to do (start fails, a restart retries).
@@ -257,6 +278,10 @@ export class Supervisor extends EventEmitter {
         return;
       case 'drained':
         return;
+      case 'metrics':
+        h.metricsWaits.get(m.seq)?.(m.families);
+        h.metricsWaits.delete(m.seq);
+        return;
     }
   }
 
@@ -333,6 +358,7 @@ export class Supervisor extends EventEmitter {
       this.state = r.state;
       this.generation = next;
       const liveMs = Math.round((performance.now() - t0) * 1000) / 1000;
+      this.applyTime.observe(liveMs / 1000);
       this.persist();
       this.emit('event', {
         type: 'change_applied',
@@ -383,6 +409,38 @@ export class Supervisor extends EventEmitter {
       }
       return { replaced: old.length, generation: this.generation };
     });
+  }
+
+  /** Main's own families, read now. */
+  mainMetrics(): Family[] {
+    this.generationGauge.set(this.generation);
+    this.workersGauge.set(this.workers.size);
+    return this.registry.families();
+  }
+
+  /**
+   * Asks every serving worker for its metrics. A worker that does not answer
+   * within `timeoutMs` is left out (a scrape must not hang on one stuck process).
+   */
+  async workerMetrics(timeoutMs: number): Promise<{ worker: number; pid: number; families: Family[] }[]> {
+    const seq = ++this.metricsSeq;
+    const asks = [...this.workers.values()]
+      .filter((w) => w.state === 'ready')
+      .map(
+        (w) =>
+          new Promise<{ worker: number; pid: number; families: Family[] } | undefined>((resolve) => {
+            const timer = setTimeout(() => {
+              w.metricsWaits.delete(seq);
+              resolve(undefined);
+            }, timeoutMs);
+            w.metricsWaits.set(seq, (families) => {
+              clearTimeout(timer);
+              resolve(families && { worker: w.id, pid: w.worker.process.pid ?? 0, families });
+            });
+            this.send(w, { t: 'metrics', seq });
+          }),
+      );
+    return (await Promise.all(asks)).filter((r) => r !== undefined);
   }
 
   /** Drains every worker (soft) or kills them (hard). */

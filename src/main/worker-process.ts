@@ -3,6 +3,7 @@
 // exits when main tells it to drain, or when main goes away.
 
 import { createLogger } from '../log/logger.js';
+import { WorkerMetrics } from '../metrics/worker-metrics.js';
 import { backendKey, frontendKey, listenerKey } from '../model/objects.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { applyChanges } from '../state/transaction.js';
@@ -29,6 +30,8 @@ export function runWorker(): void {
   // Transactions are applied one at a time, in the order main sent them.
   let queue: Promise<void> = Promise.resolve();
   const log = createLogger(process.env['KAKEHI_LOG_LEVEL'] ?? 'info', 'kakehi-worker');
+  // Read once: with metrics off nothing subscribes, so the data plane publishes nothing (bench/load).
+  const metrics = process.env['KAKEHI_METRICS'] === 'off' ? undefined : new WorkerMetrics().start();
 
   const handle = async (m: ToWorker): Promise<void> => {
     switch (m.t) {
@@ -50,6 +53,7 @@ export function runWorker(): void {
           return;
         }
         generation = m.generation;
+        metrics?.syncBackends(state.backends.values());
         send({ t: 'ready', generation, listeners: runtime.bound() });
         return;
       }
@@ -67,9 +71,13 @@ export function runWorker(): void {
           return;
         }
         generation = m.generation;
+        metrics?.syncBackends(r.state.backends.values());
         send({ t: 'ack', seq: m.seq, generation, listeners: runtime.bound() });
         return;
       }
+      case 'metrics':
+        send({ t: 'metrics', seq: m.seq, families: metrics?.families() ?? [] });
+        return;
       case 'drain': {
         const draining = runtime ? runtime.drain(m.timeoutMs) : Promise.resolve(0);
         send({ t: 'closed' });
@@ -86,6 +94,10 @@ export function runWorker(): void {
   process.on('message', (m: unknown) => {
     if (!isFromWorker(m)) return;
     const msg = m as unknown as ToWorker;
+    if (msg.t === 'metrics') {
+      void handle(msg);
+      return;
+    }
     queue = queue.then(
       () => handle(msg),
       () => handle(msg),

@@ -19,7 +19,13 @@ import {
 } from './data-plane.js';
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
-import { type RequestEnd, requestEnd } from './request-events.js';
+import {
+  backendConnectFailure,
+  backendRetry,
+  type RequestEnd,
+  requestEnd,
+  requestStart,
+} from './request-events.js';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -281,6 +287,7 @@ export class ClientSession implements UpstreamOwner {
     this.req = req;
     this.requestId = req.requestId ?? randomUUID();
     this.stage = 'exchange';
+    if (requestStart.hasSubscribers) requestStart.publish(this.host.listenerKey);
     this.target = undefined;
     this.cluster = undefined;
     this.backend = undefined;
@@ -383,6 +390,9 @@ export class ClientSession implements UpstreamOwner {
       if (err !== undefined || conn === undefined) {
         backend.active--;
         this.backend = undefined;
+        if (backendConnectFailure.hasSubscribers) {
+          backendConnectFailure.publish({ cluster: cluster.spec.id, backend: backend.id });
+        }
         this.onConnectFailed(err ?? new ConnectError('no connection', false));
         return;
       }
@@ -393,6 +403,7 @@ export class ClientSession implements UpstreamOwner {
   private onConnectFailed(err: ConnectError): void {
     const cluster = this.cluster!;
     if (this.tried.length < cluster.spec.connect_attempts && this.tried.length < cluster.backends.length) {
+      if (backendRetry.hasSubscribers) backendRetry.publish({ cluster: cluster.spec.id, backend: '' });
       this.connectUpstream();
       return;
     }
@@ -676,6 +687,8 @@ export class ClientSession implements UpstreamOwner {
     // Before a head is parsed there is no request id yet (or the last one's).
     if (this.req === undefined) this.requestId = randomUUID();
     this.closeAfter = true;
+    // Called mid-exchange too (a bad body): only a fresh exchange starts a request.
+    if (this.stage !== 'exchange' && requestStart.hasSubscribers) requestStart.publish(this.host.listenerKey);
     this.stage = 'exchange';
     this.answer(status, message);
   }

@@ -7,6 +7,7 @@ import { parseAddress } from '../model/address.js';
 import type { Listener } from '../model/objects.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import type { DataPlane } from './data-plane.js';
+import { connectionClose, connectionOpen } from './request-events.js';
 
 export class HttpListener implements SessionHost {
   draining = false;
@@ -64,10 +65,13 @@ export class HttpListener implements SessionHost {
       return;
     }
     this.sessions.add(new ClientSession(socket, this, 'http'));
+    if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
   }
 
   forget(session: ClientSession): void {
-    this.sessions.delete(session);
+    // Only a session still held counts as closing: the gauge must not go below what was opened.
+    if (this.sessions.delete(session) && connectionClose.hasSubscribers)
+      connectionClose.publish(this.listenerKey);
     if (this.sessions.size === 0) this.onEmpty?.();
   }
 

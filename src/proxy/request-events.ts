@@ -27,3 +27,18 @@ export interface RequestEnd {
 
 export const requestEnd = diagnostics_channel.channel('kakehi:request:end');
 export const backendHealth = diagnostics_channel.channel('kakehi:backend:health');
+
+/** A request head was read (or refused at once): `requests_active` rises until its `request:end`. */
+export const requestStart = diagnostics_channel.channel('kakehi:request:start');
+/** A client connection was accepted / ended; the message is the listener key. */
+export const connectionOpen = diagnostics_channel.channel('kakehi:connection:open');
+export const connectionClose = diagnostics_channel.channel('kakehi:connection:close');
+
+export interface BackendAttempt {
+  cluster: string;
+  backend: string;
+}
+/** Connecting to a backend failed (refused, reset, or timed out). */
+export const backendConnectFailure = diagnostics_channel.channel('kakehi:backend:connect-failure');
+/** A request is tried again on another backend after a failed connect. */
+export const backendRetry = diagnostics_channel.channel('kakehi:backend:retry');

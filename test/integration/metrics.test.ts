@@ -1,0 +1,233 @@
+// query_metrics against real kakehi processes: counts equal the traffic sent,
+// histograms agree with the counters, two workers add up, filters narrow the
+// answer, and a backend that refuses connections is reported down.
+
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type { Family, HistogramSample, ScalarSample } from '../../src/metrics/registry.js';
+import { closedPort, echoBackend } from '../helpers/backends.js';
+import { ok } from '../helpers/command.js';
+import { httpGet } from '../helpers/http.js';
+import { startKakehi } from '../helpers/kakehi-process.js';
+import { startLoad } from '../helpers/load.js';
+
+interface MetricsResult {
+  generation: number;
+  families: Family[];
+  workers?: { worker: number; pid: number; families: Family[] }[];
+}
+
+async function metrics(socketPath: string, body: Record<string, unknown> = {}): Promise<MetricsResult> {
+  return (await ok(socketPath, 'query_metrics', body)) as unknown as MetricsResult;
+}
+
+function family(families: Family[], name: string): Family {
+  const f = families.find((x) => x.name === name);
+  assert.ok(f, `family ${name} is present`);
+  return f;
+}
+
+function scalars(families: Family[], name: string): ScalarSample[] {
+  return family(families, name).samples as ScalarSample[];
+}
+
+function total(families: Family[], name: string): number {
+  return scalars(families, name).reduce((a, s) => a + s.value, 0);
+}
+
+describe('query_metrics', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  it('counts exactly the requests sent, with their codes, and a 404 under cluster ""', async () => {
+    const backend = await echoBackend('b1');
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
+      frontends: [{ hostname: 'load.test', cluster: 'c' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    const load = startLoad(kakehi.port, { maxRequests: 300, concurrency: 8 });
+    const r = await load.done();
+    assert.equal(r.ok, 300);
+    assert.equal((await httpGet(kakehi.port, '/', { host: 'nowhere.test' })).status, 404);
+
+    const m = await metrics(kakehi.socketPath);
+    const req = scalars(m.families, 'kakehi_http_requests_total');
+    assert.equal(family(m.families, 'kakehi_http_requests_total').type, 'counter');
+    assert.deepEqual(
+      req.map((s) => [s.labels, s.value]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+      [
+        [{ cluster: '', backend: '', code: '404' }, 1],
+        [{ cluster: 'c', backend: 'b1', code: '200' }, 300],
+      ],
+    );
+    // Histograms agree with the counter: one observation per request, buckets summing to the count.
+    const dur = family(m.families, 'kakehi_http_request_duration_seconds');
+    assert.equal(dur.type, 'histogram');
+    const byCluster = new Map((dur.samples as HistogramSample[]).map((s) => [s.labels['cluster'], s]));
+    for (const [cluster, want] of [
+      ['c', 300],
+      ['', 1],
+    ] as const) {
+      const h = byCluster.get(cluster)!;
+      assert.equal(h.count, want);
+      assert.equal(
+        h.counts.reduce((a, b) => a + b, 0),
+        want,
+      );
+      assert.equal(h.counts.length, h.bounds.length + 1);
+      assert.ok(h.sum > 0);
+    }
+    const be = family(m.families, 'kakehi_backend_response_seconds').samples as HistogramSample[];
+    assert.equal(be.length, 1);
+    assert.deepEqual(be[0]!.labels, { cluster: 'c', backend: 'b1' });
+    assert.equal(be[0]!.count, 300);
+    assert.equal(total(m.families, 'kakehi_requests_active'), 0);
+    assert.ok(total(m.families, 'kakehi_client_bytes_sent_total') > 0);
+    assert.deepEqual(
+      scalars(m.families, 'kakehi_backend_up').map((s) => [s.labels, s.value]),
+      [[{ cluster: 'c', backend: 'b1' }, 1]],
+    );
+    assert.equal(total(m.families, 'kakehi_workers'), 1);
+    assert.equal(total(m.families, 'kakehi_config_generation'), m.generation);
+  });
+
+  it('sums two workers: the per-worker families add up to the aggregate', async () => {
+    const backend = await echoBackend('b1');
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi({
+      workers: 2,
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    // Many short connections so both workers accept some.
+    let sent = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await startLoad(kakehi.port, { maxRequests: 100, concurrency: 16 }).done();
+      sent += r.ok;
+    }
+    assert.equal(sent, 400);
+
+    const m = await metrics(kakehi.socketPath, { per_worker: true });
+    assert.equal(m.workers?.length, 2);
+    assert.equal(total(m.families, 'kakehi_http_requests_total'), 400);
+    const perWorker = m.workers!.map((w) => total(w.families, 'kakehi_http_requests_total'));
+    assert.equal(
+      perWorker.reduce((a, b) => a + b, 0),
+      400,
+    );
+    const hist = (fams: Family[]) =>
+      (family(fams, 'kakehi_http_request_duration_seconds').samples as HistogramSample[])[0]!;
+    const agg = hist(m.families);
+    assert.equal(agg.count, 400);
+    const summed = agg.counts.map((_, i) => m.workers!.reduce((a, w) => a + hist(w.families).counts[i]!, 0));
+    assert.deepEqual(agg.counts, summed);
+    // backend_up is a gauge summed across workers: each worker sees the backend up.
+    assert.equal(total(m.families, 'kakehi_backend_up'), 2);
+    assert.equal(total(m.families, 'kakehi_workers'), 2);
+  });
+
+  it('filters by cluster, backend and family name', async () => {
+    const b1 = await echoBackend('b1');
+    const b2 = await echoBackend('b2');
+    cleanup.push(
+      () => b1.close(),
+      () => b2.close(),
+    );
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [
+        { id: 'one', backends: [{ id: 'b1', address: b1.address }] },
+        { id: 'two', backends: [{ id: 'b2', address: b2.address }] },
+      ],
+      frontends: [
+        { hostname: 'one.test', cluster: 'one' },
+        { hostname: 'two.test', cluster: 'two' },
+      ],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    assert.equal((await startLoad(kakehi.port, { maxRequests: 30, host: 'one.test' }).done()).ok, 30);
+    assert.equal((await startLoad(kakehi.port, { maxRequests: 20, host: 'two.test' }).done()).ok, 20);
+
+    const names = await metrics(kakehi.socketPath, { names: ['kakehi_http_requests_total'] });
+    assert.deepEqual(
+      names.families.map((f) => f.name),
+      ['kakehi_http_requests_total'],
+    );
+    assert.equal(total(names.families, 'kakehi_http_requests_total'), 50);
+
+    const two = await metrics(kakehi.socketPath, { cluster: 'two' });
+    assert.equal(total(two.families, 'kakehi_http_requests_total'), 20);
+    for (const f of two.families) {
+      assert.ok(f.samples.length > 0);
+      for (const s of f.samples) assert.equal(s.labels['cluster'], 'two', `${f.name} holds only cluster two`);
+    }
+    const b1only = await metrics(kakehi.socketPath, { backend: 'b1', per_worker: true });
+    assert.equal(total(b1only.families, 'kakehi_http_requests_total'), 30);
+    assert.equal(total(b1only.workers![0]!.families, 'kakehi_http_requests_total'), 30);
+    assert.deepEqual(
+      scalars(b1only.families, 'kakehi_backend_up').map((s) => s.labels),
+      [{ cluster: 'one', backend: 'b1' }],
+    );
+  });
+
+  it('reports a backend that refuses connections down (0), with its failures and the retries', async () => {
+    const good = await echoBackend('good');
+    cleanup.push(() => good.close());
+    const flakyPort = await closedPort();
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [
+        {
+          id: 'c',
+          backends: [
+            { id: 'flaky', address: `127.0.0.1:${flakyPort}` },
+            { id: 'good', address: good.address },
+          ],
+        },
+      ],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    const downBy = Date.now() + 60_000;
+    while (!kakehi.logs.some((l) => l.msg === 'backend down') && Date.now() < downBy) {
+      assert.equal((await httpGet(kakehi.port, '/')).status, 200);
+      await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
+    }
+    await kakehi.waitLog((l) => l.msg === 'backend down');
+    const m = await metrics(kakehi.socketPath);
+    const up = new Map(scalars(m.families, 'kakehi_backend_up').map((s) => [s.labels['backend'], s.value]));
+    assert.equal(up.get('flaky'), 0);
+    assert.equal(up.get('good'), 1);
+    const failures = scalars(m.families, 'kakehi_backend_connect_failures_total');
+    assert.deepEqual(
+      failures.map((s) => s.labels),
+      [{ cluster: 'c', backend: 'flaky' }],
+    );
+    assert.ok(failures[0]!.value >= 1);
+    // Every failed connect was retried on the good backend (two backends, default attempts).
+    assert.equal(total(m.families, 'kakehi_backend_retries_total'), failures[0]!.value);
+    // No request failed: each is counted 200 on the backend that answered.
+    const req = scalars(m.families, 'kakehi_http_requests_total');
+    assert.ok(req.every((s) => s.labels['code'] === '200' && s.labels['backend'] === 'good'));
+  });
+
+  it('refuses names that are not an array of strings', async () => {
+    const kakehi = await startKakehi({ listeners: [{ address: '127.0.0.1:0' }], access_log: 'off' });
+    cleanup.push(() => kakehi.stop());
+    await assert.rejects(
+      ok(kakehi.socketPath, 'query_metrics', { names: 'kakehi_workers' }),
+      /KKH_REQUEST_INVALID/,
+    );
+  });
+});
