@@ -24,6 +24,7 @@ Commands:
   run        run the proxy (with no -c: the embedded default on 127.0.0.1:8080)
   validate   check a configuration file and print every error
   ctl        talk to a running kakehi over its command socket (kakehi ctl --help)
+  prometheus serve the proxy's metrics to Prometheus (kakehi prometheus --help)
   schema     print the JSON Schema of the configuration file (for editors)
   version    print the version
 
@@ -89,6 +90,8 @@ function reportConfigError(err: unknown): number {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'ctl') return runCtl(rest);
+  if (command === 'prometheus')
+    return (await import('../../connectors/prometheus/main.js')).runPrometheusConnector(rest);
   if (command === '__worker') {
     // Forked by `kakehi run` (node:cluster): a data-plane worker, driven over IPC.
     runWorker();
