@@ -24,6 +24,25 @@ function findTests(dir) {
 // returns { env, stop } and is started once before node:test runs.
 async function startServices() {
   const started = [];
+  // The metrics connector tests run Debian's promtool and prometheus: on a fresh
+  // machine, install them first (as .ci/run does).
+  if (files.some((f) => f.includes('prometheus-'))) {
+    const have = spawnSync('sh', ['-c', 'command -v promtool && command -v prometheus'], { stdio: 'ignore' });
+    if (have.status !== 0) {
+      console.error('installing prometheus and promtool (apt-get install prometheus)');
+      const apt = spawnSync(
+        'sh',
+        ['-c', 'apt-get update -q && apt-get install -y -q --no-install-recommends prometheus'],
+        { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } },
+      );
+      if (apt.status !== 0) {
+        console.error(
+          'could not install prometheus: run "apt-get install prometheus" as root, then npm test again',
+        );
+        process.exit(1);
+      }
+    }
+  }
   // Pulsar: one standalone broker (own JVM, free loopback ports, temp dir) for the
   // whole run, unless PULSAR_URL points at an existing one (docs/pulsar-client.md).
   if (!process.env.PULSAR_URL && files.some((f) => f.includes(join('test', 'pulsar', '')))) {
