@@ -11,7 +11,7 @@ import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { type Route, Router } from '../router/router.js';
 import { type Change, parseChanges } from '../state/change.js';
-import { diffStates, stateAsChanges } from '../state/diff.js';
+import { diffStatesWithSources, stateAsChanges } from '../state/diff.js';
 import { listenerFrontends } from '../state/proxy-state.js';
 import { loadStateFile, saveStateFile } from '../state/state-file.js';
 import type { Handler } from './command-server.js';
@@ -161,7 +161,12 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
         const path = str(b, 'path')!;
         const loaded = loadStateFile(path);
         // The file replaces the running state as one transaction: everything or nothing.
-        return sup.transact(diffStates(sup.state, loaded.state), { source: 'state_file' });
+        // Every object comes back with the source recorded for it in the file.
+        const entries = diffStatesWithSources(sup.state, loaded.state);
+        return sup.transact(
+          entries.map((e) => e.change),
+          { source: 'state_file', sources: entries.map((e) => e.source) },
+        );
       }
       case 'reload':
         return sup.reload(str(b, 'path', false));

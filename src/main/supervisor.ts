@@ -15,7 +15,7 @@ import type { Change } from '../state/change.js';
 import { diffStates, reloadDiff } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { saveStateFile } from '../state/state-file.js';
-import { type Applied, applyChanges } from '../state/transaction.js';
+import { type Applied, applyChanges, applyTransaction } from '../state/transaction.js';
 import { type FromWorker, isFromWorker, type Snapshot, type ToWorker } from './ipc.js';
 
 export interface SupervisorEvent {
@@ -328,7 +328,13 @@ export class Supervisor extends EventEmitter {
   /** Validates and applies a transaction; nothing changes unless all of it applies everywhere. */
   transact(
     changes: Change[],
-    opts: { source: string; dryRun?: boolean; expectGeneration?: number | undefined },
+    opts: {
+      source: string;
+      /** One source per change, when they differ (a state file restores each object's own). */
+      sources?: readonly string[];
+      dryRun?: boolean;
+      expectGeneration?: number | undefined;
+    },
   ): Promise<ChangeResult | DryRunResult> {
     return this.enqueue(async () => {
       const t0 = performance.now();
@@ -338,7 +344,14 @@ export class Supervisor extends EventEmitter {
           `expected generation ${opts.expectGeneration}, but the state is at generation ${this.generation}`,
         );
       }
-      const r = applyChanges(this.state, changes, opts.source);
+      const sources = opts.sources;
+      const r =
+        sources === undefined
+          ? applyChanges(this.state, changes, opts.source)
+          : applyTransaction(
+              this.state,
+              changes.map((change, i) => ({ change, source: sources[i] ?? opts.source })),
+            );
       if (!r.ok) {
         throw new KakehiError('KKH_CHANGE_INVALID', `the change was refused: ${r.issues.length} problem(s)`, {
           issues: r.issues,

@@ -86,4 +86,23 @@ describe('reload and state file', () => {
     );
     assert.equal((await httpGet(k2.port, '/', { host: 'config.test' })).status, 200);
   });
+
+  it('save_state then load_state restores every object with the source it had', async () => {
+    const kakehi = await startKakehi({ listeners: [{ address: '127.0.0.1:0' }], access_log: 'off' });
+    cleanup.push(() => kakehi.stop());
+    await ok(kakehi.socketPath, 'add_cluster', { cluster: { id: 'from-pki' }, source: 'pki' });
+    const path = join(dirname(kakehi.configPath), 'saved.state');
+    await ok(kakehi.socketPath, 'save_state', { path });
+    await ok(kakehi.socketPath, 'remove_cluster', { cluster: 'from-pki' });
+    const loaded = await ok(kakehi.socketPath, 'load_state', { path });
+    assert.deepEqual(loaded['applied'], [{ op: 'put_cluster', key: 'from-pki', effect: 'created' }]);
+    const clusters = (await ok(kakehi.socketPath, 'list_clusters'))['clusters'] as {
+      id: string;
+      source: string;
+    }[];
+    assert.deepEqual(
+      clusters.map((c) => [c.id, c.source]),
+      [['from-pki', 'pki']],
+    );
+  });
 });
