@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { closedPort, echoBackend, rawBackend } from '../helpers/backends.js';
+import { echoBackend, rawBackend } from '../helpers/backends.js';
 import { httpGet } from '../helpers/http.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
+import { driveUntilBackendDown, startRefusingCluster } from '../helpers/refusing-backend.js';
 
 function connectOutcome(port: number): Promise<'refused' | 'connected'> {
   return new Promise((resolve) => {
@@ -91,31 +92,8 @@ describe('process lifecycle', () => {
   });
 
   it('reports a failing backend down, serves from the others meanwhile, and reports it up when it returns', async () => {
-    const good = await echoBackend('good');
-    cleanup.push(() => good.close());
-    const flakyPort = await closedPort();
-    const kakehi = await startKakehi({
-      listeners: [{ address: '127.0.0.1:0' }],
-      clusters: [
-        {
-          id: 'c',
-          backends: [
-            { id: 'flaky', address: `127.0.0.1:${flakyPort}` },
-            { id: 'good', address: good.address },
-          ],
-        },
-      ],
-      frontends: [{ hostname: '*', cluster: 'c' }],
-      access_log: 'off',
-    });
-    cleanup.push(() => kakehi.stop());
-    // Every request succeeds: a refused connection is retried on the other backend.
-    // The flaky one is tried again each time its backoff ends, until it is reported down.
-    const downBy = Date.now() + 60_000;
-    while (!kakehi.logs.some((l) => l.msg === 'backend down') && Date.now() < downBy) {
-      assert.equal((await httpGet(kakehi.port, '/')).status, 200);
-      await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
-    }
+    const { kakehi, flakyPort } = await startRefusingCluster(cleanup);
+    await driveUntilBackendDown(kakehi);
     const down = await kakehi.waitLog((l) => l.msg === 'backend down');
     assert.equal(down['backend'], 'flaky');
     // The backend comes back: once its backoff passes, a request reaches it and it is reported up.

@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { Family, HistogramSample, ScalarSample } from '../../src/metrics/registry.js';
-import { closedPort, echoBackend } from '../helpers/backends.js';
+import { echoBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
 import { httpGet } from '../helpers/http.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
 import { startLoad } from '../helpers/load.js';
+import { driveUntilBackendDown, startRefusingCluster } from '../helpers/refusing-backend.js';
 
 interface MetricsResult {
   generation: number;
@@ -181,30 +182,8 @@ describe('query_metrics', () => {
   });
 
   it('reports a backend that refuses connections down (0), with its failures and the retries', async () => {
-    const good = await echoBackend('good');
-    cleanup.push(() => good.close());
-    const flakyPort = await closedPort();
-    const kakehi = await startKakehi({
-      listeners: [{ address: '127.0.0.1:0' }],
-      clusters: [
-        {
-          id: 'c',
-          backends: [
-            { id: 'flaky', address: `127.0.0.1:${flakyPort}` },
-            { id: 'good', address: good.address },
-          ],
-        },
-      ],
-      frontends: [{ hostname: '*', cluster: 'c' }],
-      access_log: 'off',
-    });
-    cleanup.push(() => kakehi.stop());
-    const downBy = Date.now() + 60_000;
-    while (!kakehi.logs.some((l) => l.msg === 'backend down') && Date.now() < downBy) {
-      assert.equal((await httpGet(kakehi.port, '/')).status, 200);
-      await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
-    }
-    await kakehi.waitLog((l) => l.msg === 'backend down');
+    const { kakehi } = await startRefusingCluster(cleanup);
+    await driveUntilBackendDown(kakehi);
     const m = await metrics(kakehi.socketPath);
     const up = new Map(scalars(m.families, 'kakehi_backend_up').map((s) => [s.labels['backend'], s.value]));
     assert.equal(up.get('flaky'), 0);
