@@ -3,7 +3,6 @@
 // compacted_out and null_value), checksum checks, individual and cumulative
 // acks, seek, last-message-id, and resubscription with backoff after failures.
 
-import { Backoff } from './backoff.js';
 import type { PulsarClient } from './client.js';
 import type { CommandHandler, Connection } from './connection.js';
 import { PulsarClientError } from './errors.js';
@@ -11,6 +10,7 @@ import type { Frame } from './frame.js';
 import { MessageId } from './message-id.js';
 import { type Message, unpackEntry } from './message-unpack.js';
 import { AckType, CommandType, InitialPosition, SubType } from './pulsar-api.js';
+import { Reconnector } from './reconnector.js';
 
 export const RECEIVER_QUEUE_SIZE = 100;
 
@@ -62,7 +62,7 @@ export class Consumer implements CommandHandler {
   private readonly queue: Message[] = [];
   private readonly waiters: Array<{ resolve: (m: Message) => void; reject: (e: Error) => void }> = [];
   private readonly batches = new Map<string, BatchTracker>();
-  private readonly backoff: Backoff;
+  private readonly reconnect: Reconnector;
   private conn: Connection | undefined;
   private state: State = 'idle';
   private permitsToReturn = 0;
@@ -70,7 +70,6 @@ export class Consumer implements CommandHandler {
   private skipUpTo: MessageId | undefined;
   private lastDequeued: MessageId | undefined;
   private startMessageId: MessageId | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
   private endOfTopic = false;
   /** Latest activity flag from ACTIVE_CONSUMER_CHANGE (failover). */
   isActive: boolean | undefined;
@@ -83,9 +82,12 @@ export class Consumer implements CommandHandler {
     this.topic = opts.topic;
     this.id = client.newId();
     this.queueSize = Math.max(1, opts.receiverQueueSize ?? RECEIVER_QUEUE_SIZE);
-    this.backoff = new Backoff({
-      initialMs: client.options.backoffInitialMs,
-      maxMs: client.options.backoffMaxMs,
+    this.reconnect = new Reconnector(client, {
+      role: 'consumer',
+      topic: this.topic,
+      connect: () => this.connect(),
+      isReady: () => this.state === 'ready',
+      retry: (err) => this.scheduleReconnect(err),
     });
     this.startMessageId = opts.startMessageId;
     if (opts.startMessageId && !opts.startMessageIdInclusive && !isSentinel(opts.startMessageId)) {
@@ -151,7 +153,7 @@ export class Consumer implements CommandHandler {
     }
     this.conn = conn;
     this.state = 'ready';
-    this.backoff.reset();
+    this.reconnect.connected();
     this.permitsToReturn = 0;
     conn.send({ type: CommandType.FLOW, flow: { consumer_id: this.id, messagePermits: this.queueSize } });
   }
@@ -162,7 +164,7 @@ export class Consumer implements CommandHandler {
   }
 
   private scheduleReconnect(error: Error): void {
-    if (this.state === 'closed' || this.reconnectTimer) return;
+    if (this.state === 'closed' || this.reconnect.pending) return;
     this.state = 'connecting';
     // Unreceived messages are redelivered (durable) or re-read from lastDequeued (non-durable).
     this.queue.length = 0;
@@ -170,18 +172,7 @@ export class Consumer implements CommandHandler {
     // Non-durable: drop what the app already saw. Durable: accept redelivery duplicates (at-least-once),
     // since an ack lost while disconnected must see its message again.
     if (this.lastDequeued && this.opts.durable === false) this.skipUpTo = this.lastDequeued;
-    const delayMs = this.backoff.next();
-    this.client.emit({ type: 'reconnecting', role: 'consumer', topic: this.topic, delayMs, error });
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      this.connect().then(
-        () => {
-          if (this.state === 'ready')
-            this.client.emit({ type: 'reconnected', role: 'consumer', topic: this.topic });
-        },
-        (err: Error) => this.scheduleReconnect(err),
-      );
-    }, delayMs);
+    this.reconnect.schedule(error);
   }
 
   /** Drops the connection (e.g. on a corrupt message) so the broker redelivers. */
@@ -415,7 +406,7 @@ export class Consumer implements CommandHandler {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnect.cancel();
     this.client.forget(this);
     const err = new PulsarClientError('PULSAR_CLOSED', 'consumer is closed');
     for (const w of this.waiters.splice(0)) w.reject(err);

@@ -3,7 +3,6 @@
 // after a reconnect the in-order resend of pending sends under their original
 // sequence ids (never reused, never duplicated).
 
-import { Backoff } from './backoff.js';
 import { buildBatch } from './batch.js';
 import type { PulsarClient } from './client.js';
 import { compress, type ProducerCompression } from './compression.js';
@@ -12,6 +11,7 @@ import { PulsarClientError } from './errors.js';
 import { encodePayloadCommand, type Frame } from './frame.js';
 import { MessageId } from './message-id.js';
 import { type BaseCommand, CommandType, type MessageMetadata, SERVER_ERRORS } from './pulsar-api.js';
+import { Reconnector } from './reconnector.js';
 
 export const MAX_PENDING_MESSAGES = 1000;
 export const MAX_PENDING_BYTES = 32 * 1024 * 1024;
@@ -83,8 +83,7 @@ export class Producer implements CommandHandler {
   private pendingCount = 0;
   private pendingBytesTotal = 0;
   private timeoutTimer: NodeJS.Timeout | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-  private readonly backoff: Backoff;
+  private readonly reconnect: Reconnector;
   private readonly flushWaiters: Array<() => void> = [];
 
   constructor(
@@ -107,9 +106,12 @@ export class Producer implements CommandHandler {
         maxDelayMs: opts.batching?.maxDelayMs ?? BATCH_MAX_DELAY_MS,
       },
     };
-    this.backoff = new Backoff({
-      initialMs: client.options.backoffInitialMs,
-      maxMs: client.options.backoffMaxMs,
+    this.reconnect = new Reconnector(client, {
+      role: 'producer',
+      topic: this.topic,
+      connect: () => this.connect(),
+      isReady: () => this.state === 'ready',
+      retry: (err) => this.scheduleReconnect(err),
     });
   }
 
@@ -172,7 +174,7 @@ export class Producer implements CommandHandler {
     if (last >= this.nextSequenceId) this.nextSequenceId = last + 1n;
     this.conn = conn;
     this.state = 'ready';
-    this.backoff.reset();
+    this.reconnect.connected();
     // Resend in order under the original sequence ids; a broker with dedup drops what it already has.
     for (const op of this.ops) this.writeOp(op);
   }
@@ -183,20 +185,9 @@ export class Producer implements CommandHandler {
   }
 
   private scheduleReconnect(error: Error): void {
-    if (this.state === 'closed' || this.reconnectTimer) return;
+    if (this.state === 'closed' || this.reconnect.pending) return;
     this.state = 'connecting';
-    const delayMs = this.backoff.next();
-    this.client.emit({ type: 'reconnecting', role: 'producer', topic: this.topic, delayMs, error });
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      this.connect().then(
-        () => {
-          if (this.state === 'ready')
-            this.client.emit({ type: 'reconnected', role: 'producer', topic: this.topic });
-        },
-        (err: Error) => this.scheduleReconnect(err),
-      );
-    }, delayMs);
+    this.reconnect.schedule(error);
   }
 
   private dropConnection(error: Error): void {
@@ -433,7 +424,7 @@ export class Producer implements CommandHandler {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnect.cancel();
     if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
     this.client.forget(this);
     this.failAll(new PulsarClientError('PULSAR_CLOSED', 'producer closed with messages pending'));
