@@ -2,8 +2,7 @@
 // The `kakehi` command: run the proxy, validate a configuration, print the
 // configuration schema. Output for humans is plain text; logs are JSON.
 
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configSchema } from '../config/config-schema.js';
 import { embeddedDefault } from '../config/embedded-default.js';
@@ -12,6 +11,7 @@ import { ERROR_CODES, formatIssue, KakehiError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { runMain } from '../main/run-main.js';
 import { runWorker } from '../main/worker-process.js';
+import { VERSION } from '../version.js';
 import { parseArgs } from './args.js';
 import { runCtl } from './ctl.js';
 import { EXIT } from './exit-codes.js';
@@ -63,14 +63,6 @@ against a schema (e.g. '# yaml-language-server: $schema=kakehi.schema.json').
   version: 'Usage: kakehi version\n\nPrints the version.\n',
 };
 
-function version(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const pkg = JSON.parse(readFileSync(join(here, '..', '..', '..', 'package.json'), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
-
 function usage(message: string, command?: string): number {
   process.stderr.write(`kakehi: ${message}\n\n${command ? HELP[command] : MAIN_HELP}`);
   return EXIT.USAGE;
@@ -102,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? EXIT.USAGE : EXIT.OK;
   }
   if (command === '--version' || (command === 'version' && rest.length === 0)) {
-    process.stdout.write(`kakehi ${version()}\n`);
+    process.stdout.write(`kakehi ${VERSION}\n`);
     return EXIT.OK;
   }
   if (!(command in HELP)) return usage(`unknown command "${command}"`);

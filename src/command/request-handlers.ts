@@ -14,10 +14,9 @@ import { type Change, parseChanges } from '../state/change.js';
 import { diffStatesWithSources, stateAsChanges } from '../state/diff.js';
 import { listenerFrontends } from '../state/proxy-state.js';
 import { loadStateFile, saveStateFile } from '../state/state-file.js';
+import { VERSION } from '../version.js';
 import type { Handler } from './command-server.js';
 import type { CommandRequest } from './frames.js';
-
-const VERSION = '0.1.0';
 
 function str(body: Record<string, unknown>, field: string, required = true): string | undefined {
   const v = body[field];

@@ -71,13 +71,6 @@ export function referenceIssues(state: ProxyState): FieldIssue[] {
   return issues;
 }
 
-/** Backends of one cluster, in insertion order. */
-export function clusterBackends(state: ProxyState, clusterId: string): Backend[] {
-  const out: Backend[] = [];
-  for (const b of state.backends.values()) if (b.cluster === clusterId) out.push(b);
-  return out;
-}
-
 /** Frontends that apply to a listener: its own and those for every listener. */
 export function listenerFrontends(state: ProxyState, listener: Listener): Frontend[] {
   const key = listenerKey(listener);
