@@ -1,0 +1,278 @@
+// The connector's settings, from flags and an optional small YAML file (flags win).
+// Every mistake is reported with the flag or key it is about.
+
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+
+export const DEFAULT_LISTEN = '127.0.0.1:9465';
+export const DEFAULT_SETTLE_MS = 500;
+export const DEFAULT_RESCAN_MS = 60_000;
+export const DEFAULT_EXPIRY_DAYS = [21, 7];
+export const DEFAULT_MAX_PAIRS = 20_000;
+
+export interface DirectoryOption {
+  path: string;
+  /** Listener addresses; undefined = every HTTPS listener the proxy has. */
+  listeners: string[] | undefined;
+}
+
+export interface PkiOptions {
+  socketPath: string;
+  directories: DirectoryOption[];
+  settleMs: number;
+  rescanIntervalMs: number;
+  expiryWarningDays: number[];
+  /** HTTP address for /metrics, /healthz, /status; undefined = off. */
+  listen: { host: string; port: number } | undefined;
+  maxPairs: number;
+  logLevel: string;
+}
+
+export class OptionsError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'usage' | 'config',
+  ) {
+    super(message);
+  }
+}
+
+export const PKI_HELP = `kakehi pki — serve the certificates found in directories
+
+Usage: kakehi pki [options] [DIR ...]
+
+Watches directories for certificate/key pairs (certbot live/, <name>/<name>.crt+.key,
+name.crt|name.pem + name.key, or one PEM holding certificate, chain and key) and keeps
+the proxy's certificates (source "pki") equal to them, over the command socket.
+
+  -c, --config FILE               YAML settings (keys below in snake_case); flags win
+  -s, --socket PATH               command socket (default $KAKEHI_SOCKET or ./kakehi.sock)
+  -d, --dir PATH                  a directory to watch (repeatable; also positional)
+  -l, --listener ADDR             serve on this HTTPS listener only (repeatable; applies
+                                  to the directories given on the command line; default:
+                                  every HTTPS listener)
+      --settle-ms N               quiet time before reading a change, and before a
+                                  vanished pair is removed (default ${DEFAULT_SETTLE_MS})
+      --rescan-interval-ms N      full rescan and reconcile period (default ${DEFAULT_RESCAN_MS})
+      --expiry-warning-days LIST  warn this many days before not-after (default ${DEFAULT_EXPIRY_DAYS.join(',')})
+      --listen HOST:PORT|off      /metrics, /healthz, /status (default ${DEFAULT_LISTEN}; port 0 picks one)
+      --max-pairs N               refuse to track more pairs than this (default ${DEFAULT_MAX_PAIRS})
+      --log-level LEVEL           trace|debug|info|warn|error (default $KAKEHI_LOG_LEVEL or info)
+  -h, --help                      this text
+
+YAML example:
+  socket: /run/kakehi/kakehi.sock
+  directories:
+    - path: /etc/letsencrypt/live
+      listeners: ["0.0.0.0:443"]
+    - /etc/kakehi/certs
+  settle_ms: 500
+  rescan_interval_ms: 60000
+  expiry_warning_days: [21, 7]
+  listen: 127.0.0.1:9465
+
+Exit codes: 0 stopped by SIGTERM/SIGINT, 1 failure (e.g. the HTTP address is taken),
+2 wrong usage, 3 invalid settings file.
+`;
+
+const CONFIG_KEYS = new Set([
+  'socket',
+  'directories',
+  'settle_ms',
+  'rescan_interval_ms',
+  'expiry_warning_days',
+  'listen',
+  'max_pairs',
+  'log_level',
+]);
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+function int(what: string, v: unknown, min: number, max: number, kind: 'usage' | 'config'): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new OptionsError(`${what} ${JSON.stringify(v)}: expected an integer from ${min} to ${max}`, kind);
+  }
+  return n;
+}
+
+function days(what: string, v: unknown, kind: 'usage' | 'config'): number[] {
+  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new OptionsError(`${what}: expected a list of days, e.g. 21,7`, kind);
+  }
+  return list.map((d, i) => int(`${what}[${i}]`, d, 0, 3650, kind));
+}
+
+function listenAddr(what: string, v: unknown, kind: 'usage' | 'config'): PkiOptions['listen'] {
+  if (v === 'off' || v === false || v === null) return undefined;
+  const m = typeof v === 'string' ? /^(.+):(\d+)$/.exec(v) : null;
+  if (!m) throw new OptionsError(`${what} ${JSON.stringify(v)}: expected HOST:PORT or off`, kind);
+  return {
+    host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'),
+    port: int(`${what} port`, m[2], 0, 65_535, kind),
+  };
+}
+
+function listeners(what: string, v: unknown): string[] {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || !/^.+:\d+$/.test(x))) {
+    throw new OptionsError(`${what}: expected a list of listener addresses like "0.0.0.0:443"`, 'config');
+  }
+  return v as string[];
+}
+
+function readConfigFile(file: string): Partial<PkiOptions> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new OptionsError(`${file}: ${(err as Error).message}`, 'config');
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new OptionsError(`${file}: expected a mapping of settings`, 'config');
+  }
+  const base = dirname(resolve(file));
+  const out: Partial<PkiOptions> = {};
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    const at = `${file}: ${k}`;
+    if (!CONFIG_KEYS.has(k)) {
+      throw new OptionsError(`${file}: unknown key "${k}"; known: ${[...CONFIG_KEYS].join(', ')}`, 'config');
+    }
+    switch (k) {
+      case 'socket':
+        if (typeof v !== 'string' || v === '') throw new OptionsError(`${at}: expected a path`, 'config');
+        out.socketPath = resolve(base, v);
+        break;
+      case 'directories':
+        if (!Array.isArray(v)) throw new OptionsError(`${at}: expected a list`, 'config');
+        out.directories = v.map((d, i) => {
+          if (typeof d === 'string') return { path: resolve(base, d), listeners: undefined };
+          if (d && typeof d === 'object' && typeof (d as { path?: unknown }).path === 'string') {
+            const extra = Object.keys(d).filter((x) => x !== 'path' && x !== 'listeners');
+            if (extra.length > 0) {
+              throw new OptionsError(
+                `${at}[${i}]: unknown key "${extra[0]}"; known: path, listeners`,
+                'config',
+              );
+            }
+            const l = (d as { listeners?: unknown }).listeners;
+            return {
+              path: resolve(base, (d as { path: string }).path),
+              listeners: l === undefined ? undefined : listeners(`${at}[${i}].listeners`, l),
+            };
+          }
+          throw new OptionsError(`${at}[${i}]: expected a path or {path, listeners}`, 'config');
+        });
+        break;
+      case 'settle_ms':
+        out.settleMs = int(at, v, 0, 600_000, 'config');
+        break;
+      case 'rescan_interval_ms':
+        out.rescanIntervalMs = int(at, v, 100, 86_400_000, 'config');
+        break;
+      case 'expiry_warning_days':
+        out.expiryWarningDays = days(at, v, 'config');
+        break;
+      case 'listen':
+        out.listen = listenAddr(at, v, 'config');
+        break;
+      case 'max_pairs':
+        out.maxPairs = int(at, v, 1, 10_000_000, 'config');
+        break;
+      case 'log_level':
+        if (typeof v !== 'string' || !LOG_LEVELS.has(v)) {
+          throw new OptionsError(`${at}: one of ${[...LOG_LEVELS].join(', ')}`, 'config');
+        }
+        out.logLevel = v;
+        break;
+    }
+  }
+  return out;
+}
+
+export function parsePkiArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): PkiOptions | 'help' {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        socket: { type: 'string', short: 's' },
+        dir: { type: 'string', short: 'd', multiple: true },
+        listener: { type: 'string', short: 'l', multiple: true },
+        'settle-ms': { type: 'string' },
+        'rescan-interval-ms': { type: 'string' },
+        'expiry-warning-days': { type: 'string' },
+        listen: { type: 'string' },
+        'max-pairs': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new OptionsError((err as Error).message, 'usage');
+  }
+  const v = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (v.help) return 'help';
+  const file = typeof v.config === 'string' ? readConfigFile(v.config) : {};
+  const cliDirs = [...((v.dir as string[] | undefined) ?? []), ...parsed.positionals];
+  const cliListeners = v.listener as string[] | undefined;
+  if (cliListeners) {
+    for (const l of cliListeners) {
+      if (!/^.+:\d+$/.test(l))
+        throw new OptionsError(`--listener ${JSON.stringify(l)}: expected HOST:PORT`, 'usage');
+    }
+    if (cliDirs.length === 0)
+      throw new OptionsError(
+        '--listener applies to directories given on the command line; give one',
+        'usage',
+      );
+  }
+  const directories = [
+    ...(file.directories ?? []),
+    ...cliDirs.map((d) => ({ path: resolve(d), listeners: cliListeners })),
+  ];
+  if (directories.length === 0) {
+    throw new OptionsError('no directory to watch: give DIR, --dir or directories: in --config', 'usage');
+  }
+  const logLevel = (v['log-level'] as string | undefined) ?? file.logLevel ?? env.KAKEHI_LOG_LEVEL ?? 'info';
+  if (!LOG_LEVELS.has(logLevel)) {
+    throw new OptionsError(
+      `--log-level ${JSON.stringify(logLevel)}: one of ${[...LOG_LEVELS].join(', ')}`,
+      'usage',
+    );
+  }
+  return {
+    socketPath: resolve(
+      (v.socket as string | undefined) ?? file.socketPath ?? env.KAKEHI_SOCKET ?? './kakehi.sock',
+    ),
+    directories,
+    settleMs:
+      v['settle-ms'] !== undefined
+        ? int('--settle-ms', v['settle-ms'], 0, 600_000, 'usage')
+        : (file.settleMs ?? DEFAULT_SETTLE_MS),
+    rescanIntervalMs:
+      v['rescan-interval-ms'] !== undefined
+        ? int('--rescan-interval-ms', v['rescan-interval-ms'], 100, 86_400_000, 'usage')
+        : (file.rescanIntervalMs ?? DEFAULT_RESCAN_MS),
+    expiryWarningDays:
+      v['expiry-warning-days'] !== undefined
+        ? days('--expiry-warning-days', v['expiry-warning-days'], 'usage')
+        : (file.expiryWarningDays ?? DEFAULT_EXPIRY_DAYS),
+    listen:
+      v.listen !== undefined
+        ? listenAddr('--listen', v.listen, 'usage')
+        : 'listen' in file
+          ? file.listen
+          : listenAddr('default', DEFAULT_LISTEN, 'usage'),
+    maxPairs:
+      v['max-pairs'] !== undefined
+        ? int('--max-pairs', v['max-pairs'], 1, 10_000_000, 'usage')
+        : (file.maxPairs ?? DEFAULT_MAX_PAIRS),
+    logLevel,
+  };
+}

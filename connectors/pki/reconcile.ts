@@ -1,0 +1,161 @@
+// The planner: what the files say should be served, against what the proxy holds,
+// as the changes that close the gap. Pure. The proxy's own list is the truth about
+// what is served (so certificates deleted while the connector was down, or lost in
+// a proxy restart, are handled the same way as any other difference).
+//
+// - A certificate's key is listener + fingerprint, as in the proxy.
+// - Only certificates whose source is 'pki' are ever deleted; a certificate another
+//   source put (config, ctl) is never touched, and not put again either.
+// - Two pairs holding the same leaf count as one certificate; it goes only when no
+//   pair wants it any more.
+// - Puts come before deletes, so a renewal (new put, old delete) adds before it removes.
+
+export const PKI_SOURCE = 'pki';
+
+export interface DesiredPair {
+  pairKey: string;
+  listeners: readonly string[];
+  fingerprint: string;
+  materialHash: string;
+  certificate: string;
+  chain: string;
+  key: string;
+}
+
+export interface HeldCertificate {
+  listener: string;
+  fingerprint: string;
+  source?: string;
+}
+
+export interface PutCertificate {
+  op: 'put_certificate';
+  certificate: { listener: string; certificate: string; chain?: string; key: string };
+}
+
+export interface DeleteCertificate {
+  op: 'delete_certificate';
+  listener: string;
+  fingerprint: string;
+}
+
+export type CertificateChange = PutCertificate | DeleteCertificate;
+
+export interface Plan {
+  puts: PutCertificate[];
+  deletes: DeleteCertificate[];
+  /** For each put, the pairs that asked for it (to pin a rejection on the right files). */
+  putPairs: string[][];
+  /** For each put, the material hash it carries. */
+  putHashes: string[];
+  /** Wanted certificates that another source already holds; left alone. */
+  heldElsewhere: { listener: string; fingerprint: string; source: string }[];
+  /** Every key the files want, with the material hash sent for it. */
+  wanted: Map<string, string>;
+}
+
+export const certKey = (listener: string, fingerprint: string): string => `${listener} ${fingerprint}`;
+
+/**
+ * @param sent what this connector last put per key (material hash); a key the proxy
+ *   holds from 'pki' but with other material (or unknown after a connector restart)
+ *   is put again, since put is idempotent and a chain may have changed.
+ */
+export function planChanges(
+  desired: readonly DesiredPair[],
+  held: readonly HeldCertificate[],
+  sent: ReadonlyMap<string, string>,
+): Plan {
+  // Group by key; when two pairs share a leaf with different chains, the first by
+  // pair key wins, so the choice does not depend on scan order.
+  const sorted = [...desired].sort((a, b) => (a.pairKey < b.pairKey ? -1 : a.pairKey > b.pairKey ? 1 : 0));
+  const groups = new Map<string, { pair: DesiredPair; listener: string; pairs: string[] }>();
+  for (const d of sorted) {
+    for (const listener of new Set(d.listeners)) {
+      const k = certKey(listener, d.fingerprint);
+      const g = groups.get(k);
+      if (g) g.pairs.push(d.pairKey);
+      else groups.set(k, { pair: d, listener, pairs: [d.pairKey] });
+    }
+  }
+  const heldBy = new Map<string, string>();
+  for (const h of held) heldBy.set(certKey(h.listener, h.fingerprint), h.source ?? '');
+
+  const plan: Plan = {
+    puts: [],
+    deletes: [],
+    putPairs: [],
+    putHashes: [],
+    heldElsewhere: [],
+    wanted: new Map(),
+  };
+  for (const [k, g] of groups) {
+    const source = heldBy.get(k);
+    if (source !== undefined && source !== PKI_SOURCE) {
+      plan.heldElsewhere.push({ listener: g.listener, fingerprint: g.pair.fingerprint, source });
+      continue;
+    }
+    plan.wanted.set(k, g.pair.materialHash);
+    if (source === PKI_SOURCE && sent.get(k) === g.pair.materialHash) continue;
+    const certificate: PutCertificate['certificate'] = {
+      listener: g.listener,
+      certificate: g.pair.certificate,
+      key: g.pair.key,
+    };
+    if (g.pair.chain !== '') certificate.chain = g.pair.chain;
+    plan.puts.push({ op: 'put_certificate', certificate });
+    plan.putPairs.push(g.pairs);
+    plan.putHashes.push(g.pair.materialHash);
+  }
+  for (const h of held) {
+    if ((h.source ?? '') !== PKI_SOURCE) continue;
+    const k = certKey(h.listener, h.fingerprint);
+    if (groups.has(k)) continue;
+    plan.deletes.push({ op: 'delete_certificate', listener: h.listener, fingerprint: h.fingerprint });
+  }
+  plan.deletes.sort((a, b) =>
+    certKey(a.listener, a.fingerprint) < certKey(b.listener, b.fingerprint) ? -1 : 1,
+  );
+  return plan;
+}
+
+/**
+ * Splits the plan into transactions under maxBytes of JSON each, puts first, then
+ * deletes, order kept. Small plans (the usual renewal: one put, one delete) are one
+ * transaction; a plan of thousands spans several, still adding before removing.
+ * Each batch carries the index of its first change in the plan's puts+deletes.
+ */
+export function batchChanges(
+  plan: Pick<Plan, 'puts' | 'deletes'>,
+  maxBytes: number,
+  maxChanges = 500,
+): { changes: CertificateChange[]; start: number }[] {
+  const all: CertificateChange[] = [...plan.puts, ...plan.deletes];
+  const out: { changes: CertificateChange[]; start: number }[] = [];
+  let cur: CertificateChange[] = [];
+  let curStart = 0;
+  let bytes = 0;
+  all.forEach((c, i) => {
+    const size = Buffer.byteLength(JSON.stringify(c)) + 1;
+    if (cur.length > 0 && (bytes + size > maxBytes || cur.length >= maxChanges)) {
+      out.push({ changes: cur, start: curStart });
+      cur = [];
+      bytes = 0;
+      curStart = i;
+    }
+    cur.push(c);
+    bytes += size;
+  });
+  if (cur.length > 0) out.push({ changes: cur, start: curStart });
+  return out;
+}
+
+/** Indexes of changes an error's issue paths name (`changes[3].certificate.key` → 3). */
+export function rejectedIndexes(issues: readonly { path: string }[]): Set<number> {
+  const out = new Set<number>();
+  for (const i of issues) {
+    const m = /^changes\[(\d+)\]/.exec(i.path);
+    if (m) out.add(Number(m[1]));
+  }
+  return out;
+}
