@@ -298,13 +298,27 @@ function checkNames(given: readonly string[], issues: FieldIssue[]): string[] {
     if (!isCertificateName(n)) {
       issues.push({
         path: `names[${i}]`,
-        reason: `${JSON.stringify(name)} is not a DNS name nor a one-label wildcard like *.example.com`,
+        reason: `${quoteSafely(name)} is not a DNS name nor a one-label wildcard like *.example.com`,
       });
     } else if (!out.includes(n)) {
       out.push(n);
     }
   });
   return out;
+}
+
+/**
+ * Echo a bad value only when it cannot be secret: a key pasted into the wrong field
+ * must not travel on in an error message, so long, multi-line or base64-looking
+ * values are described by their length instead.
+ */
+function quoteSafely(value: unknown): string {
+  if (typeof value !== 'string') return `a ${typeof value}`;
+  const looksEncoded = value.length >= 32 && /^[A-Za-z0-9+/=]+$/.test(value);
+  if (value.length > 80 || !/^[\x20-\x7e]*$/.test(value) || value.includes('-----') || looksEncoded) {
+    return `a ${value.length}-character value`;
+  }
+  return JSON.stringify(value);
 }
 
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
