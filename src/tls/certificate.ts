@@ -67,7 +67,8 @@ export function inspectCertificate(
   const issues: FieldIssue[] = [];
   const fromCertificate = readCertificates(input.certificate, 'certificate', true, issues);
   const fromChain =
-    input.chain === undefined || input.chain.trim() === ''
+    // Callers validate types first, but this guards the boundary for anyone who did not.
+    input.chain === undefined || (typeof input.chain === 'string' && input.chain.trim() === '')
       ? []
       : readCertificates(input.chain, 'chain', false, issues);
   const key = readKey(input.key, issues);
@@ -164,8 +165,12 @@ function readCertificates(
   isLeafField: boolean,
   issues: FieldIssue[],
 ): Located[] {
-  const { blocks, incomplete } = splitPem(text);
   const start = issues.length;
+  if (typeof text !== 'string') {
+    issues.push({ path: field, reason: 'must be PEM text' });
+    return [];
+  }
+  const { blocks, incomplete } = splitPem(text);
   if (incomplete) {
     issues.push({
       path: field,
@@ -200,6 +205,10 @@ function readCertificates(
 }
 
 function readKey(text: string, issues: FieldIssue[]): { object: KeyObject; pem: string } | undefined {
+  if (typeof text !== 'string') {
+    issues.push({ path: 'key', reason: 'must be PEM text' });
+    return undefined;
+  }
   const { blocks, incomplete } = splitPem(text);
   if (incomplete) {
     issues.push({
@@ -256,6 +265,19 @@ function keyMatches(x509: X509Certificate, key: KeyObject): boolean {
 }
 
 function checkChainOrder(certs: Located[], issues: FieldIssue[]): void {
+  const seen = new Map<string, string>();
+  for (const c of certs) {
+    const fp = sha256Hex(c.x509);
+    const first = seen.get(fp);
+    if (first !== undefined) {
+      issues.push({
+        path: c.path,
+        reason: `repeats ${first} (is the chain given both in certificate and in chain?)`,
+      });
+      return;
+    }
+    seen.set(fp, c.path);
+  }
   for (let i = 1; i < certs.length; i++) {
     const prev = certs[i - 1] as Located;
     const next = certs[i] as Located;

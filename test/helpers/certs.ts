@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type KeyType = 'rsa' | 'ec';
+/** Ed25519 is for leaves; OpenSSL 3.0's `ca` signs with a digest, which Ed25519 CAs refuse. */
+export type KeyType = 'rsa' | 'ec' | 'ed25519';
 
 export interface TestCa {
   certPem: string;
@@ -63,7 +64,9 @@ function genKey(path: string, keyType: KeyType, cwd: string): void {
   const algo =
     keyType === 'rsa'
       ? ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']
-      : ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+      : keyType === 'ed25519'
+        ? ['-algorithm', 'ED25519']
+        : ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
   openssl(['genpkey', ...algo, '-out', path], cwd);
 }
 

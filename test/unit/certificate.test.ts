@@ -137,6 +137,21 @@ describe('inspectCertificate: key types and formats', () => {
     hasIssue(bad(input(ecLeaf, { key: ecLeaf.keyPem + rsaLeaf.keyPem })), 'key', /2 private key blocks/);
   });
 
+  it('reads an Ed25519 leaf', () => {
+    const ed = issueCert(root, ['ed.example.test'], { keyType: 'ed25519' });
+    const { facts } = ok(input(ed));
+    assert.equal(facts.key_type, 'ed25519');
+    assert.equal(facts.key_bits, undefined);
+  });
+
+  it('refuses fields that are not text', () => {
+    const wrong = { certificate: 42, chain: ['x'], key: null } as unknown as CertificateInput;
+    const r = inspectCertificate(wrong);
+    assert.equal(r.ok, false);
+    for (const path of ['certificate', 'chain', 'key'])
+      hasIssue(r.ok ? [] : r.issues, path, /must be PEM text/);
+  });
+
   it('reports an unreadable key block without quoting it', () => {
     const body = ecLeaf.keyPem.split('\n');
     // Corrupt the base64 body but keep the PEM frame.
@@ -232,6 +247,11 @@ describe('inspectCertificate: chains', () => {
       'certificate[1]',
       /chain out of order/,
     );
+  });
+
+  it('says so when the chain is given twice', () => {
+    const issues = bad({ certificate: leaf.fullchainPem, chain: leaf.chainPem, key: leaf.keyPem });
+    hasIssue(issues, 'chain[0]', /repeats certificate\[1\].*both in certificate and in chain/);
   });
 
   it('refuses a chain certificate from another hierarchy', () => {
