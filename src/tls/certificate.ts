@@ -72,8 +72,12 @@ export function inspectCertificate(
       ? []
       : readCertificates(input.chain, 'chain', false, issues);
   const key = readKey(input.key, issues);
-  const names =
-    input.names !== undefined && input.names.length > 0 ? checkNames(input.names, issues) : undefined;
+  let names: string[] | undefined;
+  if (input.names !== undefined && !Array.isArray(input.names)) {
+    issues.push({ path: 'names', reason: 'must be a list of DNS names' });
+  } else if (input.names !== undefined && input.names.length > 0) {
+    names = checkNames(input.names, issues);
+  }
 
   const leaf = fromCertificate[0];
   if (leaf === undefined) return { ok: false, issues };
@@ -116,6 +120,7 @@ export function inspectCertificate(
 
 /** The leaf's fingerprint, without any validation; undefined when unparsable. */
 export function fingerprintOf(certificatePem: string): string | undefined {
+  if (typeof certificatePem !== 'string') return undefined;
   const first = splitPem(certificatePem).blocks.find((b) => b.type === 'CERTIFICATE');
   if (first === undefined) return undefined;
   try {
@@ -130,6 +135,7 @@ export function fingerprintOf(certificatePem: string): string | undefined {
  * without its `sha256 Fingerprint=` prefix) or plain hex, in any case.
  */
 export function normalizeFingerprint(s: string): string | undefined {
+  if (typeof s !== 'string') return undefined;
   let t = s.trim().replace(/^sha-?256 fingerprint=/i, '');
   if (t.includes(':')) {
     if (!/^[0-9a-f]{2}(:[0-9a-f]{2})*$/i.test(t)) return undefined;
