@@ -14,8 +14,8 @@ export const MAX_DEPTH = 6;
 export interface ScannedPair extends PairFiles {
   /** The watched root this pair was found under (absolute). */
   root: string;
-  /** Absolute id: root + relative id; the key everything else uses. */
-  key: string;
+  /** Absolute id: root + relative id; what everything else keys pairs by. */
+  pairKey: string;
   /** Changes whenever any of its files' target, size or mtime changes; '' if a stat failed. */
   signature: string;
   /** The newest mtime of its files (ms), or 0 when a stat failed. */
@@ -129,7 +129,7 @@ export async function scanRoot(root: string, maxEntries: number): Promise<RootSc
     const sigs = await Promise.all(batch.map((p) => signatureOf(root, p)));
     batch.forEach((p, j) => {
       const sig = sigs[j] as { signature: string; modifiedAt: number };
-      pairs.push({ ...p, root, key: join(root, p.id), ...sig });
+      pairs.push({ ...p, root, pairKey: join(root, p.id), ...sig });
     });
   }
   const out: RootScan = {

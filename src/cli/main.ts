@@ -25,6 +25,7 @@ Commands:
   validate   check a configuration file and print every error
   ctl        talk to a running kakehi over its command socket (kakehi ctl --help)
   prometheus serve the proxy's metrics to Prometheus (kakehi prometheus --help)
+  pki        serve the certificates found in directories (kakehi pki --help)
   schema     print the JSON Schema of the configuration file (for editors)
   version    print the version
 
@@ -84,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'ctl') return runCtl(rest);
   if (command === 'prometheus')
     return (await import('../../connectors/prometheus/main.js')).runPrometheusConnector(rest);
+  if (command === 'pki') return (await import('../../connectors/pki/main.js')).runPkiConnector(rest);
   if (command === '__worker') {
     // Forked by `kakehi run` (node:cluster): a data-plane worker, driven over IPC.
     runWorker();

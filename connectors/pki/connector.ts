@@ -1,0 +1,701 @@
+// The PKI connector: scans and watches directories, reads settled pairs, and keeps
+// the proxy's 'pki' certificates equal to them over the command socket. The pure
+// decisions live elsewhere (layouts, settle, reconcile, expiry); this file is the
+// loop that feeds them and carries their results to the proxy.
+
+import { type FSWatcher, watch } from 'chokidar';
+import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
+import type { RequestType } from '../../src/command/frames.js';
+import type { Logger } from '../../src/log/logger.js';
+import { ExpiryWatch } from './expiry.js';
+import { PAIR_STATES, PkiMetrics } from './metrics.js';
+import type { PkiOptions } from './options.js';
+import { type GoodCert, readPair } from './reader.js';
+import {
+  batchChanges,
+  type CertificateChange,
+  certKey,
+  type DesiredPair,
+  type HeldCertificate,
+  PKI_SOURCE,
+  planChanges,
+  rejectedIndexes,
+} from './reconcile.js';
+import { MAX_DEPTH, type ScannedPair, scanRoot } from './scan.js';
+import { Settler } from './settle.js';
+
+/** Under the command socket's 4 MiB frame limit with room for the envelope. */
+export const MAX_TRANSACTION_BYTES = 3 * 1024 * 1024;
+/** Pairs read at once: enough to load thousands quickly, few enough to bound open files. */
+const READ_CONCURRENCY = 16;
+/** Watch events arrive in bursts (a certbot renewal touches four links); one scan per burst. */
+const EVENT_DEBOUNCE_MS = 50;
+/** A change by another source (listener added, state loaded) is reconciled after this. */
+const FOREIGN_CHANGE_DELAY_MS = 200;
+const MAX_ERROR_CHARS = 2_000;
+const MAX_SYNC_ROUNDS = 8;
+
+interface PairInfo extends ScannedPair {
+  /** Indexes into opts.directories that found this pair. */
+  dirs: Set<number>;
+}
+
+interface DirectoryStatus {
+  path: string;
+  listeners: string[] | 'all https';
+  pairs: number;
+  unpaired: string[];
+  error: string | undefined;
+  truncated: boolean;
+  notes: string[];
+}
+
+type ProxyCall = <T>(type: string, body?: Record<string, unknown>) => Promise<T>;
+
+const clip = (s: string) => (s.length > MAX_ERROR_CHARS ? `${s.slice(0, MAX_ERROR_CHARS)}…` : s);
+
+export class PkiConnector {
+  readonly opts: PkiOptions;
+  readonly metrics = new PkiMetrics();
+  readonly #log: Logger;
+  readonly #settler: Settler;
+  readonly #expiry: ExpiryWatch;
+  readonly #pairs = new Map<string, PairInfo>();
+  #dirStatus: DirectoryStatus[];
+  #client: CommandClient | undefined;
+  #connecting = false;
+  #connectAttempts = 0;
+  /** What was last put per certificate key (listener + fingerprint): its material hash. */
+  readonly #sent = new Map<string, string>();
+  /** Listener + material the proxy refused, with its reason; not sent again until the files change. */
+  readonly #refused = new Map<string, string>();
+  /** Per pair: the refusal that applies to its current certificate (for status). */
+  readonly #proxyErrors = new Map<string, { reason: string; at: number }>();
+  /** Per pair and listener: the last certificate the proxy took, served while a newer one is refused. */
+  readonly #accepted = new Map<string, GoodCert>();
+  #httpsListeners: string[] = [];
+  #lastSync: { at: number; ok: boolean; error?: string; puts: number; deletes: number } | undefined;
+  #lastScanAt = 0;
+  #scanning: Promise<void> | undefined;
+  #scanAgain = false;
+  #syncing: Promise<void> | undefined;
+  #syncAgain = false;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #debounceTimer: NodeJS.Timeout | undefined;
+  #foreignTimer: NodeJS.Timeout | undefined;
+  #rescanTimer: NodeJS.Timeout | undefined;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #watcher: FSWatcher | undefined;
+  #closed = false;
+  #maxPairsWarned = false;
+
+  constructor(opts: PkiOptions, log: Logger) {
+    this.opts = opts;
+    this.#log = log;
+    this.#settler = new Settler(opts.settleMs);
+    this.#expiry = new ExpiryWatch(opts.expiryWarningDays);
+    this.#dirStatus = opts.directories.map((d) => ({
+      path: d.path,
+      listeners: d.listeners ?? 'all https',
+      pairs: 0,
+      unpaired: [],
+      error: undefined,
+      truncated: false,
+      notes: [],
+    }));
+    this.metrics.connected.set(0);
+  }
+
+  get connected(): boolean {
+    return this.#client?.connected === true;
+  }
+
+  /** Scans once, then watches, rescans periodically and connects (retrying) to the proxy. */
+  async start(): Promise<void> {
+    await this.scan('start');
+    this.#watcher = watch(
+      this.opts.directories.map((d) => d.path),
+      {
+        followSymlinks: true,
+        ignoreInitial: true,
+        depth: MAX_DEPTH,
+        ignored: (p: string) => /(^|[/\\])\.[^/\\]/.test(p),
+      },
+    );
+    this.#watcher.on('all', () => this.#scanSoon());
+    this.#watcher.on('error', (err) => this.#log.warn({ err }, 'watcher error; periodic rescans continue'));
+    this.#rescanTimer = setInterval(() => {
+      void this.scan('rescan');
+    }, this.opts.rescanIntervalMs);
+    this.#rescanTimer.unref?.();
+    this.#connect();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const t of [this.#wakeTimer, this.#debounceTimer, this.#foreignTimer, this.#reconnectTimer]) {
+      if (t) clearTimeout(t);
+    }
+    if (this.#rescanTimer) clearInterval(this.#rescanTimer);
+    await this.#watcher?.close();
+    await this.#scanning?.catch(() => {});
+    await this.#syncing?.catch(() => {});
+    await this.#client?.close();
+    this.#client = undefined;
+  }
+
+  // ---- connection ---------------------------------------------------------
+
+  #connect(): void {
+    if (this.#closed || this.#connecting || this.#client) return;
+    this.#connecting = true;
+    CommandClient.connect(this.opts.socketPath, {
+      timeoutMs: 5_000,
+      requestTimeoutMs: 60_000,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
+    }).then(
+      (client) => {
+        this.#connecting = false;
+        if (this.#closed) {
+          void client.close();
+          return;
+        }
+        this.#client = client;
+        this.#connectAttempts = 0;
+        this.metrics.connected.set(1);
+        this.#log.info({ socket: this.opts.socketPath }, 'connected to the proxy');
+        void this.#consumeEvents(client);
+        this.requestSync();
+      },
+      (err: unknown) => {
+        this.#connecting = false;
+        this.#connectAttempts++;
+        const delay =
+          Math.min(5_000, 100 * 2 ** Math.min(this.#connectAttempts, 6)) * (0.5 + Math.random() / 2);
+        // Loud once, then quiet: a proxy that is not up yet is normal at boot.
+        const level = this.#connectAttempts === 1 || this.#connectAttempts % 20 === 0 ? 'warn' : 'debug';
+        this.#log[level](
+          { socket: this.opts.socketPath, err: (err as Error).message, attempts: this.#connectAttempts },
+          'proxy unreachable; retrying',
+        );
+        this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
+      },
+    );
+  }
+
+  async #consumeEvents(client: CommandClient): Promise<void> {
+    try {
+      for await (const ev of client.events()) {
+        if (this.#closed) return;
+        switch (ev.type) {
+          case 'reconnected':
+            // Possibly a new proxy process: what it holds is re-read, refusals retried.
+            this.metrics.connected.set(1);
+            this.#refused.clear();
+            this.#log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
+            this.requestSync();
+            break;
+          case 'disconnected':
+            this.metrics.connected.set(0);
+            this.#log.warn({ reason: ev.reason, willReconnect: ev.willReconnect }, 'lost the proxy');
+            if (!ev.willReconnect) {
+              if (this.#client === client) this.#client = undefined;
+              void client.close();
+              this.#connect();
+              return;
+            }
+            break;
+          case 'change_applied':
+            if (ev['source'] !== PKI_SOURCE) this.#foreignChange();
+            break;
+          default:
+            break;
+        }
+      }
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'event stream ended');
+    }
+    if (!this.#closed && this.#client === client) {
+      this.#client = undefined;
+      this.metrics.connected.set(0);
+      void client.close();
+      this.#connect();
+    }
+  }
+
+  #foreignChange(): void {
+    if (this.#foreignTimer) return;
+    this.#foreignTimer = setTimeout(() => {
+      this.#foreignTimer = undefined;
+      this.requestSync();
+    }, FOREIGN_CHANGE_DELAY_MS);
+  }
+
+  // ---- scanning -----------------------------------------------------------
+
+  #scanSoon(): void {
+    if (this.#closed || this.#debounceTimer) return;
+    this.#debounceTimer = setTimeout(() => {
+      this.#debounceTimer = undefined;
+      void this.scan('watch');
+    }, EVENT_DEBOUNCE_MS);
+  }
+
+  /** One scan (single flight: a request during a scan runs one more after it). */
+  scan(reason: 'start' | 'watch' | 'rescan' | 'wake'): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#scanning) {
+      this.#scanAgain = true;
+      return this.#scanning;
+    }
+    const run = async () => {
+      do {
+        this.#scanAgain = false;
+        await this.#scanOnce(reason);
+      } while (this.#scanAgain && !this.#closed);
+    };
+    this.#scanning = run()
+      .catch((err) => this.#log.error({ err }, 'scan failed'))
+      .finally(() => {
+        this.#scanning = undefined;
+      });
+    return this.#scanning;
+  }
+
+  async #scanOnce(reason: string): Promise<void> {
+    this.metrics.scans.inc();
+    const maxEntries = this.opts.maxPairs * 8;
+    const results = await Promise.all(this.opts.directories.map((d) => scanRoot(d.path, maxEntries)));
+    const found = new Map<string, PairInfo>();
+    results.forEach((res, idx) => {
+      const status = this.#dirStatus[idx] as DirectoryStatus;
+      status.error = res.error;
+      status.unpaired = res.unpaired.slice(0, 100);
+      status.truncated = res.truncated;
+      status.pairs = res.pairs.length;
+      const keepUnder: string[] = res.unlistable.map((d) => `${res.root}/${d}/`);
+      // A root that exists but cannot be listed right now (permissions, I/O) hides its
+      // pairs; that is not a deletion, so they keep their last signature.
+      if (res.error !== undefined && res.error !== 'ENOENT') keepUnder.push(`${res.root}/`);
+      for (const p of res.pairs) {
+        const prev = found.get(p.pairKey);
+        if (prev) prev.dirs.add(idx);
+        else found.set(p.pairKey, { ...p, dirs: new Set([idx]) });
+      }
+      for (const prefix of keepUnder) {
+        for (const [key, info] of this.#pairs) {
+          if (key.startsWith(prefix) && !found.has(key)) found.set(key, info);
+        }
+      }
+    });
+    if (found.size > this.opts.maxPairs) {
+      if (!this.#maxPairsWarned) {
+        this.#log.error(
+          { found: found.size, max_pairs: this.opts.maxPairs },
+          'more pairs than --max-pairs; the rest are ignored',
+        );
+        this.#maxPairsWarned = true;
+      }
+      const keep = [...found.keys()].sort().slice(0, this.opts.maxPairs);
+      const kept = new Set(keep);
+      for (const k of [...found.keys()]) if (!kept.has(k)) found.delete(k);
+    }
+
+    const now = Date.now();
+    this.#lastScanAt = now;
+    const present = new Map<string, { signature: string; modifiedAt: number }>();
+    for (const [key, p] of found) {
+      const known = this.#pairs.get(key);
+      // Carried-over pairs (unlistable directory) keep the signature they had.
+      const sig = known && p === known ? (this.#settler.get(key)?.signature ?? p.signature) : p.signature;
+      present.set(key, { signature: sig, modifiedAt: p.modifiedAt });
+      this.#pairs.set(key, p);
+    }
+    this.#settler.observe(present, now);
+    let servingChanged = false;
+    for (const key of this.#settler.expire(now)) {
+      const info = this.#pairs.get(key);
+      this.#pairs.delete(key);
+      this.#proxyErrors.delete(key);
+      for (const k of [...this.#accepted.keys()]) if (k.startsWith(`${key}\n`)) this.#accepted.delete(k);
+      servingChanged = true;
+      this.#log.info({ pair: key, layout: info?.layout }, 'pair gone past the settle window; removing');
+    }
+    for (const [key] of this.#pairs) if (!found.has(key) && !this.#settler.get(key)) this.#pairs.delete(key);
+
+    const due = this.#settler.due(now);
+    for (let i = 0; i < due.length; i += READ_CONCURRENCY) {
+      const slice = due.slice(i, i + READ_CONCURRENCY);
+      const changed = await Promise.all(slice.map((key) => this.#readOne(key)));
+      if (changed.some(Boolean)) servingChanged = true;
+    }
+
+    this.#updateGauges();
+    this.#checkExpiry();
+    this.#scheduleWake();
+    this.#log.debug({ reason, pairs: this.#pairs.size, read: due.length }, 'scan done');
+    if (servingChanged || reason === 'rescan' || reason === 'start') this.requestSync();
+  }
+
+  /** Reads one due pair; true when the certificate it serves changed. */
+  async #readOne(key: string): Promise<boolean> {
+    const info = this.#pairs.get(key);
+    const tracked = this.#settler.get(key);
+    if (!info || !tracked) return false;
+    const signature = tracked.signature;
+    const before = tracked.good?.materialHash;
+    const previousState = tracked.state;
+    const reading = await readPair(info.root, info, Date.now());
+    if (this.#settler.record(key, signature, reading, Date.now()) === 'stale') return false;
+    const fields = { pair: key, layout: info.layout };
+    switch (reading.kind) {
+      case 'ok': {
+        const f = reading.cert.facts;
+        if (before !== reading.cert.materialHash) {
+          this.#log.info(
+            {
+              ...fields,
+              fingerprint: f.fingerprint,
+              names: f.names,
+              serial: f.serial,
+              not_after: f.not_after,
+              replaces: before === undefined ? undefined : 'previous certificate of this pair',
+            },
+            before === undefined ? 'certificate found' : 'certificate changed',
+          );
+        }
+        return before !== reading.cert.materialHash;
+      }
+      case 'invalid':
+        this.metrics.invalid.inc({ by: 'connector' });
+        this.#log.warn(
+          { ...fields, reason: clip(reading.reason), still_serving: tracked.good?.facts.fingerprint ?? null },
+          'invalid pair; the previous good certificate (if any) keeps serving',
+        );
+        return false;
+      case 'incomplete':
+      case 'unreadable':
+        this.#log[previousState === reading.kind ? 'debug' : 'info'](
+          { ...fields, reason: reading.reason, still_serving: tracked.good?.facts.fingerprint ?? null },
+          reading.kind === 'incomplete' ? 'pair not finished; waiting' : 'pair unreadable for now; waiting',
+        );
+        return false;
+    }
+  }
+
+  #scheduleWake(): void {
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
+    const now = Date.now();
+    const at = this.#settler.nextWake(now);
+    if (at === undefined || this.#closed) return;
+    this.#wakeTimer = setTimeout(
+      () => {
+        this.#wakeTimer = undefined;
+        void this.scan('wake');
+      },
+      Math.max(10, at - now + 5),
+    );
+  }
+
+  #updateGauges(): void {
+    const counts = new Map<string, number>(PAIR_STATES.map((s) => [s, 0]));
+    this.metrics.notAfter.reset();
+    for (const t of this.#settler.all()) {
+      counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
+      if (t.good) {
+        this.metrics.notAfter.set(
+          { pair: t.key, name: t.good.facts.names[0] ?? '' },
+          Math.floor(Date.parse(t.good.facts.not_after) / 1000),
+        );
+      }
+    }
+    for (const [state, n] of counts) this.metrics.pairs.set({ state }, n);
+  }
+
+  #checkExpiry(): void {
+    const current = this.#settler.serving().map((t) => ({
+      fingerprint: (t.good as GoodCert).facts.fingerprint,
+      pairKey: t.key,
+      names: (t.good as GoodCert).facts.names,
+      not_after: (t.good as GoodCert).facts.not_after,
+    }));
+    for (const w of this.#expiry.check(current, Date.now())) {
+      this.metrics.expiryWarnings.inc({ threshold_days: String(w.threshold_days) });
+      this.#log.warn(
+        {
+          pair: w.pairKey,
+          fingerprint: w.fingerprint,
+          names: w.names,
+          not_after: w.not_after,
+          days_left: w.days_left,
+          threshold_days: w.threshold_days,
+        },
+        w.expired ? 'certificate expired' : `certificate expires within ${w.threshold_days} days`,
+      );
+    }
+  }
+
+  // ---- reconciliation -----------------------------------------------------
+
+  /** Reconcile with the proxy soon (single flight; coalesces). */
+  requestSync(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#syncing) {
+      this.#syncAgain = true;
+      return this.#syncing;
+    }
+    const run = async () => {
+      do {
+        this.#syncAgain = false;
+        await this.#syncOnce();
+      } while (this.#syncAgain && !this.#closed);
+    };
+    this.#syncing = run().finally(() => {
+      this.#syncing = undefined;
+    });
+    return this.#syncing;
+  }
+
+  async #syncOnce(): Promise<void> {
+    const client = this.#client;
+    if (!client?.connected) return;
+    const call: ProxyCall = (type, body = {}) => client.request(type as RequestType, body);
+    const started = Date.now();
+    try {
+      const { puts, deletes } = await this.#reconcile(call);
+      this.#lastSync = { at: Date.now(), ok: true, puts, deletes };
+      this.metrics.syncs.inc({ result: 'ok' });
+      this.metrics.lastSync.set(Date.now() / 1000);
+      if (puts + deletes > 0) {
+        this.#log.info({ puts, deletes, ms: Date.now() - started }, 'proxy certificates updated');
+      }
+    } catch (err) {
+      const message =
+        err instanceof CommandError
+          ? `${err.code}: ${err.message}`
+          : err instanceof Error
+            ? err.message
+            : String(err);
+      this.#lastSync = { at: Date.now(), ok: false, error: clip(message), puts: 0, deletes: 0 };
+      this.metrics.syncs.inc({ result: 'error' });
+      // A transport failure resolves itself on reconnect (which resyncs); anything else
+      // is retried at the next rescan.
+      this.#log[err instanceof CommandTransportError ? 'info' : 'error'](
+        { err: clip(message) },
+        'reconcile with the proxy failed',
+      );
+    }
+  }
+
+  #desired(): DesiredPair[] {
+    const https = new Set(this.#httpsListeners);
+    const out: DesiredPair[] = [];
+    for (const s of this.#dirStatus) s.notes = [];
+    for (const t of this.#settler.serving()) {
+      const info = this.#pairs.get(t.key);
+      if (!info) continue;
+      const listeners = new Set<string>();
+      for (const idx of info.dirs) {
+        const dir = this.opts.directories[idx];
+        if (!dir) continue;
+        if (dir.listeners === undefined) for (const l of https) listeners.add(l);
+        else {
+          for (const l of dir.listeners) {
+            if (https.has(l)) listeners.add(l);
+            else {
+              const s = this.#dirStatus[idx] as DirectoryStatus;
+              const note = `listener ${l} is not an HTTPS listener of the proxy (yet)`;
+              if (!s.notes.includes(note)) s.notes.push(note);
+            }
+          }
+        }
+      }
+      const good = t.good as GoodCert;
+      for (const listener of listeners) {
+        let cert: GoodCert | undefined = good;
+        if (this.#refused.has(`${listener} ${good.materialHash}`))
+          cert = this.#accepted.get(`${t.key}\n${listener}`);
+        if (!cert || this.#refused.has(`${listener} ${cert.materialHash}`)) continue;
+        out.push({
+          pairKey: t.key,
+          listeners: [listener],
+          fingerprint: cert.facts.fingerprint,
+          materialHash: cert.materialHash,
+          certificate: cert.certificate,
+          chain: cert.chain,
+          key: cert.key,
+        });
+      }
+    }
+    return out;
+  }
+
+  async #reconcile(call: ProxyCall): Promise<{ puts: number; deletes: number }> {
+    let puts = 0;
+    let deletes = 0;
+    for (let round = 0; round < MAX_SYNC_ROUNDS; round++) {
+      const { listeners } = await call<{ listeners: { address: string; protocol?: string }[] }>(
+        'list_listeners',
+      );
+      this.#httpsListeners = listeners.filter((l) => l.protocol === 'https').map((l) => l.address);
+      const { certificates } = await call<{ certificates: HeldCertificate[] }>('list_certificates');
+      const desired = this.#desired();
+      const plan = planChanges(desired, certificates, this.#sent);
+      this.metrics.certificates.set(plan.wanted.size);
+      for (const h of plan.heldElsewhere) {
+        this.#log.debug(h, 'certificate already held by another source; left alone');
+      }
+      const batches = batchChanges(plan, MAX_TRANSACTION_BYTES);
+      let refusedSome = false;
+      for (const batch of batches) {
+        const outcome = await this.#sendBatch(call, batch.changes, (i) => ({
+          pairs: plan.putPairs[batch.start + i] ?? [],
+          hash: plan.putHashes[batch.start + i] ?? '',
+        }));
+        puts += outcome.puts;
+        deletes += outcome.deletes;
+        if (outcome.refused) {
+          refusedSome = true;
+          break;
+        }
+      }
+      if (!refusedSome) {
+        // Everything the files want is now held: remember what was sent and accepted.
+        this.#sent.clear();
+        for (const [k, hash] of plan.wanted) this.#sent.set(k, hash);
+        for (const d of desired) {
+          const t = this.#settler.get(d.pairKey);
+          const listener = d.listeners[0] as string;
+          if (t?.good && t.good.materialHash === d.materialHash) {
+            this.#accepted.set(`${d.pairKey}\n${listener}`, t.good);
+            this.#proxyErrors.delete(d.pairKey);
+          }
+        }
+        // Forget refusals for material no pair holds any more (bounded memory).
+        const live = new Set([...this.#settler.serving()].map((t) => (t.good as GoodCert).materialHash));
+        for (const k of [...this.#refused.keys()])
+          if (!live.has(k.split(' ')[1] ?? '')) this.#refused.delete(k);
+        return { puts, deletes };
+      }
+    }
+    throw new Error(`the proxy kept refusing changes after ${MAX_SYNC_ROUNDS} rounds`);
+  }
+
+  /**
+   * Sends one transaction. When the proxy refuses it, the puts it names are marked
+   * refused (their pairs fall back to the certificate the proxy last took) and the
+   * caller plans again; nothing else of a refused transaction was applied.
+   */
+  async #sendBatch(
+    call: ProxyCall,
+    changes: CertificateChange[],
+    putOf: (i: number) => { pairs: string[]; hash: string },
+  ): Promise<{ puts: number; deletes: number; refused: boolean }> {
+    try {
+      await call('transaction', { source: PKI_SOURCE, changes });
+      const puts = changes.filter((c) => c.op === 'put_certificate').length;
+      this.metrics.changes.inc({ op: 'put_certificate' }, puts);
+      this.metrics.changes.inc({ op: 'delete_certificate' }, changes.length - puts);
+      return { puts, deletes: changes.length - puts, refused: false };
+    } catch (err) {
+      if (!(err instanceof CommandError)) throw err;
+      let named = [...rejectedIndexes(err.issues)].filter((i) => i < changes.length);
+      if (named.length === 0 && changes.length === 1) named = [0];
+      if (named.length === 0) {
+        // The proxy did not say which: try the puts one by one to find out.
+        let puts = 0;
+        for (let i = 0; i < changes.length; i++) {
+          const c = changes[i] as CertificateChange;
+          if (c.op !== 'put_certificate') continue;
+          const one = await this.#sendBatch(call, [c], () => putOf(i));
+          puts += one.puts;
+        }
+        return { puts, deletes: 0, refused: true };
+      }
+      for (const i of named) {
+        const c = changes[i] as CertificateChange;
+        const reasons = err.issues
+          .filter((x) => changes.length === 1 || x.path.startsWith(`changes[${i}]`))
+          .map((x) => `${x.path}: ${x.reason}`)
+          .join('; ');
+        const reason = clip(reasons || `${err.code}: ${err.message}`);
+        if (c.op === 'put_certificate') {
+          const { pairs, hash } = putOf(i);
+          this.#refused.set(`${c.certificate.listener} ${hash}`, reason);
+          for (const pair of pairs) this.#proxyErrors.set(pair, { reason, at: Date.now() });
+          this.metrics.invalid.inc({ by: 'proxy' });
+          this.#log.warn(
+            { pairs, listener: c.certificate.listener, reason },
+            'the proxy refused a certificate; the previous one (if any) keeps serving',
+          );
+        } else {
+          this.#log.warn(
+            { listener: c.listener, fingerprint: c.fingerprint, reason },
+            'the proxy refused a certificate deletion',
+          );
+          // A deletion the proxy refuses is most likely already done; stop asking.
+          return { puts: 0, deletes: 0, refused: false };
+        }
+      }
+      return { puts: 0, deletes: 0, refused: true };
+    }
+  }
+
+  // ---- status -------------------------------------------------------------
+
+  get healthy(): { ok: boolean; reason: string } {
+    if (!this.connected) return { ok: false, reason: 'not connected to the proxy' };
+    if (!this.#lastSync) return { ok: false, reason: 'not reconciled with the proxy yet' };
+    if (!this.#lastSync.ok) return { ok: false, reason: `last reconcile failed: ${this.#lastSync.error}` };
+    return { ok: true, reason: 'ok' };
+  }
+
+  status(): Record<string, unknown> {
+    const pairs = [...this.#settler.all()]
+      .sort((a, b) => (a.key < b.key ? -1 : 1))
+      .map((t) => {
+        const info = this.#pairs.get(t.key);
+        const proxyError = this.#proxyErrors.get(t.key);
+        const g = t.good?.facts;
+        return {
+          pair: t.key,
+          layout: info?.layout,
+          files: info
+            ? [info.certificate, info.key, info.chain].filter((f, i, a) => f && a.indexOf(f) === i)
+            : [],
+          state: proxyError && t.state === 'ok' ? 'refused_by_proxy' : t.state,
+          serving: g
+            ? {
+                fingerprint: g.fingerprint,
+                names: g.names,
+                serial: g.serial,
+                issuer: g.issuer,
+                not_before: g.not_before,
+                not_after: g.not_after,
+              }
+            : null,
+          last_error: proxyError?.reason ?? t.lastError ?? null,
+          last_error_at: new Date(proxyError?.at ?? t.lastErrorAt ?? 0).toISOString(),
+          gone_since: t.goneSince === undefined ? null : new Date(t.goneSince).toISOString(),
+        };
+      })
+      .map((p) => (p.last_error === null ? { ...p, last_error_at: null } : p));
+    const h = this.healthy;
+    return {
+      healthy: h.ok,
+      reason: h.reason,
+      socket: this.opts.socketPath,
+      connected: this.connected,
+      https_listeners: this.#httpsListeners,
+      settle_ms: this.opts.settleMs,
+      rescan_interval_ms: this.opts.rescanIntervalMs,
+      last_scan: this.#lastScanAt ? new Date(this.#lastScanAt).toISOString() : null,
+      last_sync: this.#lastSync ? { ...this.#lastSync, at: new Date(this.#lastSync.at).toISOString() } : null,
+      directories: this.#dirStatus,
+      pairs,
+    };
+  }
+}
+
+export { certKey };
