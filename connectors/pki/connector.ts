@@ -345,7 +345,7 @@ export class PkiConnector {
     const signature = tracked.signature;
     const before = tracked.good?.materialHash;
     const previousState = tracked.state;
-    const reading = await readPair(info.root, info, Date.now());
+    const reading = await readPair(info.root, info);
     if (this.#settler.record(key, signature, reading, Date.now()) === 'stale') return false;
     const fields = { pair: key, layout: info.layout };
     switch (reading.kind) {

@@ -71,7 +71,7 @@ function completeness(text: string, file: string): string | undefined {
   return undefined;
 }
 
-export async function readPair(root: string, pair: PairFiles, now = Date.now()): Promise<Reading> {
+export async function readPair(root: string, pair: PairFiles): Promise<Reading> {
   const files = [pair.certificate, ...(pair.key !== pair.certificate ? [pair.key] : []), pair.chain].filter(
     (f): f is string => f !== undefined,
   );
@@ -106,7 +106,8 @@ export async function readPair(root: string, pair: PairFiles, now = Date.now()):
   }
   const input: { certificate: string; key: string; chain?: string } = { certificate, key: keyText };
   if (pair.chain !== undefined) input.chain = texts.get(pair.chain) as string;
-  const res = inspectCertificate(input, now);
+  // Judged at the current time (the default), so an expired or not-yet-valid leaf is invalid.
+  const res = inspectCertificate(input);
   if (!res.ok) {
     return {
       kind: 'invalid',

@@ -1,0 +1,346 @@
+// The PKI connector against a real kakehi process, with real files and real TLS
+// handshakes: new certificate, certbot renewal by symlink swap, a half-written file,
+// deletion, an invalid key, a connector restart with deletions made while it was
+// down, and a proxy restart. Every proof is a poll with a generous deadline.
+import assert from 'node:assert/strict';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { issueCert, makeCa, type TestCa } from '../helpers/certs.js';
+import { ok } from '../helpers/command.js';
+import { type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
+import {
+  eventually,
+  freePort,
+  type PkiProcess,
+  servedCertificate,
+  startPki,
+  waitServed,
+  writeAtomic,
+} from '../helpers/pki.js';
+
+const SETTLE_MS = 300;
+
+interface Held {
+  listener: string;
+  fingerprint: string;
+  names: string[];
+  source: string;
+}
+
+async function held(k: Kakehi): Promise<Held[]> {
+  const r = await ok(k.socketPath, 'list_certificates');
+  return r['certificates'] as Held[];
+}
+
+async function pkiHeld(k: Kakehi): Promise<string[]> {
+  return (await held(k))
+    .filter((c) => c.source === 'pki')
+    .map((c) => c.fingerprint)
+    .sort();
+}
+
+function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
+  let ca: TestCa;
+  let kakehi: Kakehi;
+  let port: number;
+  const connectors: PkiProcess[] = [];
+  const pki = async (args: string[]) => {
+    const p = await startPki(['-s', kakehi.socketPath, '--settle-ms', String(SETTLE_MS), ...args]);
+    connectors.push(p);
+    return p;
+  };
+
+  before(async () => {
+    ca = makeCa();
+    port = await freePort();
+    kakehi = await startKakehi({ listeners: [{ address: `127.0.0.1:${port}`, protocol: 'https' }] });
+  });
+  after(async () => {
+    for (const c of connectors) await c.stop();
+    await kakehi?.stop();
+  });
+
+  it('a new certificate is served shortly after it is written', async () => {
+    const dir = tempDir('pki-new-');
+    const c = await pki([dir]);
+    await eventually(async () => assert.equal((await c.status()).connected, true), { what: 'connected' });
+    const leaf = issueCert(ca, ['new.pki.test']);
+    const t0 = Date.now();
+    writeAtomic(join(dir, 'new.key'), leaf.keyPem);
+    writeAtomic(join(dir, 'new.crt'), leaf.fullchainPem);
+    const served = await waitServed(port, 'new.pki.test', leaf.fingerprint, { ca: ca.certPem });
+    const ms = Date.now() - t0;
+    assert.equal(served.authorized, true, served.authorizationError);
+    assert.ok(ms < 5_000, `took ${ms} ms`);
+    console.log(`# new certificate served ${ms} ms after its files were written (settle ${SETTLE_MS} ms)`);
+    const h = (await held(kakehi)).find((x) => x.fingerprint === leaf.fingerprint);
+    assert.equal(h?.source, 'pki');
+    assert.deepEqual(h?.names, ['new.pki.test']);
+    await c.stop();
+  });
+
+  it('certbot renewal by symlink swap: every handshake succeeds, the serial changes once, the old one goes', async () => {
+    const le = tempDir('pki-le-');
+    const name = 'renew.pki.test';
+    mkdirSync(join(le, 'archive', name), { recursive: true });
+    mkdirSync(join(le, 'live', name), { recursive: true });
+    const v1 = issueCert(ca, [name]);
+    const v2 = issueCert(ca, [name]);
+    const archive = (n: number, leaf: typeof v1) => {
+      writeFileSync(join(le, 'archive', name, `cert${n}.pem`), leaf.certPem);
+      writeFileSync(join(le, 'archive', name, `chain${n}.pem`), leaf.chainPem);
+      writeFileSync(join(le, 'archive', name, `fullchain${n}.pem`), leaf.fullchainPem);
+      writeFileSync(join(le, 'archive', name, `privkey${n}.pem`), leaf.keyPem, { mode: 0o600 });
+    };
+    const link = (n: number) => {
+      for (const f of ['cert', 'chain', 'fullchain', 'privkey']) {
+        const p = join(le, 'live', name, `${f}.pem`);
+        rmSync(p, { force: true });
+        symlinkSync(join('..', '..', 'archive', name, `${f}${n}.pem`), p);
+      }
+    };
+    archive(1, v1);
+    link(1);
+    const c = await pki([le]);
+    await waitServed(port, name, v1.fingerprint);
+
+    // Handshakes in a loop while certbot renews.
+    const seen: string[] = [];
+    let failures = 0;
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        try {
+          const s = await servedCertificate(port, name);
+          if (seen[seen.length - 1] !== s.fingerprint) seen.push(s.fingerprint);
+        } catch {
+          failures++;
+        }
+      }
+    })();
+    archive(2, v2);
+    link(2);
+    await waitServed(port, name, v2.fingerprint);
+    await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint].sort()), {
+      what: 'the old certificate to be deleted',
+    });
+    stop = true;
+    await loop;
+    assert.equal(failures, 0);
+    assert.deepEqual(seen, [v1.fingerprint, v2.fingerprint], 'served v1, then v2, nothing else in between');
+    const status = await c.status();
+    assert.equal(status.pairs.length, 1, 'archive/ is not read as pairs');
+    assert.equal(status.pairs[0]?.layout, 'certbot');
+    await c.stop();
+    await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint]));
+  });
+
+  it('a half-written file never removes the served certificate; the finished one replaces it', async () => {
+    const dir = tempDir('pki-half-');
+    const name = 'half.pki.test';
+    const v1 = issueCert(ca, [name]);
+    const v2 = issueCert(ca, [name]);
+    writeFileSync(join(dir, 'half.crt'), v1.fullchainPem);
+    writeFileSync(join(dir, 'half.key'), v1.keyPem);
+    const c = await pki([dir]);
+    await waitServed(port, name, v1.fingerprint);
+
+    // Rewrite in place, stopping halfway through the certificate block.
+    const fd = openSync(join(dir, 'half.crt'), 'w');
+    const text = v2.fullchainPem;
+    writeSync(fd, text.slice(0, Math.floor(text.length / 3)));
+    await eventually(
+      async () => {
+        const p = (await c.status()).pairs.find((x) => x.pair.endsWith('half.crt'));
+        assert.equal(p?.state, 'incomplete');
+      },
+      { what: 'the connector to see the half-written file' },
+    );
+    // Several settle windows later, v1 is still what every handshake gets.
+    const until = Date.now() + 4 * SETTLE_MS;
+    while (Date.now() < until) {
+      assert.equal((await servedCertificate(port, name)).fingerprint, v1.fingerprint);
+    }
+    assert.deepEqual(await pkiHeld(kakehi), [v1.fingerprint]);
+    writeSync(fd, text.slice(Math.floor(text.length / 3)));
+    closeSync(fd);
+    // The key of v2 follows the certificate (the order a careless script would use).
+    writeFileSync(join(dir, 'half.key'), v2.keyPem);
+    await waitServed(port, name, v2.fingerprint);
+    await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint]));
+    await c.stop();
+    rmSync(dir, { recursive: true });
+  });
+
+  it('deletion: when the files stay gone past the settle window the certificate is removed', async () => {
+    const dir = tempDir('pki-del-');
+    const keep = issueCert(ca, ['keep.pki.test']);
+    const gone = issueCert(ca, ['gone.pki.test']);
+    writeFileSync(join(dir, 'keep.pem'), keep.fullchainPem + keep.keyPem);
+    mkdirSync(join(dir, 'gone'));
+    writeFileSync(join(dir, 'gone', 'gone.crt'), gone.fullchainPem);
+    writeFileSync(join(dir, 'gone', 'gone.key'), gone.keyPem);
+    const c = await pki([dir]);
+    await waitServed(port, 'keep.pki.test', keep.fingerprint);
+    await waitServed(port, 'gone.pki.test', gone.fingerprint);
+    // Gone for less than the window (an editor's delete-and-recreate): still served throughout.
+    unlinkSync(join(dir, 'gone', 'gone.crt'));
+    writeFileSync(join(dir, 'gone', 'gone.crt'), gone.fullchainPem);
+    const until = Date.now() + 3 * SETTLE_MS;
+    while (Date.now() < until) {
+      assert.equal((await servedCertificate(port, 'gone.pki.test')).fingerprint, gone.fingerprint);
+    }
+    rmSync(join(dir, 'gone'), { recursive: true });
+    await eventually(
+      async () => {
+        const s = await servedCertificate(port, 'gone.pki.test');
+        assert.notEqual(s.fingerprint, gone.fingerprint);
+      },
+      { what: 'gone.pki.test to stop being served' },
+    );
+    assert.deepEqual(await pkiHeld(kakehi), [keep.fingerprint]);
+    assert.equal((await servedCertificate(port, 'keep.pki.test')).fingerprint, keep.fingerprint);
+    await c.stop();
+    rmSync(dir, { recursive: true });
+  });
+
+  it('an invalid key is reported (log, metric, status) and the previous good certificate keeps serving', async () => {
+    const dir = tempDir('pki-bad-');
+    const name = 'bad.pki.test';
+    const good = issueCert(ca, [name]);
+    const other = issueCert(ca, ['other.pki.test']);
+    writeFileSync(join(dir, 'bad.crt'), good.fullchainPem);
+    writeFileSync(join(dir, 'bad.key'), good.keyPem);
+    writeFileSync(join(dir, 'never.crt'), other.fullchainPem);
+    writeFileSync(join(dir, 'never.key'), good.keyPem);
+    const c = await pki([dir]);
+    await waitServed(port, name, good.fingerprint);
+    const renewed = issueCert(ca, [name]);
+    writeAtomic(join(dir, 'bad.crt'), renewed.fullchainPem); // its key never arrives
+    await eventually(
+      async () => {
+        const s = await c.status();
+        const p = s.pairs.find((x) => x.pair.endsWith('/bad.crt'));
+        assert.equal(p?.state, 'invalid');
+        assert.match(p?.last_error ?? '', /key: does not match/);
+        assert.equal(p?.serving?.fingerprint, good.fingerprint);
+        const never = s.pairs.find((x) => x.pair.endsWith('/never.crt'));
+        assert.equal(never?.state, 'invalid');
+        assert.equal(never?.serving, null);
+      },
+      { what: 'both pairs reported invalid' },
+    );
+    const metrics = await c.metrics();
+    const invalid = Number(/kakehi_pki_invalid_pairs_total\{by="connector"\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(invalid >= 2, metrics);
+    assert.match(metrics, /kakehi_pki_pairs\{state="invalid"\} 2/);
+    assert.ok(
+      c.logs.some((l) => l.msg?.startsWith('invalid pair') && String(l['pair']).endsWith('never.crt')),
+    );
+    assert.ok(!JSON.stringify(c.logs).includes('PRIVATE KEY'), 'no key material in the logs');
+    assert.equal((await servedCertificate(port, name)).fingerprint, good.fingerprint);
+    assert.deepEqual(await pkiHeld(kakehi), [good.fingerprint]);
+    assert.ok(!(await pkiHeld(kakehi)).includes(other.fingerprint));
+    await c.stop();
+    rmSync(dir, { recursive: true });
+  });
+
+  it('a connector restarted after deletions made while it was down removes them, and nothing else', async () => {
+    const dir = tempDir('pki-restart-');
+    const a = issueCert(ca, ['a.restart.pki.test']);
+    const b = issueCert(ca, ['b.restart.pki.test']);
+    for (const [n, leaf] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
+      writeFileSync(join(dir, `${n}.crt`), leaf.fullchainPem);
+      writeFileSync(join(dir, `${n}.key`), leaf.keyPem);
+    }
+    // A certificate from another source must survive the reconcile.
+    const manual = issueCert(ca, ['manual.pki.test']);
+    await ok(kakehi.socketPath, 'transaction', {
+      source: 'runtime',
+      changes: [
+        {
+          op: 'put_certificate',
+          certificate: {
+            listener: `127.0.0.1:${port}`,
+            certificate: manual.fullchainPem,
+            key: manual.keyPem,
+          },
+        },
+      ],
+    });
+    const c1 = await pki([dir]);
+    await eventually(async () =>
+      assert.deepEqual(await pkiHeld(kakehi), [a.fingerprint, b.fingerprint].sort()),
+    );
+    assert.equal(await c1.stop(), 0, 'SIGTERM is a clean stop');
+    rmSync(join(dir, 'b.crt'));
+    rmSync(join(dir, 'b.key'));
+    const c2 = await pki([dir]);
+    await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [a.fingerprint]), {
+      what: 'b to be removed after the restart',
+    });
+    assert.equal((await servedCertificate(port, 'a.restart.pki.test')).fingerprint, a.fingerprint);
+    assert.equal((await servedCertificate(port, 'manual.pki.test')).fingerprint, manual.fingerprint);
+    assert.ok(
+      (await held(kakehi)).some((h) => h.fingerprint === manual.fingerprint && h.source === 'runtime'),
+    );
+    await c2.stop();
+    rmSync(dir, { recursive: true });
+  });
+});
+
+describe('pki connector across a proxy restart', { timeout: 120_000 }, () => {
+  it('a restarted proxy is fed again without anyone acting', async () => {
+    const ca = makeCa();
+    const dir = tempDir('pki-proxy-restart-');
+    const sockDir = tempDir('pki-sock-');
+    const socketPath = join(sockDir, 'kakehi.sock');
+    const port = await freePort();
+    const config = {
+      command_socket: socketPath,
+      listeners: [{ address: `127.0.0.1:${port}`, protocol: 'https' }],
+    };
+    const leaf = issueCert(ca, ['restart.pki.test']);
+    writeFileSync(join(dir, 'r.crt'), leaf.fullchainPem);
+    writeFileSync(join(dir, 'r.key'), leaf.keyPem);
+    let k = await startKakehi(config);
+    const c = await startPki(['-s', socketPath, '--settle-ms', String(SETTLE_MS), dir]);
+    try {
+      await waitServed(port, 'restart.pki.test', leaf.fingerprint);
+      await k.stop();
+      await eventually(async () => assert.equal((await c.status()).connected, false), {
+        what: 'disconnect seen',
+      });
+      assert.equal((await fetch(`http://127.0.0.1:${c.port}/healthz`)).status, 503);
+      k = await startKakehi(config);
+      const t0 = Date.now();
+      await waitServed(port, 'restart.pki.test', leaf.fingerprint, { timeoutMs: 30_000 });
+      console.log(`# certificate served again ${Date.now() - t0} ms after the proxy came back`);
+      await eventually(async () =>
+        assert.equal((await fetch(`http://127.0.0.1:${c.port}/healthz`)).status, 200),
+      );
+    } finally {
+      await c.stop();
+      await k.stop();
+    }
+  });
+});
