@@ -86,6 +86,9 @@ export class PkiConnector {
   #rescanTimer: NodeJS.Timeout | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #watcher: FSWatcher | undefined;
+  /** Roots missing or unlistable at the last scan: looked at again soon, and watched once they exist. */
+  readonly #unwatched = new Set<string>();
+  #missingTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #maxPairsWarned = false;
 
@@ -114,7 +117,7 @@ export class PkiConnector {
   async start(): Promise<void> {
     await this.scan('start');
     this.#watcher = watch(
-      this.opts.directories.map((d) => d.path),
+      this.opts.directories.map((d) => d.path).filter((_, i) => this.#dirStatus[i]?.error === undefined),
       {
         followSymlinks: true,
         ignoreInitial: true,
@@ -133,7 +136,13 @@ export class PkiConnector {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const t of [this.#wakeTimer, this.#debounceTimer, this.#foreignTimer, this.#reconnectTimer]) {
+    for (const t of [
+      this.#wakeTimer,
+      this.#debounceTimer,
+      this.#foreignTimer,
+      this.#reconnectTimer,
+      this.#missingTimer,
+    ]) {
       if (t) clearTimeout(t);
     }
     if (this.#rescanTimer) clearInterval(this.#rescanTimer);
@@ -242,7 +251,7 @@ export class PkiConnector {
   }
 
   /** One scan (single flight: a request during a scan runs one more after it). */
-  scan(reason: 'start' | 'watch' | 'rescan' | 'wake'): Promise<void> {
+  scan(reason: 'start' | 'watch' | 'rescan' | 'wake' | 'rescan-missing'): Promise<void> {
     if (this.#closed) return Promise.resolve();
     if (this.#scanning) {
       this.#scanAgain = true;
@@ -288,6 +297,7 @@ export class PkiConnector {
         }
       }
     });
+    this.#watchRoots(results.map((r) => ({ root: r.root, ok: r.error === undefined })));
     if (found.size > this.opts.maxPairs) {
       if (!this.#maxPairsWarned) {
         this.#log.error(
@@ -380,6 +390,29 @@ export class PkiConnector {
           reading.kind === 'incomplete' ? 'pair not finished; waiting' : 'pair unreadable for now; waiting',
         );
         return false;
+    }
+  }
+
+  /**
+   * A root that does not exist yet (certbot creates live/ with the first certificate)
+   * cannot be watched: it is listed again every second until it appears, then watched.
+   */
+  #watchRoots(roots: { root: string; ok: boolean }[]): void {
+    for (const { root, ok } of roots) {
+      if (!ok) {
+        if (!this.#unwatched.has(root))
+          this.#log.warn({ directory: root }, 'directory not readable; looking again every second');
+        this.#unwatched.add(root);
+      } else if (this.#unwatched.delete(root)) {
+        this.#log.info({ directory: root }, 'directory readable now; watching it');
+        this.#watcher?.add(root);
+      }
+    }
+    if (this.#unwatched.size > 0 && !this.#missingTimer && !this.#closed) {
+      this.#missingTimer = setTimeout(() => {
+        this.#missingTimer = undefined;
+        void this.scan('rescan-missing');
+      }, 1_000);
     }
   }
 
