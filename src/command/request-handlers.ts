@@ -95,6 +95,7 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
           clusters: sup.state.clusters.size,
           backends: sup.state.backends.size,
           frontends: sup.state.frontends.size,
+          certificates: sup.state.certificates.size,
         };
       case 'list_workers':
         return { workers: sup.listWorkers() };

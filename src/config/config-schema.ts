@@ -127,20 +127,6 @@ function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[])
       } else backends.set(b.id, j);
     });
   });
-  c.certificates?.forEach((cert, i) => {
-    if (c.listeners === undefined) return;
-    const l = c.listeners[listeners.get(listenerKey({ address: cert.listener })) ?? -1];
-    if (l === undefined)
-      issues.push({
-        path: `certificates[${i}].listener`,
-        reason: `no listener has the address "${cert.listener}"`,
-      });
-    else if (l.protocol !== 'https')
-      issues.push({
-        path: `certificates[${i}].listener`,
-        reason: `listener "${cert.listener}" is ${l.protocol}; certificates go on https listeners`,
-      });
-  });
   const frontends = new Map<string, number>();
   c.frontends?.forEach((f, i) => {
     const key = frontendKey(f);

@@ -78,7 +78,7 @@ export function parseConfigText(text: string, source: string): Config {
 export function configFromObject(raw: unknown, source: string): Config {
   const issues: FieldIssue[] = [];
   const file = configSchema.parse(raw, '', issues);
-  const certificates = file === undefined ? [] : readCertificates(file.certificates, source, issues);
+  const certificates = file === undefined ? [] : readCertificates(file, source, issues);
   if (file === undefined || issues.length > 0) {
     throw new KakehiError(
       'KKH_CONFIG_INVALID',
@@ -107,15 +107,20 @@ function settingsOf(file: ConfigFile): Settings {
  * the result like any certificate change, dates included: a config that would
  * serve an expired certificate is refused unless it says allow_expired.
  */
-function readCertificates(
-  list: readonly ConfigCertificate[],
-  source: string,
-  issues: FieldIssue[],
-): Certificate[] {
+function readCertificates(file: ConfigFile, source: string, issues: FieldIssue[]): Certificate[] {
   const base = source === EMBEDDED_SOURCE ? process.cwd() : dirname(resolve(source));
+  const listeners = new Map(file.listeners.map((l) => [listenerKey(l), l]));
   const out: Certificate[] = [];
-  list.forEach((c, i) => {
+  file.certificates.forEach((c: ConfigCertificate, i) => {
     const at = `certificates[${i}]`;
+    const l = listeners.get(listenerKey({ address: c.listener }));
+    if (l === undefined)
+      issues.push({ path: `${at}.listener`, reason: `no listener has the address "${c.listener}"` });
+    else if (l.protocol !== 'https')
+      issues.push({
+        path: `${at}.listener`,
+        reason: `listener "${c.listener}" is ${l.protocol}; certificates go on https listeners`,
+      });
     const read = (field: string, file: string | undefined): string | undefined => {
       if (file === undefined) return '';
       try {

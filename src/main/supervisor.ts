@@ -131,6 +131,7 @@ export class Supervisor extends EventEmitter {
 
   /** An https listener with no default certificate answers SNI-less and unknown names with a self-signed one. */
   private warnSelfSignedDefaults(state: ProxyState, only?: ReadonlySet<string>): void {
+    if (only !== undefined && only.size === 0) return;
     for (const [key, l] of state.listeners) {
       if (l.protocol !== 'https' || (only !== undefined && !only.has(key))) continue;
       const hasDefault = [...state.certificates.values()].some(
@@ -415,6 +416,7 @@ export class Supervisor extends EventEmitter {
       const liveMs = Math.round((performance.now() - t0) * 1000) / 1000;
       this.applyTime.observe(liveMs / 1000);
       this.persist();
+      this.warnSelfSignedDefaults(r.state, listenersLosingDefaults(r.applied));
       this.emit('event', {
         type: 'change_applied',
         generation: next,
@@ -529,4 +531,16 @@ export class Supervisor extends EventEmitter {
     }
     await Promise.all(exits);
   }
+}
+
+/** Listeners a change may have left without a default certificate: new ones, and those that lost a certificate. */
+function listenersLosingDefaults(applied: readonly Applied[]): Set<string> {
+  const out = new Set<string>();
+  for (const a of applied) {
+    if (a.op === 'put_listener' && a.effect === 'created') out.add(a.key);
+    // A certificate's key is "<listener> <fingerprint>".
+    if (a.op === 'delete_certificate' && a.effect === 'deleted')
+      out.add(a.key.slice(0, a.key.lastIndexOf(' ')));
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -399,6 +399,59 @@ describe('TLS metrics', () => {
     } finally {
       await kakehi.stop();
       await backend.close();
+    }
+  });
+});
+
+describe('certificates across reloads and restarts', () => {
+  it('a SIGHUP reload serves a renewed certificate file; the state file keeps runtime certificates (mode 0600) for a restart', async () => {
+    const ca = makeCa({ keyType: 'ec' });
+    const v1 = issueCert(ca, ['conf.test'], { keyType: 'ec' });
+    const v2 = issueCert(ca, ['conf.test'], { keyType: 'ec', days: 400 });
+    const runtime = issueCert(ca, ['runtime.test'], { keyType: 'ec' });
+    const certPath = join(ca.dir, 'conf.crt');
+    const keyPath = join(ca.dir, 'conf.key');
+    writeFileSync(certPath, v1.fullchainPem);
+    writeFileSync(keyPath, v1.keyPem);
+    const stateFile = join(ca.dir, 'state.json');
+    const address = `127.0.0.1:${await closedPort()}`;
+    const config = {
+      listeners: [{ address, protocol: 'https' }],
+      certificates: [{ listener: address, certificate_file: certPath, key_file: keyPath }],
+      state_file: stateFile,
+      access_log: 'off',
+    };
+    const first = await startKakehi(config);
+    try {
+      assert.equal((await handshake(first.port, { servername: 'conf.test' })).serial, v1.serial);
+      await ok(first.socketPath, 'add_certificate', {
+        certificate: { listener: address, certificate: runtime.fullchainPem, key: runtime.keyPem },
+      });
+      // certbot-style renewal of the configured files, then SIGHUP.
+      writeFileSync(certPath, v2.fullchainPem);
+      writeFileSync(keyPath, v2.keyPem);
+      first.proc.kill('SIGHUP');
+      await first.waitLog((l) => l.msg === 'SIGHUP reload applied');
+      assert.equal((await handshake(first.port, { servername: 'conf.test' })).serial, v2.serial);
+      // The runtime certificate survives the reload: it is not the file's to remove.
+      assert.equal((await handshake(first.port, { servername: 'runtime.test' })).serial, runtime.serial);
+    } finally {
+      await first.stop();
+    }
+    assert.equal(statSync(stateFile).mode & 0o777, 0o600);
+    const second = await startKakehi(config);
+    try {
+      assert.equal((await handshake(second.port, { servername: 'runtime.test' })).serial, runtime.serial);
+      const listed = (await ok(second.socketPath, 'list_certificates'))['certificates'] as {
+        source: string;
+        names: string[];
+      }[];
+      assert.deepEqual(listed.map((c) => [c.names[0], c.source]).sort(), [
+        ['conf.test', 'config'],
+        ['runtime.test', 'runtime'],
+      ]);
+    } finally {
+      await second.stop();
     }
   });
 });
