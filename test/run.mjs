@@ -24,23 +24,21 @@ function findTests(dir) {
 // returns { env, stop } and is started once before node:test runs.
 async function startServices() {
   const started = [];
-  // The metrics connector tests run Debian's promtool and prometheus: on a fresh
-  // machine, install them first (as .ci/run does).
-  if (files.some((f) => f.includes('prometheus-'))) {
-    const have = spawnSync('sh', ['-c', 'command -v promtool && command -v prometheus'], { stdio: 'ignore' });
-    if (have.status !== 0) {
-      console.error('installing prometheus and promtool (apt-get install prometheus)');
-      const apt = spawnSync(
-        'sh',
-        ['-c', 'apt-get update -q && apt-get install -y -q --no-install-recommends prometheus'],
-        { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } },
+  // Tests drive real Debian tools (promtool and prometheus, testssl, pebble and
+  // certbot): on a fresh machine, install the ones missing first (as .ci/run does).
+  const tools = new Set();
+  if (files.some((f) => f.includes('prometheus-'))) for (const t of ['promtool', 'prometheus']) tools.add(t);
+  if (files.some((f) => f.includes('testssl'))) tools.add('testssl');
+  if (files.some((f) => f.includes('acme'))) for (const t of ['pebble', 'certbot']) tools.add(t);
+  if (tools.size > 0) {
+    const install = spawnSync('bash', [join(root, 'scripts', 'debian-tools.sh'), ...tools], {
+      stdio: 'inherit',
+    });
+    if (install.status !== 0) {
+      console.error(
+        `could not install ${[...tools].join(', ')}: run scripts/debian-tools.sh as root, then npm test again`,
       );
-      if (apt.status !== 0) {
-        console.error(
-          'could not install prometheus: run "apt-get install prometheus" as root, then npm test again',
-        );
-        process.exit(1);
-      }
+      process.exit(1);
     }
   }
   // Pulsar: one standalone broker (own JVM, free loopback ports, temp dir) for the

@@ -97,6 +97,42 @@ const frontendKey = (g: Given) =>
     method: str(g, 'method'),
   });
 
+const certificateFlags: Record<string, Flag> = {
+  listener: { value: true, arg: 'ADDR', doc: 'the HTTPS listener' },
+  cert: {
+    value: true,
+    arg: 'FILE',
+    doc: 'PEM certificate, optionally followed by its chain (fullchain.pem)',
+  },
+  chain: { value: true, arg: 'FILE', doc: 'PEM chain, if not in --cert' },
+  key: { value: true, arg: 'FILE', doc: 'PEM private key' },
+  names: { value: true, arg: 'N,N', doc: "names to serve it for, replacing the certificate's own" },
+  default: { value: false, doc: 'serve it to clients without SNI or with an unknown name' },
+  'allow-expired': { value: false, doc: 'admit it even if it has expired' },
+};
+const pemFile = (g: Given, flag: string): string | undefined => {
+  const file = str(g, flag);
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${file}: ${(err as Error).message}`);
+  }
+};
+const certificateOf = (g: Given) =>
+  defined({
+    listener: need(g, 'listener'),
+    certificate: pemFile(g, 'cert') ?? need(g, 'cert'),
+    chain: pemFile(g, 'chain'),
+    key: pemFile(g, 'key') ?? need(g, 'key'),
+    names: str(g, 'names')
+      ?.split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== ''),
+    default: g.flags.has('default') ? true : undefined,
+    allow_expired: g.flags.has('allow-expired') ? true : undefined,
+  });
+
 export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['status'],
@@ -156,6 +192,31 @@ export const CTL_COMMANDS: CtlCommand[] = [
     ]),
   },
   {
+    words: ['certificates'],
+    args: [],
+    summary: 'list certificates: names, fingerprint, validity, listener (never keys)',
+    flags: { listener: { value: true, arg: 'ADDR', doc: 'only this listener' } },
+    build: (g) => ({ type: 'list_certificates', body: defined({ listener: str(g, 'listener') }) }),
+    render: (r) => {
+      const rows = (r as { certificates?: Record<string, unknown>[] } | null)?.certificates;
+      if (!Array.isArray(rows)) return keyValues(r as Record<string, unknown>);
+      const shown = rows.map((c) => ({
+        ...c,
+        names: Array.isArray(c['names']) ? c['names'].join(',') : c['names'],
+        fingerprint: typeof c['fingerprint'] === 'string' ? c['fingerprint'].slice(0, 16) : c['fingerprint'],
+      }));
+      return table(shown, [
+        'listener',
+        'names',
+        'fingerprint',
+        'not_before',
+        'not_after',
+        'default',
+        'source',
+      ]);
+    },
+  },
+  {
     words: ['route'],
     args: ['HOST', 'PATH'],
     summary: 'which frontend and cluster serve HOST and PATH',
@@ -188,10 +249,28 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['listener', 'add'],
     args: [],
-    summary: 'add or replace an HTTP listener',
-    flags: { address: { value: true, arg: 'A', doc: 'host:port to listen on' } },
+    summary: 'add or replace an HTTP or HTTPS listener',
+    flags: {
+      address: { value: true, arg: 'A', doc: 'host:port to listen on' },
+      https: { value: false, doc: 'terminate TLS (add certificates with `certificate add`)' },
+      'tls-versions': { value: true, arg: 'V', doc: 'comma-separated: 1.2,1.3 (default) or 1.3' },
+      'strict-sni': { value: false, doc: 'answer 421 when Host is not a name of the served certificate' },
+    },
     change: true,
-    build: (g) => ({ type: 'add_http_listener', body: { listener: { address: need(g, 'address') } } }),
+    build: (g) => {
+      const versions = str(g, 'tls-versions');
+      return {
+        type: 'add_http_listener',
+        body: {
+          listener: defined({
+            address: need(g, 'address'),
+            protocol: g.flags.has('https') ? 'https' : undefined,
+            tls_versions: versions?.split(',').map((v) => v.trim()),
+            strict_sni: g.flags.has('strict-sni') ? true : undefined,
+          }),
+        },
+      };
+    },
   },
   {
     words: ['listener', 'remove'],
@@ -300,6 +379,40 @@ export const CTL_COMMANDS: CtlCommand[] = [
     flags: frontendKeyFlags,
     change: true,
     build: (g) => ({ type: 'remove_http_frontend', body: { frontend: frontendKey(g) } }),
+  },
+  {
+    words: ['certificate', 'add'],
+    args: [],
+    summary: 'add a certificate to an HTTPS listener (PEM files read here, sent over the socket)',
+    flags: certificateFlags,
+    change: true,
+    build: (g) => ({ type: 'add_certificate', body: { certificate: certificateOf(g) } }),
+  },
+  {
+    words: ['certificate', 'replace'],
+    args: [],
+    summary: 'add a certificate and remove an old one in one transaction (the new one is in first)',
+    flags: {
+      ...certificateFlags,
+      'old-fingerprint': {
+        value: true,
+        arg: 'FP',
+        doc: 'SHA-256 fingerprint of the certificate it replaces',
+      },
+    },
+    change: true,
+    build: (g) => ({
+      type: 'replace_certificate',
+      body: { certificate: certificateOf(g), old_fingerprint: need(g, 'old-fingerprint') },
+    }),
+  },
+  {
+    words: ['certificate', 'remove'],
+    args: ['LISTENER', 'FINGERPRINT'],
+    summary: 'remove a certificate from a listener',
+    flags: {},
+    change: true,
+    build: (g) => ({ type: 'remove_certificate', body: { listener: g.args[0], fingerprint: g.args[1] } }),
   },
   {
     words: ['apply'],

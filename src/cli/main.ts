@@ -130,7 +130,7 @@ async function main(argv: string[]): Promise<number> {
       if (!parsed.flags.has('quiet')) {
         const s = config.state;
         process.stdout.write(
-          `${file} is valid: ${s.listeners.size} listeners, ${s.clusters.size} clusters, ${s.backends.size} backends, ${s.frontends.size} frontends\n`,
+          `${file} is valid: ${s.listeners.size} listeners, ${s.clusters.size} clusters, ${s.backends.size} backends, ${s.frontends.size} frontends, ${s.certificates.size} certificates\n`,
         );
       }
       return EXIT.OK;

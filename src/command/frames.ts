@@ -12,6 +12,7 @@ export const REQUEST_TYPES = [
   'list_clusters',
   'list_backends',
   'list_frontends',
+  'list_certificates',
   'query_route',
   'get_state',
   'query_metrics',
@@ -23,6 +24,9 @@ export const REQUEST_TYPES = [
   'remove_backend',
   'add_http_frontend',
   'remove_http_frontend',
+  'add_certificate',
+  'replace_certificate',
+  'remove_certificate',
   'transaction',
   'save_state',
   'load_state',
@@ -44,6 +48,9 @@ export const CHANGE_REQUEST_TYPES = [
   'remove_backend',
   'add_http_frontend',
   'remove_http_frontend',
+  'add_certificate',
+  'replace_certificate',
+  'remove_certificate',
   'transaction',
 ] as const satisfies readonly RequestType[];
 
@@ -57,6 +64,8 @@ export const CHANGE_OPS = [
   'delete_backend',
   'put_frontend',
   'delete_frontend',
+  'put_certificate',
+  'delete_certificate',
 ] as const;
 
 export type RequestId = string | number;

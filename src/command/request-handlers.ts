@@ -14,6 +14,7 @@ import { type Change, parseChanges } from '../state/change.js';
 import { diffStatesWithSources, stateAsChanges } from '../state/diff.js';
 import { listenerFrontends } from '../state/proxy-state.js';
 import { loadStateFile, saveStateFile } from '../state/state-file.js';
+import { certificateSummary, redactChange } from '../tls/certificate-output.js';
 import { VERSION } from '../version.js';
 import type { Handler } from './command-server.js';
 import type { CommandRequest } from './frames.js';
@@ -50,6 +51,20 @@ function changeOf(req: CommandRequest): unknown[] {
       return [{ op: 'put_frontend', frontend: b['frontend'] }];
     case 'remove_http_frontend':
       return [{ op: 'delete_frontend', frontend: b['frontend'] }];
+    case 'add_certificate':
+      return [{ op: 'put_certificate', certificate: b['certificate'] }];
+    // One transaction: the new certificate is in before the old one goes.
+    case 'replace_certificate': {
+      const c = b['certificate'];
+      const listener =
+        typeof c === 'object' && c !== null ? (c as { listener?: unknown }).listener : undefined;
+      return [
+        { op: 'put_certificate', certificate: c },
+        { op: 'delete_certificate', listener, fingerprint: b['old_fingerprint'] },
+      ];
+    }
+    case 'remove_certificate':
+      return [{ op: 'delete_certificate', listener: b['listener'], fingerprint: b['fingerprint'] }];
     default:
       return Array.isArray(b['changes']) ? b['changes'] : (b['changes'] as unknown[]);
   }
@@ -80,6 +95,7 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
           clusters: sup.state.clusters.size,
           backends: sup.state.backends.size,
           frontends: sup.state.frontends.size,
+          certificates: sup.state.certificates.size,
         };
       case 'list_workers':
         return { workers: sup.listWorkers() };
@@ -116,6 +132,15 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
             source: sup.state.sources.get(`frontend:${key}`),
           })),
         };
+      case 'list_certificates': {
+        const listener = str(b, 'listener', false);
+        const want = listener === undefined ? undefined : listenerKey({ address: listener });
+        return {
+          certificates: [...sup.state.certificates.entries()]
+            .filter(([, c]) => want === undefined || listenerKey({ address: c.listener }) === want)
+            .map(([key, c]) => certificateSummary(c, sup.state.sources.get(`certificate:${key}`))),
+        };
+      }
       case 'query_route':
         return queryRoute(
           sup,
@@ -125,7 +150,8 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
           str(b, 'listener', false),
         );
       case 'get_state':
-        return { generation: sup.generation, changes: stateAsChanges(sup.state) };
+        // Private keys stay in main (and in state files, mode 0600); answers never carry them.
+        return { generation: sup.generation, changes: stateAsChanges(sup.state).map(redactChange) };
       case 'query_metrics':
         return queryMetrics(sup, b);
       case 'add_http_listener':
@@ -136,6 +162,9 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
       case 'remove_backend':
       case 'add_http_frontend':
       case 'remove_http_frontend':
+      case 'add_certificate':
+      case 'replace_certificate':
+      case 'remove_certificate':
       case 'transaction': {
         const changes = validChanges(changeOf(req));
         const expect = b['expect_generation'];

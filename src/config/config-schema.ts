@@ -6,20 +6,43 @@
 import * as D from '../defaults.js';
 import type { FieldIssue } from '../errors.js';
 import {
+  certificateSchema,
   clusterWithBackendsSchema,
   frontendKey,
   frontendSchema,
   listenerKey,
   listenerSchema,
 } from '../model/objects.js';
-import { type Field, int, list, type ObjectOf, object, oneOf, str } from '../model/schema.js';
+import { bool, type Field, int, list, type ObjectOf, object, oneOf, str } from '../model/schema.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const filePath = str({ maxLength: 4096 });
+
+/** A certificate in the config file names its PEM files; they are read when the file is loaded. */
+export const configCertificateSchema = object(
+  {
+    listener: certificateSchema.fields.listener,
+    certificate_file: {
+      schema: filePath,
+      required: true,
+      doc: 'PEM file: the leaf, optionally followed by its chain (fullchain.pem); relative to the config file',
+    },
+    chain_file: { schema: filePath, doc: 'PEM file of further chain certificates' },
+    key_file: { schema: filePath, required: true, doc: 'PEM private key file' },
+    names: certificateSchema.fields.names,
+    default: certificateSchema.fields.default,
+    allow_expired: { schema: bool(), default: false, doc: 'load it even when it has expired' },
+  },
+  { renamed: { certificate: 'certificate_file', key: 'key_file', chain: 'chain_file' } },
+);
+export type ConfigCertificate = ObjectOf<typeof configCertificateSchema.fields>;
 
 const configFields = {
   listeners: { schema: list(listenerSchema, { maxItems: 1000 }), default: [] },
   clusters: { schema: list(clusterWithBackendsSchema), default: [] },
   frontends: { schema: list(frontendSchema), default: [] },
+  certificates: { schema: list(configCertificateSchema, { maxItems: 100_000 }), default: [] },
   log_level: { schema: oneOf(LOG_LEVELS), default: 'info' },
   access_log: {
     schema: str({ maxLength: 4096 }),

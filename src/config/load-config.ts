@@ -3,11 +3,23 @@
 // by its place in the file; nothing is half-applied.
 
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
-import { backendKey, frontendKey, listenerKey } from '../model/objects.js';
+import {
+  backendKey,
+  type Certificate,
+  certificateKey,
+  certificateSchema,
+  frontendKey,
+  listenerKey,
+} from '../model/objects.js';
 import { deepFreeze, type ProxyState, sourceKey } from '../state/proxy-state.js';
-import { type ConfigFile, configSchema } from './config-schema.js';
+import { fingerprintOf, inspectCertificate } from '../tls/certificate.js';
+import { type ConfigCertificate, type ConfigFile, configSchema } from './config-schema.js';
+
+/** The source name of the configuration built into kakehi. */
+export const EMBEDDED_SOURCE = 'embedded default';
 
 export interface Settings {
   readonly logLevel: ConfigFile['log_level'];
@@ -66,14 +78,15 @@ export function parseConfigText(text: string, source: string): Config {
 export function configFromObject(raw: unknown, source: string): Config {
   const issues: FieldIssue[] = [];
   const file = configSchema.parse(raw, '', issues);
-  if (file === undefined) {
+  const certificates = file === undefined ? [] : readCertificates(file, source, issues);
+  if (file === undefined || issues.length > 0) {
     throw new KakehiError(
       'KKH_CONFIG_INVALID',
       `${source} has ${issues.length} error${issues.length === 1 ? '' : 's'}:\n${issues.map(formatIssue).join('\n')}`,
       { issues },
     );
   }
-  return { source, settings: settingsOf(file), state: stateOf(file) };
+  return { source, settings: settingsOf(file), state: stateOf(file, certificates) };
 }
 
 function settingsOf(file: ConfigFile): Settings {
@@ -89,7 +102,62 @@ function settingsOf(file: ConfigFile): Settings {
   };
 }
 
-function stateOf(file: ConfigFile): ProxyState {
+/**
+ * Reads each certificate's PEM files (relative to the config file) and checks
+ * the result like any certificate change, dates included: a config that would
+ * serve an expired certificate is refused unless it says allow_expired.
+ */
+function readCertificates(file: ConfigFile, source: string, issues: FieldIssue[]): Certificate[] {
+  const base = source === EMBEDDED_SOURCE ? process.cwd() : dirname(resolve(source));
+  const listeners = new Map(file.listeners.map((l) => [listenerKey(l), l]));
+  const out: Certificate[] = [];
+  file.certificates.forEach((c: ConfigCertificate, i) => {
+    const at = `certificates[${i}]`;
+    const l = listeners.get(listenerKey({ address: c.listener }));
+    if (l === undefined)
+      issues.push({ path: `${at}.listener`, reason: `no listener has the address "${c.listener}"` });
+    else if (l.protocol !== 'https')
+      issues.push({
+        path: `${at}.listener`,
+        reason: `listener "${c.listener}" is ${l.protocol}; certificates go on https listeners`,
+      });
+    const read = (field: string, file: string | undefined): string | undefined => {
+      if (file === undefined) return '';
+      try {
+        return readFileSync(resolve(base, file), 'utf8');
+      } catch (err) {
+        issues.push({ path: `${at}.${field}`, reason: `cannot read ${file}: ${(err as Error).message}` });
+        return undefined;
+      }
+    };
+    const certificate = read('certificate_file', c.certificate_file);
+    const chain = read('chain_file', c.chain_file);
+    const key = read('key_file', c.key_file);
+    if (certificate === undefined || chain === undefined || key === undefined) return;
+    const mine: FieldIssue[] = [];
+    const raw = {
+      listener: c.listener,
+      certificate,
+      chain,
+      key,
+      names: c.names,
+      default: c.default,
+      allow_expired: c.allow_expired,
+    };
+    const cert = certificateSchema.parse(raw, at, mine);
+    if (cert !== undefined) {
+      const r = inspectCertificate(cert, { now: Date.now() });
+      if (!r.ok) for (const p of r.issues) mine.push({ path: `${at}.${p.path}`, reason: p.reason });
+    }
+    // Name the file the operator wrote, not the PEM field it became.
+    for (const p of mine)
+      issues.push({ path: p.path.replace(/\.(certificate|chain|key)$/, '.$1_file'), reason: `${p.reason}` });
+    if (cert !== undefined && mine.length === 0) out.push(cert);
+  });
+  return out;
+}
+
+function stateOf(file: ConfigFile, certs: readonly Certificate[]): ProxyState {
   const listeners = new Map(file.listeners.map((l) => [listenerKey(l), deepFreeze(l)]));
   const clusters = new Map(
     file.clusters.map(({ backends: _backends, ...cluster }) => [cluster.id, deepFreeze(cluster)] as const),
@@ -103,11 +171,15 @@ function stateOf(file: ConfigFile): ProxyState {
     ),
   );
   const frontends = new Map(file.frontends.map((f) => [frontendKey(f), deepFreeze(f)]));
+  const certificates = new Map(
+    certs.map((c) => [certificateKey(c.listener, fingerprintOf(c.certificate) ?? ''), deepFreeze(c)]),
+  );
   // Every object here comes from the file: a reload may update or delete it.
   const sources = new Map<string, string>();
   for (const k of listeners.keys()) sources.set(sourceKey('listener', k), 'config');
   for (const k of clusters.keys()) sources.set(sourceKey('cluster', k), 'config');
   for (const k of backends.keys()) sources.set(sourceKey('backend', k), 'config');
   for (const k of frontends.keys()) sources.set(sourceKey('frontend', k), 'config');
-  return Object.freeze({ listeners, clusters, backends, frontends, sources });
+  for (const k of certificates.keys()) sources.set(sourceKey('certificate', k), 'config');
+  return Object.freeze({ listeners, clusters, backends, frontends, certificates, sources });
 }

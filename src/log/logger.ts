@@ -5,6 +5,22 @@ import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
+/**
+ * Where a private key could sit in something logged by mistake (a change, a
+ * certificate object): pino replaces it. No code logs these on purpose; this
+ * is the second line of defence (docs/tls.md).
+ */
+const REDACT = [
+  'certificate.key',
+  'change.certificate.key',
+  'changes[*].certificate.key',
+  '*.certificate.key',
+  'selfSigned.key',
+];
+
 export function createLogger(level: string, name = 'kakehi'): Logger {
-  return pino({ name, level, base: { pid: process.pid } }, pino.destination({ dest: 2, sync: true }));
+  return pino(
+    { name, level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '<redacted>' } },
+    pino.destination({ dest: 2, sync: true }),
+  );
 }

@@ -3,20 +3,36 @@
 // each with an ack once it serves the new generation.
 
 import type { Family } from '../metrics/registry.js';
-import type { Backend, Cluster, Frontend, Listener } from '../model/objects.js';
+import type { Backend, Certificate, Cluster, Frontend, Listener } from '../model/objects.js';
 import type { HealthEvent } from '../proxy/backend-runtime.js';
 import type { Change } from '../state/change.js';
 import type { BoundListener } from './proxy-runtime.js';
+
+/** What every worker's HTTPS listeners share; buffers travel as base64 in JSON IPC. */
+export interface TlsSetupMessage {
+  selfSigned: { certificate: string; key: string };
+  ticketKeys: string;
+}
 
 export interface Snapshot {
   listeners: Listener[];
   clusters: Cluster[];
   backends: Backend[];
   frontends: Frontend[];
+  certificates: Certificate[];
 }
 
 export type ToWorker =
-  | { t: 'init'; generation: number; snapshot: Snapshot; logLevel: string; accessLog: string }
+  | {
+      t: 'init';
+      generation: number;
+      snapshot: Snapshot;
+      logLevel: string;
+      accessLog: string;
+      tls: TlsSetupMessage;
+    }
+  /** New session ticket keys (base64 of 48 bytes), the same for every worker. */
+  | { t: 'ticket_keys'; keys: string }
   | { t: 'apply'; seq: number; generation: number; changes: Change[] }
   | { t: 'drain'; timeoutMs: number }
   /** Answered at once, outside the transaction queue: a scrape never waits for a change. */

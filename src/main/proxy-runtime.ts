@@ -4,10 +4,10 @@
 
 import { type AccessLog, startAccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
-import { listenerKey } from '../model/objects.js';
+import { type Certificate, listenerKey } from '../model/objects.js';
 import type { HealthEvent } from '../proxy/backend-runtime.js';
 import { DataPlane } from '../proxy/data-plane.js';
-import { HttpListener } from '../proxy/http-listener.js';
+import { HttpListener, type TlsSetup } from '../proxy/http-listener.js';
 import { backendHealth } from '../proxy/request-events.js';
 import type { ProxyState } from '../state/proxy-state.js';
 
@@ -28,6 +28,7 @@ export class ProxyRuntime {
     accessLog: string,
     private readonly log: Logger,
     onHealth: (e: HealthEvent) => void,
+    private readonly tls: TlsSetup,
   ) {
     this.state = state;
     this.access = startAccessLog(accessLog);
@@ -52,20 +53,40 @@ export class ProxyRuntime {
    */
   async apply(next: ProxyState): Promise<void> {
     const added: HttpListener[] = [];
+    const certs = certificatesByListener(next);
+    // A listener switching between http and https is a new server on the same
+    // port: the old one stops accepting first, so the port is free to bind.
+    const switched: HttpListener[] = [];
+    for (const [key, l] of this.listeners) {
+      const spec = next.listeners.get(key);
+      if (spec !== undefined && spec.protocol !== l.spec.protocol) {
+        switched.push(l);
+        await l.stopAccepting();
+      }
+    }
     try {
       for (const spec of next.listeners.values()) {
         const key = listenerKey(spec);
-        if (this.listeners.has(key)) continue;
-        const l = new HttpListener(spec, key, this.plane);
+        const have = this.listeners.get(key);
+        if (have !== undefined && !switched.includes(have)) continue;
+        const l = new HttpListener(spec, key, this.plane, this.tls, certs.get(key) ?? []);
         await l.listen();
         added.push(l);
       }
     } catch (err) {
       for (const l of added) void l.drain(0);
+      for (const l of switched) await l.listen().catch(() => undefined);
       throw err;
     }
+    for (const l of switched) this.retire(l.listenerKey, l);
     for (const l of added) this.listeners.set(l.listenerKey, l);
     this.plane.update(next);
+    if (next.certificates !== this.state.certificates || next.listeners !== this.state.listeners) {
+      for (const [key, l] of this.listeners) {
+        const spec = next.listeners.get(key);
+        if (spec !== undefined && !added.includes(l)) l.update(spec, certs.get(key) ?? []);
+      }
+    }
     for (const [key, l] of this.listeners) {
       if (!next.listeners.has(key)) {
         this.listeners.delete(key);
@@ -76,6 +97,24 @@ export class ProxyRuntime {
       }
     }
     this.state = next;
+  }
+
+  private retire(key: string, l: HttpListener): void {
+    void l.drain(60_000).then((cut) => {
+      if (cut > 0)
+        this.log.warn({ listener: key, connections: cut }, 'replaced listener drained; connections cut');
+    });
+  }
+
+  /** Same keys in every worker at once: main rotates them. */
+  setTicketKeys(keys: Buffer): void {
+    this.tls.ticketKeys = keys;
+    for (const l of this.listeners.values()) l.setTicketKeys(keys);
+  }
+
+  /** Certificates served per listener, for metrics. */
+  listenerStores(): [string, HttpListener][] {
+    return [...this.listeners];
   }
 
   get current(): ProxyState {
@@ -92,4 +131,15 @@ export class ProxyRuntime {
     this.access.close();
     return cut;
   }
+}
+
+function certificatesByListener(state: ProxyState): Map<string, Certificate[]> {
+  const out = new Map<string, Certificate[]>();
+  for (const c of state.certificates.values()) {
+    const key = listenerKey({ address: c.listener });
+    const list = out.get(key);
+    if (list) list.push(c);
+    else out.set(key, [c]);
+  }
+  return out;
 }

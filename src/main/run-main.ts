@@ -94,6 +94,7 @@ export async function runMain(
       clusters: sup.state.clusters.size,
       backends: sup.state.backends.size,
       frontends: sup.state.frontends.size,
+      certificates: sup.state.certificates.size,
     },
     'kakehi ready',
   );

@@ -4,6 +4,7 @@
 // serialized transaction acknowledged only once every worker serves it.
 
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { type Config, loadConfigFile } from '../config/load-config.js';
@@ -11,12 +12,16 @@ import { KakehiError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Family } from '../metrics/registry.js';
 import { Registry } from '../metrics/registry.js';
+import { listenerKey } from '../model/objects.js';
 import type { Change } from '../state/change.js';
 import { diffStates, reloadDiff } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { saveStateFile } from '../state/state-file.js';
 import { type Applied, applyChanges, applyTransaction } from '../state/transaction.js';
-import { type FromWorker, isFromWorker, type Snapshot, type ToWorker } from './ipc.js';
+import { servedCertificate } from '../tls/certificate-store.js';
+import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
+import { selfSignedCertificate } from '../tls/self-signed.js';
+import { type FromWorker, isFromWorker, type Snapshot, type TlsSetupMessage, type ToWorker } from './ipc.js';
 
 export interface SupervisorEvent {
   type: string;
@@ -75,6 +80,16 @@ export class Supervisor extends EventEmitter {
   private readonly workersGauge = this.registry
     .gauge('kakehi_workers', 'Worker processes running (starting, ready or draining).')
     .get('', () => ({}));
+  private readonly certificateExpiry = this.registry.gauge(
+    'kakehi_certificate_expiry_timestamp_seconds',
+    'When each certificate stops being valid (its not-after), as a Unix time in seconds.',
+  );
+  /** Self-signed default certificate and shared ticket keys, the same for every worker. */
+  private readonly tls: TlsSetupMessage = {
+    selfSigned: selfSignedCertificate(['localhost', 'kakehi-default.invalid']),
+    ticketKeys: randomBytes(48).toString('base64'),
+  };
+  private ticketRotation: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private nextWorkerId = 1;
@@ -101,7 +116,33 @@ export class Supervisor extends EventEmitter {
     cluster.setupPrimary({ exec: entry, args: ['__worker'], silent: false });
     // Workers accept on the shared sockets themselves (no round-robin through main).
     cluster.schedulingPolicy = cluster.SCHED_NONE;
+    this.ticketRotation = setInterval(() => this.rotateTicketKeys(), TICKET_KEY_ROTATION_MS);
+    this.ticketRotation.unref();
+    this.warnSelfSignedDefaults(this.state);
     await Promise.all(Array.from({ length: this.workerCount }, () => this.fork().ready));
+  }
+
+  /** Every worker gets the same new keys; a worker started later gets them in its init. */
+  private rotateTicketKeys(): void {
+    this.tls.ticketKeys = randomBytes(48).toString('base64');
+    for (const w of this.workers.values()) this.send(w, { t: 'ticket_keys', keys: this.tls.ticketKeys });
+    this.log.info('TLS session ticket keys rotated');
+  }
+
+  /** An https listener with no default certificate answers SNI-less and unknown names with a self-signed one. */
+  private warnSelfSignedDefaults(state: ProxyState, only?: ReadonlySet<string>): void {
+    if (only !== undefined && only.size === 0) return;
+    for (const [key, l] of state.listeners) {
+      if (l.protocol !== 'https' || (only !== undefined && !only.has(key))) continue;
+      const hasDefault = [...state.certificates.values()].some(
+        (c) => c.default && listenerKey({ address: c.listener }) === key,
+      );
+      if (!hasDefault)
+        this.log.warn(
+          { listener: key },
+          'https listener has no default certificate: clients without SNI or with an unknown name get a self-signed one',
+        );
+    }
   }
 
   listWorkers(): {
@@ -132,6 +173,7 @@ export class Supervisor extends EventEmitter {
       clusters: [...this.state.clusters.values()],
       backends: [...this.state.backends.values()],
       frontends: [...this.state.frontends.values()],
+      certificates: [...this.state.certificates.values()],
     };
   }
 
@@ -241,6 +283,7 @@ export class Supervisor extends EventEmitter {
           snapshot: this.snapshot(),
           logLevel: this.settings.logLevel,
           accessLog: this.settings.accessLog,
+          tls: this.tls,
         });
         for (const msg of held) this.send(h, msg);
         return;
@@ -347,7 +390,7 @@ export class Supervisor extends EventEmitter {
       const sources = opts.sources;
       const r =
         sources === undefined
-          ? applyChanges(this.state, changes, opts.source)
+          ? applyChanges(this.state, changes, opts.source, { now: Date.now() })
           : applyTransaction(
               this.state,
               changes.map((change, i) => ({ change, source: sources[i] ?? opts.source })),
@@ -373,6 +416,7 @@ export class Supervisor extends EventEmitter {
       const liveMs = Math.round((performance.now() - t0) * 1000) / 1000;
       this.applyTime.observe(liveMs / 1000);
       this.persist();
+      this.warnSelfSignedDefaults(r.state, listenersLosingDefaults(r.applied));
       this.emit('event', {
         type: 'change_applied',
         generation: next,
@@ -428,6 +472,20 @@ export class Supervisor extends EventEmitter {
   mainMetrics(): Family[] {
     this.generationGauge.set(this.generation);
     this.workersGauge.set(this.workers.size);
+    const present = new Set<string>();
+    for (const [key, c] of this.state.certificates) {
+      present.add(key);
+      const facts = servedCertificate(c)?.facts;
+      if (facts === undefined) continue;
+      this.certificateExpiry
+        .get(key, () => ({
+          listener: listenerKey({ address: c.listener }),
+          fingerprint: facts.fingerprint,
+          name: facts.names[0] ?? '',
+        }))
+        .set(Date.parse(facts.not_after) / 1000);
+    }
+    this.certificateExpiry.retain((k) => present.has(k));
     return this.registry.families();
   }
 
@@ -459,6 +517,7 @@ export class Supervisor extends EventEmitter {
   /** Drains every worker (soft) or kills them (hard). */
   async stop(hard: boolean): Promise<void> {
     this.stopping = true;
+    clearInterval(this.ticketRotation);
     const exits = [...this.workers.values()].map(
       (w) =>
         new Promise<void>((resolve) =>
@@ -472,4 +531,16 @@ export class Supervisor extends EventEmitter {
     }
     await Promise.all(exits);
   }
+}
+
+/** Listeners a change may have left without a default certificate: new ones, and those that lost a certificate. */
+function listenersLosingDefaults(applied: readonly Applied[]): Set<string> {
+  const out = new Set<string>();
+  for (const a of applied) {
+    if (a.op === 'put_listener' && a.effect === 'created') out.add(a.key);
+    // A certificate's key is "<listener> <fingerprint>".
+    if (a.op === 'delete_certificate' && a.effect === 'deleted')
+      out.add(a.key.slice(0, a.key.lastIndexOf(' ')));
+  }
+  return out;
 }

@@ -3,10 +3,12 @@
 // exits when main tells it to drain, or when main goes away.
 
 import { createLogger } from '../log/logger.js';
+import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
-import { backendKey, frontendKey, listenerKey } from '../model/objects.js';
-import type { ProxyState } from '../state/proxy-state.js';
+import { backendKey, certificateKey, frontendKey, listenerKey } from '../model/objects.js';
+import { deepFreeze, type ProxyState } from '../state/proxy-state.js';
 import { applyChanges } from '../state/transaction.js';
+import { fingerprintOf } from '../tls/certificate.js';
 import { type FromWorker, isFromWorker, type Snapshot, type ToWorker } from './ipc.js';
 import { ProxyRuntime } from './proxy-runtime.js';
 
@@ -20,6 +22,12 @@ function stateOf(s: Snapshot): ProxyState {
     clusters: new Map(s.clusters.map((c) => [c.id, Object.freeze(c)])),
     backends: new Map(s.backends.map((b) => [backendKey(b), Object.freeze(b)])),
     frontends: new Map(s.frontends.map((f) => [frontendKey(f), Object.freeze(f)])),
+    certificates: new Map(
+      s.certificates.map((c) => [
+        certificateKey(c.listener, fingerprintOf(c.certificate) ?? ''),
+        deepFreeze(c),
+      ]),
+    ),
     sources: new Map(),
   };
 }
@@ -32,16 +40,18 @@ export function runWorker(): void {
   const log = createLogger(process.env['KAKEHI_LOG_LEVEL'] ?? 'info', 'kakehi-worker');
   // Read once: with metrics off nothing subscribes, so the data plane publishes nothing (bench/load).
   const metrics = process.env['KAKEHI_METRICS'] === 'off' ? undefined : new WorkerMetrics().start();
+  const tlsMetrics = metrics === undefined ? undefined : new TlsMetrics().start();
 
   const handle = async (m: ToWorker): Promise<void> => {
     switch (m.t) {
       case 'init': {
         const state = stateOf(m.snapshot);
         runtime = new ProxyRuntime(
-          stateOf({ listeners: [], clusters: [], backends: [], frontends: [] }),
+          stateOf({ listeners: [], clusters: [], backends: [], frontends: [], certificates: [] }),
           m.accessLog,
           log,
           (event) => send({ t: 'health', event }),
+          { selfSigned: m.tls.selfSigned, ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64') },
         );
         try {
           await runtime.apply(state);
@@ -75,8 +85,15 @@ export function runWorker(): void {
         send({ t: 'ack', seq: m.seq, generation, listeners: runtime.bound() });
         return;
       }
+      case 'ticket_keys':
+        runtime?.setTicketKeys(Buffer.from(m.keys, 'base64'));
+        return;
       case 'metrics':
-        send({ t: 'metrics', seq: m.seq, families: metrics?.families() ?? [] });
+        send({
+          t: 'metrics',
+          seq: m.seq,
+          families: [...(metrics?.families() ?? []), ...(tlsMetrics?.families() ?? [])],
+        });
         return;
       case 'drain': {
         const draining = runtime ? runtime.drain(m.timeoutMs) : Promise.resolve(0);

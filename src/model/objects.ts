@@ -5,6 +5,7 @@
 import * as D from '../defaults.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
+import { inspectCertificate } from '../tls/certificate.js';
 import { formatAddress, parseAddress } from './address.js';
 import {
   bool,
@@ -64,9 +65,19 @@ export const listenerSchema = object(
   {
     address: { schema: listenAddress, required: true, doc: 'host:port to listen on; its stable key' },
     protocol: {
-      schema: oneOf(['http'] as const),
+      schema: oneOf(['http', 'https'] as const),
       default: 'http',
-      doc: 'http (https arrives with TLS support)',
+      doc: 'http, or https to terminate TLS with the certificates put for this listener',
+    },
+    tls_versions: {
+      schema: list(str({ check: tlsVersionProblem }), { maxItems: 2 }),
+      default: ['1.2', '1.3'],
+      doc: 'https only: TLS versions offered, 1.2 and 1.3 (or 1.3 alone)',
+    },
+    strict_sni: {
+      schema: bool(),
+      default: false,
+      doc: 'https only: answer 421 when the Host is not a name of the certificate the handshake served',
     },
     answers: { schema: answers, default: {}, doc: 'page bodies replacing the built-in answers, by status' },
     request_head_timeout_ms: {
@@ -101,6 +112,13 @@ export const listenerSchema = object(
 );
 export type Listener = ObjectOf<typeof listenerSchema.fields>;
 
+function tlsVersionProblem(v: string): string | undefined {
+  if (v === '1.2' || v === '1.3') return undefined;
+  if (/^(1\.[01]|tls ?1(\.[01])?|ssl ?[23]|1)$/i.test(v.trim()))
+    return `"${v}" is refused: TLS 1.0 and 1.1 are deprecated (RFC 8996) and SSL is broken; kakehi serves 1.2 and 1.3 only`;
+  return `"${v}" is not a TLS version kakehi serves; use "1.2" or "1.3"`;
+}
+
 const backendFields = {
   id: { schema: str({ check: idCheck }), required: true, doc: 'unique within its cluster' },
   address: { schema: backendAddress, required: true, doc: 'host:port of the backend server' },
@@ -127,6 +145,17 @@ export type Backend = ObjectOf<typeof backendSchema.fields>;
 
 export const LOAD_BALANCING = ['round_robin', 'random', 'least_connections', 'power_of_two'] as const;
 
+const hstsSchema = object({
+  max_age: {
+    schema: int({ min: 0, max: 2 * 365 * 86_400 }),
+    default: 365 * 86_400,
+    doc: 'seconds; 0 tells browsers to forget the policy',
+  },
+  include_subdomains: { schema: bool(), default: false },
+  preload: { schema: bool(), default: false },
+});
+export type Hsts = ObjectOf<typeof hstsSchema.fields>;
+
 const clusterFields = {
   id: { schema: str({ check: idCheck }), required: true, doc: 'stable key' },
   load_balancing: { schema: oneOf(LOAD_BALANCING), default: 'round_robin' },
@@ -149,10 +178,16 @@ const clusterFields = {
     doc: 'reserved: sticky sessions are not built yet',
   },
   https_redirect: {
-    schema: oneOf([false] as const),
+    schema: bool(),
     default: false,
-    doc: 'reserved: arrives with HTTPS listeners',
+    doc: 'requests arriving over plain HTTP get a redirect to the same host and path over HTTPS',
   },
+  https_redirect_status: { schema: oneOf([301, 308] as const), default: 301 },
+  https_redirect_port: {
+    schema: int({ min: 1, max: 65535 }),
+    doc: 'port in the redirect location; absent: 443, left out of the location',
+  },
+  hsts: { schema: hstsSchema, doc: 'Strict-Transport-Security sent on HTTPS responses of this cluster' },
 } satisfies Record<string, Field<unknown>>;
 const clusterRenames = {
   cluster_id: 'id',
@@ -204,6 +239,7 @@ export const frontendSchema = object(
       default: {},
       doc: 'copied into access log lines',
     },
+    hsts: { schema: hstsSchema, doc: "Strict-Transport-Security for this route, replacing its cluster's" },
   },
   {
     renamed: { address: 'listener', cluster_id: 'cluster', domain: 'hostname', host: 'hostname' },
@@ -221,6 +257,65 @@ export const frontendSchema = object(
   },
 );
 export type Frontend = ObjectOf<typeof frontendSchema.fields>;
+
+const PEM_MAX = 256 * 1024;
+const CERT_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/**
+ * A certificate served by an HTTPS listener: PEM certificate (leaf first,
+ * optionally followed by its chain), chain and private key. Its stable key is
+ * listener + the leaf's SHA-256 fingerprint, so putting the same certificate
+ * twice is one object, and a renewal is a new object put before the old goes.
+ * The schema checks what never changes with time (PEM, key match, chain
+ * order); dates are checked when a change is admitted (transaction.ts).
+ */
+export const certificateSchema = object(
+  {
+    listener: { schema: listenAddress, required: true, doc: 'address of the HTTPS listener serving it' },
+    certificate: {
+      schema: str({ maxLength: PEM_MAX }),
+      required: true,
+      doc: 'PEM: the leaf, optionally followed by its chain',
+    },
+    chain: {
+      schema: str({ minLength: 0, maxLength: PEM_MAX }),
+      default: '',
+      doc: 'PEM: further chain certificates, issuer of the leaf first',
+    },
+    key: {
+      schema: str({ maxLength: PEM_MAX }),
+      required: true,
+      doc: 'PEM private key; never shown in logs or answers',
+    },
+    names: {
+      schema: list(
+        str({
+          maxLength: 253,
+          check: (s) =>
+            CERT_NAME.test(s) ? undefined : `"${s}" is not a DNS name or a one-label *.wildcard`,
+        }),
+        { maxItems: 1000 },
+      ),
+      doc: "names it serves, replacing the certificate's own (SAN dNSNames, or CN without SAN)",
+    },
+    default: {
+      schema: bool(),
+      default: false,
+      doc: 'served when the client sends no SNI name or one no certificate has',
+    },
+    allow_expired: { schema: bool(), default: false, doc: 'admit it even when it has expired' },
+  },
+  {
+    renamed: { certificate_chain: 'chain', address: 'listener', versions: 'listener.tls_versions' },
+    check: (c, path, issues) => {
+      const r = inspectCertificate(c, { dates: false });
+      if (r.ok) return;
+      for (const i of r.issues)
+        issues.push({ path: path === '' ? i.path : `${path}.${i.path}`, reason: i.reason });
+    },
+  },
+);
+export type Certificate = ObjectOf<typeof certificateSchema.fields>;
 
 function ruleProblem(parse: () => unknown): string | undefined {
   try {
@@ -244,6 +339,10 @@ export function frontendKey(
 ): string {
   const listener = f.listener === undefined ? '*' : listenerKey({ address: f.listener });
   return `${listener};${f.hostname.toLowerCase()};${f.path_type}:${f.path};${f.method ?? '*'}`;
+}
+
+export function certificateKey(listener: string, fingerprint: string): string {
+  return `${listenerKey({ address: listener })} ${fingerprint}`;
 }
 
 export type { Schema };

@@ -6,7 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import * as D from '../defaults.js';
+import type { Hsts } from '../model/objects.js';
 import { normalizeHost } from '../router/host-rule.js';
+import { hostMatchesServed, type Served } from '../tls/certificate-store.js';
 import { answer } from './answers.js';
 import { type BackendRuntime, ConnectError } from './backend-runtime.js';
 import { ChunkedFramer } from './chunked-framer.js';
@@ -106,6 +108,8 @@ export class ClientSession implements UpstreamOwner {
     private readonly socket: Socket,
     private readonly host: SessionHost,
     proto: 'http' | 'https',
+    /** What the TLS handshake served (https only): strict SNI checks the Host against its names. */
+    private readonly served?: Served,
   ) {
     this.info = { address: socket.remoteAddress ?? 'unknown', proto, port: socket.localPort ?? 0 };
     this.clientLabel = `${this.info.address}:${socket.remotePort ?? 0}`;
@@ -304,6 +308,10 @@ export class ClientSession implements UpstreamOwner {
       this.answer(400, 'invalid Host');
       return;
     }
+    if (this.served !== undefined && listener.spec.strict_sni && !hostMatchesServed(this.served, host)) {
+      this.answer(421, `${host} is not a name of the certificate this connection was opened for`);
+      return;
+    }
     const target = listener.router.lookup(host, req.path, req.method);
     if (target === undefined) {
       this.answer(404, 'no route matches this host and path');
@@ -326,6 +334,12 @@ export class ClientSession implements UpstreamOwner {
       return;
     }
     this.cluster = cluster;
+    if (cluster.spec.https_redirect && this.info.proto === 'http') {
+      const port = cluster.spec.https_redirect_port;
+      const location = `https://${hostForUrl(host)}${port === undefined || port === 443 ? '' : `:${port}`}${req.target}`;
+      this.answer(cluster.spec.https_redirect_status, `moved to ${location}`, location);
+      return;
+    }
     if (req.upgrade !== undefined && req.upgrade === 'websocket' && !req.wsKey) {
       this.answer(400, 'WebSocket upgrade without Sec-WebSocket-Key');
       return;
@@ -505,7 +519,7 @@ export class ClientSession implements UpstreamOwner {
     if (this.resMode === 'close' || this.dechunk || !this.reqDone) this.closeAfter = true;
     const keep = !this.closeAfter;
     const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';
-    const head = responseHeadForClient(res, connection, this.dechunk);
+    const head = responseHeadForClient(res, connection, this.dechunk, this.hstsHeader());
     this.bytesOut += head.length;
     if (this.resMode === 'none' || (this.resMode === 'length' && this.resLeft === 0)) {
       this.socket.write(head, 'latin1');
@@ -658,6 +672,13 @@ export class ClientSession implements UpstreamOwner {
   // ---- answers and the end of an exchange --------------------------------
 
   /** Answers on kakehi's own behalf; the connection stays open when it can. */
+  /** The Strict-Transport-Security value for this exchange's route, on HTTPS only. */
+  private hstsHeader(): string | undefined {
+    if (this.info.proto !== 'https') return undefined;
+    const h = this.target?.frontend.hsts ?? this.cluster?.spec.hsts;
+    return h === undefined ? undefined : hstsValue(h);
+  }
+
   private answer(status: number, message: string, location?: string): void {
     if (!this.reqDone) this.closeAfter = true; // the unread body can't be skipped safely
     const listener = this.listener;
@@ -833,4 +854,19 @@ export class ClientSession implements UpstreamOwner {
       this.answer(504, `the backend did not answer within ${ms} ms`);
     } else this.abort(`the backend stalled for ${ms} ms within its response`);
   }
+}
+
+const hstsValues = new WeakMap<Hsts, string>();
+function hstsValue(h: Hsts): string {
+  let v = hstsValues.get(h);
+  if (v === undefined) {
+    v = `max-age=${h.max_age}${h.include_subdomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
+    hstsValues.set(h, v);
+  }
+  return v;
+}
+
+/** A normalized host as it goes in a URL: IPv6 literals keep their brackets. */
+function hostForUrl(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }

@@ -100,6 +100,8 @@ export function responseHeadForClient(
   res: ResponseHead,
   connection: 'keep-alive' | 'close' | 'default' | 'upgrade',
   dechunk: boolean,
+  /** Strict-Transport-Security to send, replacing the backend's. */
+  hsts?: string,
 ): string {
   let out = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
   const names = res.names;
@@ -113,8 +115,10 @@ export function responseHeadForClient(
     }
     if (dropped(lower, res.connectionTokens, undefined)) continue;
     if (dechunk && lower === 'transfer-encoding') continue;
+    if (hsts !== undefined && lower === 'strict-transport-security') continue;
     out += `${names[i]}: ${values[i]}\r\n`;
   }
+  if (hsts !== undefined) out += `Strict-Transport-Security: ${hsts}\r\n`;
   if (connection === 'close') out += 'Connection: close\r\n';
   else if (connection === 'keep-alive') out += 'Connection: keep-alive\r\n';
   else if (connection === 'upgrade') out += 'Connection: Upgrade\r\n';

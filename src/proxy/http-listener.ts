@@ -2,28 +2,111 @@
 // on shutdown stops accepting and drains its sessions within a deadline.
 
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { KakehiError } from '../errors.js';
 import { parseAddress } from '../model/address.js';
-import type { Listener } from '../model/objects.js';
+import type { Certificate, Listener } from '../model/objects.js';
+import { CertificateStore } from '../tls/certificate-store.js';
+import { ALPN, contextOptions, SESSION_TIMEOUT_S } from '../tls/policy.js';
+import { failureReason, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import type { DataPlane } from './data-plane.js';
 import { connectionClose, connectionOpen } from './request-events.js';
+
+/** What an HTTPS listener needs beyond its spec; the same in every worker. */
+export interface TlsSetup {
+  selfSigned: { certificate: string; key: string };
+  /** 48 bytes shared by every worker, so any worker resumes any session. */
+  ticketKeys: Buffer;
+}
 
 export class HttpListener implements SessionHost {
   draining = false;
   private readonly sessions = new Set<ClientSession>();
   private readonly server: Server;
+  private readonly store: CertificateStore | undefined;
+  private ticketKeys: Buffer | undefined;
   /** Port actually bound (differs from the spec's when it asks for port 0). */
   port = 0;
 
   constructor(
-    readonly spec: Listener,
+    public spec: Listener,
     readonly listenerKey: string,
     readonly plane: DataPlane,
+    tls?: TlsSetup,
+    certificates: Iterable<Certificate> = [],
   ) {
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
-      this.accept(socket),
-    );
+    if (spec.protocol !== 'https') {
+      this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
+        this.accept(socket),
+      );
+      return;
+    }
+    if (tls === undefined) throw new Error(`https listener ${listenerKey} without its TLS setup`);
+    const store = new CertificateStore(spec, certificates, tls.selfSigned);
+    this.store = store;
+    this.ticketKeys = tls.ticketKeys;
+    this.appliedPolicy = spec.tls_versions.join();
+    const server = createTlsServer({
+      ...this.defaultContextOptions(),
+      allowHalfOpen: true,
+      noDelay: true,
+      ALPNProtocols: ALPN,
+      // A handshake is part of the request head: the same bound against slow clients.
+      handshakeTimeout: spec.request_head_timeout_ms,
+      SNICallback: (servername, cb) => cb(null, store.resolve(servername).context),
+    });
+    server.on('secureConnection', (socket: TLSSocket) => this.acceptTls(socket));
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      socket.destroy();
+      if (tlsHandshakeFailure.hasSubscribers)
+        tlsHandshakeFailure.publish({ listener: listenerKey, reason: failureReason(err) });
+    });
+    this.server = server;
+  }
+
+  private defaultContextOptions() {
+    const d = this.store?.baseServed;
+    return {
+      ...contextOptions(this.spec),
+      sessionTimeout: SESSION_TIMEOUT_S,
+      ...(this.ticketKeys === undefined ? {} : { ticketKeys: this.ticketKeys }),
+      // The server's own context answers clients that send no SNI name.
+      ...(d === undefined ? {} : { cert: d.cert, key: d.key }),
+    };
+  }
+
+  /**
+   * New certificates or TLS settings: handshakes from now on see them, open
+   * connections keep what they negotiated.
+   */
+  update(spec: Listener, certificates: Iterable<Certificate>): void {
+    this.spec = spec;
+    if (this.store === undefined) return;
+    const before = this.store.baseServed;
+    const policy = spec.tls_versions.join();
+    this.store.update(spec, certificates);
+    if (this.store.baseServed !== before || policy !== this.appliedPolicy) this.refreshServerContext();
+  }
+
+  private appliedPolicy = '';
+
+  private refreshServerContext(): void {
+    const server = this.server as TlsServer;
+    if (this.store === undefined) return;
+    this.appliedPolicy = this.spec.tls_versions.join();
+    // setSecureContext makes fresh ticket keys unless given the shared ones.
+    server.setSecureContext(this.defaultContextOptions());
+  }
+
+  /** Rotation: every worker gets the same new keys; sessions ticketed before resume no more. */
+  setTicketKeys(keys: Buffer): void {
+    this.ticketKeys = keys;
+    if (this.store !== undefined) (this.server as TlsServer).setTicketKeys(keys);
+  }
+
+  get certificateStore(): CertificateStore | undefined {
+    return this.store;
   }
 
   get activeSessions(): number {
@@ -68,6 +151,25 @@ export class HttpListener implements SessionHost {
     if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
   }
 
+  private acceptTls(socket: TLSSocket): void {
+    if (this.draining || this.store === undefined) {
+      socket.destroy();
+      return;
+    }
+    const name = socket.servername;
+    const served = this.store.resolve(typeof name === 'string' ? name : undefined);
+    this.sessions.add(new ClientSession(socket, this, 'https', served));
+    if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
+    if (tlsHandshake.hasSubscribers) {
+      const cipher = socket.getCipher();
+      tlsHandshake.publish({
+        listener: this.listenerKey,
+        version: socket.getProtocol() ?? 'unknown',
+        cipher: cipher?.standardName ?? cipher?.name ?? 'unknown',
+      });
+    }
+  }
+
   forget(session: ClientSession): void {
     // Only a session still held counts as closing: the gauge must not go below what was opened.
     if (this.sessions.delete(session) && connectionClose.hasSubscribers)
@@ -76,6 +178,11 @@ export class HttpListener implements SessionHost {
   }
 
   private onEmpty: (() => void) | undefined;
+
+  /** Closes the listening socket only; open connections carry on. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
 
   /** Stops accepting, lets sessions finish until the deadline, then cuts the rest. Resolves with how many were cut. */
   async drain(timeoutMs: number): Promise<number> {

@@ -1,5 +1,5 @@
 // The one vocabulary of changes: put and delete of listeners, clusters,
-// backends and frontends by stable key. The config reload, the command socket,
+// backends, frontends and certificates by stable key. The config reload, the command socket,
 // Pulsar and the state file all describe what they want as a list of these,
 // validated here with the model schemas.
 
@@ -8,7 +8,10 @@ import {
   type Backend,
   backendKey,
   backendSchema,
+  type Certificate,
   type Cluster,
+  certificateKey,
+  certificateSchema,
   clusterSchema,
   type Frontend,
   frontendKey,
@@ -17,7 +20,8 @@ import {
   listenerKey,
   listenerSchema,
 } from '../model/objects.js';
-import { object, oneOf, type Schema } from '../model/schema.js';
+import { object, oneOf, type Schema, str } from '../model/schema.js';
+import { fingerprintOf, normalizeFingerprint } from '../tls/certificate.js';
 import type { ObjectKind } from './proxy-state.js';
 
 /** The fields that name a frontend; path and path_type default as in frontendSchema. */
@@ -37,7 +41,9 @@ export type Change =
   | { op: 'put_backend'; backend: Backend }
   | { op: 'delete_backend'; cluster: string; id: string }
   | { op: 'put_frontend'; frontend: Frontend }
-  | { op: 'delete_frontend'; frontend: FrontendRef };
+  | { op: 'delete_frontend'; frontend: FrontendRef }
+  | { op: 'put_certificate'; certificate: Certificate }
+  | { op: 'delete_certificate'; listener: string; fingerprint: string };
 
 export type ChangeOp = Change['op'];
 
@@ -73,6 +79,19 @@ const changeSchemas: { [O in ChangeOp]: Schema<Extract<Change, { op: O }>> } = {
   }),
   put_frontend: object({ op: opField('put_frontend'), frontend: required(frontendSchema) }),
   delete_frontend: object({ op: opField('delete_frontend'), frontend: required(frontendRefSchema) }),
+  put_certificate: object({ op: opField('put_certificate'), certificate: required(certificateSchema) }),
+  delete_certificate: object({
+    op: opField('delete_certificate'),
+    listener: required(certificateSchema.fields.listener.schema),
+    fingerprint: required(
+      str({
+        check: (s) =>
+          normalizeFingerprint(s) === undefined
+            ? `"${s}" is not a SHA-256 fingerprint (64 hex digits, colons allowed)`
+            : undefined,
+      }),
+    ),
+  }),
 };
 
 export const CHANGE_OPS = Object.keys(changeSchemas) as ChangeOp[];
@@ -90,6 +109,9 @@ const SOZU_OPS: Record<string, ChangeOp> = {
   addfrontend: 'put_frontend',
   removehttpfrontend: 'delete_frontend',
   removefrontend: 'delete_frontend',
+  addcertificate: 'put_certificate',
+  replacecertificate: 'put_certificate',
+  removecertificate: 'delete_certificate',
 };
 
 /** Validates one change; undefined after pushing at least one issue. */
@@ -153,6 +175,17 @@ export function changeTarget(c: Change): { kind: ObjectKind; key: string } {
       return { kind: 'frontend', key: frontendKey(c.frontend) };
     case 'delete_frontend':
       return { kind: 'frontend', key: frontendRefKey(c.frontend) };
+    case 'put_certificate':
+      // The schema admitted it, so it parses; the fallback only keeps the type total.
+      return {
+        kind: 'certificate',
+        key: certificateKey(c.certificate.listener, fingerprintOf(c.certificate.certificate) ?? 'unparsable'),
+      };
+    case 'delete_certificate':
+      return {
+        kind: 'certificate',
+        key: certificateKey(c.listener, normalizeFingerprint(c.fingerprint) ?? c.fingerprint),
+      };
   }
 }
 

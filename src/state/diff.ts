@@ -2,7 +2,8 @@
 // is itself a valid state: the config reload's diff, the dry-run's answer and
 // the snapshot a new worker or the state file starts from.
 
-import type { Frontend } from '../model/objects.js';
+import type { Certificate, Frontend } from '../model/objects.js';
+import { fingerprintOf } from '../tls/certificate.js';
 import type { Change } from './change.js';
 import { type ObjectKind, type ProxyState, sourceKey } from './proxy-state.js';
 import { deepEqual, type SourcedChange } from './transaction.js';
@@ -10,13 +11,14 @@ import { deepEqual, type SourcedChange } from './transaction.js';
 // Puts go parents first and deletes children first, so no prefix leaves a
 // reference dangling: a frontend is put after its cluster and listener, and a
 // cluster is deleted after the frontends and backends that used it.
-const PUT_ORDER: readonly ObjectKind[] = ['listener', 'cluster', 'backend', 'frontend'];
-const DELETE_ORDER: readonly ObjectKind[] = ['frontend', 'backend', 'cluster', 'listener'];
+const PUT_ORDER: readonly ObjectKind[] = ['listener', 'certificate', 'cluster', 'backend', 'frontend'];
+const DELETE_ORDER: readonly ObjectKind[] = ['frontend', 'backend', 'cluster', 'certificate', 'listener'];
 const MAPS = {
   listener: 'listeners',
   cluster: 'clusters',
   backend: 'backends',
   frontend: 'frontends',
+  certificate: 'certificates',
 } as const;
 
 function entries(state: ProxyState, kind: ObjectKind): Iterable<[string, unknown]> {
@@ -33,6 +35,8 @@ function putOf(kind: ObjectKind, obj: unknown): Change {
       return { op: 'put_backend', backend: obj as never };
     case 'frontend':
       return { op: 'put_frontend', frontend: obj as never };
+    case 'certificate':
+      return { op: 'put_certificate', certificate: obj as never };
   }
 }
 
@@ -45,6 +49,14 @@ function deleteOf(kind: ObjectKind, obj: unknown): Change {
     case 'backend': {
       const b = obj as { cluster: string; id: string };
       return { op: 'delete_backend', cluster: b.cluster, id: b.id };
+    }
+    case 'certificate': {
+      const c = obj as Certificate;
+      return {
+        op: 'delete_certificate',
+        listener: c.listener,
+        fingerprint: fingerprintOf(c.certificate) ?? '',
+      };
     }
     case 'frontend': {
       const { listener, hostname, path, path_type, method } = obj as Frontend;

@@ -6,6 +6,9 @@ import type { FieldIssue } from '../errors.js';
 import {
   backendKey,
   backendSchema,
+  type Certificate,
+  certificateKey,
+  certificateSchema,
   clusterSchema,
   frontendKey,
   frontendSchema,
@@ -13,6 +16,7 @@ import {
   listenerSchema,
 } from '../model/objects.js';
 import type { Schema } from '../model/schema.js';
+import { fingerprintOf } from '../tls/certificate.js';
 import { type ObjectKind, type ProxyState, referenceIssues, sourceKey } from './proxy-state.js';
 import { deepEqual } from './transaction.js';
 
@@ -21,6 +25,12 @@ const KINDS: readonly [ObjectKind, keyof ProxyState, (o: never) => string, Schem
   ['cluster', 'clusters', (c: { id: string }) => c.id, clusterSchema],
   ['backend', 'backends', backendKey, backendSchema],
   ['frontend', 'frontends', frontendKey, frontendSchema],
+  [
+    'certificate',
+    'certificates',
+    (c: Certificate) => certificateKey(c.listener, fingerprintOf(c.certificate) ?? ''),
+    certificateSchema,
+  ],
 ];
 
 function isDeepFrozen(v: unknown): boolean {

@@ -5,6 +5,7 @@
 import type { FieldIssue } from '../errors.js';
 import {
   type Backend,
+  type Certificate,
   type Cluster,
   type Frontend,
   frontendKey,
@@ -18,6 +19,8 @@ export interface ProxyState {
   /** Keyed `cluster/id`. */
   readonly backends: ReadonlyMap<string, Backend>;
   readonly frontends: ReadonlyMap<string, Frontend>;
+  /** Keyed `listener fingerprint` (certificateKey). */
+  readonly certificates: ReadonlyMap<string, Certificate>;
   /**
    * Who put each object ('config', 'runtime', 'pki', 'pulsar'…), keyed
    * `listener:<key>`, `cluster:<id>`, `backend:<cluster/id>`, `frontend:<key>`.
@@ -26,7 +29,7 @@ export interface ProxyState {
   readonly sources: ReadonlyMap<string, string>;
 }
 
-export type ObjectKind = 'listener' | 'cluster' | 'backend' | 'frontend';
+export type ObjectKind = 'listener' | 'cluster' | 'backend' | 'frontend' | 'certificate';
 
 /** The key of an object's entry in `ProxyState.sources`. */
 export function sourceKey(kind: ObjectKind, key: string): string {
@@ -39,6 +42,7 @@ export function emptyState(): ProxyState {
     clusters: new Map(),
     backends: new Map(),
     frontends: new Map(),
+    certificates: new Map(),
     sources: new Map(),
   });
 }
@@ -67,6 +71,16 @@ export function referenceIssues(state: ProxyState): FieldIssue[] {
     if (f.listener !== undefined && !state.listeners.has(listenerKey({ address: f.listener }))) {
       issues.push({ path: `frontend ${key}`, reason: `listener "${f.listener}" does not exist` });
     }
+  }
+  for (const [key, c] of state.certificates) {
+    const l = state.listeners.get(listenerKey({ address: c.listener }));
+    if (l === undefined)
+      issues.push({ path: `certificate ${key}`, reason: `listener "${c.listener}" does not exist` });
+    else if (l.protocol !== 'https')
+      issues.push({
+        path: `certificate ${key}`,
+        reason: `listener "${c.listener}" is not an https listener`,
+      });
   }
   return issues;
 }

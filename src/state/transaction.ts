@@ -3,7 +3,14 @@
 // frozen state comes back or every issue does, with the input state untouched.
 
 import type { FieldIssue } from '../errors.js';
-import { type Backend, type Frontend, listenerKey } from '../model/objects.js';
+import {
+  type Backend,
+  type Certificate,
+  type Frontend,
+  type Listener,
+  listenerKey,
+} from '../model/objects.js';
+import { inspectCertificate } from '../tls/certificate.js';
 import { type Change, changeTarget, parseChange } from './change.js';
 import { LayeredMap } from './layered-map.js';
 import { deepFreeze, type ObjectKind, type ProxyState, sourceKey } from './proxy-state.js';
@@ -40,12 +47,15 @@ export function applyChanges(
   state: ProxyState,
   changes: readonly Change[],
   source: string,
+  opts: AdmitOptions = {},
 ): TransactionResult {
   const problem = sourceProblem(source);
   if (problem !== undefined) return { ok: false, issues: [{ path: 'source', reason: problem }] };
   return applyTransaction(
     state,
     changes.map((change) => ({ change, source })),
+    'changes',
+    opts,
   );
 }
 
@@ -54,6 +64,7 @@ const MAPS = {
   cluster: 'clusters',
   backend: 'backends',
   frontend: 'frontends',
+  certificate: 'certificates',
 } as const satisfies Record<ObjectKind, keyof ProxyState>;
 type AnyObject = ProxyState[(typeof MAPS)[ObjectKind]] extends ReadonlyMap<string, infer V> ? V : never;
 
@@ -62,11 +73,19 @@ interface RefCounts {
   backendsByCluster: Map<string, number>;
   frontendsByCluster: Map<string, number>;
   frontendsByListener: Map<string, number>;
+  certificatesByListener: Map<string, number>;
 }
+const COUNTS = [
+  'backendsByCluster',
+  'frontendsByCluster',
+  'frontendsByListener',
+  'certificatesByListener',
+] as const;
 const newCounts = (): RefCounts => ({
   backendsByCluster: new Map(),
   frontendsByCluster: new Map(),
   frontendsByListener: new Map(),
+  certificatesByListener: new Map(),
 });
 function bump(m: Map<string, number>, key: string, by: number): void {
   const n = (m.get(key) ?? 0) + by;
@@ -75,6 +94,8 @@ function bump(m: Map<string, number>, key: string, by: number): void {
 }
 function countRefs(counts: RefCounts, kind: ObjectKind, obj: AnyObject, by: 1 | -1): void {
   if (kind === 'backend') bump(counts.backendsByCluster, (obj as Backend).cluster, by);
+  if (kind === 'certificate')
+    bump(counts.certificatesByListener, listenerKey({ address: (obj as Certificate).listener }), by);
   if (kind !== 'frontend') return;
   const f = obj as Frontend;
   if (f.cluster !== undefined) bump(counts.frontendsByCluster, f.cluster, by);
@@ -91,6 +112,7 @@ function refCounts(state: ProxyState): RefCounts {
     counts = newCounts();
     for (const b of state.backends.values()) countRefs(counts, 'backend', b, 1);
     for (const f of state.frontends.values()) countRefs(counts, 'frontend', f, 1);
+    for (const c of state.certificates.values()) countRefs(counts, 'certificate', c, 1);
     countsOf.set(state, counts);
   }
   return counts;
@@ -149,6 +171,7 @@ class Draft {
       clusters: m('clusters'),
       backends: m('backends'),
       frontends: m('frontends'),
+      certificates: m('certificates'),
       sources: m('sources'),
     });
   }
@@ -167,13 +190,16 @@ export function applyTransaction(
   state: ProxyState,
   entries: readonly SourcedChange[],
   path = 'changes',
+  opts: AdmitOptions = {},
 ): TransactionResult {
   const issues: FieldIssue[] = [];
   const draft = new Draft(state);
   const applied: Applied[] = [];
   const delta = newCounts();
   // Last change touching each object that holds or is the target of references.
-  const putRefs = new Map<string, { kind: 'backend' | 'frontend'; key: string; i: number }>();
+  const putRefs = new Map<string, { kind: 'backend' | 'frontend' | 'certificate'; key: string; i: number }>();
+  // Listeners put in this transaction: an https listener turned http must not keep certificates.
+  const listenerPuts = new Map<string, number>();
   const deletes = new Map<string, { kind: 'cluster' | 'listener'; key: string; i: number }>();
 
   entries.forEach(({ change, source }, i) => {
@@ -193,10 +219,14 @@ export function applyTransaction(
       } else {
         if (current !== undefined) countRefs(delta, kind, current, -1);
         countRefs(delta, kind, obj, 1);
+        if (kind === 'certificate' && opts.now !== undefined)
+          admitDates(obj as Certificate, opts.now, at, issues);
         draft.put(kind, key, deepFreeze(obj), source);
         effect = current === undefined ? 'created' : 'updated';
       }
-      if (kind === 'backend' || kind === 'frontend') putRefs.set(`${kind} ${key}`, { kind, key, i });
+      if (kind === 'backend' || kind === 'frontend' || kind === 'certificate')
+        putRefs.set(`${kind} ${key}`, { kind, key, i });
+      if (kind === 'listener') listenerPuts.set(key, i);
     } else if (current === undefined) {
       effect = 'unchanged';
     } else {
@@ -213,6 +243,18 @@ export function applyTransaction(
     const obj = draft.get(kind, key);
     if (obj === undefined) continue; // deleted again later in the same transaction
     const at = `${path}[${i}].${kind}`;
+    if (kind === 'certificate') {
+      const address = (obj as Certificate).listener;
+      const l = final.listeners.get(listenerKey({ address }));
+      if (l === undefined)
+        issues.push({ path: `${at}.listener`, reason: `listener "${address}" does not exist` });
+      else if (l.protocol !== 'https')
+        issues.push({
+          path: `${at}.listener`,
+          reason: `listener "${address}" is ${l.protocol}; certificates go on https listeners`,
+        });
+      continue;
+    }
     const cluster = (obj as Backend | Frontend).cluster;
     if (cluster !== undefined && !final.clusters.has(cluster)) {
       issues.push({
@@ -225,20 +267,33 @@ export function applyTransaction(
       issues.push({ path: `${at}.listener`, reason: `listener "${listener}" does not exist` });
     }
   }
+  if (listenerPuts.size > 0) {
+    const base = refCounts(state);
+    for (const [key, i] of listenerPuts) {
+      const l = final.listeners.get(key) as Listener | undefined;
+      if (l === undefined || l.protocol === 'https') continue;
+      const n = (base.certificatesByListener.get(key) ?? 0) + (delta.certificatesByListener.get(key) ?? 0);
+      if (n > 0)
+        issues.push({
+          path: `${path}[${i}].listener.protocol`,
+          reason: `listener ${key} still has ${n} certificate(s); delete them in the same transaction to make it ${l.protocol}`,
+        });
+    }
+  }
   function deletedBy(cluster: string): string {
     const d = deletes.get(`cluster ${cluster}`);
     return d === undefined ? '' : ` (${path}[${d.i}] deletes it)`;
   }
   if (deletes.size > 0) {
     const base = refCounts(state);
-    const used = (m: 'backendsByCluster' | 'frontendsByCluster' | 'frontendsByListener', k: string) =>
+    const used = (m: (typeof COUNTS)[number], k: string) =>
       (base[m].get(k) ?? 0) + (delta[m].get(k) ?? 0) > 0;
     for (const { kind, key, i } of deletes.values()) {
       if (draft.get(kind, key) !== undefined) continue; // put back later in the same transaction
       const inUse =
         kind === 'cluster'
           ? used('backendsByCluster', key) || used('frontendsByCluster', key)
-          : used('frontendsByListener', key);
+          : used('frontendsByListener', key) || used('certificatesByListener', key);
       if (!inUse) continue;
       const users = usersOf(final, kind, key);
       issues.push({
@@ -253,13 +308,28 @@ export function applyTransaction(
   const counts = countsOf.get(state);
   if (counts !== undefined) {
     // Hand the counts on: the new state is the one the next change will build on.
-    for (const m of ['backendsByCluster', 'frontendsByCluster', 'frontendsByListener'] as const) {
+    for (const m of COUNTS) {
       for (const [k, by] of delta[m]) bump(counts[m], k, by);
     }
     countsOf.delete(state);
     countsOf.set(final, counts);
   }
   return { ok: true, state: final, applied };
+}
+
+export interface AdmitOptions {
+  /**
+   * Set where a change enters the proxy (main process): certificates put then
+   * must be valid at this time. Unset when replaying admitted changes (workers,
+   * state files), so a certificate that expired since is still loaded.
+   */
+  now?: number;
+}
+
+function admitDates(c: Certificate, now: number, at: string, issues: FieldIssue[]): void {
+  const r = inspectCertificate(c, { now });
+  if (r.ok) return;
+  for (const i of r.issues) issues.push({ path: `${at}.certificate.${i.path}`, reason: i.reason });
 }
 
 function payloadOf(c: Change): AnyObject {
@@ -272,6 +342,8 @@ function payloadOf(c: Change): AnyObject {
       return c.backend;
     case 'put_frontend':
       return c.frontend;
+    case 'put_certificate':
+      return c.certificate;
     default:
       throw new Error(`${c.op} carries no object`);
   }
@@ -287,6 +359,9 @@ function usersOf(state: ProxyState, kind: 'cluster' | 'listener', key: string): 
     for (const [k, f] of state.frontends) {
       if (f.listener !== undefined && listenerKey({ address: f.listener }) === key)
         names.push(`frontend ${k}`);
+    }
+    for (const [k, c] of state.certificates) {
+      if (listenerKey({ address: c.listener }) === key) names.push(`certificate ${k}`);
     }
   }
   const shown = names.slice(0, 5).join(', ');

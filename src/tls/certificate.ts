@@ -60,9 +60,19 @@ interface Located {
   path: string;
 }
 
+export interface InspectOptions {
+  /** The time validity is judged at; default now. */
+  now?: number;
+  /**
+   * false: leave dates out. A certificate already admitted is re-parsed by
+   * every worker and state-file load; expiry since then must not unload it.
+   */
+  dates?: boolean;
+}
+
 export function inspectCertificate(
   input: CertificateInput,
-  now: number = Date.now(),
+  opts: InspectOptions = {},
 ): { ok: true; cert: ParsedCertificate } | { ok: false; issues: FieldIssue[] } {
   const issues: FieldIssue[] = [];
   const fromCertificate = readCertificates(input.certificate, 'certificate', true, issues);
@@ -87,7 +97,8 @@ export function inspectCertificate(
     issues.push({ path: 'key', reason: "does not match the certificate's public key" });
   }
   checkChainOrder([leaf, ...chain], issues);
-  checkDates(leaf.x509, now, input.allow_expired === true, issues);
+  if (opts.dates !== false)
+    checkDates(leaf.x509, opts.now ?? Date.now(), input.allow_expired === true, issues);
 
   const finalNames = names ?? namesOf(leaf.x509);
   if (finalNames.length === 0) {

@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { issueCert, makeCa } from '../helpers/certs.js';
 import { CLI } from '../helpers/kakehi-process.js';
 
 interface CliResult {
@@ -68,7 +69,53 @@ describe('kakehi validate', () => {
     const path = file(VALID);
     const r = await cli(['validate', '-c', path]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, `${path} is valid: 1 listeners, 1 clusters, 2 backends, 2 frontends\n`);
+    assert.equal(
+      r.stdout,
+      `${path} is valid: 1 listeners, 1 clusters, 2 backends, 2 frontends, 0 certificates\n`,
+    );
+  });
+
+  test('reads certificate files relative to the file, and names what is wrong with each', async () => {
+    const ca = makeCa({ keyType: 'ec' });
+    const good = issueCert(ca, ['a.test'], { keyType: 'ec' });
+    const expired = issueCert(ca, ['old.test'], {
+      keyType: 'ec',
+      notBefore: new Date(Date.now() - 10 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000),
+    });
+    const other = issueCert(ca, ['b.test'], { keyType: 'ec' });
+    writeFileSync(join(dir, 'good.crt'), good.fullchainPem);
+    writeFileSync(join(dir, 'good.key'), good.keyPem);
+    writeFileSync(join(dir, 'old.crt'), expired.fullchainPem);
+    writeFileSync(join(dir, 'old.key'), expired.keyPem);
+    writeFileSync(join(dir, 'other.key'), other.keyPem);
+    const https = `listeners:\n  - address: 127.0.0.1:0\n    protocol: https\n  - address: 127.0.0.2:0\n`;
+    const ok = await cli([
+      'validate',
+      '-c',
+      file(
+        `${https}certificates:\n  - { listener: 127.0.0.1:0, certificate_file: good.crt, key_file: good.key }\n`,
+      ),
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /1 certificates/);
+    const bad = await cli([
+      'validate',
+      '-c',
+      file(
+        `${https}certificates:\n` +
+          '  - { listener: 127.0.0.1:0, certificate_file: old.crt, key_file: old.key }\n' +
+          '  - { listener: 127.0.0.1:0, certificate_file: good.crt, key_file: other.key }\n' +
+          '  - { listener: 127.0.0.1:0, certificate_file: missing.crt, key_file: good.key }\n' +
+          '  - { listener: 127.0.0.2:0, certificate_file: good.crt, key_file: good.key }\n',
+      ),
+    ]);
+    assert.equal(bad.code, 3);
+    assert.match(bad.stderr, /^certificates\[0\]\.certificate_file: expired on .*allow_expired/m);
+    assert.match(bad.stderr, /^certificates\[1\]\.key_file: does not match/m);
+    assert.match(bad.stderr, /^certificates\[2\]\.certificate_file: cannot read missing\.crt/m);
+    assert.match(bad.stderr, /^certificates\[3\]\.listener: .*https listeners/m);
+    assert.doesNotMatch(bad.stderr, /PRIVATE KEY-----/);
   });
 
   test('prints nothing for a valid file with --quiet', async () => {

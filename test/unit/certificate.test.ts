@@ -40,13 +40,13 @@ function assertNoKeyLeak(issues: FieldIssue[], ...keyPems: string[]): void {
 }
 
 function ok(input: CertificateInput, now?: number): ParsedCertificate {
-  const r = inspectCertificate(input, now);
+  const r = inspectCertificate(input, { now });
   if (!r.ok) assert.fail(`expected ok, got ${JSON.stringify(r.issues)}`);
   return r.cert;
 }
 
 function bad(input: CertificateInput, now?: number): FieldIssue[] {
-  const r = inspectCertificate(input, now);
+  const r = inspectCertificate(input, { now });
   assert.equal(r.ok, false, 'expected issues');
   const issues = r.ok ? [] : r.issues;
   assert.ok(issues.length > 0);

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { configSchema } from '../../src/config/config-schema.js';
+import { configCertificateSchema, configSchema } from '../../src/config/config-schema.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import {
+  clusterSchema,
   clusterWithBackendsSchema,
   frontendSchema,
   listenerSchema,
@@ -51,6 +52,11 @@ describe('reference docs match the code', () => {
       'frontends[].redirect',
       (frontendSchema.fields.redirect.schema as unknown as { fields: Record<string, Field<unknown>> }).fields,
     ],
+    [
+      'hsts',
+      (clusterSchema.fields.hsts.schema as unknown as { fields: Record<string, Field<unknown>> }).fields,
+    ],
+    ['certificates[]', configCertificateSchema.fields],
   ];
   for (const [heading, fields] of sections) {
     it(`docs/configuration.md lists every key of ${heading} with its default, and no other`, () => {

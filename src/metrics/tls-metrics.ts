@@ -1,0 +1,54 @@
+// A worker's TLS counters, fed by the HTTPS listeners' events
+// (src/tls/tls-events.ts): handshakes by version and cipher, failures by
+// reason. Labels come from small fixed sets (OpenSSL's names, our reasons).
+
+import {
+  type TlsFailureEvent,
+  type TlsHandshakeEvent,
+  tlsHandshake,
+  tlsHandshakeFailure,
+} from '../tls/tls-events.js';
+import { type Family, Registry } from './registry.js';
+
+export class TlsMetrics {
+  private readonly registry = new Registry();
+  private readonly handshakes = this.registry.counter(
+    'kakehi_tls_handshakes_total',
+    'TLS handshakes completed, by listener, protocol version and cipher suite.',
+  );
+  private readonly failures = this.registry.counter(
+    'kakehi_tls_handshake_failures_total',
+    'TLS handshakes that failed, by listener and reason.',
+  );
+  private readonly onHandshake = (m: unknown) => {
+    const e = m as TlsHandshakeEvent;
+    this.handshakes
+      .get(`${e.listener}\u0000${e.version}\u0000${e.cipher}`, () => ({
+        listener: e.listener,
+        version: e.version,
+        cipher: e.cipher,
+      }))
+      .add(1);
+  };
+  private readonly onFailure = (m: unknown) => {
+    const e = m as TlsFailureEvent;
+    this.failures
+      .get(`${e.listener}\u0000${e.reason}`, () => ({ listener: e.listener, reason: e.reason }))
+      .add(1);
+  };
+
+  start(): this {
+    tlsHandshake.subscribe(this.onHandshake);
+    tlsHandshakeFailure.subscribe(this.onFailure);
+    return this;
+  }
+
+  stop(): void {
+    tlsHandshake.unsubscribe(this.onHandshake);
+    tlsHandshakeFailure.unsubscribe(this.onFailure);
+  }
+
+  families(): Family[] {
+    return this.registry.families();
+  }
+}

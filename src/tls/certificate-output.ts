@@ -1,0 +1,44 @@
+// How certificates appear outside main: facts, never the private key. Query
+// answers, events, logs and `kakehi ctl` all go through here.
+
+import type { Certificate } from '../model/objects.js';
+import type { Change } from '../state/change.js';
+import type { CertificateFacts } from './certificate.js';
+import { servedCertificate } from './certificate-store.js';
+
+export const REDACTED = '<redacted>';
+
+/** What a query shows of a certificate: its facts, where it is served, and who put it. */
+export type CertificateSummary = Omit<CertificateFacts, 'key_bits' | 'self_signed'> & {
+  listener: string;
+  default: boolean;
+  source: string | undefined;
+};
+
+export function certificateSummary(
+  c: Certificate,
+  source: string | undefined,
+): CertificateSummary | undefined {
+  const f = servedCertificate(c)?.facts;
+  if (f === undefined) return undefined;
+  return {
+    listener: c.listener,
+    fingerprint: f.fingerprint,
+    names: f.names,
+    subject: f.subject,
+    issuer: f.issuer,
+    serial: f.serial,
+    not_before: f.not_before,
+    not_after: f.not_after,
+    key_type: f.key_type,
+    chain_length: f.chain_length,
+    default: c.default,
+    source,
+  };
+}
+
+/** A change as it may be shown: a certificate's key replaced by a marker. */
+export function redactChange(c: Change): Change {
+  if (c.op !== 'put_certificate') return c;
+  return { ...c, certificate: { ...c.certificate, key: REDACTED } };
+}
