@@ -5,6 +5,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import forge from 'node-forge';
 import type { TestCa } from './certs.js';
@@ -234,4 +235,25 @@ export function issueMany(ca: TestCa, count: number, nameOf: (i: number) => stri
     out.push({ name, certPem, keyPem, fingerprint: derSha256(certPem) });
   }
   return out;
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a proxy that must come back on the same one). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Writes a file the way careful tools do: a temporary name, then a rename. */
+export function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
 }
