@@ -306,6 +306,52 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     await c2.stop();
     rmSync(dir, { recursive: true });
   });
+  it('a listener added later gets the certificates; a directory limited to one listener serves only there', async () => {
+    const all = tempDir('pki-all-');
+    const one = tempDir('pki-one-');
+    const a = issueCert(ca, ['all.pki.test']);
+    const o = issueCert(ca, ['one.pki.test']);
+    writeFileSync(join(all, 'all.pem'), a.fullchainPem + a.keyPem);
+    writeFileSync(join(one, 'one.pem'), o.fullchainPem + o.keyPem);
+    const settings = join(tempDir('pki-yaml-'), 'pki.yaml');
+    writeFileSync(
+      settings,
+      `directories:\n  - ${all}\n  - path: ${one}\n    listeners: ["127.0.0.1:${port}"]\n`,
+    );
+    const c = await pki(['-c', settings]);
+    await waitServed(port, 'all.pki.test', a.fingerprint);
+    await waitServed(port, 'one.pki.test', o.fingerprint);
+    const port2 = await freePort();
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [{ op: 'put_listener', listener: { address: `127.0.0.1:${port2}`, protocol: 'https' } }],
+    });
+    await waitServed(port2, 'all.pki.test', a.fingerprint);
+    assert.notEqual((await servedCertificate(port2, 'one.pki.test')).fingerprint, o.fingerprint);
+    const mine = (await held(kakehi))
+      .filter((h) => h.source === 'pki')
+      .map((h) => `${h.listener} ${h.names[0]}`);
+    assert.deepEqual(
+      mine.sort(),
+      [
+        `127.0.0.1:${port2} all.pki.test`,
+        `127.0.0.1:${port} all.pki.test`,
+        `127.0.0.1:${port} one.pki.test`,
+      ].sort(),
+    );
+    await c.stop();
+    // The proxy wants a listener's certificates deleted in the same transaction as the listener.
+    const onPort2 = (await held(kakehi)).filter((h) => h.listener === `127.0.0.1:${port2}`);
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [
+        ...onPort2.map((h) => ({
+          op: 'delete_certificate',
+          listener: h.listener,
+          fingerprint: h.fingerprint,
+        })),
+        { op: 'delete_listener', address: `127.0.0.1:${port2}` },
+      ],
+    });
+  });
 });
 
 describe('pki connector across a proxy restart', { timeout: 120_000 }, () => {
