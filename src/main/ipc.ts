@@ -10,7 +10,8 @@ import type { BoundListener } from './proxy-runtime.js';
 
 /** What every worker's HTTPS listeners share; buffers travel as base64 in JSON IPC. */
 export interface TlsSetupMessage {
-  selfSigned: { certificate: string; key: string };
+  /** Made when the first https listener appears (RSA keygen is slow); sent ahead of that change. */
+  selfSigned?: { certificate: string; key: string };
   ticketKeys: string;
 }
 
@@ -33,6 +34,8 @@ export type ToWorker =
     }
   /** New session ticket keys (base64 of 48 bytes), the same for every worker. */
   | { t: 'ticket_keys'; keys: string }
+  /** The self-signed default certificate, before the first change that needs it. */
+  | { t: 'self_signed'; certificate: string; key: string }
   | { t: 'apply'; seq: number; generation: number; changes: Change[] }
   | { t: 'drain'; timeoutMs: number }
   /** Answered at once, outside the transaction queue: a scrape never waits for a change. */

@@ -106,6 +106,10 @@ export class ProxyRuntime {
     });
   }
 
+  setSelfSigned(selfSigned: { certificate: string; key: string }): void {
+    this.tls.selfSigned = selfSigned;
+  }
+
   /** Same keys in every worker at once: main rotates them. */
   setTicketKeys(keys: Buffer): void {
     this.tls.ticketKeys = keys;

@@ -20,7 +20,7 @@ import { saveStateFile } from '../state/state-file.js';
 import { type Applied, applyChanges, applyTransaction } from '../state/transaction.js';
 import { servedCertificate } from '../tls/certificate-store.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
-import { selfSignedCertificate } from '../tls/self-signed.js';
+import { selfSignedCertificateAsync } from '../tls/self-signed.js';
 import { type FromWorker, isFromWorker, type Snapshot, type TlsSetupMessage, type ToWorker } from './ipc.js';
 
 export interface SupervisorEvent {
@@ -85,10 +85,7 @@ export class Supervisor extends EventEmitter {
     'When each certificate stops being valid (its not-after), as a Unix time in seconds.',
   );
   /** Self-signed default certificate and shared ticket keys, the same for every worker. */
-  private readonly tls: TlsSetupMessage = {
-    selfSigned: selfSignedCertificate(['localhost', 'kakehi-default.invalid']),
-    ticketKeys: randomBytes(48).toString('base64'),
-  };
+  private readonly tls: TlsSetupMessage = { ticketKeys: randomBytes(48).toString('base64') };
   private ticketRotation: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
@@ -119,7 +116,21 @@ export class Supervisor extends EventEmitter {
     this.ticketRotation = setInterval(() => this.rotateTicketKeys(), TICKET_KEY_ROTATION_MS);
     this.ticketRotation.unref();
     this.warnSelfSignedDefaults(this.state);
+    await this.ensureSelfSigned(this.state);
     await Promise.all(Array.from({ length: this.workerCount }, () => this.fork().ready));
+  }
+
+  /**
+   * The self-signed default certificate, made once the state has an https
+   * listener (an RSA key takes up to a second to generate, so HTTP-only
+   * proxies never pay it) and sent to every worker ahead of the change.
+   */
+  private async ensureSelfSigned(state: ProxyState): Promise<void> {
+    if (this.tls.selfSigned !== undefined) return;
+    if (![...state.listeners.values()].some((l) => l.protocol === 'https')) return;
+    const made = await selfSignedCertificateAsync(['localhost']);
+    this.tls.selfSigned = made;
+    for (const w of this.workers.values()) this.send(w, { t: 'self_signed', ...made });
   }
 
   /** Every worker gets the same new keys; a worker started later gets them in its init. */
@@ -405,6 +416,7 @@ export class Supervisor extends EventEmitter {
         return { generation: this.generation, live_ms: 0, applied: r.applied };
       }
       const next = this.generation + 1;
+      await this.ensureSelfSigned(r.state);
       const outcome = await this.broadcast(changes, next);
       if (!outcome.ok) {
         // Some worker could not serve it (a listener that cannot bind): put back the old state everywhere.

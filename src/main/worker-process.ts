@@ -51,7 +51,10 @@ export function runWorker(): void {
           m.accessLog,
           log,
           (event) => send({ t: 'health', event }),
-          { selfSigned: m.tls.selfSigned, ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64') },
+          {
+            ...(m.tls.selfSigned === undefined ? {} : { selfSigned: m.tls.selfSigned }),
+            ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
+          },
         );
         try {
           await runtime.apply(state);
@@ -85,6 +88,9 @@ export function runWorker(): void {
         send({ t: 'ack', seq: m.seq, generation, listeners: runtime.bound() });
         return;
       }
+      case 'self_signed':
+        runtime?.setSelfSigned({ certificate: m.certificate, key: m.key });
+        return;
       case 'ticket_keys':
         runtime?.setTicketKeys(Buffer.from(m.keys, 'base64'));
         return;

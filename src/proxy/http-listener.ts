@@ -15,7 +15,8 @@ import { connectionClose, connectionOpen } from './request-events.js';
 
 /** What an HTTPS listener needs beyond its spec; the same in every worker. */
 export interface TlsSetup {
-  selfSigned: { certificate: string; key: string };
+  /** Main sends it before the first https listener; absent while there is none. */
+  selfSigned?: { certificate: string; key: string };
   /** 48 bytes shared by every worker, so any worker resumes any session. */
   ticketKeys: Buffer;
 }
@@ -42,7 +43,7 @@ export class HttpListener implements SessionHost {
       );
       return;
     }
-    if (tls === undefined) throw new Error(`https listener ${listenerKey} without its TLS setup`);
+    if (tls?.selfSigned === undefined) throw new Error(`https listener ${listenerKey} without its TLS setup`);
     const store = new CertificateStore(spec, certificates, tls.selfSigned);
     this.store = store;
     this.ticketKeys = tls.ticketKeys;

@@ -454,4 +454,32 @@ describe('certificates across reloads and restarts', () => {
       await second.stop();
     }
   });
+
+  it('a session ticket from one worker resumes on a worker started after it (the keys come from main)', async () => {
+    const ca = makeCa({ keyType: 'ec' });
+    const leaf = issueCert(ca, ['resume.test'], { keyType: 'ec' });
+    const address = `127.0.0.1:${await closedPort()}`;
+    const kakehi = await startKakehi({ listeners: [{ address, protocol: 'https' }], access_log: 'off' });
+    try {
+      await ok(kakehi.socketPath, 'add_certificate', {
+        certificate: { listener: address, certificate: leaf.fullchainPem, key: leaf.keyPem, default: true },
+      });
+      const sessions = [];
+      for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+        const h = await handshake(kakehi.port, { servername: 'resume.test', maxVersion });
+        assert.ok(h.session);
+        sessions.push({ maxVersion, session: h.session });
+      }
+      const [victim] = (await ok(kakehi.socketPath, 'status'))['workers'] as { pid: number }[];
+      const restarted = kakehi.waitLog((l) => l.msg === 'worker restarted');
+      process.kill(victim!.pid, 'SIGKILL');
+      await restarted;
+      for (const { maxVersion, session } of sessions) {
+        const again = await handshake(kakehi.port, { servername: 'resume.test', maxVersion, session });
+        assert.equal(again.reused, true, `${maxVersion} session resumed by the new worker`);
+      }
+    } finally {
+      await kakehi.stop();
+    }
+  });
 });
