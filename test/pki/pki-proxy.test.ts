@@ -306,6 +306,30 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     await c2.stop();
     rmSync(dir, { recursive: true });
   });
+  it("expiry: each pair's not-after is a metric, and a certificate within a threshold is warned about once", async () => {
+    const dir = tempDir('pki-expiry-');
+    const soon = issueCert(ca, ['soon.pki.test'], { days: 3 });
+    const later = issueCert(ca, ['later.pki.test'], { days: 15 });
+    writeFileSync(join(dir, 'soon.pem'), soon.fullchainPem + soon.keyPem);
+    writeFileSync(join(dir, 'later.pem'), later.fullchainPem + later.keyPem);
+    const c = await pki(['--expiry-warning-days', '21,7', dir]);
+    await waitServed(port, 'soon.pki.test', soon.fingerprint);
+    const warnings = () => c.logs.filter((l) => String(l.msg).startsWith('certificate expires within'));
+    await eventually(() => assert.equal(warnings().length, 2), { what: 'two expiry warnings' });
+    const byName = new Map(warnings().map((w) => [(w['names'] as string[])[0], w['threshold_days']]));
+    assert.equal(byName.get('soon.pki.test'), 7);
+    assert.equal(byName.get('later.pki.test'), 21);
+    const metrics = await c.metrics();
+    const notAfter =
+      /kakehi_pki_certificate_not_after_timestamp_seconds\{pair="[^"]*soon.pem",name="soon.pki.test"\} (\d+)/.exec(
+        metrics,
+      );
+    const expected = Math.floor(Date.now() / 1000) + 3 * 86_400;
+    assert.ok(notAfter && Math.abs(Number(notAfter[1]) - expected) < 3_600, metrics);
+    assert.match(metrics, /kakehi_pki_expiry_warnings_total\{threshold_days="7"\} 1/);
+    await c.stop();
+  });
+
   it('a listener added later gets the certificates; a directory limited to one listener serves only there', async () => {
     const all = tempDir('pki-all-');
     const one = tempDir('pki-one-');
