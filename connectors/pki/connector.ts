@@ -78,6 +78,8 @@ export class PkiConnector {
   #lastScanAt = 0;
   #scanning: Promise<void> | undefined;
   #scanAgain = false;
+  /** A start or periodic rescan asked for a reconcile even if nothing changed. */
+  #scanForcesSync = false;
   #syncing: Promise<void> | undefined;
   #syncAgain = false;
   #wakeTimer: NodeJS.Timeout | undefined;
@@ -254,9 +256,12 @@ export class PkiConnector {
   scan(reason: 'start' | 'watch' | 'rescan' | 'wake' | 'rescan-missing'): Promise<void> {
     if (this.#closed) return Promise.resolve();
     if (this.#scanning) {
+      // The scan after this one reconciles if any request asked for it.
+      if (reason === 'start' || reason === 'rescan') this.#scanForcesSync = true;
       this.#scanAgain = true;
       return this.#scanning;
     }
+    if (reason === 'start' || reason === 'rescan') this.#scanForcesSync = true;
     const run = async () => {
       do {
         this.#scanAgain = false;
@@ -344,7 +349,10 @@ export class PkiConnector {
     this.#checkExpiry();
     this.#scheduleWake();
     this.#log.debug({ reason, pairs: this.#pairs.size, read: due.length }, 'scan done');
-    if (servingChanged || reason === 'rescan' || reason === 'start') this.requestSync();
+    if (servingChanged || this.#scanForcesSync) {
+      this.#scanForcesSync = false;
+      this.requestSync();
+    }
   }
 
   /** Reads one due pair; true when the certificate it serves changed. */

@@ -20,6 +20,8 @@ export interface Tracked {
   readSignature: string | undefined;
   /** When to read again though the signature is unchanged (not-finished readings). */
   retryAt: number | undefined;
+  /** Not-finished readings in a row with an unchanged signature: the retry backs off. */
+  retries: number;
   state: PairState;
   /** The certificate this pair serves: the last good reading, kept through bad ones. */
   good: GoodCert | undefined;
@@ -28,6 +30,9 @@ export interface Tracked {
   /** Set while the pair is missing from scans. */
   goneSince: number | undefined;
 }
+
+/** The longest wait between retries of a pair that stays unfinished without changing. */
+export const MAX_RETRY_MS = 30_000;
 
 export class Settler {
   readonly #pairs = new Map<string, Tracked>();
@@ -63,6 +68,7 @@ export class Settler {
           changedAt: signature === '' ? now : Math.min(now, modifiedAt),
           readSignature: undefined,
           retryAt: undefined,
+          retries: 0,
           state: 'settling',
           good: undefined,
           lastError: undefined,
@@ -75,6 +81,7 @@ export class Settler {
       if (t.signature !== signature) {
         t.signature = signature;
         t.changedAt = now;
+        t.retries = 0;
       }
     }
     for (const t of this.#pairs.values()) {
@@ -134,6 +141,7 @@ export class Settler {
         t.state = 'ok';
         t.readSignature = signature;
         t.retryAt = undefined;
+        t.retries = 0;
         t.lastError = undefined;
         t.lastErrorAt = undefined;
         break;
@@ -147,10 +155,13 @@ export class Settler {
         break;
       case 'incomplete':
       case 'unreadable':
-        // Not finished: look again after another settle window even if nothing moves.
+        // Not finished: look again even if nothing moves (a change of the files is
+        // read as soon as it settles anyway): after one settle window, then doubling
+        // up to MAX_RETRY_MS, so a file stuck half-written costs little.
         t.state = reading.kind;
         t.readSignature = signature;
-        t.retryAt = now + this.settleMs;
+        t.retryAt = now + Math.min(MAX_RETRY_MS, Math.max(1, this.settleMs) * 2 ** Math.min(t.retries, 16));
+        t.retries++;
         t.lastError = reading.reason;
         t.lastErrorAt = now;
         break;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { GoodCert, Reading } from '../../connectors/pki/reader.js';
-import { Settler } from '../../connectors/pki/settle.js';
+import { MAX_RETRY_MS, Settler } from '../../connectors/pki/settle.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20261127);
 const W = 500;
@@ -84,6 +84,23 @@ describe('pki settle', () => {
     assert.deepEqual(s.due(W), ['p']);
     s.record('p', 's1', { kind: 'invalid', reason: 'bad', issues: [] }, W);
     assert.deepEqual(s.due(10 * W), []);
+  });
+
+  it('retries of a pair that stays unfinished back off, and a change resets them', () => {
+    const s = new Settler(W);
+    s.observe(present([['p', 's1', 0]]), 0);
+    const cut: Reading = { kind: 'incomplete', reason: 'cut' };
+    s.record('p', 's1', cut, 0);
+    assert.equal(s.get('p')?.retryAt, W);
+    s.record('p', 's1', cut, W);
+    assert.equal(s.get('p')?.retryAt, W + 2 * W);
+    s.record('p', 's1', cut, 3 * W);
+    assert.equal(s.get('p')?.retryAt, 3 * W + 4 * W);
+    for (let i = 0; i < 20; i++) s.record('p', 's1', cut, 10 * W);
+    assert.equal(s.get('p')?.retryAt, 10 * W + MAX_RETRY_MS);
+    s.observe(present([['p', 's2']]), 20 * W);
+    s.record('p', 's2', cut, 21 * W);
+    assert.equal(s.get('p')?.retryAt, 22 * W);
   });
 
   it('a reading whose files moved meanwhile is stale and ignored', () => {
