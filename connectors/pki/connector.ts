@@ -21,7 +21,7 @@ import {
   planChanges,
   rejectedIndexes,
 } from './reconcile.js';
-import { MAX_DEPTH, type ScannedPair, scanRoot } from './scan.js';
+import { MAX_DEPTH, type ScannedPair, scanRoot, signatureOf } from './scan.js';
 import { Settler } from './settle.js';
 
 /** Under the command socket's 4 MiB frame limit with room for the envelope. */
@@ -364,6 +364,12 @@ export class PkiConnector {
     const before = tracked.good?.materialHash;
     const previousState = tracked.state;
     const reading = await readPair(info.root, info);
+    if (reading.kind === 'invalid' && (await signatureOf(info.root, info)).signature !== signature) {
+      // The files moved while being read (a key read before its new certificate
+      // landed): not invalid, just early. The next scan sees the new signature.
+      this.#scanSoon();
+      return false;
+    }
     if (this.#settler.record(key, signature, reading, Date.now()) === 'stale') return false;
     const fields = { pair: key, layout: info.layout };
     switch (reading.kind) {

@@ -101,7 +101,8 @@ export async function listFiles(
   return error === undefined ? { files, truncated, unlistable } : { files, error, truncated, unlistable };
 }
 
-async function signatureOf(
+/** The signature a scan would give the pair now. */
+export async function signatureOf(
   root: string,
   pair: PairFiles,
 ): Promise<{ signature: string; modifiedAt: number }> {
