@@ -9,6 +9,7 @@ import { serveHttp } from './http.js';
 import { OptionsError, PKI_HELP, type PkiOptions, parsePkiArgs } from './options.js';
 
 export async function runPkiConnector(argv: string[]): Promise<number> {
+  if (argv[0] === 'status') return (await import('./status-command.js')).runPkiStatus(argv.slice(1));
   let opts: PkiOptions | 'help';
   try {
     opts = parsePkiArgs(argv);

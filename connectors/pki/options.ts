@@ -42,6 +42,7 @@ export class OptionsError extends Error {
 export const PKI_HELP = `kakehi pki — serve the certificates found in directories
 
 Usage: kakehi pki [options] [DIR ...]
+       kakehi pki status [--listen HOST:PORT] [--json]   (ask a running connector)
 
 Watches directories for certificate/key pairs (certbot live/, <name>/<name>.crt+.key,
 name.crt|name.pem + name.key, or one PEM holding certificate, chain and key) and keeps

@@ -6,7 +6,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { issueCert, makeCa } from '../helpers/certs.js';
 import { CLI } from '../helpers/kakehi-process.js';
+import { eventually, startPki } from '../helpers/pki.js';
 
 const pki = (args: string[]) =>
   spawnSync(process.execPath, [CLI, 'pki', ...args], { encoding: 'utf8', timeout: 15_000 });
@@ -33,6 +35,43 @@ describe('kakehi pki command line', () => {
     const bad = pki(['-c', file]);
     assert.equal(bad.status, 3);
     assert.match(bad.stderr, /settle_ms "soon"/);
+  });
+
+  it('kakehi pki status prints each pair with its state and last error; exit 1 while anything is wrong', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pki-cli-status-'));
+    const ca = makeCa();
+    const good = issueCert(ca, ['good.cli.test']);
+    const other = issueCert(ca, ['other.cli.test']);
+    writeFileSync(join(dir, 'good.pem'), good.fullchainPem + good.keyPem);
+    writeFileSync(join(dir, 'bad.crt'), other.fullchainPem);
+    writeFileSync(join(dir, 'bad.key'), good.keyPem);
+    const c = await startPki(['-s', join(dir, 'no-proxy.sock'), '--settle-ms', '50', dir]);
+    try {
+      await eventually(async () =>
+        assert.equal((await c.status()).pairs.filter((p) => p.state !== 'settling').length, 2),
+      );
+      const r = spawnSync(process.execPath, [CLI, 'pki', 'status', '--listen', `127.0.0.1:${c.port}`], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stdout, /unhealthy \(not connected to the proxy\)/);
+      assert.match(r.stdout, /bad\.crt\s+flat\s+invalid\s+-\s+-\s+key: does not match/);
+      assert.match(r.stdout, /good\.pem\s+combined\s+ok\s+good\.cli\.test\s+20\d\d-/);
+      const j = spawnSync(
+        process.execPath,
+        [CLI, 'pki', 'status', '--json', '--listen', `127.0.0.1:${c.port}`],
+        {
+          encoding: 'utf8',
+        },
+      );
+      assert.equal((JSON.parse(j.stdout) as { pairs: unknown[] }).pairs.length, 2);
+      const gone = spawnSync(process.execPath, [CLI, 'pki', 'status', '--listen', '127.0.0.1:1'], {
+        encoding: 'utf8',
+      });
+      assert.equal(gone.status, 4);
+    } finally {
+      await c.stop();
+    }
   });
 
   it('exits 1 when its HTTP address is taken', async () => {
