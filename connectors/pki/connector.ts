@@ -10,7 +10,7 @@ import type { Logger } from '../../src/log/logger.js';
 import { ExpiryWatch } from './expiry.js';
 import { PAIR_STATES, PkiMetrics } from './metrics.js';
 import type { PkiOptions } from './options.js';
-import { type GoodCert, readPair } from './reader.js';
+import { type GoodCert, type Reading, readPair } from './reader.js';
 import {
   batchChanges,
   type CertificateChange,
@@ -363,7 +363,13 @@ export class PkiConnector {
     const signature = tracked.signature;
     const before = tracked.good?.materialHash;
     const previousState = tracked.state;
-    const reading = await readPair(info.root, info);
+    let reading: Reading;
+    try {
+      reading = await readPair(info.root, info);
+    } catch (err) {
+      // Not expected (readPair reports file errors itself); never let one pair stop a scan.
+      reading = { kind: 'unreadable', reason: `reading failed: ${(err as Error).message}` };
+    }
     if (reading.kind === 'invalid' && (await signatureOf(info.root, info)).signature !== signature) {
       // The files moved while being read (a key read before its new certificate
       // landed): not invalid, just early. The next scan sees the new signature.
