@@ -403,6 +403,10 @@ export class PkiConnector {
           'invalid pair; the previous good certificate (if any) keeps serving',
         );
         return false;
+      case 'ignored':
+        if (previousState !== 'ignored')
+          this.#log.info({ ...fields, reason: reading.reason }, 'not a pair; ignored');
+        return false;
       case 'incomplete':
       case 'unreadable':
         this.#log[previousState === reading.kind ? 'debug' : 'info'](

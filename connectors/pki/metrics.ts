@@ -4,7 +4,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { PairState } from './settle.js';
 
-export const PAIR_STATES: PairState[] = ['settling', 'ok', 'incomplete', 'unreadable', 'invalid'];
+export const PAIR_STATES: PairState[] = ['settling', 'ok', 'incomplete', 'unreadable', 'invalid', 'ignored'];
 
 export class PkiMetrics {
   readonly registry = new Registry();

@@ -43,7 +43,9 @@ export type Reading =
   | { kind: 'incomplete'; reason: string }
   | { kind: 'unreadable'; reason: string }
   /** Finished and wrong: report; the previous good certificate keeps serving. */
-  | { kind: 'invalid'; reason: string; issues: { path: string; reason: string }[] };
+  | { kind: 'invalid'; reason: string; issues: { path: string; reason: string }[] }
+  /** Not a pair after all: a lone .pem without a private key (a CA bundle, a chain). */
+  | { kind: 'ignored'; reason: string };
 
 async function readBounded(path: string): Promise<{ text: string } | { error: string; tooLarge?: boolean }> {
   let fh: import('node:fs/promises').FileHandle | undefined;
@@ -94,9 +96,8 @@ export async function readPair(root: string, pair: PairFiles): Promise<Reading> 
     const blocks = splitPem(certText).blocks;
     if (!blocks.some((b) => b.type.endsWith('PRIVATE KEY'))) {
       return {
-        kind: 'invalid',
-        reason: `${pair.certificate}: no private key in this PEM (a combined file needs certificate and key, or add ${pair.label}.key)`,
-        issues: [],
+        kind: 'ignored',
+        reason: `${pair.certificate}: no private key in this PEM, so not a pair (a combined file needs certificate and key; or add ${pair.label}.key)`,
       };
     }
     certificate = blocks

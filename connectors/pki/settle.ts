@@ -9,7 +9,7 @@
 
 import type { GoodCert, Reading } from './reader.js';
 
-export type PairState = 'settling' | 'ok' | 'incomplete' | 'unreadable' | 'invalid';
+export type PairState = 'settling' | 'ok' | 'incomplete' | 'unreadable' | 'invalid' | 'ignored';
 
 export interface Tracked {
   key: string;
@@ -146,8 +146,9 @@ export class Settler {
         t.lastErrorAt = undefined;
         break;
       case 'invalid':
-        // Finished and wrong: no point reading again until the files change.
-        t.state = 'invalid';
+      case 'ignored':
+        // Finished and wrong (or not a pair): no point reading again until the files change.
+        t.state = reading.kind;
         t.readSignature = signature;
         t.retryAt = undefined;
         t.lastError = reading.reason;

@@ -14,7 +14,7 @@ Usage: kakehi pki status [--listen HOST:PORT] [--json]
       --json               print the connector's /status JSON as it is
   -h, --help               this text
 
-Exit codes: 0 healthy and every pair serving, 1 unhealthy or some pair invalid,
+Exit codes: 0 healthy and every pair serving (or ignored), 1 unhealthy or some pair invalid,
 refused or unfinished, 2 wrong usage, 4 the connector is unreachable.
 `;
 
@@ -74,7 +74,7 @@ export async function runPkiStatus(argv: string[]): Promise<number> {
     process.stderr.write(`kakehi pki status: no answer from ${url}: ${(err as Error).message}\n`);
     return 4;
   }
-  const fine = (p: StatusPair) => p.state === 'ok';
+  const fine = (p: StatusPair) => p.state === 'ok' || p.state === 'ignored';
   const code = status.healthy && status.pairs.every(fine) ? 0 : 1;
   if (values.json) {
     process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);

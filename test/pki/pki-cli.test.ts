@@ -45,10 +45,11 @@ describe('kakehi pki command line', () => {
     writeFileSync(join(dir, 'good.pem'), good.fullchainPem + good.keyPem);
     writeFileSync(join(dir, 'bad.crt'), other.fullchainPem);
     writeFileSync(join(dir, 'bad.key'), good.keyPem);
+    writeFileSync(join(dir, 'ca.pem'), ca.certPem); // a CA bundle: not a pair, not an error
     const c = await startPki(['-s', join(dir, 'no-proxy.sock'), '--settle-ms', '50', dir]);
     try {
       await eventually(async () =>
-        assert.equal((await c.status()).pairs.filter((p) => p.state !== 'settling').length, 2),
+        assert.equal((await c.status()).pairs.filter((p) => p.state !== 'settling').length, 3),
       );
       const r = spawnSync(process.execPath, [CLI, 'pki', 'status', '--listen', `127.0.0.1:${c.port}`], {
         encoding: 'utf8',
@@ -57,6 +58,8 @@ describe('kakehi pki command line', () => {
       assert.match(r.stdout, /unhealthy \(not connected to the proxy\)/);
       assert.match(r.stdout, /bad\.crt\s+flat\s+invalid\s+-\s+-\s+key: does not match/);
       assert.match(r.stdout, /good\.pem\s+combined\s+ok\s+good\.cli\.test\s+20\d\d-/);
+      assert.match(r.stdout, /ca\.pem\s+combined\s+ignored\s+-\s+-\s+.*no private key/);
+      assert.match(await c.metrics(), /kakehi_pki_invalid_pairs_total\{by="connector"\} 1\n/);
       const j = spawnSync(
         process.execPath,
         [CLI, 'pki', 'status', '--json', '--listen', `127.0.0.1:${c.port}`],
@@ -64,7 +67,7 @@ describe('kakehi pki command line', () => {
           encoding: 'utf8',
         },
       );
-      assert.equal((JSON.parse(j.stdout) as { pairs: unknown[] }).pairs.length, 2);
+      assert.equal((JSON.parse(j.stdout) as { pairs: unknown[] }).pairs.length, 3);
       const gone = spawnSync(process.execPath, [CLI, 'pki', 'status', '--listen', '127.0.0.1:1'], {
         encoding: 'utf8',
       });
