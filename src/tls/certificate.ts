@@ -70,10 +70,49 @@ export interface InspectOptions {
   dates?: boolean;
 }
 
-export function inspectCertificate(
-  input: CertificateInput,
-  opts: InspectOptions = {},
-): { ok: true; cert: ParsedCertificate } | { ok: false; issues: FieldIssue[] } {
+export type Inspection = { ok: true; cert: ParsedCertificate } | { ok: false; issues: FieldIssue[] };
+
+/**
+ * Checks a certificate, key and chain and describes them. A valid result is
+ * remembered (bounded, by content): main admits a certificate, each worker
+ * re-checks it and builds its context from it, and a state file or snapshot
+ * of 1,000 certificates should not parse each one six times. The result is
+ * shared: callers must not modify it.
+ */
+export function inspectCertificate(input: CertificateInput, opts: InspectOptions = {}): Inspection {
+  const id = cacheKey(input);
+  let structural = id === undefined ? undefined : cache.get(id);
+  if (structural === undefined) {
+    structural = inspectUncached(input, { dates: false });
+    if (id !== undefined && structural.ok) remember(id, structural);
+  }
+  if (!structural.ok) return opts.dates === false ? structural : inspectUncached(input, opts);
+  if (opts.dates === false) return structural;
+  const f = structural.cert.facts;
+  const issues: FieldIssue[] = [];
+  const now = opts.now ?? Date.now();
+  checkDates(new Date(f.not_before), new Date(f.not_after), now, input.allow_expired === true, issues);
+  return issues.length > 0 ? { ok: false, issues } : structural;
+}
+
+const CACHE_ENTRIES = 4096;
+const cache = new Map<string, Inspection>();
+
+function cacheKey(input: CertificateInput): string | undefined {
+  const { certificate, chain, key, names } = input;
+  if (typeof certificate !== 'string' || typeof key !== 'string') return undefined;
+  if (chain !== undefined && typeof chain !== 'string') return undefined;
+  if (names !== undefined && !(Array.isArray(names) && names.every((n) => typeof n === 'string')))
+    return undefined;
+  return `${certificate}\u0000${chain ?? ''}\u0000${key}\u0000${names?.join(',') ?? ''}`;
+}
+
+function remember(id: string, r: Inspection): void {
+  if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
+  cache.set(id, r);
+}
+
+function inspectUncached(input: CertificateInput, opts: InspectOptions): Inspection {
   const issues: FieldIssue[] = [];
   const fromCertificate = readCertificates(input.certificate, 'certificate', true, issues);
   const fromChain =
@@ -97,8 +136,11 @@ export function inspectCertificate(
     issues.push({ path: 'key', reason: "does not match the certificate's public key" });
   }
   checkChainOrder([leaf, ...chain], issues);
-  if (opts.dates !== false)
-    checkDates(leaf.x509, opts.now ?? Date.now(), input.allow_expired === true, issues);
+  if (opts.dates !== false) {
+    const now = opts.now ?? Date.now();
+    const from = new Date(leaf.x509.validFrom);
+    checkDates(from, new Date(leaf.x509.validTo), now, input.allow_expired === true, issues);
+  }
 
   const finalNames = names ?? namesOf(leaf.x509);
   if (finalNames.length === 0) {
@@ -132,6 +174,19 @@ export function inspectCertificate(
 /** The leaf's fingerprint, without any validation; undefined when unparsable. */
 export function fingerprintOf(certificatePem: string): string | undefined {
   if (typeof certificatePem !== 'string') return undefined;
+  const known = fingerprints.get(certificatePem);
+  if (known !== undefined) return known;
+  const fp = fingerprintUncached(certificatePem);
+  if (fp !== undefined) {
+    if (fingerprints.size >= CACHE_ENTRIES) fingerprints.delete(fingerprints.keys().next().value as string);
+    fingerprints.set(certificatePem, fp);
+  }
+  return fp;
+}
+
+const fingerprints = new Map<string, string>();
+
+function fingerprintUncached(certificatePem: string): string | undefined {
   const first = splitPem(certificatePem).blocks.find((b) => b.type === 'CERTIFICATE');
   if (first === undefined) return undefined;
   try {
@@ -313,9 +368,13 @@ function checkChainOrder(certs: Located[], issues: FieldIssue[]): void {
   }
 }
 
-function checkDates(x509: X509Certificate, now: number, allowExpired: boolean, issues: FieldIssue[]): void {
-  const notBefore = new Date(x509.validFrom);
-  const notAfter = new Date(x509.validTo);
+function checkDates(
+  notBefore: Date,
+  notAfter: Date,
+  now: number,
+  allowExpired: boolean,
+  issues: FieldIssue[],
+): void {
   if (now < notBefore.getTime()) {
     issues.push({
       path: 'certificate',
