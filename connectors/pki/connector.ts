@@ -347,6 +347,7 @@ export class PkiConnector {
 
     this.#updateGauges();
     this.#checkExpiry();
+    this.#reportIfChanged();
     this.#scheduleWake();
     this.#log.debug({ reason, pairs: this.#pairs.size, read: due.length }, 'scan done');
     if (servingChanged || this.#scanForcesSync) {
@@ -522,6 +523,7 @@ export class PkiConnector {
     try {
       const { puts, deletes } = await this.#reconcile(call);
       this.#lastSync = { at: Date.now(), ok: true, puts, deletes };
+      await this.#report(call);
       this.metrics.syncs.inc({ result: 'ok' });
       this.metrics.lastSync.set(Date.now() / 1000);
       if (puts + deletes > 0) {
@@ -543,6 +545,52 @@ export class PkiConnector {
         'reconcile with the proxy failed',
       );
     }
+  }
+
+  /**
+   * Tells the proxy how the pairs stand, so `kakehi ctl connectors` shows an
+   * invalid or refused pair where operators already look. Best effort: a proxy
+   * that does not take it changes nothing here.
+   */
+  async #report(call: ProxyCall): Promise<void> {
+    const body = this.#reportBody();
+    this.#lastReport = JSON.stringify(body);
+    try {
+      await call('report_connector_status', { ...body, pid: process.pid });
+    } catch (err) {
+      this.#lastReport = '';
+      this.#log.debug(
+        { err: clip(err instanceof Error ? err.message : String(err)) },
+        'status report not taken',
+      );
+    }
+  }
+
+  #lastReport = '';
+
+  /** After a scan: report at once when the problems changed, without waiting for a sync. */
+  #reportIfChanged(): void {
+    const client = this.#client;
+    if (!client?.connected || JSON.stringify(this.#reportBody()) === this.#lastReport) return;
+    void this.#report((type, body = {}) => client.request(type as RequestType, body));
+  }
+
+  #reportBody() {
+    const pairs = (this.status()['pairs'] ?? []) as {
+      pair: string;
+      state: string;
+      last_error: string | null;
+    }[];
+    const count = (state: string) => pairs.filter((p) => p.state === state).length;
+    const problems = pairs
+      .filter((p) => p.state !== 'ok' && p.state !== 'ignored')
+      .map((p) => ({ item: p.pair, reason: `${p.state}${p.last_error ? `: ${p.last_error}` : ''}` }));
+    return {
+      connector: 'pki',
+      healthy: this.healthy.ok,
+      summary: `${pairs.length} pairs: ${count('ok')} serving, ${problems.length} with problems, ${count('ignored')} ignored`,
+      problems,
+    };
   }
 
   #desired(): DesiredPair[] {

@@ -217,6 +217,28 @@ export const CTL_COMMANDS: CtlCommand[] = [
     },
   },
   {
+    words: ['connectors'],
+    args: [],
+    summary: 'what each connector (pki, pulsar…) last reported: health, summary, problems',
+    flags: {},
+    build: simple('list_connectors'),
+    render: (r) => {
+      const rows = (r as { connectors?: Record<string, unknown>[] } | null)?.connectors;
+      if (!Array.isArray(rows)) return keyValues(r as Record<string, unknown>);
+      if (rows.length === 0) return 'no connector has reported\n';
+      let out = table(rows, ['connector', 'healthy', 'summary', 'age_s', 'pid'], true);
+      for (const c of rows) {
+        const problems = Array.isArray(c['problems'])
+          ? (c['problems'] as { item: string; reason: string }[])
+          : [];
+        if (problems.length === 0) continue;
+        out += `\n${String(c['connector'])}: ${problems.length} problem(s)\n`;
+        for (const p of problems) out += `  ${p.item}: ${p.reason}\n`;
+      }
+      return out;
+    },
+  },
+  {
     words: ['route'],
     args: ['HOST', 'PATH'],
     summary: 'which frontend and cluster serve HOST and PATH',

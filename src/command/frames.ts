@@ -13,6 +13,7 @@ export const REQUEST_TYPES = [
   'list_backends',
   'list_frontends',
   'list_certificates',
+  'list_connectors',
   'query_route',
   'get_state',
   'query_metrics',
@@ -35,6 +36,7 @@ export const REQUEST_TYPES = [
   'hard_stop',
   'upgrade',
   'subscribe_events',
+  'report_connector_status',
 ] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 

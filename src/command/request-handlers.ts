@@ -17,6 +17,7 @@ import { loadStateFile, saveStateFile } from '../state/state-file.js';
 import { certificateSummary, redactChange } from '../tls/certificate-output.js';
 import { VERSION } from '../version.js';
 import type { Handler } from './command-server.js';
+import { ConnectorReports, parseReport } from './connector-reports.js';
 import type { CommandRequest } from './frames.js';
 
 function str(body: Record<string, unknown>, field: string, required = true): string | undefined {
@@ -81,6 +82,7 @@ function validChanges(raw: unknown): Change[] {
 }
 
 export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolean) => void): Handler {
+  const connectors = new ConnectorReports();
   return async (req, ctx) => {
     const b = req.body;
     switch (req.type) {
@@ -141,6 +143,16 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
             .map(([key, c]) => certificateSummary(c, sup.state.sources.get(`certificate:${key}`))),
         };
       }
+      case 'list_connectors':
+        return {
+          connectors: connectors.list().map((r) => ({
+            ...r,
+            age_s: Math.round((Date.now() - Date.parse(r.reported_at)) / 1000),
+          })),
+        };
+      case 'report_connector_status':
+        connectors.put(parseReport(b));
+        return {};
       case 'query_route':
         return queryRoute(
           sup,

@@ -3,6 +3,7 @@
 // deletion, an invalid key, a connector restart with deletions made while it was
 // down, and a proxy restart. Every proof is a poll with a generous deadline.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
@@ -17,9 +18,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { issueCert, makeCa, type TestCa } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
-import { type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
+import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
 import {
   eventually,
   freePort,
@@ -31,6 +33,7 @@ import {
 } from '../helpers/pki.js';
 
 const SETTLE_MS = 300;
+const run = promisify(execFile);
 
 interface Held {
   listener: string;
@@ -257,6 +260,17 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     assert.equal((await servedCertificate(port, name)).fingerprint, good.fingerprint);
     assert.deepEqual(await pkiHeld(kakehi), [good.fingerprint]);
     assert.ok(!(await pkiHeld(kakehi)).includes(other.fingerprint));
+    // The proxy shows them too, where operators already look: `kakehi ctl connectors`.
+    await eventually(
+      async () => {
+        const r = await run(process.execPath, [CLI, 'ctl', '-s', kakehi.socketPath, 'connectors']);
+        assert.match(r.stdout, /^pki +false|^pki +true/m);
+        assert.match(r.stdout, /bad\.crt: invalid: key: does not match/);
+        assert.match(r.stdout, /never\.crt: invalid/);
+        assert.doesNotMatch(r.stdout, /PRIVATE KEY/);
+      },
+      { what: 'the invalid pairs in kakehi ctl connectors' },
+    );
     await c.stop();
     rmSync(dir, { recursive: true });
   });
