@@ -3,7 +3,8 @@
 // query_metrics. The data plane publishes only when someone subscribes, so
 // with KAKEHI_METRICS=off nothing here runs and the hot path pays nothing.
 // With metrics on, a request costs one `request:end` event; its series are
-// cached per (cluster, backend), never found by a label key built per request (docs/performance.md).
+// cached per (cluster, backend), never found by a label key built per request
+// (docs/performance.md, "Cost of metrics on the hot path").
 
 import type diagnostics_channel from 'node:diagnostics_channel';
 import type { HealthEvent } from '../proxy/backend-runtime.js';
