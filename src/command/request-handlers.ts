@@ -241,7 +241,7 @@ async function queryMetrics(sup: Supervisor, b: Record<string, unknown>) {
   };
   const workers = await sup.workerMetrics(METRICS_QUERY_TIMEOUT_MS);
   const families = filterFamilies(
-    mergeFamilies([...workers.map((w) => w.families), sup.mainMetrics()]),
+    mergeFamilies([...workers.map((w) => w.families), sup.retainedMetrics(), sup.mainMetrics()]),
     filter,
   );
   return {

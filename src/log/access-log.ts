@@ -23,9 +23,10 @@ export function startAccessLog(target: string): AccessLog {
   const dest = new LineWriter(fd);
   const onEnd = (message: unknown) => {
     const e = message as RequestEnd;
-    // One request per line; no level or pino time: `time` is when it ended.
+    // One request per line; no level or pino time: `time` is when it ended
+    // (events are delivered as they are published, so that is now).
     const line = JSON.stringify({
-      time: new Date(e.time).toISOString(),
+      time: new Date().toISOString(),
       client: e.client,
       method: e.method,
       host: e.host,

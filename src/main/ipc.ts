@@ -52,7 +52,8 @@ export type FromWorker =
   | { t: 'health'; event: HealthEvent }
   /** The worker stopped accepting (its listening handles are closed); draining follows. */
   | { t: 'closed' }
-  | { t: 'drained'; cut: number }
+  /** Drained and about to exit; `families` are its final metrics, for main to keep its counters. */
+  | { t: 'drained'; cut: number; families: Family[] }
   | { t: 'metrics'; seq: number; families: Family[] };
 
 export function isFromWorker(m: unknown): m is FromWorker {

@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { mergeFamilies, retainCounts } from '../metrics/aggregate.js';
 import type { Family } from '../metrics/registry.js';
 import { Registry } from '../metrics/registry.js';
 import { listenerKey } from '../model/objects.js';
@@ -56,6 +57,8 @@ interface WorkerHandle {
   outbox: ToWorker[] | undefined;
   /** Stopped accepting (draining). */
   closed?: boolean;
+  /** Drained: its final counts are in the retained totals, so it is no longer asked. */
+  drained?: boolean;
   failure?: { code: string; message: string };
 }
 
@@ -87,6 +90,8 @@ export class Supervisor extends EventEmitter {
   /** Self-signed default certificate and shared ticket keys, the same for every worker. */
   private readonly tls: TlsSetupMessage = { ticketKeys: randomBytes(48).toString('base64') };
   private ticketRotation: NodeJS.Timeout | undefined;
+  /** Counters and histograms of workers that drained and left (upgrade), so totals never go back. */
+  private retained: Family[] = [];
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private nextWorkerId = 1;
@@ -331,6 +336,10 @@ export class Supervisor extends EventEmitter {
         if ([...this.workers.values()].every((w) => w.closed)) this.emit('closed');
         return;
       case 'drained':
+        if (h.drained) return;
+        h.drained = true;
+        this.retained = retainCounts(this.retained, m.families);
+        this.log.info({ worker: h.id, pid: h.worker.process.pid, cut: m.cut }, 'worker drained');
         return;
       case 'metrics':
         h.metricsWaits.get(m.seq)?.(m.families);
@@ -501,29 +510,38 @@ export class Supervisor extends EventEmitter {
     return this.registry.families();
   }
 
+  /** Counters and histograms kept from workers that drained and left; a copy. */
+  retainedMetrics(): Family[] {
+    return mergeFamilies([this.retained]);
+  }
+
   /**
-   * Asks every serving worker for its metrics. A worker that does not answer
-   * within `timeoutMs` is left out (a scrape must not hang on one stuck process).
+   * Asks every serving worker, and every draining one still finishing its
+   * requests, for its metrics. A worker that does not answer within `timeoutMs`
+   * is left out (a scrape must not hang on one stuck process). A worker that
+   * drained while asked is left out too: its final counts are retained now.
    */
   async workerMetrics(timeoutMs: number): Promise<{ worker: number; pid: number; families: Family[] }[]> {
     const seq = ++this.metricsSeq;
-    const asks = [...this.workers.values()]
-      .filter((w) => w.state === 'ready')
-      .map(
-        (w) =>
-          new Promise<{ worker: number; pid: number; families: Family[] } | undefined>((resolve) => {
-            const timer = setTimeout(() => {
-              w.metricsWaits.delete(seq);
-              resolve(undefined);
-            }, timeoutMs);
-            w.metricsWaits.set(seq, (families) => {
-              clearTimeout(timer);
-              resolve(families && { worker: w.id, pid: w.worker.process.pid ?? 0, families });
-            });
-            this.send(w, { t: 'metrics', seq });
-          }),
-      );
-    return (await Promise.all(asks)).filter((r) => r !== undefined);
+    const asked = [...this.workers.values()].filter(
+      (w) => w.state === 'ready' || (w.state === 'draining' && !w.drained),
+    );
+    const asks = asked.map(
+      (w) =>
+        new Promise<{ worker: number; pid: number; families: Family[] } | undefined>((resolve) => {
+          const timer = setTimeout(() => {
+            w.metricsWaits.delete(seq);
+            resolve(undefined);
+          }, timeoutMs);
+          w.metricsWaits.set(seq, (families) => {
+            clearTimeout(timer);
+            resolve(families && { worker: w.id, pid: w.worker.process.pid ?? 0, families });
+          });
+          this.send(w, { t: 'metrics', seq });
+        }),
+    );
+    const answers = await Promise.all(asks);
+    return answers.filter((r, i) => r !== undefined && !asked[i]!.drained).map((r) => r!);
   }
 
   /** Drains every worker (soft) or kills them (hard). */

@@ -106,7 +106,12 @@ export function runWorker(): void {
         send({ t: 'closed' });
         const cut = await draining;
         if (cut > 0) log.warn({ connections: cut }, 'drain timeout passed; connections cut');
-        send({ t: 'drained', cut });
+        // Last: every request this worker will ever count has ended (or was cut) by now.
+        send({
+          t: 'drained',
+          cut,
+          families: [...(metrics?.families() ?? []), ...(tlsMetrics?.families() ?? [])],
+        });
         process.disconnect?.();
         setImmediate(() => process.exit(0));
         return;

@@ -53,6 +53,15 @@ export function mergeFamilies(sets: Family[][]): Family[] {
   return [...out.values()].map((e) => e.family);
 }
 
+/**
+ * Adds the counters and histograms of a process that is going away (a worker
+ * replaced on upgrade) to `retained`, so that aggregate totals never go back.
+ * Its gauges are left out: they describe a process that no longer runs.
+ */
+export function retainCounts(retained: Family[], gone: Family[]): Family[] {
+  return mergeFamilies([retained, gone.filter((f) => f.type !== 'gauge')]);
+}
+
 export interface MetricsFilter {
   cluster?: string | undefined;
   backend?: string | undefined;

@@ -2,6 +2,9 @@
 // (src/proxy/request-events.ts) and keeps the counts the proxy exposes through
 // query_metrics. The data plane publishes only when someone subscribes, so
 // with KAKEHI_METRICS=off nothing here runs and the hot path pays nothing.
+// With metrics on, a request costs one `request:end` event; its series are
+// cached per (cluster, backend), never found by a label key built per request
+// (docs/performance.md, "Cost of metrics on the hot path").
 
 import type diagnostics_channel from 'node:diagnostics_channel';
 import type { HealthEvent } from '../proxy/backend-runtime.js';
@@ -12,13 +15,25 @@ import {
   backendRetry,
   connectionClose,
   connectionOpen,
+  inFlight,
   type RequestEnd,
   requestEnd,
-  requestStart,
 } from '../proxy/request-events.js';
-import { type Family, Registry } from './registry.js';
+import { type Family, type Histogram, Registry, type Scalar } from './registry.js';
 
 const SEP = '\u0000';
+
+/** What a request on one (cluster, backend) pair updates, resolved once per pair. */
+interface RouteSeries {
+  readonly cluster: string;
+  readonly backend: string;
+  /** kakehi_http_requests_total by status (the index); statuses are 3 digits, so 1000 slots. */
+  readonly byStatus: (Scalar | undefined)[];
+  /** kakehi_http_request_duration_seconds of the cluster (shared by its backends). */
+  readonly duration: Histogram;
+  /** kakehi_backend_response_seconds, made on the first request a backend answers. */
+  backendTime: Histogram | undefined;
+}
 
 export class WorkerMetrics {
   private readonly registry = new Registry();
@@ -65,9 +80,12 @@ export class WorkerMetrics {
   private readonly inB = this.bytesIn.get('', () => ({}));
   private readonly outB = this.bytesOut.get('', () => ({}));
 
+  /** The series one (cluster, backend) pair updates per request, found without building a key. */
+  private readonly routes = new Map<string, Map<string, RouteSeries>>();
+  private readonly clusterDuration = new Map<string, Histogram>();
+
   private readonly handlers: [diagnostics_channel.Channel, (m: unknown) => void][] = [
     [requestEnd, (m) => this.onRequestEnd(m as RequestEnd)],
-    [requestStart, () => this.act.add(1)],
     [connectionOpen, () => this.conn.add(1)],
     [connectionClose, () => this.conn.add(-1)],
     [backendHealth, (m) => this.onHealth(m as HealthEvent)],
@@ -96,21 +114,62 @@ export class WorkerMetrics {
   }
 
   families(): Family[] {
+    // Read, not counted: the data plane keeps this count itself (request-events.ts).
+    this.act.set(inFlight.requests);
     return this.registry.families();
   }
 
+  // The hot path: two Map lookups on the event's own strings (their hashes are
+  // cached), an array index by status, a bucket search; no string built.
   private onRequestEnd(e: RequestEnd): void {
-    const cluster = e.cluster ?? '';
-    const backend = e.backend ?? '';
-    const code = String(e.status);
-    this.requests.get(cluster + SEP + backend + SEP + code, () => ({ cluster, backend, code })).add(1);
-    this.duration.get(cluster, () => ({ cluster })).observe(e.durationMs / 1000);
+    const r = this.route(e.cluster ?? '', e.backend ?? '');
+    const status = e.status;
+    let c = status >= 0 && status < r.byStatus.length ? r.byStatus[status] : undefined;
+    if (c === undefined) c = this.requestSeries(r, status);
+    c.value++;
+    r.duration.observe(e.durationMs / 1000);
     if (e.backendMs >= 0) {
-      this.backendTime.get(cluster + SEP + backend, () => ({ cluster, backend })).observe(e.backendMs / 1000);
+      const cluster = r.cluster;
+      const backend = r.backend;
+      r.backendTime ??= this.backendTime.get(cluster + SEP + backend, () => ({ cluster, backend }));
+      r.backendTime.observe(e.backendMs / 1000);
     }
-    this.inB.add(e.bytesIn);
-    this.outB.add(e.bytesOut);
-    this.act.add(-1);
+    this.inB.value += e.bytesIn;
+    this.outB.value += e.bytesOut;
+  }
+
+  private route(cluster: string, backend: string): RouteSeries {
+    let byBackend = this.routes.get(cluster);
+    if (byBackend === undefined) {
+      byBackend = new Map();
+      this.routes.set(cluster, byBackend);
+    }
+    let r = byBackend.get(backend);
+    if (r === undefined) {
+      let duration = this.clusterDuration.get(cluster);
+      if (duration === undefined) {
+        duration = this.duration.get(cluster, () => ({ cluster }));
+        this.clusterDuration.set(cluster, duration);
+      }
+      r = {
+        cluster,
+        backend,
+        byStatus: new Array<Scalar | undefined>(1000).fill(undefined),
+        duration,
+        backendTime: undefined,
+      };
+      byBackend.set(backend, r);
+    }
+    return r;
+  }
+
+  /** First request with this status on this route (or a status outside 0–999, never cached). */
+  private requestSeries(r: RouteSeries, status: number): Scalar {
+    const { cluster, backend } = r;
+    const code = String(status);
+    const s = this.requests.get(cluster + SEP + backend + SEP + code, () => ({ cluster, backend, code }));
+    if (status >= 0 && status < r.byStatus.length) r.byStatus[status] = s;
+    return s;
   }
 
   private onHealth(e: HealthEvent): void {

@@ -24,9 +24,9 @@ import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHea
 import {
   backendConnectFailure,
   backendRetry,
+  inFlight,
   type RequestEnd,
   requestEnd,
-  requestStart,
 } from './request-events.js';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
 
@@ -291,7 +291,7 @@ export class ClientSession implements UpstreamOwner {
     this.req = req;
     this.requestId = req.requestId ?? randomUUID();
     this.stage = 'exchange';
-    if (requestStart.hasSubscribers) requestStart.publish(this.host.listenerKey);
+    inFlight.requests++;
     this.target = undefined;
     this.cluster = undefined;
     this.backend = undefined;
@@ -709,7 +709,7 @@ export class ClientSession implements UpstreamOwner {
     if (this.req === undefined) this.requestId = randomUUID();
     this.closeAfter = true;
     // Called mid-exchange too (a bad body): only a fresh exchange starts a request.
-    if (this.stage !== 'exchange' && requestStart.hasSubscribers) requestStart.publish(this.host.listenerKey);
+    if (this.stage !== 'exchange') inFlight.requests++;
     this.stage = 'exchange';
     this.answer(status, message);
   }
@@ -731,10 +731,10 @@ export class ClientSession implements UpstreamOwner {
   }
 
   private publish(error: string | undefined): void {
+    inFlight.requests--;
     if (!requestEnd.hasSubscribers) return;
     const req = this.req;
     const event: RequestEnd = {
-      time: Date.now(),
       listener: this.host.listenerKey,
       client: this.clientLabel,
       method: req?.method ?? '',

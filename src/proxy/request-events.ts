@@ -4,8 +4,11 @@
 
 import diagnostics_channel from 'node:diagnostics_channel';
 
+/**
+ * Published once per request, when it ends (answered, failed or cut), and read
+ * synchronously by subscribers: the time it ended is the time they receive it.
+ */
 export interface RequestEnd {
-  time: number;
   listener: string;
   client: string;
   method: string;
@@ -28,8 +31,12 @@ export interface RequestEnd {
 export const requestEnd = diagnostics_channel.channel('kakehi:request:end');
 export const backendHealth = diagnostics_channel.channel('kakehi:backend:health');
 
-/** A request head was read (or refused at once): `requests_active` rises until its `request:end`. */
-export const requestStart = diagnostics_channel.channel('kakehi:request:start');
+/**
+ * Requests begun (a head read, or refused at once) whose `request:end` is not
+ * yet published. A plain count the data plane keeps whether anyone listens: an
+ * event per request start would cost more than the gauge it feeds is worth.
+ */
+export const inFlight = { requests: 0 };
 /** A client connection was accepted / ended; the message is the listener key. */
 export const connectionOpen = diagnostics_channel.channel('kakehi:connection:open');
 export const connectionClose = diagnostics_channel.channel('kakehi:connection:close');

@@ -136,6 +136,47 @@ describe('query_metrics', () => {
     assert.equal(total(m.families, 'kakehi_workers'), 2);
   });
 
+  it('keeps the counts of workers replaced on upgrade: totals never go back', async () => {
+    const backend = await echoBackend('b1');
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi({
+      workers: 1,
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    assert.equal((await startLoad(kakehi.port, { maxRequests: 120, concurrency: 4 }).done()).ok, 120);
+    assert.equal(total((await metrics(kakehi.socketPath)).families, 'kakehi_http_requests_total'), 120);
+
+    const drained = kakehi.waitLog((l) => l.msg === 'worker drained');
+    await ok(kakehi.socketPath, 'upgrade');
+    // Draining or drained, the old worker's requests are still in the total.
+    assert.equal(total((await metrics(kakehi.socketPath)).families, 'kakehi_http_requests_total'), 120);
+    await drained;
+    const m = await metrics(kakehi.socketPath, { per_worker: true });
+    assert.equal(total(m.families, 'kakehi_http_requests_total'), 120);
+    assert.equal(m.workers?.length, 1);
+    assert.equal(total(m.workers![0]!.families, 'kakehi_http_requests_total'), 0);
+    // Gauges are not kept: only the live worker reports the backend up.
+    assert.equal(total(m.families, 'kakehi_backend_up'), 1);
+
+    assert.equal((await startLoad(kakehi.port, { maxRequests: 30, concurrency: 2 }).done()).ok, 30);
+    const next = await metrics(kakehi.socketPath);
+    assert.deepEqual(
+      scalars(next.families, 'kakehi_http_requests_total').map((s) => [s.labels, s.value]),
+      [[{ cluster: 'c', backend: 'b1', code: '200' }, 150]],
+    );
+    const dur = family(next.families, 'kakehi_http_request_duration_seconds').samples as HistogramSample[];
+    assert.equal(dur.length, 1);
+    assert.equal(dur[0]!.count, 150);
+    assert.equal(
+      dur[0]!.counts.reduce((a, b) => a + b, 0),
+      150,
+    );
+  });
+
   it('filters by cluster, backend and family name', async () => {
     const b1 = await echoBackend('b1');
     const b2 = await echoBackend('b2');

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { filterFamilies, mergeFamilies } from '../../src/metrics/aggregate.js';
+import { filterFamilies, mergeFamilies, retainCounts } from '../../src/metrics/aggregate.js';
 import { type HistogramSample, Registry, type ScalarSample } from '../../src/metrics/registry.js';
 
 describe('metrics registry', () => {
@@ -104,5 +104,24 @@ describe('metrics aggregation', () => {
       ['up'],
     );
     assert.deepEqual(filterFamilies(fams, { cluster: 'nope' }), []);
+  });
+
+  it('retains the counters and histograms of a process that leaves, not its gauges', () => {
+    let retained = retainCounts([], worker(2));
+    retained = retainCounts(retained, worker(5));
+    assert.deepEqual(
+      retained.map((f) => f.name),
+      ['req_total', 'd_seconds'],
+    );
+    assert.deepEqual(retained[0]!.samples, [{ labels: { cluster: 'c' }, value: 7 }]);
+    const d = retained[1]!.samples[0] as HistogramSample;
+    assert.deepEqual(d.counts, [2, 2]);
+    assert.equal(d.count, 4);
+    // Summed with a live process: the total is what all of them counted, the gauge only the live one's.
+    const total = mergeFamilies([worker(1), retained]);
+    assert.deepEqual(total.find((f) => f.name === 'req_total')!.samples, [
+      { labels: { cluster: 'c' }, value: 8 },
+    ]);
+    assert.equal((total.find((f) => f.name === 'up')!.samples[0] as ScalarSample).value, 1);
   });
 });
