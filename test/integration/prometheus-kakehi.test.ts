@@ -3,11 +3,15 @@
 // --per-backend, and the whole output passes promtool.
 
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { after, test } from 'node:test';
 import { echoBackend } from '../helpers/backends.js';
+import { issueCert, makeCa } from '../helpers/certs.js';
+import { ok } from '../helpers/command.js';
 import { httpGet } from '../helpers/http.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
 import { promtoolCheck, spawnConnector } from '../helpers/prometheus.js';
+import { handshake } from '../helpers/tls-client.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -56,4 +60,37 @@ test('requests sent through a real kakehi are counted exactly in the connector /
     .split('\n')
     .find((l) => l.startsWith('kakehi_http_request_duration_seconds_bucket{cluster="c",le="+Inf"} '));
   assert.equal(Number(inf?.split(' ')[1]), sent);
+});
+
+test('TLS handshakes and certificate expiry come out of /metrics, and promtool accepts them', async () => {
+  const ca = makeCa({ keyType: 'ec' });
+  const leaf = issueCert(ca, ['m.test'], { keyType: 'ec' });
+  const kakehi = await startKakehi({
+    workers: 2,
+    listeners: [{ address: '127.0.0.1:0', protocol: 'https' }],
+    access_log: 'off',
+  });
+  cleanups.push(() => kakehi.stop());
+  await ok(kakehi.socketPath, 'add_certificate', {
+    certificate: { listener: '127.0.0.1:0', certificate: leaf.fullchainPem, key: leaf.keyPem, default: true },
+  });
+  for (let i = 0; i < 4; i++) await handshake(kakehi.port, { servername: 'm.test', maxVersion: 'TLSv1.3' });
+  const connector = await spawnConnector(['-s', kakehi.socketPath, '--listen', '127.0.0.1:0']);
+  cleanups.push(() => connector.stop());
+  const res = await httpGet(connector.port, '/metrics');
+  assert.equal(res.status, 200, res.body);
+  const check = promtoolCheck(res.body);
+  assert.equal(check.status, 0, check.output);
+  assert.equal(check.output, '', 'promtool lint output');
+  const lines = res.body.split('\n');
+  const handshakes = lines
+    .filter((l) => l.startsWith('kakehi_tls_handshakes_total{') && l.includes('version="TLSv1.3"'))
+    .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+  assert.equal(handshakes, 4);
+  const expiry = lines.find((l) => l.startsWith('kakehi_certificate_expiry_timestamp_seconds{'));
+  assert.ok(expiry?.includes(`fingerprint="${leaf.fingerprint}"`), res.body);
+  assert.equal(
+    Number(expiry?.split(' ').at(-1)),
+    Date.parse(new X509Certificate(leaf.certPem).validTo) / 1000,
+  );
 });
