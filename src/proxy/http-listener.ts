@@ -2,13 +2,13 @@
 // on shutdown stops accepting and drains its sessions within a deadline.
 
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { KakehiError } from '../errors.js';
 import { parseAddress } from '../model/address.js';
 import type { Certificate, Listener } from '../model/objects.js';
-import { CertificateStore } from '../tls/certificate-store.js';
-import { ALPN, contextOptions, SESSION_TIMEOUT_S } from '../tls/policy.js';
-import { failureReason, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
+import { CertificateStore, type Served } from '../tls/certificate-store.js';
+import { acceptTls } from '../tls/tls-accept.js';
+import { tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import type { DataPlane } from './data-plane.js';
 import { connectionClose, connectionOpen } from './request-events.js';
@@ -26,7 +26,6 @@ export class HttpListener implements SessionHost {
   private readonly sessions = new Set<ClientSession>();
   private readonly server: Server;
   private readonly store: CertificateStore | undefined;
-  private ticketKeys: Buffer | undefined;
   /** Port actually bound (differs from the spec's when it asks for port 0). */
   port = 0;
 
@@ -44,37 +43,11 @@ export class HttpListener implements SessionHost {
       return;
     }
     if (tls?.selfSigned === undefined) throw new Error(`https listener ${listenerKey} without its TLS setup`);
-    const store = new CertificateStore(spec, certificates, tls.selfSigned);
+    const store = new CertificateStore(spec, certificates, tls.selfSigned, tls.ticketKeys);
     this.store = store;
-    this.ticketKeys = tls.ticketKeys;
-    this.appliedPolicy = spec.tls_versions.join();
-    const server = createTlsServer({
-      ...this.defaultContextOptions(),
-      allowHalfOpen: true,
-      noDelay: true,
-      ALPNProtocols: ALPN,
-      // A handshake is part of the request head: the same bound against slow clients.
-      handshakeTimeout: spec.request_head_timeout_ms,
-      SNICallback: (servername, cb) => cb(null, store.resolve(servername).context),
-    });
-    server.on('secureConnection', (socket: TLSSocket) => this.acceptTls(socket));
-    server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-      socket.destroy();
-      if (tlsHandshakeFailure.hasSubscribers)
-        tlsHandshakeFailure.publish({ listener: listenerKey, reason: failureReason(err) });
-    });
-    this.server = server;
-  }
-
-  private defaultContextOptions() {
-    const d = this.store?.baseServed;
-    return {
-      ...contextOptions(this.spec),
-      sessionTimeout: SESSION_TIMEOUT_S,
-      ...(this.ticketKeys === undefined ? {} : { ticketKeys: this.ticketKeys }),
-      // The server's own context answers clients that send no SNI name.
-      ...(d === undefined ? {} : { cert: d.cert, key: d.key }),
-    };
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
+      this.acceptTcpForTls(socket, store),
+    );
   }
 
   /**
@@ -83,27 +56,30 @@ export class HttpListener implements SessionHost {
    */
   update(spec: Listener, certificates: Iterable<Certificate>): void {
     this.spec = spec;
-    if (this.store === undefined) return;
-    const before = this.store.baseServed;
-    const policy = spec.tls_versions.join();
-    this.store.update(spec, certificates);
-    if (this.store.baseServed !== before || policy !== this.appliedPolicy) this.refreshServerContext();
-  }
-
-  private appliedPolicy = '';
-
-  private refreshServerContext(): void {
-    const server = this.server as TlsServer;
-    if (this.store === undefined) return;
-    this.appliedPolicy = this.spec.tls_versions.join();
-    // setSecureContext makes fresh ticket keys unless given the shared ones.
-    server.setSecureContext(this.defaultContextOptions());
+    this.store?.update(spec, certificates);
   }
 
   /** Rotation: every worker gets the same new keys; sessions ticketed before resume no more. */
   setTicketKeys(keys: Buffer): void {
-    this.ticketKeys = keys;
-    if (this.store !== undefined) (this.server as TlsServer).setTicketKeys(keys);
+    this.store?.setTicketKeys(keys);
+  }
+
+  private acceptTcpForTls(socket: Socket, store: CertificateStore): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    acceptTls(socket, {
+      store,
+      // A handshake is part of the request head: the same bound against slow clients.
+      timeoutMs: this.spec.request_head_timeout_ms,
+      onSecure: (tls, served) => this.acceptTls(tls, served),
+      onFailure: (reason) => {
+        if (tlsHandshakeFailure.hasSubscribers)
+          tlsHandshakeFailure.publish({ listener: this.listenerKey, reason });
+      },
+    });
   }
 
   get certificateStore(): CertificateStore | undefined {
@@ -152,13 +128,11 @@ export class HttpListener implements SessionHost {
     if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
   }
 
-  private acceptTls(socket: TLSSocket): void {
-    if (this.draining || this.store === undefined) {
+  private acceptTls(socket: TLSSocket, served: Served): void {
+    if (this.draining) {
       socket.destroy();
       return;
     }
-    const name = socket.servername;
-    const served = this.store.resolve(typeof name === 'string' ? name : undefined);
     this.sessions.add(new ClientSession(socket, this, 'https', served));
     if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
     if (tlsHandshake.hasSubscribers) {

@@ -1,11 +1,12 @@
-// The certificates one HTTPS listener serves, and the SNI choice among them:
-// an exact name, then a one-label wildcard, then the listener's default. Among
-// the certificates a name matches, the one valid the longest wins.
+// The certificates one HTTPS listener serves, and the choice among them for a
+// handshake: by SNI name (exact, then a one-label wildcard), else the
+// listener's default, else a self-signed one; an ECDSA certificate for clients
+// that take ECDSA, RSA for the others; the one valid the longest.
 
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Certificate, Listener } from '../model/objects.js';
 import { type CertificateFacts, inspectCertificate, nameMatches } from './certificate.js';
-import { contextOptions } from './policy.js';
+import { contextOptions, SESSION_TIMEOUT_S } from './policy.js';
 
 export interface ServedCertificate {
   facts: CertificateFacts;
@@ -19,9 +20,6 @@ export interface Served {
   /** The names of every certificate in the context: what strict SNI checks the Host against. */
   names: readonly string[];
   fingerprints: readonly string[];
-  /** PEMs the context was made of: a tls.Server's own context is set from these. */
-  cert: string[];
-  key: string[];
 }
 
 const parsed = new WeakMap<Certificate, ServedCertificate | null>();
@@ -43,21 +41,29 @@ export function servedCertificate(c: Certificate): ServedCertificate | undefined
 /** Bound on cached per-name answers; a scan of random SNI names must not grow memory. */
 const MAX_CACHED_NAMES = 10_000;
 
+/** Which signatures the client takes, from its ClientHello (src/tls/client-hello.ts). */
+export interface Accepts {
+  ecdsa: boolean;
+  rsa: boolean;
+}
+const ANY: Accepts = { ecdsa: true, rsa: true };
+
 export class CertificateStore {
   private exact = new Map<string, ServedCertificate[]>();
   private wildcard = new Map<string, ServedCertificate[]>();
   private defaults: ServedCertificate[] = [];
   private byName = new Map<string, Served>();
+  /** One context per certificate, by fingerprint. */
   private contexts = new Map<string, Served>();
-  private fallback: Served;
+  private selfSignedServed: Served;
 
   constructor(
     private listener: Pick<Listener, 'tls_versions'>,
     certs: Iterable<Certificate>,
     private readonly selfSigned: { certificate: string; key: string },
+    private ticketKeys: Buffer,
   ) {
-    this.selfSignedServed = this.build([]);
-    this.fallback = this.selfSignedServed;
+    this.selfSignedServed = this.build(undefined);
     this.update(listener, certs);
   }
 
@@ -65,10 +71,7 @@ export class CertificateStore {
   update(listener: Pick<Listener, 'tls_versions'>, certs: Iterable<Certificate>): void {
     const policyChanged = listener.tls_versions.join() !== this.listener.tls_versions.join();
     this.listener = listener;
-    if (policyChanged) {
-      this.contexts.clear();
-      this.selfSignedServed = this.build([]);
-    }
+    if (policyChanged) this.rebuildContexts();
     const exact = new Map<string, ServedCertificate[]>();
     const wildcard = new Map<string, ServedCertificate[]>();
     const defaults: ServedCertificate[] = [];
@@ -87,56 +90,45 @@ export class CertificateStore {
     this.wildcard = wildcard;
     this.defaults = defaults;
     this.byName = new Map();
-    // Contexts whose certificates all stay are kept; handshakes reuse them.
+    // Contexts of certificates that stay are kept; handshakes reuse them.
     const present = new Set<string>();
     for (const s of this.certificates) present.add(s.facts.fingerprint);
-    for (const [id, served] of this.contexts) {
-      if (!served.fingerprints.every((f) => present.has(f))) this.contexts.delete(id);
-    }
-    const fallback = this.choose(defaults);
-    this.fallback = fallback.length > 0 ? this.contextFor(fallback) : this.selfSignedServed;
+    for (const fp of [...this.contexts.keys()]) if (!present.has(fp)) this.contexts.delete(fp);
   }
 
-  /** The context for a handshake: by SNI name, or the default when none matches or none was sent. */
-  resolve(servername: string | undefined): Served {
-    if (servername === undefined || servername === '') return this.fallback;
-    const name = servername.toLowerCase();
-    const cached = this.byName.get(name);
-    if (cached !== undefined) return cached;
-    let matches = this.exact.get(name);
-    if (matches === undefined) {
-      const dot = name.indexOf('.');
-      if (dot > 0) matches = this.wildcard.get(name.slice(dot + 1));
-    }
-    const served = matches === undefined ? this.fallback : this.contextFor(this.choose(matches));
-    if (this.byName.size >= MAX_CACHED_NAMES) this.byName.clear();
-    this.byName.set(name, served);
-    return served;
+  /** Rotation: every context is remade with the new keys (sessions ticketed before resume no more). */
+  setTicketKeys(keys: Buffer): void {
+    this.ticketKeys = keys;
+    this.rebuildContexts();
   }
 
-  get defaultServed(): Served {
-    return this.fallback;
+  private rebuildContexts(): void {
+    this.contexts.clear();
+    this.byName.clear();
+    this.selfSignedServed = this.build(undefined);
   }
 
   /**
-   * What the tls.Server's own context holds: it answers clients that send no
-   * SNI name, and it is also the base every SNI handshake starts from. Node
-   * installs an SNI context by copying its one certificate into the
-   * connection, leaving the base's certificates of other key types in place;
-   * OpenSSL then prefers an ECDSA one when the client takes both. So the base
-   * holds the default only when no certificate of another key type could be
-   * shadowed by it, and an RSA certificate (the default or the self-signed
-   * one) otherwise, which never wins over an ECDSA certificate a name has.
+   * The context for a handshake: by SNI name (exact, then wildcard), else the
+   * default; among those, an ECDSA certificate for clients that take ECDSA,
+   * else one whose signatures the client takes, the one valid the longest.
    */
-  get baseServed(): Served {
-    const d = this.fallback;
-    const type = this.choose(this.defaults)[0]?.facts.key_type;
-    if (type === undefined || type === 'rsa') return d;
-    for (const c of this.certificates) if (c.facts.key_type !== type) return this.selfSignedServed;
-    return d;
+  resolve(servername: string | undefined, accepts: Accepts = ANY): Served {
+    const name = servername?.toLowerCase() ?? '';
+    const cacheKey = `${accepts.ecdsa ? 'e' : '-'}${accepts.rsa ? 'r' : '-'}${name}`;
+    const cached = this.byName.get(cacheKey);
+    if (cached !== undefined) return cached;
+    let matches = name === '' ? undefined : this.exact.get(name);
+    if (matches === undefined && name !== '') {
+      const dot = name.indexOf('.');
+      if (dot > 0) matches = this.wildcard.get(name.slice(dot + 1));
+    }
+    const chosen = choose(matches ?? this.defaults, accepts);
+    const served = chosen === undefined ? this.selfSignedServed : this.contextFor(chosen);
+    if (this.byName.size >= MAX_CACHED_NAMES) this.byName.clear();
+    this.byName.set(cacheKey, served);
+    return served;
   }
-
-  private selfSignedServed: Served;
 
   /** Every certificate served, for metrics: fingerprint and expiry. */
   get certificates(): ServedCertificate[] {
@@ -146,15 +138,44 @@ export class CertificateStore {
     return [...all];
   }
 
-  /**
-   * The one valid the longest. One certificate per context: Node resolves SNI
-   * after OpenSSL has taken its key-type choices from the listener's first
-   * context, so an RSA and an ECDSA certificate in one SNI context does not
-   * give RSA-only clients the RSA one (tried: they got the default's).
-   */
-  private choose(candidates: readonly ServedCertificate[]): ServedCertificate[] {
+  private contextFor(c: ServedCertificate): Served {
+    let served = this.contexts.get(c.facts.fingerprint);
+    if (served === undefined) {
+      served = this.build(c);
+      this.contexts.set(c.facts.fingerprint, served);
+    }
+    return served;
+  }
+
+  private build(c: ServedCertificate | undefined): Served {
+    const pem = c === undefined ? this.selfSigned.certificate : c.pem;
+    const key = c === undefined ? this.selfSigned.key : c.key;
+    return {
+      context: createSecureContext({
+        ...contextOptions(this.listener),
+        cert: pem,
+        key,
+        // Every context of every worker shares main's keys: any of them resumes any session.
+        ticketKeys: this.ticketKeys,
+        sessionTimeout: SESSION_TIMEOUT_S,
+      }),
+      names: c === undefined ? [] : c.facts.names,
+      fingerprints: c === undefined ? [] : [c.facts.fingerprint],
+    };
+  }
+}
+
+/**
+ * ECDSA for clients that take it (smaller, faster), else a certificate whose
+ * signature the client takes, else any (the handshake then says why it fails);
+ * within each, the one valid the longest.
+ */
+function choose(candidates: readonly ServedCertificate[], accepts: Accepts): ServedCertificate | undefined {
+  const usable = (c: ServedCertificate) =>
+    c.facts.key_type === 'ec' ? accepts.ecdsa : c.facts.key_type === 'rsa' ? accepts.rsa : true;
+  const longest = (list: readonly ServedCertificate[]) => {
     let best: ServedCertificate | undefined;
-    for (const c of candidates) {
+    for (const c of list) {
       if (
         best === undefined ||
         c.facts.not_after > best.facts.not_after ||
@@ -162,45 +183,13 @@ export class CertificateStore {
       )
         best = c;
     }
-    return best === undefined ? [] : [best];
+    return best;
+  };
+  if (accepts.ecdsa) {
+    const ec = longest(candidates.filter((c) => c.facts.key_type === 'ec'));
+    if (ec !== undefined) return ec;
   }
-
-  private contextFor(chosen: ServedCertificate[]): Served {
-    const id = chosen.map((c) => c.facts.fingerprint).join(',');
-    let served = this.contexts.get(id);
-    if (served === undefined) {
-      served = this.build(chosen);
-      this.contexts.set(id, served);
-    }
-    return served;
-  }
-
-  private build(chosen: ServedCertificate[]): Served {
-    if (chosen.length === 0) {
-      return {
-        context: createSecureContext({
-          ...contextOptions(this.listener),
-          cert: this.selfSigned.certificate,
-          key: this.selfSigned.key,
-        }),
-        names: [],
-        fingerprints: [],
-        cert: [this.selfSigned.certificate],
-        key: [this.selfSigned.key],
-      };
-    }
-    return {
-      context: createSecureContext({
-        ...contextOptions(this.listener),
-        cert: chosen.map((c) => c.pem),
-        key: chosen.map((c) => c.key),
-      }),
-      names: [...new Set(chosen.flatMap((c) => c.facts.names))],
-      fingerprints: chosen.map((c) => c.facts.fingerprint),
-      cert: chosen.map((c) => c.pem),
-      key: chosen.map((c) => c.key),
-    };
-  }
+  return longest(candidates.filter(usable)) ?? longest(candidates);
 }
 
 /** True when `host` (no port, lowercase) is a name of the served certificate. */

@@ -3,6 +3,7 @@
 // server's preference order. Node's defaults include CBC and static-RSA suites
 // (testssl flags them), so the list is explicit.
 
+import { constants } from 'node:crypto';
 import type { SecureVersion } from 'node:tls';
 import type { Listener } from '../model/objects.js';
 
@@ -48,5 +49,8 @@ export function contextOptions(l: Pick<Listener, 'tls_versions'>) {
     ciphers: CIPHERS,
     ecdhCurve: GROUPS,
     honorCipherOrder: true,
+    // TLS 1.2 renegotiation: a client could make the server redo handshakes
+    // for free (CVE-2011-1473); nothing kakehi serves needs it. testssl checks.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
   };
 }

@@ -59,7 +59,6 @@ describe('HTTPS listeners', () => {
     rsa = issueCert(inter, ['a.example.test'], { keyType: 'rsa' });
     ecdsa = issueCert(inter, ['a.example.test'], { keyType: 'ec' });
     wildcard = issueCert(ca, ['*.wild.test'], { keyType: 'ec' });
-    // RSA: an ECDSA default would have to leave the no-SNI base to the self-signed one (docs/tls.md).
     other = issueCert(ca, ['default.test'], { keyType: 'rsa' });
     backend = await echoBackend('b');
     HTTP = `127.0.0.1:${await closedPort()}`;
@@ -127,18 +126,68 @@ describe('HTTPS listeners', () => {
     assert.equal((await handshake(tlsPort, {})).fingerprint, other.fingerprint);
   });
 
-  it('serves RSA and ECDSA certificates side by side; for a shared name the one valid the longest', async () => {
-    const longer = issueCert(ca, ['both.test'], { keyType: 'rsa', days: 400 });
-    const shorter = issueCert(ca, ['both.test'], { keyType: 'ec', days: 300 });
-    const ecOnly = issueCert(ca, ['ec-only.test'], { keyType: 'ec' });
-    await ok(kakehi.socketPath, 'transaction', { changes: [put(longer), put(shorter), put(ecOnly)] });
-    const both = await handshake(tlsPort, { servername: 'both.test' });
-    assert.equal(both.fingerprint, longer.fingerprint);
-    assert.equal(both.cert.pubkey?.length !== undefined, true);
-    assert.equal((await handshake(tlsPort, { servername: 'ec-only.test' })).fingerprint, ecOnly.fingerprint);
-    // The RSA leaf of a.example.test and its ECDSA twin: whichever is served verifies through the chain.
-    const a = await handshake(tlsPort, { servername: 'a.example.test', ca: ca.certPem });
-    assert.equal(a.authorized, true, a.authorizationError);
+  it('serves ECDSA to clients that take it and RSA to the others, on one name; the one valid the longest of each', async () => {
+    const rsaLong = issueCert(ca, ['both.test'], { keyType: 'rsa', days: 400 });
+    const ecShort = issueCert(ca, ['both.test'], { keyType: 'ec', days: 200 });
+    const ecLong = issueCert(ca, ['both.test'], { keyType: 'ec', days: 300 });
+    await ok(kakehi.socketPath, 'transaction', { changes: [put(rsaLong), put(ecShort), put(ecLong)] });
+    const modern = await handshake(tlsPort, { servername: 'both.test' });
+    assert.equal(modern.fingerprint, ecLong.fingerprint);
+    for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+      const ec = await handshake(tlsPort, {
+        servername: 'both.test',
+        sigalgs: 'ecdsa_secp256r1_sha256',
+        maxVersion,
+      });
+      assert.equal(ec.fingerprint, ecLong.fingerprint, `${maxVersion} ECDSA client`);
+      const rsaOnly = await handshake(tlsPort, {
+        servername: 'both.test',
+        sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256',
+        maxVersion,
+      });
+      assert.equal(rsaOnly.fingerprint, rsaLong.fingerprint, `${maxVersion} RSA-only client`);
+    }
+    // The RSA leaf of a.example.test and its ECDSA twin, both under an intermediate: each verifies through the chain.
+    for (const sigalgs of ['ecdsa_secp256r1_sha256', 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256']) {
+      const a = await handshake(tlsPort, { servername: 'a.example.test', sigalgs, ca: ca.certPem });
+      assert.equal(a.fingerprint, sigalgs.startsWith('ecdsa') ? ecdsa.fingerprint : rsa.fingerprint);
+      assert.equal(a.authorized, true, a.authorizationError);
+    }
+  });
+
+  it('answers clients without SNI with an ECDSA default even where names have RSA certificates', async () => {
+    const address = `127.0.0.1:${await closedPort()}`;
+    const ecDefault = issueCert(ca, ['ec-default.test'], { keyType: 'ec' });
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [
+        { op: 'put_listener', listener: { address, protocol: 'https' } },
+        {
+          op: 'put_certificate',
+          certificate: {
+            listener: address,
+            certificate: ecDefault.fullchainPem,
+            key: ecDefault.keyPem,
+            default: true,
+          },
+        },
+        {
+          op: 'put_certificate',
+          certificate: { listener: address, certificate: rsa.fullchainPem, key: rsa.keyPem },
+        },
+      ],
+    });
+    const port = (
+      (await ok(kakehi.socketPath, 'list_listeners'))['listeners'] as { address: string; port: number }[]
+    ).find((l) => l.address === address)!.port;
+    assert.equal((await handshake(port, {})).fingerprint, ecDefault.fingerprint);
+    assert.equal((await handshake(port, { servername: 'a.example.test' })).fingerprint, rsa.fingerprint);
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [
+        { op: 'delete_certificate', listener: address, fingerprint: ecDefault.fingerprint },
+        { op: 'delete_certificate', listener: address, fingerprint: rsa.fingerprint },
+        { op: 'delete_listener', address },
+      ],
+    });
   });
 
   it('forwards with X-Forwarded-Proto https and adds HSTS', async () => {
