@@ -9,8 +9,6 @@ import { embeddedDefault } from '../config/embedded-default.js';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { ERROR_CODES, formatIssue, KakehiError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
-import { runMain } from '../main/run-main.js';
-import { runWorker } from '../main/worker-process.js';
 import { VERSION } from '../version.js';
 import { parseArgs } from './args.js';
 import { runCtl } from './ctl.js';
@@ -88,7 +86,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'pki') return (await import('../../connectors/pki/main.js')).runPkiConnector(rest);
   if (command === '__worker') {
     // Forked by `kakehi run` (node:cluster): a data-plane worker, driven over IPC.
-    runWorker();
+    // Imported here, not above: a worker loads the data plane and not main's code.
+    (await import('../main/worker-process.js')).runWorker();
     return -1;
   }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
@@ -144,6 +143,7 @@ async function main(argv: string[]): Promise<number> {
       }
       try {
         const log = createLogger(config.settings.logLevel);
+        const { runMain } = await import('../main/run-main.js');
         await runMain(
           config,
           typeof file === 'string' ? resolve(file) : undefined,

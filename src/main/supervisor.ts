@@ -21,7 +21,6 @@ import { saveStateFile } from '../state/state-file.js';
 import { type Applied, applyChanges, applyTransaction } from '../state/transaction.js';
 import { servedCertificate } from '../tls/certificate-store.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
-import { selfSignedCertificateAsync } from '../tls/self-signed.js';
 import { type FromWorker, isFromWorker, type Snapshot, type TlsSetupMessage, type ToWorker } from './ipc.js';
 
 export interface SupervisorEvent {
@@ -133,6 +132,8 @@ export class Supervisor extends EventEmitter {
   private async ensureSelfSigned(state: ProxyState): Promise<void> {
     if (this.tls.selfSigned !== undefined) return;
     if (![...state.listeners.values()].some((l) => l.protocol === 'https')) return;
+    // node-forge is loaded only by proxies that serve HTTPS.
+    const { selfSignedCertificateAsync } = await import('../tls/self-signed.js');
     const made = await selfSignedCertificateAsync(['localhost']);
     this.tls.selfSigned = made;
     for (const w of this.workers.values()) this.send(w, { t: 'self_signed', ...made });
