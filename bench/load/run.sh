@@ -4,6 +4,8 @@
 # Each proxy is pinned to core 0; wrk and the backend share core 1. See docs/performance.md.
 #
 #   bash bench/load/run.sh            (npm run bench:load builds first)
+#   SCHEME=https bash bench/load/run.sh                       (TLS termination, keep-alive)
+#   SCHEME=https CONNECTION=close bash bench/load/run.sh      (one request per TLS handshake)
 #
 # Environment:
 #   DURATION=10s      measured wrk run per target
@@ -19,6 +21,12 @@
 #                     under 20% busy (other work on a shared machine skews the figures)
 #   READY_TIMEOUT=15  seconds a proxy gets to answer its first HTTP request
 #   RESULTS_DIR=bench/results/load-<UTC time>   where logs, configs and summaries go
+#   SCHEME=http       https: the proxies terminate TLS (TLS 1.3 offered; wrk negotiates it) with a
+#                     certificate generated into RESULTS_DIR; the backend and the direct baseline
+#                     stay plain HTTP. reply-from is not run over https.
+#   KEY=ecdsa         https certificate key: ecdsa (P-256) or rsa (2048 bits)
+#   CONNECTION=keep-alive   close: wrk sends "Connection: close", so every request opens a new
+#                     connection (a full TLS handshake with https: wrk resumes no session)
 #
 # Exit codes: 0 done (even if kakehi was not available), 1 a run failed, 2 missing tools.
 # Installs nothing; every process it starts is stopped on exit, even on failure.
@@ -48,6 +56,14 @@ quiet_wait=${QUIET_WAIT:-30}
 [[ $ready_timeout =~ ^[0-9]+$ ]] || { echo "run.sh: READY_TIMEOUT must be a whole number" >&2; exit 2; }
 [[ $quiet_wait =~ ^[0-9]+$ ]] || { echo "run.sh: QUIET_WAIT must be a whole number of seconds" >&2; exit 2; }
 [[ $niceness =~ ^-?[0-9]+$ ]] || { echo "run.sh: NICE must be an integer" >&2; exit 2; }
+scheme=${SCHEME:-http}
+key_type=${KEY:-ecdsa}
+connection=${CONNECTION:-keep-alive}
+[[ $scheme == http || $scheme == https ]] || { echo "run.sh: SCHEME must be http or https" >&2; exit 2; }
+[[ $key_type == ecdsa || $key_type == rsa ]] || { echo "run.sh: KEY must be ecdsa or rsa" >&2; exit 2; }
+[[ $connection == keep-alive || $connection == close ]] || { echo "run.sh: CONNECTION must be keep-alive or close" >&2; exit 2; }
+wrk_header=()
+[[ $connection == close ]] && wrk_header=(-H 'Connection: close')
 if ((niceness < 0)) && [[ $(id -u) != 0 ]]; then
   echo "run.sh: not root, so NICE=$niceness cannot be applied; running at the normal priority" >&2
   niceness=0
@@ -67,6 +83,7 @@ on_core() { # core command... : waits for it (stopped on exit like the others), 
 }
 
 all_proxies=(haproxy nginx kakehi reply-from http-proxy)
+[[ $scheme == https ]] && all_proxies=(haproxy nginx kakehi http-proxy)
 read -r -a proxies <<<"${PROXIES:-${all_proxies[*]}}"
 for name in "${proxies[@]}"; do
   case $name in
@@ -76,6 +93,10 @@ for name in "${proxies[@]}"; do
   esac
 done
 proxies=("${proxies[@]/#fastify/reply-from}")
+if [[ $scheme == https && " ${proxies[*]} " == *" reply-from "* ]]; then
+  echo "run.sh: reply-from is not run over https" >&2
+  exit 2
+fi
 wants() { local n; for n in "${proxies[@]}"; do [[ $n == "$1" ]] && return 0; done; return 1; }
 
 # --- prerequisites: report, never install -----------------------------------------------
@@ -88,6 +109,7 @@ wants haproxy && need haproxy haproxy
 need taskset util-linux
 need setsid util-linux
 need curl curl
+[[ $scheme == https ]] && need openssl openssl
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "run.sh: missing tools. Install them with:" >&2
@@ -174,15 +196,16 @@ nginx_version=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 haproxy_version=$(command -v haproxy >/dev/null && haproxy -v 2>/dev/null | head -1 | awk '{print $3}' || echo "")
 pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
 {
-  echo "command=DURATION=${duration}s CONNECTIONS=$connections WARMUP=${warmup}s ROUNDS=$rounds PROXIES=\"${proxies[*]}\" bash bench/load/run.sh"
+  echo "command=SCHEME=$scheme KEY=$key_type CONNECTION=$connection DURATION=${duration}s CONNECTIONS=$connections WARMUP=${warmup}s ROUNDS=$rounds PROXIES=\"${proxies[*]}\" bash bench/load/run.sh"
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "machine=$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/{print $2}') GB RAM, Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME"), Node $(node -v)"
-  echo "wrk_args=wrk $wrk_version -t1 -c$connections -d${duration}s --latency (after a ${warmup}s warm-up)"
+  echo "wrk_args=wrk $wrk_version -t1 -c$connections -d${duration}s --latency$([[ $connection == close ]] && echo " -H 'Connection: close'") $scheme://… (after a ${warmup}s warm-up)"
+  echo "tls=$([[ $scheme == https ]] && echo "$key_type certificate, OpenSSL $(openssl version | awk '{print $2}')" || echo none)"
   echo "clk_tck=$(getconf CLK_TCK)"
   echo "kakehi_tree=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown) (dist/ as built from it)"
   echo "rounds=$rounds"
   echo "nice=$niceness"
-  echo "label.direct=direct to backend (no proxy)"
+  echo "label.direct=direct to backend (no proxy$([[ $scheme == https ]] && echo ", plain HTTP"))"
   echo "label.haproxy=HAProxy $haproxy_version"
   echo "label.nginx=nginx $nginx_version"
   echo "label.kakehi=kakehi"
@@ -192,18 +215,21 @@ pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
 
 # --- readiness and sanity ---------------------------------------------------------------------
 backend_body='bench-backend'
+url_of() { # port -> URL; the backend (and so the direct baseline) is always plain HTTP
+  if [[ $scheme == https && $1 != "$backend_port" ]]; then echo "https://127.0.0.1:$1/"; else echo "http://127.0.0.1:$1/"; fi
+}
 wait_ready() { # pid port -> 0 when any HTTP answer arrives
   local pid=$1 port=$2 deadline=$((SECONDS + ready_timeout))
   while ((SECONDS < deadline)); do
     alive "$pid" || return 1
-    curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/" && return 0
+    curl -sk -o /dev/null -m 1 "$(url_of "$port")" && return 0
     sleep 0.1
   done
   return 1
 }
 check_proxies() { # port -> 0 when the backend's answer comes through
   local body
-  body=$(curl -s -m 2 -w ' %{http_code}' "http://127.0.0.1:$1/") || return 1
+  body=$(curl -sk -m 2 -w ' %{http_code}' "$(url_of "$1")") || return 1
   [[ $body == "$backend_body"$'\n'" 200" ]]
 }
 
@@ -257,10 +283,11 @@ wait_quiet() { # up to $quiet_wait seconds until both cores are under 20% busy
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$out/targets.tsv"; }
 
 measure() { # round name port proxy-sid
-  local round=$1 name=$2 port=$3 sid=$4 url="http://127.0.0.1:$3/" file="$out/r$1-$2"
-  on_core 1 timeout $((warmup + 30)) wrk -t1 -c"$connections" -d"${warmup}s" "$url" >"$file.warmup" 2>&1 || true
+  local round=$1 name=$2 port=$3 sid=$4 url file="$out/r$1-$2"
+  url=$(url_of "$port")
+  on_core 1 timeout $((warmup + 30)) wrk -t1 -c"$connections" -d"${warmup}s" "${wrk_header[@]}" "$url" >"$file.warmup" 2>&1 || true
   snapshot before "$sid" >"$file.cpu"
-  if ! on_core 1 timeout $((duration + 30)) wrk -t1 -c"$connections" -d"${duration}s" --latency "$url" >"$file.wrk" 2>&1; then
+  if ! on_core 1 timeout $((duration + 30)) wrk -t1 -c"$connections" -d"${duration}s" --latency "${wrk_header[@]}" "$url" >"$file.wrk" 2>&1; then
     record "$round" "$name" failed "wrk failed: $(tail -1 "$file.wrk")"
     return 1
   fi
@@ -280,10 +307,12 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
   case $name in
     haproxy)
       render "$here/haproxy.cfg" "$port" "$out/haproxy.cfg"
+      [[ $scheme == https ]] && sed -i "s|^\( *bind 127.0.0.1:$port\)$|\1 ssl crt $out/tls/bench.pem alpn http/1.1|" "$out/haproxy.cfg"
       start "$log" 0 haproxy -db -f "$out/haproxy.cfg"
       ;;
     nginx)
       render "$here/nginx-proxy.conf" "$port" "$out/nginx-proxy.conf"
+      [[ $scheme == https ]] && sed -i "s|^\( *\)listen 127.0.0.1:$port;$|\1listen 127.0.0.1:$port ssl;\n\1ssl_certificate $out/tls/cert.pem;\n\1ssl_certificate_key $out/tls/key.pem;\n\1ssl_protocols TLSv1.2 TLSv1.3;|" "$out/nginx-proxy.conf"
       mkdir -p "$out/nginx-proxy-tmp"
       start "$log" 0 nginx -p "$out" -e "$out/nginx-proxy.error.log" -c "$out/nginx-proxy.conf"
       ;;
@@ -293,10 +322,15 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
         return 1
       fi
       render "$here/kakehi.yaml" "$port" "$out/kakehi.yaml"
+      if [[ $scheme == https ]]; then
+        sed -i 's|^\( *protocol:\) http$|\1 https|' "$out/kakehi.yaml"
+        printf 'certificates:\n  - listener: 127.0.0.1:%s\n    certificate_file: %s\n    key_file: %s\n    default: true\n' \
+          "$port" "$out/tls/cert.pem" "$out/tls/key.pem" >>"$out/kakehi.yaml"
+      fi
       start "$log" 0 node dist/src/cli/main.js run -c "$out/kakehi.yaml"
       ;;
     reply-from) start "$log" 0 node dist/bench/load/peer-reply-from.js "$port" "$backend_port" ;;
-    http-proxy) start "$log" 0 node dist/bench/load/peer-http-proxy.js "$port" "$backend_port" ;;
+    http-proxy) start "$log" 0 node dist/bench/load/peer-http-proxy.js "$port" "$backend_port" ${tls_files[@]+"${tls_files[@]}"} ;;
   esac
   if ! wait_ready "$last_pid" "$port"; then
     why="no HTTP answer on 127.0.0.1:$port within ${ready_timeout}s ($(alive "$last_pid" && echo "still running" || echo "exited")); log: $(tail -c 300 "$log" | tr '\n\t' '  ')"
@@ -304,7 +338,7 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
     return 1
   fi
   if ! check_proxies "$port"; then
-    why="answers, but not with the backend's 200 '$backend_body' ($(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true))"
+    why="answers, but not with the backend's 200 '$backend_body' ($(curl -sk -m 2 -o /dev/null -w '%{http_code}' "$(url_of "$port")" || true))"
     stop "$last_pid"
     return 1
   fi
@@ -315,6 +349,22 @@ echo "load benchmark: results in ${out#"$root"/}"
 busy_before=$(core_busy)
 echo "idle check (1 s before starting): $busy_before"
 echo "idle_check=$busy_before" >>"$out/meta.txt"
+
+# https: a self-signed certificate for 127.0.0.1 / localhost, made for this run only.
+tls_files=()
+if [[ $scheme == https ]]; then
+  mkdir -p "$out/tls"
+  if [[ $key_type == ecdsa ]]; then
+    key_args=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+  else
+    key_args=(-newkey rsa:2048)
+  fi
+  openssl req -x509 "${key_args[@]}" -nodes -days 2 -subj /CN=localhost \
+    -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+    -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" 2>"$out/tls/openssl.log"
+  cat "$out/tls/cert.pem" "$out/tls/key.pem" >"$out/tls/bench.pem"
+  tls_files=("$out/tls/cert.pem" "$out/tls/key.pem")
+fi
 
 render "$here/nginx-backend.conf" "$backend_port" "$out/nginx-backend.conf"
 mkdir -p "$out/nginx-backend-tmp"
