@@ -114,9 +114,11 @@ export class Supervisor extends EventEmitter {
 
   /** Forks the workers and resolves once every one serves the initial state. */
   async start(entry: string): Promise<void> {
-    cluster.setupPrimary({ exec: entry, args: ['__worker'], silent: false });
-    // Workers accept on the shared sockets themselves (no round-robin through main).
+    // Workers accept on the shared sockets themselves (no round-robin through
+    // main). Node freezes the policy at the first setupPrimary, so it goes first:
+    // set after, every connection went through main and an IPC message.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({ exec: entry, args: ['__worker'], silent: false });
     this.ticketRotation = setInterval(() => this.rotateTicketKeys(), TICKET_KEY_ROTATION_MS);
     this.ticketRotation.unref();
     this.warnSelfSignedDefaults(this.state);

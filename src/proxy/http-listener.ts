@@ -21,11 +21,16 @@ export interface TlsSetup {
   ticketKeys: Buffer;
 }
 
+/** While draining, how long a TLS handshake in progress may still complete. */
+const DRAIN_HANDSHAKE_GRACE_MS = 1_000;
+
 export class HttpListener implements SessionHost {
   draining = false;
   private readonly sessions = new Set<ClientSession>();
   private readonly server: Server;
   private readonly store: CertificateStore | undefined;
+  /** Connections still in their TLS handshake: not sessions yet, but a drain must end them. */
+  private readonly handshaking = new Set<() => void>();
   /** Port actually bound (differs from the spec's when it asks for port 0). */
   port = 0;
 
@@ -70,7 +75,11 @@ export class HttpListener implements SessionHost {
       return;
     }
     socket.setNoDelay(true);
-    acceptTls(socket, {
+    let abandon: (() => void) | undefined;
+    const done = () => {
+      if (abandon !== undefined) this.handshaking.delete(abandon);
+    };
+    abandon = acceptTls(socket, {
       store,
       // A handshake is part of the request head: the same bound against slow clients.
       timeoutMs: this.spec.request_head_timeout_ms,
@@ -79,7 +88,9 @@ export class HttpListener implements SessionHost {
         if (tlsHandshakeFailure.hasSubscribers)
           tlsHandshakeFailure.publish({ listener: this.listenerKey, reason });
       },
+      onDone: done,
     });
+    this.handshaking.add(abandon);
   }
 
   get certificateStore(): CertificateStore | undefined {
@@ -163,6 +174,12 @@ export class HttpListener implements SessionHost {
   async drain(timeoutMs: number): Promise<number> {
     this.draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // A handshake in progress gets the idle grace of a keep-alive connection, then goes.
+    if (this.handshaking.size > 0) {
+      setTimeout(() => {
+        for (const abandon of [...this.handshaking]) abandon();
+      }, DRAIN_HANDSHAKE_GRACE_MS).unref();
+    }
     for (const s of [...this.sessions]) s.drain();
     if (this.sessions.size > 0) {
       let timer: NodeJS.Timeout | undefined;

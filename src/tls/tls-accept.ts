@@ -17,22 +17,29 @@ export interface TlsAcceptOptions {
   timeoutMs: number;
   onSecure(socket: TLSSocket, served: Served): void;
   onFailure(reason: string): void;
+  /** Either way, once: the listener stops tracking the connection. */
+  onDone(): void;
 }
 
-export function acceptTls(raw: Socket, opts: TlsAcceptOptions): void {
+/** Starts the handshake; the returned function abandons it (drain), a no-op once it is done. */
+export function acceptTls(raw: Socket, opts: TlsAcceptOptions): () => void {
   let buffered: Buffer | undefined;
   let done = false;
-  const fail = (reason: string, socket: Socket = raw) => {
+  let current: Socket = raw;
+  const fail = (reason: string, socket: Socket = current) => {
     if (done) return;
     done = true;
     clearTimeout(timer);
     socket.destroy();
+    opts.onDone();
     opts.onFailure(reason);
   };
   const timer = setTimeout(() => fail('timeout'), opts.timeoutMs);
   const gone = () => fail('client_reset');
   raw.on('error', gone);
   raw.on('close', gone);
+  // Half-open is for requests; a client that ends before its handshake is gone.
+  raw.on('end', gone);
   const onData = (chunk: Buffer) => {
     buffered = buffered === undefined ? chunk : Buffer.concat([buffered, chunk]);
     const r = parseClientHello(buffered);
@@ -48,6 +55,7 @@ export function acceptTls(raw: Socket, opts: TlsAcceptOptions): void {
     raw.pause();
     raw.off('error', gone);
     raw.off('close', gone);
+    raw.off('end', gone);
     // Node's TLSSocket reads what the socket already holds before its handle.
     raw.unshift(buffered);
     buffered = undefined;
@@ -58,18 +66,23 @@ export function acceptTls(raw: Socket, opts: TlsAcceptOptions): void {
       ALPNProtocols: ALPN,
       requestCert: false,
     });
+    current = tls;
     const failed = (err: Error) => fail(failureReason(err), tls);
     const closed = () => fail('client_reset', tls);
     tls.on('error', failed);
     tls.on('close', closed);
+    tls.on('end', closed);
     tls.once('secure', () => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       tls.off('error', failed);
       tls.off('close', closed);
+      tls.off('end', closed);
+      opts.onDone();
       opts.onSecure(tls, served);
     });
   };
   raw.on('data', onData);
+  return () => fail('draining');
 }

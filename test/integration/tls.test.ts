@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -532,3 +534,40 @@ describe('certificates across reloads and restarts', () => {
     }
   });
 });
+
+describe('TLS handshakes and shutdown', () => {
+  it('a client stuck halfway through its ClientHello does not hold up a SIGTERM drain; a client that leaves early is counted', {
+    timeout: 60_000,
+  }, async () => {
+    const address = `127.0.0.1:${await closedPort()}`;
+    // A head timeout of an hour: only the drain can end the stuck handshake.
+    const kakehi = await startKakehi({
+      listeners: [{ address, protocol: 'https', request_head_timeout_ms: 3_600_000 }],
+      access_log: 'off',
+    });
+    const leaver = connect(kakehi.port, '127.0.0.1');
+    await once(leaver, 'connect');
+    leaver.end(Buffer.from([22, 3, 1, 0, 200, 1])); // half a record, then FIN
+    await once(leaver, 'close');
+    await eventuallyCounted(kakehi.socketPath, 'client_reset');
+    const stuck = connect(kakehi.port, '127.0.0.1');
+    await once(stuck, 'connect');
+    stuck.write(Buffer.from([22, 3, 1, 0, 200, 1]));
+    stuck.on('error', () => {});
+    const closed = once(stuck, 'close');
+    assert.equal(await kakehi.stop('SIGTERM'), 0);
+    await closed;
+  });
+});
+
+/** Polls query_metrics until a handshake failure with `reason` is counted (the event is asynchronous). */
+async function eventuallyCounted(socketPath: string, reason: string): Promise<void> {
+  for (;;) {
+    const r = (await ok(socketPath, 'query_metrics', { names: ['kakehi_tls_handshake_failures_total'] })) as {
+      families: { samples: { labels: Record<string, string>; value: number }[] }[];
+    };
+    const n = r.families[0]?.samples.find((s) => s.labels['reason'] === reason)?.value ?? 0;
+    if (n > 0) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
