@@ -116,11 +116,6 @@ export class ProxyRuntime {
     for (const l of this.listeners.values()) l.setTicketKeys(keys);
   }
 
-  /** Certificates served per listener, for metrics. */
-  listenerStores(): [string, HttpListener][] {
-    return [...this.listeners];
-  }
-
   get current(): ProxyState {
     return this.state;
   }

@@ -93,10 +93,6 @@ export class HttpListener implements SessionHost {
     this.handshaking.add(abandon);
   }
 
-  get certificateStore(): CertificateStore | undefined {
-    return this.store;
-  }
-
   get activeSessions(): number {
     return this.sessions.size;
   }

@@ -222,13 +222,6 @@ export function nameMatches(pattern: string, host: string): boolean {
   return label !== '' && !label.includes('.') && label !== '*';
 }
 
-/** A shallow copy safe for logs and query answers: a private key never leaves. */
-export function describeForOutput(obj: { key?: unknown } & Record<string, unknown>): Record<string, unknown> {
-  const copy: Record<string, unknown> = { ...obj };
-  if ('key' in copy) copy.key = '<redacted>';
-  return copy;
-}
-
 // ---------------------------------------------------------------------------
 
 function readCertificates(

@@ -8,7 +8,6 @@ import { describe, it } from 'node:test';
 import type { FieldIssue } from '../../src/errors.js';
 import {
   type CertificateInput,
-  describeForOutput,
   fingerprintOf,
   inspectCertificate,
   nameMatches,
@@ -475,21 +474,5 @@ describe('selfSignedCertificate', () => {
 
   it('needs at least one name', () => {
     assert.throws(() => selfSignedCertificate([]), TypeError);
-  });
-});
-
-describe('describeForOutput', () => {
-  it('replaces the key and leaves the rest and the original alone', () => {
-    const original = { certificate: ecLeaf.certPem, key: ecLeaf.keyPem, names: ['a'] };
-    const shown = describeForOutput(original);
-    assert.equal(shown.key, '<redacted>');
-    assert.equal(shown.certificate, ecLeaf.certPem);
-    assert.deepEqual(shown.names, ['a']);
-    assert.equal(original.key, ecLeaf.keyPem);
-    assert.ok(!JSON.stringify(shown).includes(ecLeaf.keyPem.split('\n')[1] as string));
-  });
-
-  it('adds no key when there was none', () => {
-    assert.deepEqual(describeForOutput({ fingerprint: 'ab' }), { fingerprint: 'ab' });
   });
 });
