@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inspectCertificate } from '../../src/tls/certificate.js';
+import { type CertificateFacts, inspectCertificate } from '../../src/tls/certificate.js';
 import { splitPem } from '../../src/tls/pem.js';
 import type { PairFiles } from './layouts.js';
 import { errorText } from './scan.js';
@@ -14,18 +14,8 @@ import { errorText } from './scan.js';
 /** Larger than any real certificate bundle; a bound on what one pair can make us hold. */
 export const MAX_FILE_BYTES = 1024 * 1024;
 
-export interface CertFacts {
-  fingerprint: string;
-  names: string[];
-  subject: string;
-  issuer: string;
-  serial: string;
-  not_before: string;
-  not_after: string;
-  key_type: string;
-  chain_length: number;
-  self_signed: boolean;
-}
+/** What src/tls says of a certificate: the connector keeps the same facts. */
+export type CertFacts = CertificateFacts;
 
 export interface GoodCert {
   facts: CertFacts;
@@ -128,18 +118,7 @@ export async function readPair(root: string, pair: PairFiles): Promise<Reading> 
   return {
     kind: 'ok',
     cert: {
-      facts: {
-        fingerprint: facts.fingerprint,
-        names: facts.names,
-        subject: facts.subject,
-        issuer: facts.issuer,
-        serial: facts.serial,
-        not_before: facts.not_before,
-        not_after: facts.not_after,
-        key_type: facts.key_type,
-        chain_length: facts.chain_length,
-        self_signed: facts.self_signed,
-      },
+      facts,
       certificate: leafPem,
       chain,
       key: keyPem,

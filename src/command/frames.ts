@@ -56,20 +56,6 @@ export const CHANGE_REQUEST_TYPES = [
   'transaction',
 ] as const satisfies readonly RequestType[];
 
-/** Operations inside a `transaction`'s `changes`. */
-export const CHANGE_OPS = [
-  'put_listener',
-  'delete_listener',
-  'put_cluster',
-  'delete_cluster',
-  'put_backend',
-  'delete_backend',
-  'put_frontend',
-  'delete_frontend',
-  'put_certificate',
-  'delete_certificate',
-] as const;
-
 export type RequestId = string | number;
 const MAX_ID_LENGTH = 256;
 

@@ -5,7 +5,7 @@
 import type { Certificate, Frontend } from '../model/objects.js';
 import { fingerprintOf } from '../tls/certificate.js';
 import type { Change } from './change.js';
-import { type ObjectKind, type ProxyState, sourceKey } from './proxy-state.js';
+import { type ObjectKind, type ProxyState, STATE_MAPS, sourceKey } from './proxy-state.js';
 import { deepEqual, type SourcedChange } from './transaction.js';
 
 // Puts go parents first and deletes children first, so no prefix leaves a
@@ -13,16 +13,9 @@ import { deepEqual, type SourcedChange } from './transaction.js';
 // cluster is deleted after the frontends and backends that used it.
 const PUT_ORDER: readonly ObjectKind[] = ['listener', 'certificate', 'cluster', 'backend', 'frontend'];
 const DELETE_ORDER: readonly ObjectKind[] = ['frontend', 'backend', 'cluster', 'certificate', 'listener'];
-const MAPS = {
-  listener: 'listeners',
-  cluster: 'clusters',
-  backend: 'backends',
-  frontend: 'frontends',
-  certificate: 'certificates',
-} as const;
 
 function entries(state: ProxyState, kind: ObjectKind): Iterable<[string, unknown]> {
-  return state[MAPS[kind]] as ReadonlyMap<string, unknown>;
+  return state[STATE_MAPS[kind]] as ReadonlyMap<string, unknown>;
 }
 
 function putOf(kind: ObjectKind, obj: unknown): Change {
@@ -81,7 +74,7 @@ function diff(from: ProxyState, to: ProxyState, owned: Owned, withSources = fals
   const out: SourcedChange[] = [];
   const src = (s: ProxyState, kind: ObjectKind, key: string) => s.sources.get(sourceKey(kind, key)) ?? '';
   for (const kind of PUT_ORDER) {
-    const before = from[MAPS[kind]] as ReadonlyMap<string, unknown>;
+    const before = from[STATE_MAPS[kind]] as ReadonlyMap<string, unknown>;
     for (const [key, obj] of entries(to, kind)) {
       const old = before.get(key);
       const differs =
@@ -92,7 +85,7 @@ function diff(from: ProxyState, to: ProxyState, owned: Owned, withSources = fals
     }
   }
   for (const kind of DELETE_ORDER) {
-    const after = to[MAPS[kind]] as ReadonlyMap<string, unknown>;
+    const after = to[STATE_MAPS[kind]] as ReadonlyMap<string, unknown>;
     for (const [key, obj] of entries(from, kind)) {
       if (!after.has(key) && owned(kind, key))
         out.push({ change: deleteOf(kind, obj), source: src(from, kind, key) });

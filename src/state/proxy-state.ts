@@ -31,6 +31,15 @@ export interface ProxyState {
 
 export type ObjectKind = 'listener' | 'cluster' | 'backend' | 'frontend' | 'certificate';
 
+/** The map of a ProxyState that holds each kind of object. */
+export const STATE_MAPS = {
+  listener: 'listeners',
+  cluster: 'clusters',
+  backend: 'backends',
+  frontend: 'frontends',
+  certificate: 'certificates',
+} as const satisfies Record<ObjectKind, keyof ProxyState>;
+
 /** The key of an object's entry in `ProxyState.sources`. */
 export function sourceKey(kind: ObjectKind, key: string): string {
   return `${kind}:${key}`;

@@ -13,7 +13,7 @@ import {
 import { inspectCertificate } from '../tls/certificate.js';
 import { type Change, changeTarget, parseChange } from './change.js';
 import { LayeredMap } from './layered-map.js';
-import { deepFreeze, type ObjectKind, type ProxyState, sourceKey } from './proxy-state.js';
+import { deepFreeze, type ObjectKind, type ProxyState, STATE_MAPS, sourceKey } from './proxy-state.js';
 
 export type Effect = 'created' | 'updated' | 'deleted' | 'unchanged';
 
@@ -59,14 +59,7 @@ export function applyChanges(
   );
 }
 
-const MAPS = {
-  listener: 'listeners',
-  cluster: 'clusters',
-  backend: 'backends',
-  frontend: 'frontends',
-  certificate: 'certificates',
-} as const satisfies Record<ObjectKind, keyof ProxyState>;
-type AnyObject = ProxyState[(typeof MAPS)[ObjectKind]] extends ReadonlyMap<string, infer V> ? V : never;
+type AnyObject = ProxyState[(typeof STATE_MAPS)[ObjectKind]] extends ReadonlyMap<string, infer V> ? V : never;
 
 /** How many objects refer to each cluster and listener; lets a delete be checked without a scan. */
 interface RefCounts {
@@ -144,17 +137,17 @@ class Draft {
     e.set(key, value);
   }
   get(kind: ObjectKind, key: string): AnyObject | undefined {
-    return this.read(MAPS[kind], key) as AnyObject | undefined;
+    return this.read(STATE_MAPS[kind], key) as AnyObject | undefined;
   }
   source(kind: ObjectKind, key: string): string | undefined {
     return this.read('sources', sourceKey(kind, key)) as string | undefined;
   }
   put(kind: ObjectKind, key: string, obj: AnyObject, source: string): void {
-    this.write(MAPS[kind], key, obj);
+    this.write(STATE_MAPS[kind], key, obj);
     this.write('sources', sourceKey(kind, key), source);
   }
   delete(kind: ObjectKind, key: string): void {
-    this.write(MAPS[kind], key, undefined);
+    this.write(STATE_MAPS[kind], key, undefined);
     this.write('sources', sourceKey(kind, key), undefined);
   }
   get changed(): boolean {
