@@ -85,10 +85,42 @@ const services = await startServices();
 const env = { ...process.env };
 for (const s of services) Object.assign(env, s.env);
 
-const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], {
-  stdio: 'inherit',
-  env,
-});
+// A test that never settles, or a file whose process never exits (a loop or a
+// child process a failed test left behind), must fail the run, not stall it:
+// each test has a deadline, each file's process exits when its tests are done,
+// and the whole run has a budget after which it is stopped with a message.
+const TEST_TIMEOUT_MS = 600_000;
+const RUN_BUDGET_MS = Number(process.env.KAKEHI_TEST_BUDGET_MS ?? 45 * 60_000);
+const child = spawn(
+  process.execPath,
+  ['--test', '--test-concurrency=2', '--test-force-exit', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
+  { stdio: 'inherit', env, detached: true },
+);
+// The file processes are in their own group (so the budget can stop them all);
+// an interrupted run takes them down with it.
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {}
+  });
+}
+const started = Date.now();
+const budget = setTimeout(() => {
+  console.error(
+    `\nthe test run exceeded its budget of ${Math.round(RUN_BUDGET_MS / 60_000)} min (KAKEHI_TEST_BUDGET_MS); stopping it`,
+  );
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {}
+  setTimeout(() => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {}
+  }, 10_000).unref();
+}, RUN_BUDGET_MS);
 const code = await new Promise((res) => child.on('exit', (c, sig) => res(c ?? (sig ? 1 : 0))));
+clearTimeout(budget);
+console.error(`tests took ${Math.round((Date.now() - started) / 1000)} s`);
 for (const s of services.reverse()) await s.stop();
 process.exit(code);

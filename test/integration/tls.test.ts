@@ -306,25 +306,29 @@ describe('HTTPS listeners', () => {
     let stop = false;
     let failures = 0;
     const loop = (async () => {
-      while (!stop || serials.length < 20) {
+      while (!stop || (serials.length < 20 && failures === 0)) {
         try {
           serials.push((await handshake(tlsPort, { servername: 'hot.test', ca: ca.certPem })).serial);
         } catch {
           failures++;
         }
-        if (stop && serials.at(-1) === v2.serial) break;
+        if (stop && (serials.at(-1) === v2.serial || failures > 0)) break;
       }
     })();
-    while (serials.length < 20) await new Promise((r) => setImmediate(r));
-    await ok(kakehi.socketPath, 'replace_certificate', {
-      certificate: { listener: HTTPS, certificate: v2.fullchainPem, key: v2.keyPem },
-      old_fingerprint: v1.fingerprint,
-    });
-    // Acknowledged means every worker serves it: the next handshake must see v2.
-    const next = await handshake(tlsPort, { servername: 'hot.test' });
-    assert.equal(next.serial, v2.serial);
-    stop = true;
-    await loop;
+    try {
+      while (serials.length < 20 && failures === 0) await new Promise((r) => setImmediate(r));
+      await ok(kakehi.socketPath, 'replace_certificate', {
+        certificate: { listener: HTTPS, certificate: v2.fullchainPem, key: v2.keyPem },
+        old_fingerprint: v1.fingerprint,
+      });
+      // Acknowledged means every worker serves it: the next handshake must see v2.
+      const next = await handshake(tlsPort, { servername: 'hot.test' });
+      assert.equal(next.serial, v2.serial);
+    } finally {
+      // Also when something above failed: a loop left running would keep this file's process alive.
+      stop = true;
+      await loop;
+    }
     assert.equal(failures, 0);
     const changes = serials.filter((s, i) => i > 0 && s !== serials[i - 1]).length;
     assert.equal(serials[0], v1.serial);
@@ -562,7 +566,9 @@ describe('TLS handshakes and shutdown', () => {
 
 /** Polls query_metrics until a handshake failure with `reason` is counted (the event is asynchronous). */
 async function eventuallyCounted(socketPath: string, reason: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
   for (;;) {
+    if (Date.now() > deadline) throw new Error(`no handshake failure counted with reason ${reason}`);
     const r = (await ok(socketPath, 'query_metrics', { names: ['kakehi_tls_handshake_failures_total'] })) as {
       families: { samples: { labels: Record<string, string>; value: number }[] }[];
     };
