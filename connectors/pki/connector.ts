@@ -1,5 +1,6 @@
 // The PKI connector: scans and watches directories, reads settled pairs, and keeps
-// the proxy's 'pki' certificates equal to them over the command socket. The pure
+// the proxy's certificates of its source ('pki' by default) equal to them over the
+// command socket. The pure
 // decisions live elsewhere (layouts, settle, reconcile, expiry); this file is the
 // loop that feeds them and carries their results to the proxy.
 
@@ -17,7 +18,6 @@ import {
   certKey,
   type DesiredPair,
   type HeldCertificate,
-  PKI_SOURCE,
   planChanges,
   rejectedIndexes,
 } from './reconcile.js';
@@ -33,6 +33,8 @@ const EVENT_DEBOUNCE_MS = 50;
 /** A change by another source (listener added, state loaded) is reconciled after this. */
 const FOREIGN_CHANGE_DELAY_MS = 200;
 const MAX_ERROR_CHARS = 2_000;
+/** Pairs stat'ed at once by the periodic check (each is 2-3 stats). */
+const CHECK_BATCH = 64;
 const MAX_SYNC_ROUNDS = 8;
 
 interface PairInfo extends ScannedPair {
@@ -86,6 +88,14 @@ export class PkiConnector {
   #debounceTimer: NodeJS.Timeout | undefined;
   #foreignTimer: NodeJS.Timeout | undefined;
   #rescanTimer: NodeJS.Timeout | undefined;
+  #checkTimer: NodeJS.Timeout | undefined;
+  #checking = false;
+  /**
+   * Per pair: a signature a stat check found different from the tracked one, and
+   * whether it was acted on. A difference is acted on when a second check still
+   * finds it (the watch event had its chance), and only once.
+   */
+  readonly #checkFlagged = new Map<string, { signature: string; acted: boolean }>();
   #reconnectTimer: NodeJS.Timeout | undefined;
   #watcher: FSWatcher | undefined;
   /** Roots missing or unlistable at the last scan: looked at again soon, and watched once they exist. */
@@ -115,9 +125,22 @@ export class PkiConnector {
     return this.#client?.connected === true;
   }
 
-  /** Scans once, then watches, rescans periodically and connects (retrying) to the proxy. */
+  /** Scans once, then watches, rescans and checks periodically and connects (retrying) to the proxy. */
   async start(): Promise<void> {
     await this.scan('start');
+    if (this.opts.watch) this.#startWatching();
+    this.#rescanTimer = setInterval(() => {
+      void this.scan('rescan');
+    }, this.opts.rescanIntervalMs);
+    this.#rescanTimer.unref?.();
+    if (this.opts.checkIntervalMs > 0) {
+      this.#checkTimer = setInterval(() => void this.#checkKnown(), this.opts.checkIntervalMs);
+      this.#checkTimer.unref?.();
+    }
+    this.#connect();
+  }
+
+  #startWatching(): void {
     this.#watcher = watch(
       this.opts.directories.map((d) => d.path).filter((_, i) => this.#dirStatus[i]?.error === undefined),
       {
@@ -129,11 +152,6 @@ export class PkiConnector {
     );
     this.#watcher.on('all', () => this.#scanSoon());
     this.#watcher.on('error', (err) => this.#log.warn({ err }, 'watcher error; periodic rescans continue'));
-    this.#rescanTimer = setInterval(() => {
-      void this.scan('rescan');
-    }, this.opts.rescanIntervalMs);
-    this.#rescanTimer.unref?.();
-    this.#connect();
   }
 
   async close(): Promise<void> {
@@ -148,6 +166,7 @@ export class PkiConnector {
       if (t) clearTimeout(t);
     }
     if (this.#rescanTimer) clearInterval(this.#rescanTimer);
+    if (this.#checkTimer) clearInterval(this.#checkTimer);
     await this.#watcher?.close();
     await this.#scanning?.catch(() => {});
     await this.#syncing?.catch(() => {});
@@ -217,7 +236,7 @@ export class PkiConnector {
             }
             break;
           case 'change_applied':
-            if (ev['source'] !== PKI_SOURCE) this.#foreignChange();
+            if (ev['source'] !== this.opts.source) this.#foreignChange();
             break;
           default:
             break;
@@ -252,8 +271,59 @@ export class PkiConnector {
     }, EVENT_DEBOUNCE_MS);
   }
 
+  /**
+   * Stats the files of the pairs already known and scans when one moved without a
+   * watch event saying so. inotify is blind to a symlink swapped above the watched
+   * link (a Kubernetes secret volume swaps `..data`), to writes by another NFS
+   * client, and to events lost in a queue overflow; this bounds how long such a
+   * change waits (two check periods, then the settle window), at the cost of a few
+   * stats per pair.
+   */
+  async #checkKnown(): Promise<void> {
+    if (this.#closed || this.#checking || this.#scanning || this.#debounceTimer) return;
+    this.#checking = true;
+    try {
+      const keys = [...this.#pairs.keys()];
+      let moved = 0;
+      for (let i = 0; i < keys.length && !this.#closed; i += CHECK_BATCH) {
+        const slice = keys.slice(i, i + CHECK_BATCH);
+        const sigs = await Promise.all(
+          slice.map((k) => {
+            const info = this.#pairs.get(k);
+            return info ? signatureOf(info.root, info).then((x) => x.signature) : Promise.resolve(undefined);
+          }),
+        );
+        slice.forEach((k, j) => {
+          const sig = sigs[j];
+          const tracked = this.#settler.get(k);
+          if (sig === undefined || !tracked || tracked.signature === sig) {
+            this.#checkFlagged.delete(k);
+            return;
+          }
+          const flagged = this.#checkFlagged.get(k);
+          if (flagged?.signature !== sig) this.#checkFlagged.set(k, { signature: sig, acted: false });
+          else if (!flagged.acted) {
+            flagged.acted = true;
+            moved++;
+          }
+        });
+      }
+      for (const k of this.#checkFlagged.keys()) if (!this.#pairs.has(k)) this.#checkFlagged.delete(k);
+      // A scan already under way (or due) will see what moved: nothing was missed.
+      if (moved > 0 && !this.#scanning && !this.#debounceTimer) {
+        this.metrics.missedChanges.inc(moved);
+        this.#log.info({ pairs: moved }, 'files changed without a watch event; scanning');
+        void this.scan('check');
+      }
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'stat check failed; the next rescan catches up');
+    } finally {
+      this.#checking = false;
+    }
+  }
+
   /** One scan (single flight: a request during a scan runs one more after it). */
-  scan(reason: 'start' | 'watch' | 'rescan' | 'wake' | 'rescan-missing'): Promise<void> {
+  scan(reason: 'start' | 'watch' | 'rescan' | 'wake' | 'rescan-missing' | 'check'): Promise<void> {
     if (this.#closed) return Promise.resolve();
     if (this.#scanning) {
       // The scan after this one reconciles if any request asked for it.
@@ -586,7 +656,7 @@ export class PkiConnector {
       .filter((p) => p.state !== 'ok' && p.state !== 'ignored')
       .map((p) => ({ item: p.pair, reason: `${p.state}${p.last_error ? `: ${p.last_error}` : ''}` }));
     return {
-      connector: 'pki',
+      connector: this.opts.source,
       healthy: this.healthy.ok,
       summary: `${pairs.length} pairs: ${count('ok')} serving, ${problems.length} with problems, ${count('ignored')} ignored`,
       problems,
@@ -646,7 +716,7 @@ export class PkiConnector {
       this.#httpsListeners = listeners.filter((l) => l.protocol === 'https').map((l) => l.address);
       const { certificates } = await call<{ certificates: HeldCertificate[] }>('list_certificates');
       const desired = this.#desired();
-      const plan = planChanges(desired, certificates, this.#sent);
+      const plan = planChanges(desired, certificates, this.#sent, this.opts.source);
       this.metrics.certificates.set(plan.wanted.size);
       for (const h of plan.heldElsewhere) {
         this.#log.debug(h, 'certificate already held by another source; left alone');
@@ -698,7 +768,7 @@ export class PkiConnector {
     putOf: (i: number) => { pairs: string[]; hash: string },
   ): Promise<{ puts: number; deletes: number; refused: boolean }> {
     try {
-      await call('transaction', { source: PKI_SOURCE, changes });
+      await call('transaction', { source: this.opts.source, changes });
       const puts = changes.filter((c) => c.op === 'put_certificate').length;
       this.metrics.changes.inc({ op: 'put_certificate' }, puts);
       this.metrics.changes.inc({ op: 'delete_certificate' }, changes.length - puts);
@@ -795,6 +865,9 @@ export class PkiConnector {
       https_listeners: this.#httpsListeners,
       settle_ms: this.opts.settleMs,
       rescan_interval_ms: this.opts.rescanIntervalMs,
+      watch: this.opts.watch,
+      check_interval_ms: this.opts.checkIntervalMs,
+      source: this.opts.source,
       last_scan: this.#lastScanAt ? new Date(this.#lastScanAt).toISOString() : null,
       last_sync: this.#lastSync ? { ...this.#lastSync, at: new Date(this.#lastSync.at).toISOString() } : null,
       directories: this.#dirStatus,

@@ -17,6 +17,7 @@ export class PkiMetrics {
   readonly lastSync: Gauge;
   readonly certificates: Gauge;
   readonly scans: Counter;
+  readonly missedChanges: Counter;
   readonly expiryWarnings: Counter;
 
   constructor() {
@@ -78,6 +79,11 @@ export class PkiMetrics {
     this.scans = new Counter({
       name: 'kakehi_pki_scans_total',
       help: 'Directory scans (after watch events and periodic rescans).',
+      registers,
+    });
+    this.missedChanges = new Counter({
+      name: 'kakehi_pki_unannounced_changes_total',
+      help: 'Pairs whose files the periodic stat check found changed though no watch event announced it.',
       registers,
     });
     this.expiryWarnings = new Counter({

@@ -5,10 +5,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { sourceProblem } from '../../src/state/transaction.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:9465';
 export const DEFAULT_SETTLE_MS = 500;
 export const DEFAULT_RESCAN_MS = 60_000;
+export const DEFAULT_CHECK_MS = 2_000;
+export const DEFAULT_SOURCE = 'pki';
 export const DEFAULT_EXPIRY_DAYS = [21, 7];
 export const DEFAULT_MAX_PAIRS = 20_000;
 
@@ -23,6 +26,12 @@ export interface PkiOptions {
   directories: DirectoryOption[];
   settleMs: number;
   rescanIntervalMs: number;
+  /** Watch the directories for events (inotify); false = stat checks and rescans only. */
+  watch: boolean;
+  /** Period of the stat check of known pairs' files; 0 = off. */
+  checkIntervalMs: number;
+  /** The source name its certificates carry in the proxy: the set this connector owns. */
+  source: string;
   expiryWarningDays: number[];
   /** HTTP address for /metrics, /healthz, /status; undefined = off. */
   listen: { host: string; port: number } | undefined;
@@ -46,7 +55,8 @@ Usage: kakehi pki [options] [DIR ...]
 
 Watches directories for certificate/key pairs (certbot live/, <name>/<name>.crt+.key,
 name.crt|name.pem + name.key, or one PEM holding certificate, chain and key) and keeps
-the proxy's certificates (source "pki") equal to them, over the command socket.
+the proxy's certificates (source "pki", or --source) equal to them, over the
+command socket.
 
   -c, --config FILE               YAML settings (keys below in snake_case); flags win
   -s, --socket PATH               command socket (default $KAKEHI_SOCKET or ./kakehi.sock)
@@ -57,6 +67,16 @@ the proxy's certificates (source "pki") equal to them, over the command socket.
       --settle-ms N               quiet time before reading a change, and before a
                                   vanished pair is removed (default ${DEFAULT_SETTLE_MS})
       --rescan-interval-ms N      full rescan and reconcile period (default ${DEFAULT_RESCAN_MS})
+      --check-interval-ms N       stat the known pairs' files this often, to catch changes
+                                  no watch event announced (a symlink swapped further up,
+                                  as in a Kubernetes secret volume; NFS); 0 = off
+                                  (default ${DEFAULT_CHECK_MS})
+      --no-watch                  no inotify watches: changes to known pairs are found by
+                                  the stat check, new pairs by the rescan (for filesystems
+                                  that send no events, or too few inotify watches)
+      --source NAME               the source its certificates carry in the proxy; give two
+                                  connectors of one proxy different names, or each removes
+                                  the other's certificates (default ${DEFAULT_SOURCE})
       --expiry-warning-days LIST  warn this many days before not-after (default ${DEFAULT_EXPIRY_DAYS.join(',')})
       --listen HOST:PORT|off      /metrics, /healthz, /status (default ${DEFAULT_LISTEN}; port 0 picks one)
       --max-pairs N               refuse to track more pairs than this (default ${DEFAULT_MAX_PAIRS})
@@ -71,6 +91,9 @@ YAML example:
     - /etc/kakehi/certs
   settle_ms: 500
   rescan_interval_ms: 60000
+  check_interval_ms: 2000
+  watch: true
+  source: pki
   expiry_warning_days: [21, 7]
   listen: 127.0.0.1:9465
 
@@ -83,6 +106,9 @@ const CONFIG_KEYS = new Set([
   'directories',
   'settle_ms',
   'rescan_interval_ms',
+  'check_interval_ms',
+  'watch',
+  'source',
   'expiry_warning_days',
   'listen',
   'max_pairs',
@@ -104,6 +130,18 @@ function days(what: string, v: unknown, kind: 'usage' | 'config'): number[] {
     throw new OptionsError(`${what}: expected a list of days, e.g. 21,7`, kind);
   }
   return list.map((d, i) => int(`${what}[${i}]`, d, 0, 3650, kind));
+}
+
+function checkInterval(what: string, v: unknown, kind: 'usage' | 'config'): number {
+  const n = int(what, v, 0, 86_400_000, kind);
+  if (n > 0 && n < 100) throw new OptionsError(`${what} ${n}: 0 (off) or at least 100`, kind);
+  return n;
+}
+
+function sourceName(what: string, v: unknown, kind: 'usage' | 'config'): string {
+  const problem = sourceProblem(v);
+  if (problem !== undefined) throw new OptionsError(`${what}: ${problem}`, kind);
+  return v as string;
 }
 
 function listenAddr(what: string, v: unknown, kind: 'usage' | 'config'): PkiOptions['listen'] {
@@ -173,6 +211,16 @@ function readConfigFile(file: string): Partial<PkiOptions> {
       case 'rescan_interval_ms':
         out.rescanIntervalMs = int(at, v, 100, 86_400_000, 'config');
         break;
+      case 'check_interval_ms':
+        out.checkIntervalMs = checkInterval(at, v, 'config');
+        break;
+      case 'watch':
+        if (typeof v !== 'boolean') throw new OptionsError(`${at}: expected true or false`, 'config');
+        out.watch = v;
+        break;
+      case 'source':
+        out.source = sourceName(at, v, 'config');
+        break;
       case 'expiry_warning_days':
         out.expiryWarningDays = days(at, v, 'config');
         break;
@@ -207,6 +255,9 @@ export function parsePkiArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         listener: { type: 'string', short: 'l', multiple: true },
         'settle-ms': { type: 'string' },
         'rescan-interval-ms': { type: 'string' },
+        'check-interval-ms': { type: 'string' },
+        'no-watch': { type: 'boolean' },
+        source: { type: 'string' },
         'expiry-warning-days': { type: 'string' },
         listen: { type: 'string' },
         'max-pairs': { type: 'string' },
@@ -260,6 +311,13 @@ export function parsePkiArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
       v['rescan-interval-ms'] !== undefined
         ? int('--rescan-interval-ms', v['rescan-interval-ms'], 100, 86_400_000, 'usage')
         : (file.rescanIntervalMs ?? DEFAULT_RESCAN_MS),
+    checkIntervalMs:
+      v['check-interval-ms'] !== undefined
+        ? checkInterval('--check-interval-ms', v['check-interval-ms'], 'usage')
+        : (file.checkIntervalMs ?? DEFAULT_CHECK_MS),
+    watch: v['no-watch'] === true ? false : (file.watch ?? true),
+    source:
+      v.source !== undefined ? sourceName('--source', v.source, 'usage') : (file.source ?? DEFAULT_SOURCE),
     expiryWarningDays:
       v['expiry-warning-days'] !== undefined
         ? days('--expiry-warning-days', v['expiry-warning-days'], 'usage')

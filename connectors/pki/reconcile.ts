@@ -4,13 +4,12 @@
 // a proxy restart, are handled the same way as any other difference).
 //
 // - A certificate's key is listener + fingerprint, as in the proxy.
-// - Only certificates whose source is 'pki' are ever deleted; a certificate another
-//   source put (config, ctl) is never touched, and not put again either.
+// - Only certificates of the connector's own source ('pki' unless --source says
+//   otherwise) are ever deleted; a certificate another source put (config, ctl,
+//   another connector) is never touched, and not put again either.
 // - Two pairs holding the same leaf count as one certificate; it goes only when no
 //   pair wants it any more.
 // - Puts come before deletes, so a renewal (new put, old delete) adds before it removes.
-
-export const PKI_SOURCE = 'pki';
 
 export interface DesiredPair {
   pairKey: string;
@@ -58,13 +57,14 @@ export const certKey = (listener: string, fingerprint: string): string => `${lis
 
 /**
  * @param sent what this connector last put per key (material hash); a key the proxy
- *   holds from 'pki' but with other material (or unknown after a connector restart)
+ *   holds from `source` but with other material (or unknown after a connector restart)
  *   is put again, since put is idempotent and a chain may have changed.
  */
 export function planChanges(
   desired: readonly DesiredPair[],
   held: readonly HeldCertificate[],
   sent: ReadonlyMap<string, string>,
+  source: string,
 ): Plan {
   // Group by key; when two pairs share a leaf with different chains, the first by
   // pair key wins, so the choice does not depend on scan order.
@@ -90,13 +90,13 @@ export function planChanges(
     wanted: new Map(),
   };
   for (const [k, g] of groups) {
-    const source = heldBy.get(k);
-    if (source !== undefined && source !== PKI_SOURCE) {
-      plan.heldElsewhere.push({ listener: g.listener, fingerprint: g.pair.fingerprint, source });
+    const holder = heldBy.get(k);
+    if (holder !== undefined && holder !== source) {
+      plan.heldElsewhere.push({ listener: g.listener, fingerprint: g.pair.fingerprint, source: holder });
       continue;
     }
     plan.wanted.set(k, g.pair.materialHash);
-    if (source === PKI_SOURCE && sent.get(k) === g.pair.materialHash) continue;
+    if (holder === source && sent.get(k) === g.pair.materialHash) continue;
     const certificate: PutCertificate['certificate'] = {
       listener: g.listener,
       certificate: g.pair.certificate,
@@ -108,7 +108,7 @@ export function planChanges(
     plan.putHashes.push(g.pair.materialHash);
   }
   for (const h of held) {
-    if ((h.source ?? '') !== PKI_SOURCE) continue;
+    if ((h.source ?? '') !== source) continue;
     const k = certKey(h.listener, h.fingerprint);
     if (groups.has(k)) continue;
     plan.deletes.push({ op: 'delete_certificate', listener: h.listener, fingerprint: h.fingerprint });

@@ -42,10 +42,13 @@ export interface PkiStatus {
 }
 
 /** Starts `kakehi pki` with these arguments (plus --listen 127.0.0.1:0) and waits until it listens. */
-export async function startPki(args: string[], opts: { timeoutMs?: number } = {}): Promise<PkiProcess> {
+export async function startPki(
+  args: string[],
+  opts: { timeoutMs?: number; logLevel?: string } = {},
+): Promise<PkiProcess> {
   const proc = spawn(process.execPath, [CLI, 'pki', '--listen', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, KAKEHI_LOG_LEVEL: process.env.KAKEHI_LOG_LEVEL ?? 'info' },
+    env: { ...process.env, KAKEHI_LOG_LEVEL: opts.logLevel ?? process.env.KAKEHI_LOG_LEVEL ?? 'info' },
   });
   const logs: LogLine[] = [];
   const raw: string[] = [];
@@ -103,6 +106,20 @@ export async function startPki(args: string[], opts: { timeoutMs?: number } = {}
       return exited;
     },
   };
+}
+
+/**
+ * Runs `fn`; if it throws, the error carries the connector's last log lines, so a
+ * failure on a CI machine says what the connector saw and did.
+ */
+export async function withLogs<T>(c: PkiProcess, fn: () => Promise<T>, lines = 60): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const tail = c.logs.slice(-lines).map((l) => JSON.stringify(l));
+    const message = `${err instanceof Error ? err.message : String(err)}\n--- last ${tail.length} connector log lines:\n${tail.join('\n')}`;
+    throw Object.assign(new Error(message), { cause: err });
+  }
 }
 
 /** Retries fn until it returns without throwing, or the deadline passes (then throws its last error). */

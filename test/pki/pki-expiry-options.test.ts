@@ -68,6 +68,17 @@ describe('pki options', () => {
     assert.equal(o.settleMs, 200);
     assert.equal(o.listen, undefined);
     assert.deepEqual(o.expiryWarningDays, [21, 7]);
+    assert.equal(o.checkIntervalMs, 2_000);
+    assert.equal(o.watch, true);
+    assert.equal(o.source, 'pki');
+    const other = parsePkiArgs(
+      ['/a', '--no-watch', '--check-interval-ms', '0', '--source', 'pki-internal'],
+      {},
+    );
+    assert.ok(other !== 'help');
+    assert.equal(other.watch, false);
+    assert.equal(other.checkIntervalMs, 0);
+    assert.equal(other.source, 'pki-internal');
     assert.equal(parsePkiArgs(['-h'], {}), 'help');
   });
 
@@ -110,5 +121,17 @@ describe('pki options', () => {
     assert.match(err(() => parsePkiArgs(['/a', '--settle-ms', 'soon'], {})).message, /--settle-ms "soon"/);
     assert.match(err(() => parsePkiArgs(['/a', '--bogus'], {})).message, /bogus/);
     assert.match(err(() => parsePkiArgs(['-l', '1.2.3.4:443'], {})).message, /--listener applies/);
+    assert.match(
+      err(() => parsePkiArgs(['/a', '--check-interval-ms', '10'], {})).message,
+      /--check-interval-ms 10: 0 \(off\) or at least 100/,
+    );
+    assert.match(
+      err(() => parsePkiArgs(['/a', '--source', 'PKI!'], {})).message,
+      /--source: "PKI!" is not a source name/,
+    );
+    writeFileSync(file, 'directories: [a]\nwatch: "no"\n');
+    const watch = err(() => parsePkiArgs(['-c', file], {}));
+    assert.equal(watch.kind, 'config');
+    assert.match(watch.message, /watch: expected true or false/);
   });
 });

@@ -9,6 +9,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  renameSync,
   rmSync,
   symlinkSync,
   unlinkSync,
@@ -19,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { issueCert, makeCa, type TestCa } from '../helpers/certs.js';
+import { issueCert, makeCa, type TestCa, type TestCert } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
 import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
 import {
@@ -29,6 +30,7 @@ import {
   servedCertificate,
   startPki,
   waitServed,
+  withLogs,
   writeAtomic,
 } from '../helpers/pki.js';
 
@@ -58,13 +60,60 @@ function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** A certbot config directory for one name: archive/ holds versions, live/ links to one. */
+function certbotTree(name: string) {
+  const le = tempDir('pki-le-');
+  mkdirSync(join(le, 'archive', name), { recursive: true });
+  mkdirSync(join(le, 'live', name), { recursive: true });
+  return {
+    le,
+    archive(n: number, leaf: TestCert) {
+      writeFileSync(join(le, 'archive', name, `cert${n}.pem`), leaf.certPem);
+      writeFileSync(join(le, 'archive', name, `chain${n}.pem`), leaf.chainPem);
+      writeFileSync(join(le, 'archive', name, `fullchain${n}.pem`), leaf.fullchainPem);
+      writeFileSync(join(le, 'archive', name, `privkey${n}.pem`), leaf.keyPem, { mode: 0o600 });
+    },
+    /** As certbot renews: each live/ link removed and made again to the new version. */
+    link(n: number) {
+      for (const f of ['cert', 'chain', 'fullchain', 'privkey']) {
+        const p = join(le, 'live', name, `${f}.pem`);
+        rmSync(p, { force: true });
+        symlinkSync(join('..', '..', 'archive', name, `${f}${n}.pem`), p);
+      }
+    },
+  };
+}
+
+/**
+ * A Kubernetes secret volume as the kubelet writes it: the files live in a hidden
+ * timestamped directory, `..data` links to it, and tls.crt / tls.key link through
+ * `..data`. An update writes a new directory and renames a new `..data` link over
+ * the old one, so the visible links themselves never change.
+ */
+function secretVolume(dir: string, version: number, leaf: TestCert): void {
+  const data = `..2026_11_27_v${version}`;
+  mkdirSync(join(dir, data));
+  writeFileSync(join(dir, data, 'tls.crt'), leaf.fullchainPem);
+  writeFileSync(join(dir, data, 'tls.key'), leaf.keyPem);
+  symlinkSync(data, join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  if (version === 1) {
+    symlinkSync(join('..data', 'tls.crt'), join(dir, 'tls.crt'));
+    symlinkSync(join('..data', 'tls.key'), join(dir, 'tls.key'));
+  } else {
+    rmSync(join(dir, `..2026_11_27_v${version - 1}`), { recursive: true });
+  }
+}
+
 describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
   let ca: TestCa;
   let kakehi: Kakehi;
   let port: number;
   const connectors: PkiProcess[] = [];
   const pki = async (args: string[]) => {
-    const p = await startPki(['-s', kakehi.socketPath, '--settle-ms', String(SETTLE_MS), ...args]);
+    const p = await startPki(['-s', kakehi.socketPath, '--settle-ms', String(SETTLE_MS), ...args], {
+      logLevel: 'debug',
+    });
     connectors.push(p);
     return p;
   };
@@ -90,7 +139,6 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     const served = await waitServed(port, 'new.pki.test', leaf.fingerprint, { ca: ca.certPem });
     const ms = Date.now() - t0;
     assert.equal(served.authorized, true, served.authorizationError);
-    assert.ok(ms < 5_000, `took ${ms} ms`);
     console.log(`# new certificate served ${ms} ms after its files were written (settle ${SETTLE_MS} ms)`);
     const h = (await held(kakehi)).find((x) => x.fingerprint === leaf.fingerprint);
     assert.equal(h?.source, 'pki');
@@ -99,25 +147,10 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
   });
 
   it('certbot renewal by symlink swap: every handshake succeeds, the serial changes once, the old one goes', async () => {
-    const le = tempDir('pki-le-');
     const name = 'renew.pki.test';
-    mkdirSync(join(le, 'archive', name), { recursive: true });
-    mkdirSync(join(le, 'live', name), { recursive: true });
+    const { le, archive, link } = certbotTree(name);
     const v1 = issueCert(ca, [name]);
     const v2 = issueCert(ca, [name]);
-    const archive = (n: number, leaf: typeof v1) => {
-      writeFileSync(join(le, 'archive', name, `cert${n}.pem`), leaf.certPem);
-      writeFileSync(join(le, 'archive', name, `chain${n}.pem`), leaf.chainPem);
-      writeFileSync(join(le, 'archive', name, `fullchain${n}.pem`), leaf.fullchainPem);
-      writeFileSync(join(le, 'archive', name, `privkey${n}.pem`), leaf.keyPem, { mode: 0o600 });
-    };
-    const link = (n: number) => {
-      for (const f of ['cert', 'chain', 'fullchain', 'privkey']) {
-        const p = join(le, 'live', name, `${f}.pem`);
-        rmSync(p, { force: true });
-        symlinkSync(join('..', '..', 'archive', name, `${f}${n}.pem`), p);
-      }
-    };
     archive(1, v1);
     link(1);
     const c = await pki([le]);
@@ -137,14 +170,20 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
         }
       }
     })();
-    archive(2, v2);
-    link(2);
-    await waitServed(port, name, v2.fingerprint);
-    await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint].sort()), {
-      what: 'the old certificate to be deleted',
-    });
-    stop = true;
-    await loop;
+    try {
+      archive(2, v2);
+      link(2);
+      await withLogs(c, async () => {
+        await waitServed(port, name, v2.fingerprint);
+        await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint].sort()), {
+          what: 'the old certificate to be deleted',
+        });
+      });
+    } finally {
+      // Also when the wait fails: a loop left running would keep this file's process alive.
+      stop = true;
+      await loop;
+    }
     assert.equal(failures, 0);
     assert.deepEqual(seen, [v1.fingerprint, v2.fingerprint], 'served v1, then v2, nothing else in between');
     const status = await c.status();
@@ -152,6 +191,96 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     assert.equal(status.pairs[0]?.layout, 'certbot');
     await c.stop();
     await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint]));
+  });
+
+  it('without watch events (--no-watch), the stat check finds a renewal and counts it as unannounced', async () => {
+    const name = 'unwatched.pki.test';
+    const { le, archive, link } = certbotTree(name);
+    const v1 = issueCert(ca, [name]);
+    const v2 = issueCert(ca, [name]);
+    archive(1, v1);
+    link(1);
+    // A rescan period far beyond the wait below: only the stat check can find v2.
+    const c = await pki(['--no-watch', '--check-interval-ms', '200', '--rescan-interval-ms', '3600000', le]);
+    await withLogs(c, async () => {
+      await waitServed(port, name, v1.fingerprint);
+      archive(2, v2);
+      link(2);
+      await waitServed(port, name, v2.fingerprint);
+      await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint]));
+      const metrics = await c.metrics();
+      const unannounced = Number(/^kakehi_pki_unannounced_changes_total (\d+)/m.exec(metrics)?.[1]);
+      assert.ok(unannounced >= 1, metrics);
+      assert.equal((await c.status())['watch'], false);
+    });
+    await c.stop();
+    await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint]));
+  });
+
+  it('a Kubernetes secret volume (tls.crt and tls.key through a ..data link) is served and its update replaces it', async () => {
+    const dir = tempDir('pki-secret-');
+    const name = 'secret.pki.test';
+    const v1 = issueCert(ca, [name]);
+    const v2 = issueCert(ca, [name]);
+    secretVolume(dir, 1, v1);
+    const c = await pki([dir]);
+    await withLogs(c, async () => {
+      await waitServed(port, name, v1.fingerprint);
+      secretVolume(dir, 2, v2);
+      await waitServed(port, name, v2.fingerprint);
+      await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [v2.fingerprint]));
+      const status = await c.status();
+      assert.deepEqual(
+        status.pairs.map((p) => p.pair.slice(dir.length)),
+        ['/tls.crt'],
+        'the hidden ..data and versioned directories are not pairs of their own',
+      );
+    });
+    await c.stop();
+    rmSync(dir, { recursive: true });
+  });
+
+  it("two connectors with different --source names keep each other's certificates", async () => {
+    const d1 = tempDir('pki-src1-');
+    const d2 = tempDir('pki-src2-');
+    const x = issueCert(ca, ['x.source.pki.test']);
+    const y = issueCert(ca, ['y.source.pki.test']);
+    writeFileSync(join(d1, 'x.pem'), x.fullchainPem + x.keyPem);
+    writeFileSync(join(d2, 'y.pem'), y.fullchainPem + y.keyPem);
+    const c1 = await pki(['--source', 'pki-first', d1]);
+    const c2 = await pki(['--source', 'pki-second', d2]);
+    await waitServed(port, 'x.source.pki.test', x.fingerprint);
+    await waitServed(port, 'y.source.pki.test', y.fingerprint);
+    // Each connector reconciles again (a foreign change triggers it): neither deletes the other's.
+    const z = issueCert(ca, ['z.source.pki.test']);
+    writeFileSync(join(d1, 'z.pem'), z.fullchainPem + z.keyPem);
+    await waitServed(port, 'z.source.pki.test', z.fingerprint);
+    await eventually(async () => {
+      const bySource = (await held(kakehi))
+        .filter((h) => h.source.startsWith('pki-'))
+        .map((h) => `${h.source} ${h.names[0]}`)
+        .sort();
+      assert.deepEqual(bySource, [
+        'pki-first x.source.pki.test',
+        'pki-first z.source.pki.test',
+        'pki-second y.source.pki.test',
+      ]);
+    });
+    assert.equal((await servedCertificate(port, 'y.source.pki.test')).fingerprint, y.fingerprint);
+    const r = await run(process.execPath, [CLI, 'ctl', '-s', kakehi.socketPath, 'connectors']);
+    assert.match(r.stdout, /^pki-first /m);
+    assert.match(r.stdout, /^pki-second /m);
+    await c1.stop();
+    await c2.stop();
+    // Their certificates stay until a connector of that name says otherwise; clean up for the tests after.
+    const theirs = (await held(kakehi)).filter((h) => h.source.startsWith('pki-'));
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: theirs.map((h) => ({
+        op: 'delete_certificate',
+        listener: h.listener,
+        fingerprint: h.fingerprint,
+      })),
+    });
   });
 
   it('a half-written file never removes the served certificate; the finished one replaces it', async () => {
@@ -366,7 +495,7 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     await waitServed(port2, 'all.pki.test', a.fingerprint);
     assert.notEqual((await servedCertificate(port2, 'one.pki.test')).fingerprint, o.fingerprint);
     const mine = (await held(kakehi))
-      .filter((h) => h.source === 'pki')
+      .filter((h) => h.source === 'pki' && /^(all|one)\.pki\.test$/.test(h.names[0] ?? ''))
       .map((h) => `${h.listener} ${h.names[0]}`);
     assert.deepEqual(
       mine.sort(),

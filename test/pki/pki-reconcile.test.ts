@@ -28,9 +28,16 @@ const pair = (pairKey: string, fp: string, listeners = [L1], hash = `h-${fp}`): 
   key: `key-${fp}`,
 });
 
+/** The planner as the default connector (source "pki") runs it. */
+const planPki = (
+  desired: Parameters<typeof planChanges>[0],
+  held: Parameters<typeof planChanges>[1],
+  sent: Parameters<typeof planChanges>[2],
+) => planChanges(desired, held, sent, 'pki');
+
 describe('pki reconcile planner', () => {
   it('puts what is missing, deletes what the files no longer hold, leaves the rest', () => {
-    const plan = planChanges(
+    const plan = planPki(
       [pair('/d/a', 'A'), pair('/d/b', 'B')],
       [
         { listener: L1, fingerprint: 'A', source: 'pki' },
@@ -46,7 +53,7 @@ describe('pki reconcile planner', () => {
   });
 
   it('renewal: the put of the new and the delete of the old land in one transaction, put first', () => {
-    const plan = planChanges(
+    const plan = planPki(
       [pair('/d/a', 'NEW')],
       [{ listener: L1, fingerprint: 'OLD', source: 'pki' }],
       new Map(),
@@ -59,8 +66,24 @@ describe('pki reconcile planner', () => {
     );
   });
 
+  it('a connector with its own source name owns only its own: two connectors do not undo each other', () => {
+    const held: HeldCertificate[] = [
+      { listener: L1, fingerprint: 'A', source: 'pki' },
+      { listener: L1, fingerprint: 'B', source: 'pki-edge' },
+    ];
+    const plan = planChanges([pair('/e/b', 'B'), pair('/e/c', 'C')], held, new Map(), 'pki-edge');
+    assert.deepEqual(plan.deletes, [], "the default connector's A is not this one's to delete");
+    assert.deepEqual(
+      plan.puts.map((p) => p.certificate.certificate),
+      ['cert-B', 'cert-C'],
+      'B is put again (nothing sent yet by this process), C is new',
+    );
+    const other = planChanges([pair('/d/a', 'A')], held, new Map([[certKey(L1, 'A'), 'h-A']]), 'pki');
+    assert.deepEqual(other.deletes, [], "and the default connector leaves pki-edge's B alone");
+  });
+
   it('never deletes or re-puts a certificate another source holds', () => {
-    const plan = planChanges(
+    const plan = planPki(
       [pair('/d/a', 'A')],
       [
         { listener: L1, fingerprint: 'A', source: 'config' },
@@ -75,10 +98,10 @@ describe('pki reconcile planner', () => {
 
   it('the same leaf in two directories is one certificate, kept while either holds it', () => {
     const held: HeldCertificate[] = [{ listener: L1, fingerprint: 'A', source: 'pki' }];
-    const both = planChanges([pair('/d1/a', 'A'), pair('/d2/a', 'A')], [], new Map());
+    const both = planPki([pair('/d1/a', 'A'), pair('/d2/a', 'A')], [], new Map());
     assert.equal(both.puts.length, 1);
     assert.deepEqual(both.putPairs[0], ['/d1/a', '/d2/a']);
-    const one = planChanges([pair('/d2/a', 'A')], held, new Map([[certKey(L1, 'A'), 'h-A']]));
+    const one = planPki([pair('/d2/a', 'A')], held, new Map([[certKey(L1, 'A'), 'h-A']]));
     assert.deepEqual(one.deletes, []);
     assert.deepEqual(one.puts, []);
   });
@@ -86,14 +109,14 @@ describe('pki reconcile planner', () => {
   it('re-puts a held certificate whose chain or key changed, or that was not sent by this run', () => {
     const held: HeldCertificate[] = [{ listener: L1, fingerprint: 'A', source: 'pki' }];
     assert.equal(
-      planChanges([pair('/d/a', 'A', [L1], 'h2')], held, new Map([[certKey(L1, 'A'), 'h1']])).puts.length,
+      planPki([pair('/d/a', 'A', [L1], 'h2')], held, new Map([[certKey(L1, 'A'), 'h1']])).puts.length,
       1,
     );
-    assert.equal(planChanges([pair('/d/a', 'A')], held, new Map()).puts.length, 1);
+    assert.equal(planPki([pair('/d/a', 'A')], held, new Map()).puts.length, 1);
   });
 
   it('one put per listener', () => {
-    const plan = planChanges([pair('/d/a', 'A', [L1, L2])], [], new Map());
+    const plan = planPki([pair('/d/a', 'A', [L1, L2])], [], new Map());
     assert.deepEqual(
       plan.puts.map((p) => p.certificate.listener),
       [L1, L2],
@@ -102,7 +125,7 @@ describe('pki reconcile planner', () => {
 
   it('batches stay under the byte limit, keep order, and record their start index', () => {
     const desired = Array.from({ length: 50 }, (_, i) => pair(`/d/${i}`, `F${String(i).padStart(3, '0')}`));
-    const plan = planChanges(desired, [{ listener: L1, fingerprint: 'Z', source: 'pki' }], new Map());
+    const plan = planPki(desired, [{ listener: L1, fingerprint: 'Z', source: 'pki' }], new Map());
     const batches = batchChanges(plan, 1_000, 500);
     const flat = batches.flatMap((b) => b.changes);
     assert.deepEqual(flat, [...plan.puts, ...plan.deletes]);
@@ -153,7 +176,7 @@ describe('pki reconcile planner', () => {
         const sent = new Map(
           knowSent ? held.map((h) => [certKey(h.listener, h.fingerprint), `h-${h.fingerprint}`]) : [],
         );
-        const plan = planChanges(desired, held, sent);
+        const plan = planPki(desired, held, sent);
         const after = new Map(held.map((h) => [certKey(h.listener, h.fingerprint), h.source]));
         for (const p of plan.puts) {
           const fingerprint = p.certificate.certificate.slice('cert-'.length);
@@ -175,7 +198,7 @@ describe('pki reconcile planner', () => {
         for (const h of held) {
           if (h.source !== 'pki') assert.equal(after.get(certKey(h.listener, h.fingerprint)), h.source);
         }
-        const again = planChanges([...desired].reverse(), [...held].reverse(), sent);
+        const again = planPki([...desired].reverse(), [...held].reverse(), sent);
         assert.deepEqual(again.deletes, plan.deletes);
         assert.deepEqual(
           new Set(again.puts.map((p) => JSON.stringify(p))),
