@@ -161,9 +161,16 @@ export class HttpListener implements SessionHost {
 
   private onEmpty: (() => void) | undefined;
 
-  /** Closes the listening socket only; open connections carry on. */
+  /**
+   * Closes the listening socket only; open connections carry on. close() frees the
+   * port at once (in a cluster worker, main hears of it before any later listen);
+   * its callback waits for every open connection, which a listener switching
+   * between http and https must not: an idle keep-alive connection would hold the
+   * change until the worker was declared stuck and replaced, cutting everything.
+   */
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) this.server.close();
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   /** Stops accepting, lets sessions finish until the deadline, then cuts the rest. Resolves with how many were cut. */

@@ -407,6 +407,107 @@ describe('HTTPS listeners', () => {
     });
     assert.equal(res.status, 200);
   });
+
+  it('switches a listener from http to https and back at runtime; a request in flight across a switch completes', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let arrived!: () => void;
+    const holding = new Promise<void>((r) => {
+      arrived = r;
+    });
+    const holder = await echoBackend('held', (req, res) => {
+      if (req.url !== '/hold') return undefined;
+      arrived();
+      void released.then(() => {
+        res.writeHead(200, { 'content-length': '4' });
+        res.end('done');
+      });
+      return true;
+    });
+    const port = await closedPort();
+    const address = `127.0.0.1:${port}`;
+    const refuses = async (p: Promise<unknown>, what: string) =>
+      assert.equal(
+        await p.then(
+          () => 'answered',
+          () => 'refused',
+        ),
+        'refused',
+        what,
+      );
+    try {
+      await ok(kakehi.socketPath, 'transaction', {
+        changes: [
+          { op: 'put_listener', listener: { address } },
+          { op: 'put_cluster', cluster: { id: 'held' } },
+          { op: 'put_backend', backend: { cluster: 'held', id: 'h', address: holder.address } },
+          { op: 'put_frontend', frontend: { hostname: 'held.test', cluster: 'held' } },
+        ],
+      });
+      assert.equal((await httpGet(port, '/', { host: 'a.example.test' })).status, 200);
+      const inFlight = httpGet(port, '/hold', { host: 'held.test' });
+      await holding;
+
+      // To https, with its certificate in the same transaction, on the same port.
+      await ok(kakehi.socketPath, 'transaction', {
+        changes: [
+          { op: 'put_listener', listener: { address, protocol: 'https' } },
+          {
+            op: 'put_certificate',
+            certificate: {
+              listener: address,
+              certificate: other.fullchainPem,
+              key: other.keyPem,
+              default: true,
+            },
+          },
+        ],
+      });
+      const tls = await httpsGet(port, '/', {
+        servername: 'default.test',
+        host: 'default.test',
+        ca: ca.certPem,
+      });
+      assert.equal(tls.status, 200);
+      assert.equal(
+        (JSON.parse(tls.body) as { headers: Record<string, string> }).headers['x-forwarded-proto'],
+        'https',
+      );
+      await refuses(httpGet(port, '/', { host: 'a.example.test' }), 'plain HTTP on the https listener');
+      // The request that arrived over plain HTTP before the switch still gets its answer.
+      release();
+      const done = await inFlight;
+      assert.equal(done.status, 200);
+      assert.equal(done.body, 'done');
+
+      // And back to http: the listener's certificates go in the same transaction.
+      await ok(kakehi.socketPath, 'transaction', {
+        changes: [
+          { op: 'delete_certificate', listener: address, fingerprint: other.fingerprint },
+          { op: 'put_listener', listener: { address, protocol: 'http' } },
+        ],
+      });
+      assert.equal((await httpGet(port, '/', { host: 'a.example.test' })).status, 200);
+      await refuses(handshake(port, { servername: 'default.test' }), 'a TLS handshake on the http listener');
+      const left = (await ok(kakehi.socketPath, 'list_certificates'))['certificates'] as {
+        listener: string;
+      }[];
+      assert.equal(left.filter((c) => c.listener === address).length, 0);
+    } finally {
+      release();
+      await ok(kakehi.socketPath, 'transaction', {
+        changes: [
+          { op: 'delete_frontend', frontend: { hostname: 'held.test' } },
+          { op: 'delete_backend', cluster: 'held', id: 'h' },
+          { op: 'delete_cluster', id: 'held' },
+          { op: 'delete_listener', address },
+        ],
+      }).catch(() => undefined);
+      await holder.close();
+    }
+  });
 });
 
 describe('TLS metrics', () => {
