@@ -119,8 +119,7 @@ export class Supervisor extends EventEmitter {
     // set after, every connection went through main and an IPC message.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: entry, args: ['__worker'], silent: false });
-    this.ticketRotation = setInterval(() => this.rotateTicketKeys(), TICKET_KEY_ROTATION_MS);
-    this.ticketRotation.unref();
+    this.scheduleTicketRotation();
     this.warnSelfSignedDefaults(this.state);
     await this.ensureSelfSigned(this.state);
     await Promise.all(Array.from({ length: this.workerCount }, () => this.fork().ready));
@@ -141,11 +140,33 @@ export class Supervisor extends EventEmitter {
     for (const w of this.workers.values()) this.send(w, { t: 'self_signed', ...made });
   }
 
-  /** Every worker gets the same new keys; a worker started later gets them in its init. */
-  private rotateTicketKeys(): void {
+  private scheduleTicketRotation(): void {
+    clearInterval(this.ticketRotation);
+    this.ticketRotation = setInterval(() => void this.rotateTicketKeys('schedule'), TICKET_KEY_ROTATION_MS);
+    this.ticketRotation.unref();
+  }
+
+  /**
+   * Every worker gets the same new keys; a worker started later gets them in its
+   * init. Resolves once every ready worker uses them: IPC to a worker is ordered,
+   * so a worker that answers a metrics request sent after the keys has applied
+   * them. Asked for by an operator (a key may have leaked), the 12-hour period
+   * restarts from now.
+   */
+  async rotateTicketKeys(
+    by: 'schedule' | 'command',
+  ): Promise<{ workers: number; rotated_at: string; next_rotation_at: string }> {
     this.tls.ticketKeys = randomBytes(48).toString('base64');
     for (const w of this.workers.values()) this.send(w, { t: 'ticket_keys', keys: this.tls.ticketKeys });
-    this.log.info('TLS session ticket keys rotated');
+    if (by === 'command') this.scheduleTicketRotation();
+    const answered = await this.workerMetrics(this.config.settings.workerTimeoutMs);
+    const now = Date.now();
+    this.log.info({ by, workers: answered.length }, 'TLS session ticket keys rotated');
+    return {
+      workers: answered.length,
+      rotated_at: new Date(now).toISOString(),
+      next_rotation_at: new Date(now + TICKET_KEY_ROTATION_MS).toISOString(),
+    };
   }
 
   /** An https listener with no default certificate answers SNI-less and unknown names with a self-signed one. */
@@ -198,7 +219,15 @@ export class Supervisor extends EventEmitter {
 
   private send(w: WorkerHandle, m: ToWorker): void {
     if (w.outbox !== undefined) w.outbox.push(m);
-    else if (w.worker.isConnected()) w.worker.send(m);
+    else if (w.worker.isConnected()) {
+      // A worker can be on its way out while it still looks connected (it drained and
+      // exited, or crashed): the write then fails with EPIPE. Its exit handler settles
+      // whatever waited on it; the failed send must not take main down.
+      w.worker.send(m, undefined, (err) => {
+        if (err)
+          this.log.debug({ worker: w.id, t: m.t, err: err.message }, 'message to a departing worker lost');
+      });
+    }
   }
 
   private fork(): WorkerHandle {
@@ -232,6 +261,10 @@ export class Supervisor extends EventEmitter {
     }, this.settings.workerTimeoutMs * 3);
     worker.on('message', (m: unknown) => {
       if (isFromWorker(m)) this.onWorkerMessage(h, m);
+    });
+    // IPC errors (EPIPE, a channel closed mid-send) come here; an unhandled one would crash main.
+    worker.on('error', (err: Error) => {
+      this.log.warn({ worker: id, err: err.message }, 'IPC error with a worker');
     });
     worker.on('exit', (code, signal) => {
       clearTimeout(h.startTimer);

@@ -13,7 +13,8 @@ import { type FromWorker, isFromWorker, type Snapshot, type ToWorker } from './i
 import { ProxyRuntime } from './proxy-runtime.js';
 
 function send(m: FromWorker): void {
-  process.send?.(m);
+  // A failed send means main is gone; 'disconnect' (below) ends this worker then.
+  if (process.connected) process.send?.(m, undefined, {}, () => {});
 }
 
 function stateOf(s: Snapshot): ProxyState {

@@ -177,6 +177,42 @@ describe('query_metrics', () => {
     );
   });
 
+  it('stays up when metrics queries race workers that drain and exit (upgrades under a stream of queries)', async () => {
+    const backend = await echoBackend('b1');
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi({
+      workers: 2,
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    let stop = false;
+    let answered = 0;
+    const queries = (async () => {
+      while (!stop) {
+        await metrics(kakehi.socketPath, { per_worker: true });
+        answered++;
+      }
+    })();
+    try {
+      for (let i = 0; i < 6; i++) {
+        const drained = kakehi.waitLog((l) => l.msg === 'worker drained');
+        await ok(kakehi.socketPath, 'upgrade');
+        await drained;
+      }
+    } finally {
+      stop = true;
+      await queries;
+    }
+    assert.ok(answered > 0);
+    assert.equal(kakehi.proc.exitCode, null, 'main is still running');
+    const m = await metrics(kakehi.socketPath, { per_worker: true });
+    assert.equal(m.workers?.length, 2);
+    assert.equal((await httpGet(kakehi.port, '/')).status, 200);
+  });
+
   it('filters by cluster, backend and family name', async () => {
     const b1 = await echoBackend('b1');
     const b2 = await echoBackend('b2');
