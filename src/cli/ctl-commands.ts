@@ -488,6 +488,13 @@ export const CTL_COMMANDS: CtlCommand[] = [
     build: simple('upgrade'),
   },
   {
+    words: ['tickets', 'rotate'],
+    args: [],
+    summary: 'replace the TLS session ticket keys in every worker now (tickets issued before stop resuming)',
+    flags: {},
+    build: simple('rotate_ticket_keys'),
+  },
+  {
     words: ['events'],
     args: [],
     summary: 'print events (changes, backends down/up, workers) until Ctrl-C',

@@ -35,6 +35,7 @@ export const REQUEST_TYPES = [
   'soft_stop',
   'hard_stop',
   'upgrade',
+  'rotate_ticket_keys',
   'subscribe_events',
   'report_connector_status',
 ] as const;

@@ -210,6 +210,8 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
       }
       case 'reload':
         return sup.reload(str(b, 'path', false));
+      case 'rotate_ticket_keys':
+        return sup.rotateTicketKeys('command');
       case 'upgrade':
         return sup.upgrade((m) => ctx.processing(m));
       case 'soft_stop':

@@ -229,6 +229,39 @@ describe('HTTPS listeners', () => {
     }
   });
 
+  it('rotates the ticket keys on request: older tickets get a full handshake on every worker, new ones resume', async () => {
+    for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+      const before = await handshake(tlsPort, { servername: 'a.example.test', maxVersion });
+      assert.ok(before.session);
+      assert.equal((await handshake(tlsPort, { maxVersion, session: before.session })).reused, true);
+      const r = await run(process.execPath, [CLI, 'ctl', '-s', kakehi.socketPath, 'tickets', 'rotate']);
+      assert.match(r.stdout, /workers: +2/);
+      // The answer comes once both workers use the new keys: no attempt, on either, resumes.
+      for (let i = 0; i < 10; i++) {
+        const old = await handshake(tlsPort, {
+          servername: 'a.example.test',
+          maxVersion,
+          session: before.session,
+        });
+        assert.equal(
+          old.reused,
+          false,
+          `${maxVersion}: a ticket from before the rotation resumed (attempt ${i})`,
+        );
+      }
+      const after = await handshake(tlsPort, { servername: 'a.example.test', maxVersion });
+      let reused = 0;
+      for (let i = 0; i < 10; i++) {
+        if (
+          (await handshake(tlsPort, { servername: 'a.example.test', maxVersion, session: after.session }))
+            .reused
+        )
+          reused++;
+      }
+      assert.equal(reused, 10, `${maxVersion}: tickets issued after the rotation resume on every worker`);
+    }
+  });
+
   it('rejects a mismatched key, an expired certificate and garbage by name, changing nothing', async () => {
     const before = await ok(kakehi.socketPath, 'list_certificates');
     const mismatched = await command(kakehi.socketPath, 'add_certificate', {
