@@ -77,17 +77,30 @@ describe('testssl against an HTTPS listener', () => {
       '127.0.0.1',
       `https://a.test:${kakehi.port}`,
     ];
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const p = spawn('testssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (d: Buffer) => {
-        err += d.toString();
-      });
+    // testssl's exit code is the sum of its checks' return codes: 1 from a check that
+    // could not finish says nothing about the server, and the JSON below is the
+    // verdict. Seen on a busy machine: sessionresumption_ticket "check failed because
+    // of connect problem" (WARN), when its TLS 1.3 `s_client </dev/null` quit before
+    // the server's NewSessionTicket arrived (a plain node:tls server shows the same). Codes from 240 up are its own
+    // fatal errors (bad command line, no openssl, cannot connect): no verdict at all.
+    const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+      const p = spawn('testssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      const keep = (d: Buffer) => {
+        output = (output + d.toString()).slice(-20_000);
+      };
+      p.stdout.on('data', keep);
+      p.stderr.on('data', keep);
       p.on('error', reject);
-      p.on('close', (c) => (c === 0 ? resolve(c) : reject(new Error(`testssl exited ${c}: ${err}`))));
+      p.on('close', (c) => resolve({ code: c, output }));
     });
-    assert.equal(code, 0);
+    assert.ok(code !== null && code < 240, `testssl failed (exit ${code}):\n${output}`);
     const findings = JSON.parse(readFileSync(json, 'utf8')) as Finding[];
+    if (code !== 0) {
+      // Say which checks could not finish, so a red run names them.
+      const unfinished = findings.filter((f) => /WARN|FATAL/.test(f.severity) || f.id === 'scanProblem');
+      console.log(`# testssl exited ${code}; checks that did not finish: ${JSON.stringify(unfinished)}`);
+    }
     const byId = new Map(findings.map((f) => [f.id, f]));
     // It scanned for real: protocols, ciphers, server defaults and vulnerabilities each left findings.
     for (const id of [
