@@ -58,6 +58,8 @@ interface WorkerHandle {
   closed?: boolean;
   /** Drained: its final counts are in the retained totals, so it is no longer asked. */
   drained?: boolean;
+  /** Its families as of the last metrics query: what of its counts survives a crash. */
+  lastFamilies?: Family[];
   failure?: { code: string; message: string };
 }
 
@@ -273,6 +275,14 @@ export class Supervisor extends EventEmitter {
       h.acks.clear();
       for (const done of h.metricsWaits.values()) done(undefined); // gone: it counts no more
       h.metricsWaits.clear();
+      // Died without handing its final counts over (a crash, or a drain cut short):
+      // keep them as of the last metrics query, so sums never go back. What it
+      // counted after that query is lost; a scrape interval's worth at most.
+      if (!h.drained && !this.stopping && h.lastFamilies !== undefined) {
+        this.retained = retainCounts(this.retained, h.lastFamilies);
+        h.lastFamilies = undefined;
+        this.log.info({ worker: id }, 'kept the counts of a worker that died, as of the last metrics query');
+      }
       if (h.state === 'draining' || this.stopping) return;
       if (h.state === 'starting') {
         // Never served: whoever forked it decides what to do (start fails, a restart retries).
@@ -571,6 +581,7 @@ export class Supervisor extends EventEmitter {
           }, timeoutMs);
           w.metricsWaits.set(seq, (families) => {
             clearTimeout(timer);
+            if (families) w.lastFamilies = families;
             resolve(families && { worker: w.id, pid: w.worker.process.pid ?? 0, families });
           });
           this.send(w, { t: 'metrics', seq });

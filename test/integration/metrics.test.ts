@@ -177,6 +177,44 @@ describe('query_metrics', () => {
     );
   });
 
+  it('keeps the counts of a crashed worker as of the last query: sums never go back', async () => {
+    const backend = await echoBackend('b1');
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi({
+      workers: 2,
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    assert.equal((await startLoad(kakehi.port, { maxRequests: 200, concurrency: 16 }).done()).ok, 200);
+    // This query is the last word from the worker about to die.
+    const before = await metrics(kakehi.socketPath, { per_worker: true });
+    assert.equal(total(before.families, 'kakehi_http_requests_total'), 200);
+    const victim = [...before.workers!].sort(
+      (a, b) =>
+        total(b.families, 'kakehi_http_requests_total') - total(a.families, 'kakehi_http_requests_total'),
+    )[0]!;
+    const share = total(victim.families, 'kakehi_http_requests_total');
+    assert.ok(share > 0);
+    const restarted = kakehi.waitLog((l) => l.msg === 'worker restarted');
+    process.kill(victim.pid, 'SIGKILL');
+    await restarted;
+    const after = await metrics(kakehi.socketPath, { per_worker: true });
+    assert.equal(after.workers?.length, 2);
+    assert.ok(!after.workers!.some((w) => w.pid === victim.pid));
+    assert.equal(
+      total(after.families, 'kakehi_http_requests_total'),
+      200,
+      `the killed worker's ${share} requests are still in the sum`,
+    );
+    const dur = family(after.families, 'kakehi_http_request_duration_seconds').samples as HistogramSample[];
+    assert.equal(dur[0]!.count, 200);
+    assert.equal((await startLoad(kakehi.port, { maxRequests: 30, concurrency: 2 }).done()).ok, 30);
+    assert.equal(total((await metrics(kakehi.socketPath)).families, 'kakehi_http_requests_total'), 230);
+  });
+
   it('stays up when metrics queries race workers that drain and exit (upgrades under a stream of queries)', async () => {
     const backend = await echoBackend('b1');
     cleanup.push(() => backend.close());
