@@ -45,6 +45,7 @@ interface PairInfo extends ScannedPair {
 interface DirectoryStatus {
   path: string;
   listeners: string[] | 'all https';
+  default: boolean;
   pairs: number;
   unpaired: string[];
   error: string | undefined;
@@ -112,6 +113,7 @@ export class PkiConnector {
     this.#dirStatus = opts.directories.map((d) => ({
       path: d.path,
       listeners: d.listeners ?? 'all https',
+      default: d.default === true,
       pairs: 0,
       unpaired: [],
       error: undefined,
@@ -670,14 +672,18 @@ export class PkiConnector {
     for (const t of this.#settler.serving()) {
       const info = this.#pairs.get(t.key);
       if (!info) continue;
-      const listeners = new Set<string>();
+      // Listener → whether a directory that targets it makes this pair its default.
+      const listeners = new Map<string, boolean>();
+      const target = (l: string, isDefault: boolean) =>
+        listeners.set(l, listeners.get(l) === true || isDefault);
       for (const idx of info.dirs) {
         const dir = this.opts.directories[idx];
         if (!dir) continue;
-        if (dir.listeners === undefined) for (const l of https) listeners.add(l);
+        const isDefault = dir.default === true;
+        if (dir.listeners === undefined) for (const l of https) target(l, isDefault);
         else {
           for (const l of dir.listeners) {
-            if (https.has(l)) listeners.add(l);
+            if (https.has(l)) target(l, isDefault);
             else {
               const s = this.#dirStatus[idx] as DirectoryStatus;
               const note = `listener ${l} is not an HTTPS listener of the proxy (yet)`;
@@ -687,7 +693,7 @@ export class PkiConnector {
         }
       }
       const good = t.good as GoodCert;
-      for (const listener of listeners) {
+      for (const [listener, isDefault] of listeners) {
         let cert: GoodCert | undefined = good;
         if (this.#refused.has(`${listener} ${good.materialHash}`))
           cert = this.#accepted.get(`${t.key}\n${listener}`);
@@ -700,6 +706,7 @@ export class PkiConnector {
           certificate: cert.certificate,
           chain: cert.chain,
           key: cert.key,
+          default: isDefault,
         });
       }
     }

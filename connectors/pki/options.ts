@@ -19,6 +19,8 @@ export interface DirectoryOption {
   path: string;
   /** Listener addresses; undefined = every HTTPS listener the proxy has. */
   listeners: string[] | undefined;
+  /** Its certificates are their listeners' defaults (clients without SNI, or a name no certificate has). */
+  default?: true;
 }
 
 export interface PkiOptions {
@@ -64,6 +66,9 @@ command socket.
   -l, --listener ADDR             serve on this HTTPS listener only (repeatable; applies
                                   to the directories given on the command line; default:
                                   every HTTPS listener)
+      --default                   the certificates of the directories given on the command
+                                  line are their listeners' defaults: what clients without
+                                  SNI (or with a name no certificate has) get
       --settle-ms N               quiet time before reading a change, and before a
                                   vanished pair is removed (default ${DEFAULT_SETTLE_MS})
       --rescan-interval-ms N      full rescan and reconcile period (default ${DEFAULT_RESCAN_MS})
@@ -88,6 +93,7 @@ YAML example:
   directories:
     - path: /etc/letsencrypt/live
       listeners: ["0.0.0.0:443"]
+      default: true        # these answer clients without SNI
     - /etc/kakehi/certs
   settle_ms: 500
   rescan_interval_ms: 60000
@@ -189,20 +195,26 @@ function readConfigFile(file: string): Partial<PkiOptions> {
         out.directories = v.map((d, i) => {
           if (typeof d === 'string') return { path: resolve(base, d), listeners: undefined };
           if (d && typeof d === 'object' && typeof (d as { path?: unknown }).path === 'string') {
-            const extra = Object.keys(d).filter((x) => x !== 'path' && x !== 'listeners');
+            const extra = Object.keys(d).filter((x) => x !== 'path' && x !== 'listeners' && x !== 'default');
             if (extra.length > 0) {
               throw new OptionsError(
-                `${at}[${i}]: unknown key "${extra[0]}"; known: path, listeners`,
+                `${at}[${i}]: unknown key "${extra[0]}"; known: path, listeners, default`,
                 'config',
               );
             }
             const l = (d as { listeners?: unknown }).listeners;
-            return {
+            const isDefault = (d as { default?: unknown }).default;
+            if (isDefault !== undefined && typeof isDefault !== 'boolean') {
+              throw new OptionsError(`${at}[${i}].default: expected true or false`, 'config');
+            }
+            const dir: DirectoryOption = {
               path: resolve(base, (d as { path: string }).path),
               listeners: l === undefined ? undefined : listeners(`${at}[${i}].listeners`, l),
             };
+            if (isDefault === true) dir.default = true;
+            return dir;
           }
-          throw new OptionsError(`${at}[${i}]: expected a path or {path, listeners}`, 'config');
+          throw new OptionsError(`${at}[${i}]: expected a path or {path, listeners, default}`, 'config');
         });
         break;
       case 'settle_ms':
@@ -257,6 +269,7 @@ export function parsePkiArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         'rescan-interval-ms': { type: 'string' },
         'check-interval-ms': { type: 'string' },
         'no-watch': { type: 'boolean' },
+        default: { type: 'boolean' },
         source: { type: 'string' },
         'expiry-warning-days': { type: 'string' },
         listen: { type: 'string' },
@@ -284,9 +297,19 @@ export function parsePkiArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         'usage',
       );
   }
+  if (v.default === true && cliDirs.length === 0) {
+    throw new OptionsError(
+      '--default applies to directories given on the command line; give one (or default: in --config)',
+      'usage',
+    );
+  }
   const directories = [
     ...(file.directories ?? []),
-    ...cliDirs.map((d) => ({ path: resolve(d), listeners: cliListeners })),
+    ...cliDirs.map((d): DirectoryOption => {
+      const dir: DirectoryOption = { path: resolve(d), listeners: cliListeners };
+      if (v.default === true) dir.default = true;
+      return dir;
+    }),
   ];
   if (directories.length === 0) {
     throw new OptionsError('no directory to watch: give DIR, --dir or directories: in --config', 'usage');

@@ -19,17 +19,20 @@ export interface DesiredPair {
   certificate: string;
   chain: string;
   key: string;
+  /** The listener's default certificate (its directory says so). */
+  default?: boolean;
 }
 
 export interface HeldCertificate {
   listener: string;
   fingerprint: string;
   source?: string;
+  default?: boolean;
 }
 
 export interface PutCertificate {
   op: 'put_certificate';
-  certificate: { listener: string; certificate: string; chain?: string; key: string };
+  certificate: { listener: string; certificate: string; chain?: string; key: string; default?: true };
 }
 
 export interface DeleteCertificate {
@@ -69,17 +72,28 @@ export function planChanges(
   // Group by key; when two pairs share a leaf with different chains, the first by
   // pair key wins, so the choice does not depend on scan order.
   const sorted = [...desired].sort((a, b) => (a.pairKey < b.pairKey ? -1 : a.pairKey > b.pairKey ? 1 : 0));
-  const groups = new Map<string, { pair: DesiredPair; listener: string; pairs: string[] }>();
+  const groups = new Map<
+    string,
+    { pair: DesiredPair; listener: string; pairs: string[]; isDefault: boolean }
+  >();
   for (const d of sorted) {
     for (const listener of new Set(d.listeners)) {
       const k = certKey(listener, d.fingerprint);
       const g = groups.get(k);
-      if (g) g.pairs.push(d.pairKey);
-      else groups.set(k, { pair: d, listener, pairs: [d.pairKey] });
+      if (g) {
+        g.pairs.push(d.pairKey);
+        // The same leaf in a default directory and another: it is a default.
+        g.isDefault ||= d.default === true;
+      } else groups.set(k, { pair: d, listener, pairs: [d.pairKey], isDefault: d.default === true });
     }
   }
   const heldBy = new Map<string, string>();
-  for (const h of held) heldBy.set(certKey(h.listener, h.fingerprint), h.source ?? '');
+  const heldDefault = new Map<string, boolean>();
+  for (const h of held) {
+    const k = certKey(h.listener, h.fingerprint);
+    heldBy.set(k, h.source ?? '');
+    heldDefault.set(k, h.default === true);
+  }
 
   const plan: Plan = {
     puts: [],
@@ -96,13 +110,15 @@ export function planChanges(
       continue;
     }
     plan.wanted.set(k, g.pair.materialHash);
-    if (holder === source && sent.get(k) === g.pair.materialHash) continue;
+    if (holder === source && sent.get(k) === g.pair.materialHash && heldDefault.get(k) === g.isDefault)
+      continue;
     const certificate: PutCertificate['certificate'] = {
       listener: g.listener,
       certificate: g.pair.certificate,
       key: g.pair.key,
     };
     if (g.pair.chain !== '') certificate.chain = g.pair.chain;
+    if (g.isDefault) certificate.default = true;
     plan.puts.push({ op: 'put_certificate', certificate });
     plan.putPairs.push(g.pairs);
     plan.putHashes.push(g.pair.materialHash);

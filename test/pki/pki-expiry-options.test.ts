@@ -79,6 +79,9 @@ describe('pki options', () => {
     assert.equal(other.watch, false);
     assert.equal(other.checkIntervalMs, 0);
     assert.equal(other.source, 'pki-internal');
+    const withDefault = parsePkiArgs(['/a', '--default'], {});
+    assert.ok(withDefault !== 'help');
+    assert.deepEqual(withDefault.directories, [{ path: '/a', listeners: undefined, default: true }]);
     assert.equal(parsePkiArgs(['-h'], {}), 'help');
   });
 
@@ -87,14 +90,14 @@ describe('pki options', () => {
     const file = join(dir, 'pki.yaml');
     writeFileSync(
       file,
-      'socket: k.sock\ndirectories:\n  - certs\n  - path: /le/live\n    listeners: ["0.0.0.0:443"]\nsettle_ms: 100\nexpiry_warning_days: [30, 3]\nlisten: 127.0.0.1:0\n',
+      'socket: k.sock\ndirectories:\n  - certs\n  - path: /le/live\n    listeners: ["0.0.0.0:443"]\n    default: true\nsettle_ms: 100\nexpiry_warning_days: [30, 3]\nlisten: 127.0.0.1:0\n',
     );
     const o = parsePkiArgs(['-c', file, '--settle-ms', '50'], {});
     assert.ok(o !== 'help');
     assert.equal(o.socketPath, join(dir, 'k.sock'));
     assert.deepEqual(o.directories, [
       { path: join(dir, 'certs'), listeners: undefined },
-      { path: '/le/live', listeners: ['0.0.0.0:443'] },
+      { path: '/le/live', listeners: ['0.0.0.0:443'], default: true },
     ]);
     assert.equal(o.settleMs, 50);
     assert.deepEqual(o.expiryWarningDays, [30, 3]);
@@ -128,6 +131,15 @@ describe('pki options', () => {
     assert.match(
       err(() => parsePkiArgs(['/a', '--source', 'PKI!'], {})).message,
       /--source: "PKI!" is not a source name/,
+    );
+    assert.match(
+      err(() => parsePkiArgs(['--default'], {})).message,
+      /--default applies to directories given/,
+    );
+    writeFileSync(file, 'directories:\n  - path: a\n    default: "yes"\n');
+    assert.match(
+      err(() => parsePkiArgs(['-c', file], {})).message,
+      /directories\[0\]\.default: expected true or false/,
     );
     writeFileSync(file, 'directories: [a]\nwatch: "no"\n');
     const watch = err(() => parsePkiArgs(['-c', file], {}));

@@ -33,6 +33,7 @@ import {
   withLogs,
   writeAtomic,
 } from '../helpers/pki.js';
+import { handshake } from '../helpers/tls-client.js';
 
 const SETTLE_MS = 300;
 const run = promisify(execFile);
@@ -42,6 +43,7 @@ interface Held {
   fingerprint: string;
   names: string[];
   source: string;
+  default: boolean;
 }
 
 async function held(k: Kakehi): Promise<Held[]> {
@@ -281,6 +283,36 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
         fingerprint: h.fingerprint,
       })),
     });
+  });
+
+  it("a default directory's certificate answers clients without SNI, where the self-signed one did", async () => {
+    const dir = tempDir('pki-default-');
+    const fallback = issueCert(ca, ['fallback.pki.test']);
+    writeFileSync(join(dir, 'fallback.pem'), fallback.fullchainPem + fallback.keyPem);
+    const before = await handshake(port, {});
+    assert.notEqual(before.fingerprint, fallback.fingerprint);
+    assert.match(String(before.cert.subject?.CN), /localhost/, 'the self-signed default, before');
+    const c = await pki(['--source', 'pki-default', '--default', dir]);
+    await withLogs(c, async () => {
+      await eventually(
+        async () => assert.equal((await handshake(port, {})).fingerprint, fallback.fingerprint),
+        {
+          what: 'the PKI default to answer a client without SNI',
+        },
+      );
+      assert.equal((await servedCertificate(port, 'unknown.pki.test')).fingerprint, fallback.fingerprint);
+      const h = (await held(kakehi)).find((x) => x.fingerprint === fallback.fingerprint);
+      assert.equal(h?.default, true);
+      const dirs = (await c.status())['directories'] as { default: boolean }[];
+      assert.equal(dirs[0]?.default, true);
+    });
+    await c.stop();
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [
+        { op: 'delete_certificate', listener: `127.0.0.1:${port}`, fingerprint: fallback.fingerprint },
+      ],
+    });
+    rmSync(dir, { recursive: true });
   });
 
   it('a half-written file never removes the served certificate; the finished one replaces it', async () => {

@@ -82,6 +82,28 @@ describe('pki reconcile planner', () => {
     assert.deepEqual(other.deletes, [], "and the default connector leaves pki-edge's B alone");
   });
 
+  it("a default directory's certificate is put as the listener's default, and put again when the proxy holds it otherwise", () => {
+    const fresh = planPki([{ ...pair('/d/a', 'A'), default: true }, pair('/e/b', 'B')], [], new Map());
+    assert.deepEqual(
+      fresh.puts.map((p) => [p.certificate.certificate, p.certificate.default]),
+      [
+        ['cert-A', true],
+        ['cert-B', undefined],
+      ],
+    );
+    const sent = new Map([[certKey(L1, 'A'), 'h-A']]);
+    const notDefault: HeldCertificate[] = [{ listener: L1, fingerprint: 'A', source: 'pki', default: false }];
+    assert.equal(planPki([{ ...pair('/d/a', 'A'), default: true }], notDefault, sent).puts.length, 1);
+    const asDefault: HeldCertificate[] = [{ listener: L1, fingerprint: 'A', source: 'pki', default: true }];
+    assert.equal(planPki([{ ...pair('/d/a', 'A'), default: true }], asDefault, sent).puts.length, 0);
+    // The same leaf in a default directory and in another one is a default.
+    const both = planPki([pair('/e/a', 'A'), { ...pair('/d/a', 'A'), default: true }], [], new Map());
+    assert.deepEqual(
+      both.puts.map((p) => p.certificate.default),
+      [true],
+    );
+  });
+
   it('never deletes or re-puts a certificate another source holds', () => {
     const plan = planPki(
       [pair('/d/a', 'A')],
