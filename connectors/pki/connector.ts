@@ -707,6 +707,7 @@ export class PkiConnector {
           chain: cert.chain,
           key: cert.key,
           default: isDefault,
+          chainFingerprints: cert.facts.chain_fingerprints,
         });
       }
     }

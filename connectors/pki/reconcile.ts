@@ -21,6 +21,8 @@ export interface DesiredPair {
   key: string;
   /** The listener's default certificate (its directory says so). */
   default?: boolean;
+  /** SHA-256 of each chain certificate: compared with what the proxy holds. */
+  chainFingerprints?: readonly string[];
 }
 
 export interface HeldCertificate {
@@ -28,6 +30,7 @@ export interface HeldCertificate {
   fingerprint: string;
   source?: string;
   default?: boolean;
+  chain_fingerprints?: readonly string[];
 }
 
 export interface PutCertificate {
@@ -56,12 +59,19 @@ export interface Plan {
   wanted: Map<string, string>;
 }
 
+function sameChain(held: HeldCertificate | undefined, pair: DesiredPair): boolean {
+  const a = held?.chain_fingerprints;
+  const b = pair.chainFingerprints;
+  return a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 export const certKey = (listener: string, fingerprint: string): string => `${listener} ${fingerprint}`;
 
 /**
- * @param sent what this connector last put per key (material hash); a key the proxy
- *   holds from `source` but with other material (or unknown after a connector restart)
- *   is put again, since put is idempotent and a chain may have changed.
+ * @param sent what this connector last put per key (material hash). A key the proxy
+ *   holds from `source` is left alone when it was sent with this material, or when
+ *   the proxy's chain fingerprints equal the pair's (after a connector restart);
+ *   otherwise it is put again, since put is idempotent and the chain may have changed.
  */
 export function planChanges(
   desired: readonly DesiredPair[],
@@ -88,11 +98,11 @@ export function planChanges(
     }
   }
   const heldBy = new Map<string, string>();
-  const heldDefault = new Map<string, boolean>();
+  const heldAs = new Map<string, HeldCertificate>();
   for (const h of held) {
     const k = certKey(h.listener, h.fingerprint);
     heldBy.set(k, h.source ?? '');
-    heldDefault.set(k, h.default === true);
+    heldAs.set(k, h);
   }
 
   const plan: Plan = {
@@ -110,8 +120,13 @@ export function planChanges(
       continue;
     }
     plan.wanted.set(k, g.pair.materialHash);
-    if (holder === source && sent.get(k) === g.pair.materialHash && heldDefault.get(k) === g.isDefault)
-      continue;
+    const as = heldAs.get(k);
+    if (holder === source && (as?.default === true) === g.isDefault) {
+      // Held as wanted: this process sent this material, or (after a connector
+      // restart) the proxy shows the same leaf with the same chain. The key is bound
+      // to the leaf, so a put would change nothing.
+      if (sent.get(k) === g.pair.materialHash || sameChain(as, g.pair)) continue;
+    }
     const certificate: PutCertificate['certificate'] = {
       listener: g.listener,
       certificate: g.pair.certificate,

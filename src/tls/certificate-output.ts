@@ -32,6 +32,7 @@ export function certificateSummary(
     not_after: f.not_after,
     key_type: f.key_type,
     chain_length: f.chain_length,
+    chain_fingerprints: f.chain_fingerprints,
     default: c.default,
     source,
   };

@@ -35,6 +35,8 @@ export interface CertificateFacts {
   key_bits?: number;
   /** Chain certificates after the leaf. */
   chain_length: number;
+  /** SHA-256 of each chain certificate, in order: tells two chains apart without the PEM. */
+  chain_fingerprints: string[];
   self_signed: boolean;
 }
 
@@ -161,6 +163,7 @@ function inspectUncached(input: CertificateInput, opts: InspectOptions): Inspect
     not_after: new Date(leaf.x509.validTo).toISOString(),
     key_type: key.object.asymmetricKeyType ?? 'unknown',
     chain_length: chain.length,
+    chain_fingerprints: chain.map((c) => sha256Hex(c.x509)),
     self_signed: isSelfSigned(leaf.x509),
   };
   const bits = keyBits(key.object);

@@ -473,6 +473,10 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     await eventually(async () => assert.deepEqual(await pkiHeld(kakehi), [a.fingerprint]), {
       what: 'b to be removed after the restart',
     });
+    // a is held as the files say (same leaf, same chain): the new process does not put it again.
+    const changes = await c2.metrics();
+    assert.match(changes, /kakehi_pki_changes_total\{op="put_certificate"\} 0\b/);
+    assert.match(changes, /kakehi_pki_changes_total\{op="delete_certificate"\} 1\b/);
     assert.equal((await servedCertificate(port, 'a.restart.pki.test')).fingerprint, a.fingerprint);
     assert.equal((await servedCertificate(port, 'manual.pki.test')).fingerprint, manual.fingerprint);
     assert.ok(

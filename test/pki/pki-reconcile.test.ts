@@ -104,6 +104,23 @@ describe('pki reconcile planner', () => {
     );
   });
 
+  it('after a connector restart, a certificate the proxy holds with the same chain is not put again', () => {
+    const withChain = { ...pair('/d/a', 'A'), chainFingerprints: ['I1', 'R'] };
+    const held = (chain?: string[]): HeldCertificate[] => [
+      { listener: L1, fingerprint: 'A', source: 'pki', ...(chain ? { chain_fingerprints: chain } : {}) },
+    ];
+    assert.equal(planPki([withChain], held(['I1', 'R']), new Map()).puts.length, 0, 'same chain');
+    assert.equal(planPki([withChain], held(['I2', 'R']), new Map()).puts.length, 1, 'another intermediate');
+    assert.equal(planPki([withChain], held(['I1']), new Map()).puts.length, 1, 'a shorter chain');
+    assert.equal(planPki([withChain], held(), new Map()).puts.length, 1, 'a proxy that does not say');
+    const otherSource: HeldCertificate[] = [{ ...held(['I1', 'R'])[0]!, source: 'pki-other' }];
+    assert.equal(
+      planChanges([withChain], otherSource, new Map(), 'pki').heldElsewhere.length,
+      1,
+      "another source's certificate is still not this connector's",
+    );
+  });
+
   it('never deletes or re-puts a certificate another source holds', () => {
     const plan = planPki(
       [pair('/d/a', 'A')],

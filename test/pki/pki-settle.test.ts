@@ -22,6 +22,7 @@ function good(fp: string): GoodCert {
       not_after: '2027-01-01T00:00:00.000Z',
       key_type: 'ec',
       chain_length: 0,
+      chain_fingerprints: [],
       self_signed: false,
     },
     certificate: `leaf-${fp}`,
