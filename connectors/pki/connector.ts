@@ -58,11 +58,11 @@ type ProxyCall = <T>(type: string, body?: Record<string, unknown>) => Promise<T>
 const clip = (s: string) => (s.length > MAX_ERROR_CHARS ? `${s.slice(0, MAX_ERROR_CHARS)}…` : s);
 
 export class PkiConnector {
-  readonly opts: PkiOptions;
+  #opts: PkiOptions;
   readonly metrics = new PkiMetrics();
   readonly #log: Logger;
   readonly #settler: Settler;
-  readonly #expiry: ExpiryWatch;
+  #expiry: ExpiryWatch;
   readonly #pairs = new Map<string, PairInfo>();
   #dirStatus: DirectoryStatus[];
   #client: CommandClient | undefined;
@@ -106,21 +106,51 @@ export class PkiConnector {
   #maxPairsWarned = false;
 
   constructor(opts: PkiOptions, log: Logger) {
-    this.opts = opts;
+    this.#opts = opts;
     this.#log = log;
     this.#settler = new Settler(opts.settleMs);
     this.#expiry = new ExpiryWatch(opts.expiryWarningDays);
-    this.#dirStatus = opts.directories.map((d) => ({
-      path: d.path,
-      listeners: d.listeners ?? 'all https',
-      default: d.default === true,
-      pairs: 0,
-      unpaired: [],
-      error: undefined,
-      truncated: false,
-      notes: [],
-    }));
+    this.#dirStatus = directoryStatuses(opts);
     this.metrics.connected.set(0);
+  }
+
+  get opts(): PkiOptions {
+    return this.#opts;
+  }
+
+  /**
+   * Takes new settings (a SIGHUP reload) and keeps everything it knows: the pairs,
+   * their last good certificates (so an invalid or half-written pair still keeps
+   * its certificate), and what the proxy took. Directories are watched anew and
+   * scanned at once; pairs under a directory no longer listed go the way of deleted
+   * files (removed after the settle window). The socket, the source name and the
+   * HTTP address are not changed here (see main.ts).
+   */
+  reconfigure(next: PkiOptions): void {
+    if (this.#closed) return;
+    const thresholdsChanged = next.expiryWarningDays.join(',') !== this.#opts.expiryWarningDays.join(',');
+    // Pairs name their directories by index: renumber them for the new list (by
+    // path), so a sync before the next scan targets the right listeners.
+    const newIndexes = new Map<string, number[]>();
+    next.directories.forEach((d, i) => newIndexes.set(d.path, [...(newIndexes.get(d.path) ?? []), i]));
+    for (const info of this.#pairs.values()) {
+      const paths = [...info.dirs].map((i) => this.#opts.directories[i]?.path);
+      info.dirs = new Set(paths.flatMap((p) => (p === undefined ? [] : (newIndexes.get(p) ?? []))));
+    }
+    this.#opts = next;
+    this.#settler.settleMs = next.settleMs;
+    if (thresholdsChanged) this.#expiry = new ExpiryWatch(next.expiryWarningDays);
+    this.#dirStatus = directoryStatuses(next);
+    this.#stopPeriodic();
+    void this.#watcher?.close();
+    this.#watcher = undefined;
+    this.#unwatched.clear();
+    this.#maxPairsWarned = false;
+    void this.scan('rescan').then(() => {
+      if (this.#closed || this.#opts !== next) return;
+      if (next.watch) this.#startWatching();
+      this.#startPeriodic();
+    });
   }
 
   get connected(): boolean {
@@ -131,6 +161,11 @@ export class PkiConnector {
   async start(): Promise<void> {
     await this.scan('start');
     if (this.opts.watch) this.#startWatching();
+    this.#startPeriodic();
+    this.#connect();
+  }
+
+  #startPeriodic(): void {
     this.#rescanTimer = setInterval(() => {
       void this.scan('rescan');
     }, this.opts.rescanIntervalMs);
@@ -139,7 +174,13 @@ export class PkiConnector {
       this.#checkTimer = setInterval(() => void this.#checkKnown(), this.opts.checkIntervalMs);
       this.#checkTimer.unref?.();
     }
-    this.#connect();
+  }
+
+  #stopPeriodic(): void {
+    clearInterval(this.#rescanTimer);
+    clearInterval(this.#checkTimer);
+    this.#rescanTimer = undefined;
+    this.#checkTimer = undefined;
   }
 
   #startWatching(): void {
@@ -167,8 +208,7 @@ export class PkiConnector {
     ]) {
       if (t) clearTimeout(t);
     }
-    if (this.#rescanTimer) clearInterval(this.#rescanTimer);
-    if (this.#checkTimer) clearInterval(this.#checkTimer);
+    this.#stopPeriodic();
     await this.#watcher?.close();
     await this.#scanning?.catch(() => {});
     await this.#syncing?.catch(() => {});
@@ -885,3 +925,16 @@ export class PkiConnector {
 }
 
 export { certKey };
+
+function directoryStatuses(opts: PkiOptions): DirectoryStatus[] {
+  return opts.directories.map((d) => ({
+    path: d.path,
+    listeners: d.listeners ?? 'all https',
+    default: d.default === true,
+    pairs: 0,
+    unpaired: [],
+    error: undefined,
+    truncated: false,
+    notes: [],
+  }));
+}

@@ -1,5 +1,5 @@
 // `kakehi pki`: the process. Parses the settings, serves the HTTP face, starts the
-// connector, and stops cleanly on SIGTERM/SIGINT. Exit codes: 0 stopped by a
+// connector, reloads its settings on SIGHUP, and stops cleanly on SIGTERM/SIGINT. Exit codes: 0 stopped by a
 // signal, 1 failure (HTTP address unusable), 2 wrong usage, 3 invalid settings file.
 
 import type { Server } from 'node:http';
@@ -37,22 +37,41 @@ export async function runPkiConnector(argv: string[]): Promise<number> {
       return 1;
     }
   }
-  log.info(
-    {
-      socket: opts.socketPath,
-      directories: opts.directories,
-      settle_ms: opts.settleMs,
-      rescan_interval_ms: opts.rescanIntervalMs,
-      watch: opts.watch,
-      check_interval_ms: opts.checkIntervalMs,
-      source: opts.source,
-      expiry_warning_days: opts.expiryWarningDays,
-    },
-    'pki connector starting',
-  );
-  await connector.start();
+  log.info(startFields(opts), 'pki connector starting');
+  // SIGHUP re-reads the flags and settings file. A mistake is logged and changes
+  // nothing; otherwise the running connector takes the new settings and keeps what
+  // it knows (last good certificates included), then rescans and reconciles, so
+  // the proxy loses only what the new settings no longer want. A SIGHUP during the
+  // first scan is handled after it.
+  const started = connector.start();
+  let stopping = false;
+  const reload = () => {
+    if (stopping) return;
+    let next: PkiOptions | 'help';
+    try {
+      next = parsePkiArgs(argv);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'settings reload refused; the running settings stay');
+      return;
+    }
+    if (next === 'help') return;
+    const fixed = unreloadable(connector.opts, next);
+    if (fixed !== undefined) {
+      log.error(
+        { setting: fixed },
+        `settings reload refused: ${fixed} cannot change on reload; restart the connector`,
+      );
+      return;
+    }
+    log.level = next.logLevel;
+    connector.reconfigure(next);
+    log.info(startFields(next), 'settings reloaded');
+  };
+  process.on('SIGHUP', () => void started.then(reload));
+  await started;
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
+      stopping = true;
       log.info({ signal }, 'stopping');
       server?.closeAllConnections();
       server?.close();
@@ -64,4 +83,29 @@ export async function runPkiConnector(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+function startFields(opts: PkiOptions): Record<string, unknown> {
+  return {
+    socket: opts.socketPath,
+    directories: opts.directories,
+    settle_ms: opts.settleMs,
+    rescan_interval_ms: opts.rescanIntervalMs,
+    watch: opts.watch,
+    check_interval_ms: opts.checkIntervalMs,
+    source: opts.source,
+    expiry_warning_days: opts.expiryWarningDays,
+  };
+}
+
+/**
+ * The settings a reload cannot change, and why not: the socket and source name
+ * say which proxy and which certificates this process owns (a new name would
+ * orphan the old one's certificates), and the HTTP address is what scrapers use.
+ */
+function unreloadable(was: PkiOptions, now: PkiOptions): string | undefined {
+  if (was.socketPath !== now.socketPath) return 'socket';
+  if (was.source !== now.source) return 'source';
+  if (JSON.stringify(was.listen) !== JSON.stringify(now.listen)) return 'listen';
+  return undefined;
 }

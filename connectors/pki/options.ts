@@ -103,6 +103,9 @@ YAML example:
   expiry_warning_days: [21, 7]
   listen: 127.0.0.1:9465
 
+SIGHUP re-reads the flags and the settings file (a mistake is logged and changes
+nothing; socket, source and listen need a restart).
+
 Exit codes: 0 stopped by SIGTERM/SIGINT, 1 failure (e.g. the HTTP address is taken),
 2 wrong usage, 3 invalid settings file.
 `;

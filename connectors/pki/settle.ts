@@ -37,7 +37,8 @@ export const MAX_RETRY_MS = 30_000;
 export class Settler {
   readonly #pairs = new Map<string, Tracked>();
 
-  constructor(readonly settleMs: number) {}
+  /** Settable: a settings reload may change it, and it applies from the next scan. */
+  constructor(public settleMs: number) {}
 
   get size(): number {
     return this.#pairs.size;

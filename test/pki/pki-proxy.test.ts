@@ -315,6 +315,77 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('SIGHUP reloads the settings: a directory added is served, one dropped is withdrawn, mistakes change nothing', async () => {
+    const d1 = tempDir('pki-hup1-');
+    const d2 = tempDir('pki-hup2-');
+    const one = issueCert(ca, ['one.hup.pki.test']);
+    const two = issueCert(ca, ['two.hup.pki.test']);
+    writeFileSync(join(d1, 'one.pem'), one.fullchainPem + one.keyPem);
+    writeFileSync(join(d2, 'two.pem'), two.fullchainPem + two.keyPem);
+    const settings = join(tempDir('pki-hup-yaml-'), 'pki.yaml');
+    const settle = (text: string) => writeFileSync(settings, `source: pki-hup\n${text}`);
+    settle(`directories:\n  - ${d1}\n`);
+    const c = await pki(['-c', settings]);
+    const mine = async () =>
+      (await held(kakehi))
+        .filter((h) => h.source === 'pki-hup')
+        .map((h) => h.fingerprint)
+        .sort();
+    const reloaded = async (n: number) =>
+      eventually(() => assert.equal(c.logs.filter((l) => l.msg === 'settings reloaded').length, n), {
+        what: `reload ${n}`,
+      });
+    await withLogs(c, async () => {
+      await waitServed(port, 'one.hup.pki.test', one.fingerprint);
+      // d1's pair turns invalid (a renewed certificate whose key never came): one keeps serving.
+      const renewed = issueCert(ca, ['one.hup.pki.test']);
+      writeFileSync(join(d1, 'one.pem'), renewed.fullchainPem + two.keyPem);
+      await eventually(async () => {
+        const p = (await c.status()).pairs.find((x) => x.pair.endsWith('one.pem'));
+        assert.equal(p?.state, 'invalid');
+      });
+
+      settle(`directories:\n  - ${d1}\n  - ${d2}\n`);
+      c.proc.kill('SIGHUP');
+      await reloaded(1);
+      await waitServed(port, 'two.hup.pki.test', two.fingerprint);
+      // The reload kept what the connector knew: the invalid pair's last good certificate stays.
+      assert.equal((await servedCertificate(port, 'one.hup.pki.test')).fingerprint, one.fingerprint);
+      assert.deepEqual(await mine(), [one.fingerprint, two.fingerprint].sort());
+
+      // A settings file with a mistake, and a change a reload cannot make: each refused, nothing moves.
+      writeFileSync(settings, `source: pki-hup\ndirectories: [${d2}]\nsettle_ms: soon\n`);
+      c.proc.kill('SIGHUP');
+      await eventually(() =>
+        assert.ok(c.logs.some((l) => l.msg === 'settings reload refused; the running settings stay')),
+      );
+      writeFileSync(settings, `source: pki-other\ndirectories: [${d2}]\n`);
+      c.proc.kill('SIGHUP');
+      await eventually(() =>
+        assert.ok(
+          c.logs.some((l) => String(l.msg).startsWith('settings reload refused: source cannot change')),
+        ),
+      );
+      assert.deepEqual(await mine(), [one.fingerprint, two.fingerprint].sort());
+
+      // d1 dropped from the settings: its certificate is withdrawn, d2's stays.
+      settle(`directories:\n  - ${d2}\n`);
+      c.proc.kill('SIGHUP');
+      await reloaded(2);
+      await eventually(async () => assert.deepEqual(await mine(), [two.fingerprint]), {
+        what: "d1's certificate withdrawn",
+      });
+      assert.equal((await servedCertificate(port, 'two.hup.pki.test')).fingerprint, two.fingerprint);
+      assert.equal(c.proc.exitCode, null, 'still running');
+    });
+    await c.stop();
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: (await held(kakehi))
+        .filter((h) => h.source === 'pki-hup')
+        .map((h) => ({ op: 'delete_certificate', listener: h.listener, fingerprint: h.fingerprint })),
+    });
+  });
+
   it('a half-written file never removes the served certificate; the finished one replaces it', async () => {
     const dir = tempDir('pki-half-');
     const name = 'half.pki.test';
