@@ -132,7 +132,9 @@ export class PkiConnector {
     // Pairs name their directories by index: renumber them for the new list (by
     // path), so a sync before the next scan targets the right listeners.
     const newIndexes = new Map<string, number[]>();
-    next.directories.forEach((d, i) => newIndexes.set(d.path, [...(newIndexes.get(d.path) ?? []), i]));
+    next.directories.forEach((d, i) => {
+      newIndexes.set(d.path, [...(newIndexes.get(d.path) ?? []), i]);
+    });
     for (const info of this.#pairs.values()) {
       const paths = [...info.dirs].map((i) => this.#opts.directories[i]?.path);
       info.dirs = new Set(paths.flatMap((p) => (p === undefined ? [] : (newIndexes.get(p) ?? []))));
