@@ -1,8 +1,8 @@
 // The PKI connector: scans and watches directories, reads settled pairs, and keeps
 // the proxy's certificates of its source ('pki' by default) equal to them over the
-// command socket. The pure
-// decisions live elsewhere (layouts, settle, reconcile, expiry); this file is the
-// loop that feeds them and carries their results to the proxy.
+// command socket. The pure decisions live elsewhere (layouts, settle, reconcile,
+// expiry); this file is the loop that feeds them and carries their results to the
+// proxy.
 
 import { type FSWatcher, watch } from 'chokidar';
 import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
@@ -122,9 +122,10 @@ export class PkiConnector {
    * Takes new settings (a SIGHUP reload) and keeps everything it knows: the pairs,
    * their last good certificates (so an invalid or half-written pair still keeps
    * its certificate), and what the proxy took. Directories are watched anew and
-   * scanned at once; pairs under a directory no longer listed go the way of deleted
-   * files (removed after the settle window). The socket, the source name and the
-   * HTTP address are not changed here (see main.ts).
+   * scanned at once; the certificates of a directory no longer listed are withdrawn
+   * at the reconcile that follows (a settings change is deliberate, unlike a file
+   * that flickers). The socket, the source name and the HTTP address are not
+   * changed here (see main.ts).
    */
   reconfigure(next: PkiOptions): void {
     if (this.#closed) return;

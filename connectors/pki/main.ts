@@ -1,6 +1,7 @@
 // `kakehi pki`: the process. Parses the settings, serves the HTTP face, starts the
-// connector, reloads its settings on SIGHUP, and stops cleanly on SIGTERM/SIGINT. Exit codes: 0 stopped by a
-// signal, 1 failure (HTTP address unusable), 2 wrong usage, 3 invalid settings file.
+// connector, reloads its settings on SIGHUP, and stops cleanly on SIGTERM/SIGINT.
+// Exit codes: 0 stopped by a signal, 1 failure (HTTP address unusable), 2 wrong
+// usage, 3 invalid settings file.
 
 import type { Server } from 'node:http';
 import { createLogger } from '../../src/log/logger.js';
