@@ -72,10 +72,10 @@ command socket.
       --settle-ms N               quiet time before reading a change, and before a
                                   vanished pair is removed (default ${DEFAULT_SETTLE_MS})
       --rescan-interval-ms N      full rescan and reconcile period (default ${DEFAULT_RESCAN_MS})
-      --check-interval-ms N       stat the known pairs' files this often, to catch changes
-                                  no watch event announced (a symlink swapped further up,
-                                  as in a Kubernetes secret volume; NFS); 0 = off
-                                  (default ${DEFAULT_CHECK_MS})
+      --check-interval-ms N       stat the known pairs' files this often (at least 3 ms per
+                                  pair), to catch changes no watch event announced (a
+                                  symlink swapped further up, as in a Kubernetes secret
+                                  volume; NFS); 0 = off (default ${DEFAULT_CHECK_MS})
       --no-watch                  no inotify watches: changes to known pairs are found by
                                   the stat check, new pairs by the rescan (for filesystems
                                   that send no events, or too few inotify watches)
