@@ -787,7 +787,17 @@ export class PkiConnector {
       this.#httpsListeners = listeners.filter((l) => l.protocol === 'https').map((l) => l.address);
       const { certificates } = await call<{ certificates: HeldCertificate[] }>('list_certificates');
       const desired = this.#desired();
-      const plan = planChanges(desired, certificates, this.#sent, this.opts.source);
+      // Pairs that are there but have given nothing to serve since this process
+      // started (still settling, half written, invalid): the certificate a previous
+      // run put for them stays until they are read.
+      const unreadable = new Set<string>();
+      for (const t of this.#settler.all()) {
+        if (!t.good && t.state !== 'ignored' && t.goneSince === undefined) unreadable.add(t.key);
+      }
+      const plan = planChanges(desired, certificates, this.#sent, this.opts.source, unreadable);
+      for (const k of plan.kept) {
+        this.#log.debug(k, 'kept the certificate of a pair that cannot be read now');
+      }
       this.metrics.certificates.set(plan.wanted.size);
       for (const h of plan.heldElsewhere) {
         this.#log.debug(h, 'certificate already held by another source; left alone');

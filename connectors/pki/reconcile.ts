@@ -31,11 +31,20 @@ export interface HeldCertificate {
   source?: string;
   default?: boolean;
   chain_fingerprints?: readonly string[];
+  /** The pair it was put for (this connector writes it). */
+  origin?: string;
 }
 
 export interface PutCertificate {
   op: 'put_certificate';
-  certificate: { listener: string; certificate: string; chain?: string; key: string; default?: true };
+  certificate: {
+    listener: string;
+    certificate: string;
+    chain?: string;
+    key: string;
+    default?: true;
+    origin: string;
+  };
 }
 
 export interface DeleteCertificate {
@@ -57,6 +66,8 @@ export interface Plan {
   heldElsewhere: { listener: string; fingerprint: string; source: string }[];
   /** Every key the files want, with the material hash sent for it. */
   wanted: Map<string, string>;
+  /** Held certificates not wanted now but kept: their pair is there and cannot be read yet. */
+  kept: { listener: string; fingerprint: string; origin: string }[];
 }
 
 function sameChain(held: HeldCertificate | undefined, pair: DesiredPair): boolean {
@@ -72,12 +83,17 @@ export const certKey = (listener: string, fingerprint: string): string => `${lis
  *   holds from `source` is left alone when it was sent with this material, or when
  *   the proxy's chain fingerprints equal the pair's (after a connector restart);
  *   otherwise it is put again, since put is idempotent and the chain may have changed.
+ * @param unreadable pairs whose files are there but give no certificate now (half
+ *   written, unreadable, invalid) and whose last good one this process does not
+ *   know (it restarted): a held certificate whose origin is one of them is kept, so
+ *   a connector restart does not withdraw what a bad moment in the files would not.
  */
 export function planChanges(
   desired: readonly DesiredPair[],
   held: readonly HeldCertificate[],
   sent: ReadonlyMap<string, string>,
   source: string,
+  unreadable: ReadonlySet<string> = new Set(),
 ): Plan {
   // Group by key; when two pairs share a leaf with different chains, the first by
   // pair key wins, so the choice does not depend on scan order.
@@ -112,6 +128,7 @@ export function planChanges(
     putHashes: [],
     heldElsewhere: [],
     wanted: new Map(),
+    kept: [],
   };
   for (const [k, g] of groups) {
     const holder = heldBy.get(k);
@@ -121,16 +138,19 @@ export function planChanges(
     }
     plan.wanted.set(k, g.pair.materialHash);
     const as = heldAs.get(k);
+    const origin = g.pairs[0] as string;
     if (holder === source && (as?.default === true) === g.isDefault) {
       // Held as wanted: this process sent this material, or (after a connector
-      // restart) the proxy shows the same leaf with the same chain. The key is bound
-      // to the leaf, so a put would change nothing.
-      if (sent.get(k) === g.pair.materialHash || sameChain(as, g.pair)) continue;
+      // restart) the proxy shows the same leaf with the same chain and the origin
+      // a restart needs. The key is bound to the leaf, so a put would change nothing.
+      if (sent.get(k) === g.pair.materialHash) continue;
+      if (sameChain(as, g.pair) && as?.origin === origin) continue;
     }
     const certificate: PutCertificate['certificate'] = {
       listener: g.listener,
       certificate: g.pair.certificate,
       key: g.pair.key,
+      origin,
     };
     if (g.pair.chain !== '') certificate.chain = g.pair.chain;
     if (g.isDefault) certificate.default = true;
@@ -142,6 +162,10 @@ export function planChanges(
     if ((h.source ?? '') !== source) continue;
     const k = certKey(h.listener, h.fingerprint);
     if (groups.has(k)) continue;
+    if (h.origin !== undefined && unreadable.has(h.origin)) {
+      plan.kept.push({ listener: h.listener, fingerprint: h.fingerprint, origin: h.origin });
+      continue;
+    }
     plan.deletes.push({ op: 'delete_certificate', listener: h.listener, fingerprint: h.fingerprint });
   }
   plan.deletes.sort((a, b) =>

@@ -304,6 +304,10 @@ export const certificateSchema = object(
       doc: 'served when the client sends no SNI name or one no certificate has',
     },
     allow_expired: { schema: bool(), default: false, doc: 'admit it even when it has expired' },
+    origin: {
+      schema: str({ maxLength: 1024 }),
+      doc: "where the putter got it, for the putter's own bookkeeping (the PKI connector: the pair's files); not used for serving",
+    },
   },
   {
     renamed: { certificate_chain: 'chain', address: 'listener', versions: 'listener.tls_versions' },

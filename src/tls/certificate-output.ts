@@ -13,6 +13,7 @@ export type CertificateSummary = Omit<CertificateFacts, 'key_bits' | 'self_signe
   listener: string;
   default: boolean;
   source: string | undefined;
+  origin?: string;
 };
 
 export function certificateSummary(
@@ -21,7 +22,7 @@ export function certificateSummary(
 ): CertificateSummary | undefined {
   const f = servedCertificate(c)?.facts;
   if (f === undefined) return undefined;
-  return {
+  const out: CertificateSummary = {
     listener: c.listener,
     fingerprint: f.fingerprint,
     names: f.names,
@@ -36,6 +37,8 @@ export function certificateSummary(
     default: c.default,
     source,
   };
+  if (c.origin !== undefined) out.origin = c.origin;
+  return out;
 }
 
 /** A change as it may be shown: a certificate's key replaced by a marker. */

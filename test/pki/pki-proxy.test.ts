@@ -556,6 +556,60 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
     await c2.stop();
     rmSync(dir, { recursive: true });
   });
+  it('a connector restarted while a pair is half written or invalid keeps what it put for that pair', async () => {
+    const dir = tempDir('pki-restart-bad-');
+    const half = issueCert(ca, ['half.restart.pki.test']);
+    const bad = issueCert(ca, ['bad.restart.pki.test']);
+    writeFileSync(join(dir, 'half.pem'), half.fullchainPem + half.keyPem);
+    writeFileSync(join(dir, 'bad.crt'), bad.fullchainPem);
+    writeFileSync(join(dir, 'bad.key'), bad.keyPem);
+    const mine = async () =>
+      (await held(kakehi))
+        .filter((h) => h.source === 'pki-keep')
+        .map((h) => h.fingerprint)
+        .sort();
+    const c1 = await pki(['--source', 'pki-keep', dir]);
+    await waitServed(port, 'half.restart.pki.test', half.fingerprint);
+    await waitServed(port, 'bad.restart.pki.test', bad.fingerprint);
+    assert.equal(await c1.stop(), 0);
+    // While it is down: a renewal of half.pem is cut short, and bad.crt is renewed without its key.
+    const half2 = issueCert(ca, ['half.restart.pki.test']);
+    const bad2 = issueCert(ca, ['bad.restart.pki.test']);
+    const whole = half2.fullchainPem + half2.keyPem;
+    writeFileSync(join(dir, 'half.pem'), whole.slice(0, Math.floor(whole.length / 2)));
+    writeFileSync(join(dir, 'bad.crt'), bad2.fullchainPem);
+    const c2 = await pki(['--source', 'pki-keep', dir]);
+    await withLogs(c2, async () => {
+      await eventually(
+        async () => {
+          const s = await c2.status();
+          assert.equal((s['last_sync'] as { ok: boolean } | null)?.ok, true);
+          assert.equal(s.pairs.find((p) => p.pair.endsWith('half.pem'))?.state, 'incomplete');
+          assert.equal(s.pairs.find((p) => p.pair.endsWith('bad.crt'))?.state, 'invalid');
+        },
+        { what: 'the restarted connector in sync, with both pairs unreadable' },
+      );
+      assert.deepEqual(await mine(), [half.fingerprint, bad.fingerprint].sort(), 'nothing withdrawn');
+      assert.equal((await servedCertificate(port, 'half.restart.pki.test')).fingerprint, half.fingerprint);
+      assert.equal((await servedCertificate(port, 'bad.restart.pki.test')).fingerprint, bad.fingerprint);
+      // Finished: the renewed certificates replace the kept ones.
+      writeAtomic(join(dir, 'half.pem'), whole);
+      writeAtomic(join(dir, 'bad.key'), bad2.keyPem);
+      await waitServed(port, 'half.restart.pki.test', half2.fingerprint);
+      await waitServed(port, 'bad.restart.pki.test', bad2.fingerprint);
+      await eventually(async () =>
+        assert.deepEqual(await mine(), [half2.fingerprint, bad2.fingerprint].sort()),
+      );
+    });
+    await c2.stop();
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: (await held(kakehi))
+        .filter((h) => h.source === 'pki-keep')
+        .map((h) => ({ op: 'delete_certificate', listener: h.listener, fingerprint: h.fingerprint })),
+    });
+    rmSync(dir, { recursive: true });
+  });
+
   it("expiry: each pair's not-after is a metric, and a certificate within a threshold is warned about once", async () => {
     const dir = tempDir('pki-expiry-');
     const soon = issueCert(ca, ['soon.pki.test'], { days: 3 });

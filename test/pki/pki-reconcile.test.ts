@@ -107,7 +107,13 @@ describe('pki reconcile planner', () => {
   it('after a connector restart, a certificate the proxy holds with the same chain is not put again', () => {
     const withChain = { ...pair('/d/a', 'A'), chainFingerprints: ['I1', 'R'] };
     const held = (chain?: string[]): HeldCertificate[] => [
-      { listener: L1, fingerprint: 'A', source: 'pki', ...(chain ? { chain_fingerprints: chain } : {}) },
+      {
+        listener: L1,
+        fingerprint: 'A',
+        source: 'pki',
+        origin: '/d/a',
+        ...(chain ? { chain_fingerprints: chain } : {}),
+      },
     ];
     assert.equal(planPki([withChain], held(['I1', 'R']), new Map()).puts.length, 0, 'same chain');
     assert.equal(planPki([withChain], held(['I2', 'R']), new Map()).puts.length, 1, 'another intermediate');
@@ -118,6 +124,31 @@ describe('pki reconcile planner', () => {
       planChanges([withChain], otherSource, new Map(), 'pki').heldElsewhere.length,
       1,
       "another source's certificate is still not this connector's",
+    );
+  });
+
+  it('after a restart, a held certificate whose pair cannot be read now is kept, and goes once the pair is read', () => {
+    const held: HeldCertificate[] = [
+      { listener: L1, fingerprint: 'OLD', source: 'pki', origin: '/d/a' },
+      { listener: L1, fingerprint: 'GONE', source: 'pki', origin: '/d/gone' },
+      { listener: L1, fingerprint: 'BARE', source: 'pki' },
+    ];
+    const waiting = planChanges([], held, new Map(), 'pki', new Set(['/d/a']));
+    assert.deepEqual(waiting.kept, [{ listener: L1, fingerprint: 'OLD', origin: '/d/a' }]);
+    assert.deepEqual(
+      waiting.deletes.map((d) => d.fingerprint),
+      ['BARE', 'GONE'],
+      'a pair no longer there, and a certificate without origin, go as before',
+    );
+    // Read at last, with a renewed certificate: the new one is put (with its origin), the old one goes.
+    const read = planChanges([pair('/d/a', 'NEW')], held, new Map(), 'pki', new Set());
+    assert.deepEqual(
+      read.puts.map((p) => [p.certificate.certificate, p.certificate.origin]),
+      [['cert-NEW', '/d/a']],
+    );
+    assert.deepEqual(
+      read.deletes.map((d) => d.fingerprint),
+      ['BARE', 'GONE', 'OLD'],
     );
   });
 
