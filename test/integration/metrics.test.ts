@@ -42,6 +42,21 @@ describe('query_metrics', () => {
     for (const c of cleanup.reverse()) await c();
   });
 
+  /** A kakehi with `workers` workers routing every host to cluster c, backend b1; stopped after the suite. */
+  async function oneBackendProxy(workers: number) {
+    const backend = await echoBackend('b1');
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi({
+      workers,
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    return kakehi;
+  }
+
   it('counts exactly the requests sent, with their codes, and a 404 under cluster ""', async () => {
     const backend = await echoBackend('b1');
     cleanup.push(() => backend.close());
@@ -99,16 +114,7 @@ describe('query_metrics', () => {
   });
 
   it('sums two workers: the per-worker families add up to the aggregate', async () => {
-    const backend = await echoBackend('b1');
-    cleanup.push(() => backend.close());
-    const kakehi = await startKakehi({
-      workers: 2,
-      listeners: [{ address: '127.0.0.1:0' }],
-      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
-      frontends: [{ hostname: '*', cluster: 'c' }],
-      access_log: 'off',
-    });
-    cleanup.push(() => kakehi.stop());
+    const kakehi = await oneBackendProxy(2);
     // Many short connections so both workers accept some.
     let sent = 0;
     for (let i = 0; i < 4; i++) {
@@ -137,16 +143,7 @@ describe('query_metrics', () => {
   });
 
   it('keeps the counts of workers replaced on upgrade: totals never go back', async () => {
-    const backend = await echoBackend('b1');
-    cleanup.push(() => backend.close());
-    const kakehi = await startKakehi({
-      workers: 1,
-      listeners: [{ address: '127.0.0.1:0' }],
-      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
-      frontends: [{ hostname: '*', cluster: 'c' }],
-      access_log: 'off',
-    });
-    cleanup.push(() => kakehi.stop());
+    const kakehi = await oneBackendProxy(1);
     assert.equal((await startLoad(kakehi.port, { maxRequests: 120, concurrency: 4 }).done()).ok, 120);
     assert.equal(total((await metrics(kakehi.socketPath)).families, 'kakehi_http_requests_total'), 120);
 
@@ -178,16 +175,7 @@ describe('query_metrics', () => {
   });
 
   it('keeps the counts of a crashed worker as of the last query: sums never go back', async () => {
-    const backend = await echoBackend('b1');
-    cleanup.push(() => backend.close());
-    const kakehi = await startKakehi({
-      workers: 2,
-      listeners: [{ address: '127.0.0.1:0' }],
-      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
-      frontends: [{ hostname: '*', cluster: 'c' }],
-      access_log: 'off',
-    });
-    cleanup.push(() => kakehi.stop());
+    const kakehi = await oneBackendProxy(2);
     assert.equal((await startLoad(kakehi.port, { maxRequests: 200, concurrency: 16 }).done()).ok, 200);
     // This query is the last word from the worker about to die.
     const before = await metrics(kakehi.socketPath, { per_worker: true });
@@ -216,16 +204,7 @@ describe('query_metrics', () => {
   });
 
   it('stays up when metrics queries race workers that drain and exit (upgrades under a stream of queries)', async () => {
-    const backend = await echoBackend('b1');
-    cleanup.push(() => backend.close());
-    const kakehi = await startKakehi({
-      workers: 2,
-      listeners: [{ address: '127.0.0.1:0' }],
-      clusters: [{ id: 'c', backends: [{ id: 'b1', address: backend.address }] }],
-      frontends: [{ hostname: '*', cluster: 'c' }],
-      access_log: 'off',
-    });
-    cleanup.push(() => kakehi.stop());
+    const kakehi = await oneBackendProxy(2);
     let stop = false;
     let answered = 0;
     const queries = (async () => {

@@ -18,6 +18,16 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
+/** GET /metrics from the connector; promtool must accept it without a lint remark. */
+async function scrapeLinted(port: number) {
+  const res = await httpGet(port, '/metrics');
+  assert.equal(res.status, 200, res.body);
+  const check = promtoolCheck(res.body);
+  assert.equal(check.status, 0, check.output);
+  assert.equal(check.output, '', 'promtool lint output');
+  return res;
+}
+
 test('requests sent through a real kakehi are counted exactly in the connector /metrics', async () => {
   const backend = await echoBackend('b1');
   cleanups.push(() => backend.close());
@@ -42,11 +52,7 @@ test('requests sent through a real kakehi are counted exactly in the connector /
   ]);
   cleanups.push(() => connector.stop());
 
-  const res = await httpGet(connector.port, '/metrics');
-  assert.equal(res.status, 200, res.body);
-  const check = promtoolCheck(res.body);
-  assert.equal(check.status, 0, check.output);
-  assert.equal(check.output, '', 'promtool lint output');
+  const res = await scrapeLinted(connector.port);
   const line = res.body
     .split('\n')
     .find((l) => l.startsWith('kakehi_http_requests_total{cluster="c",backend="b1",code="200"} '));
@@ -77,11 +83,7 @@ test('TLS handshakes and certificate expiry come out of /metrics, and promtool a
   for (let i = 0; i < 4; i++) await handshake(kakehi.port, { servername: 'm.test', maxVersion: 'TLSv1.3' });
   const connector = await spawnConnector(['-s', kakehi.socketPath, '--listen', '127.0.0.1:0']);
   cleanups.push(() => connector.stop());
-  const res = await httpGet(connector.port, '/metrics');
-  assert.equal(res.status, 200, res.body);
-  const check = promtoolCheck(res.body);
-  assert.equal(check.status, 0, check.output);
-  assert.equal(check.output, '', 'promtool lint output');
+  const res = await scrapeLinted(connector.port);
   const lines = res.body.split('\n');
   const handshakes = lines
     .filter((l) => l.startsWith('kakehi_tls_handshakes_total{') && l.includes('version="TLSv1.3"'))

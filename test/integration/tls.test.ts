@@ -163,19 +163,8 @@ describe('HTTPS listeners', () => {
     await ok(kakehi.socketPath, 'transaction', {
       changes: [
         { op: 'put_listener', listener: { address, protocol: 'https' } },
-        {
-          op: 'put_certificate',
-          certificate: {
-            listener: address,
-            certificate: ecDefault.fullchainPem,
-            key: ecDefault.keyPem,
-            default: true,
-          },
-        },
-        {
-          op: 'put_certificate',
-          certificate: { listener: address, certificate: rsa.fullchainPem, key: rsa.keyPem },
-        },
+        put(ecDefault, { listener: address, default: true }),
+        put(rsa, { listener: address }),
       ],
     });
     const port = (
@@ -414,15 +403,7 @@ describe('HTTPS listeners', () => {
           op: 'put_listener',
           listener: { address: address, protocol: 'https', tls_versions: ['1.3'] },
         },
-        {
-          op: 'put_certificate',
-          certificate: {
-            listener: address,
-            certificate: other.fullchainPem,
-            key: other.keyPem,
-            default: true,
-          },
-        },
+        put(other, { listener: address, default: true }),
       ],
     });
     assert.ok(added);
@@ -487,15 +468,7 @@ describe('HTTPS listeners', () => {
       await ok(kakehi.socketPath, 'transaction', {
         changes: [
           { op: 'put_listener', listener: { address, protocol: 'https' } },
-          {
-            op: 'put_certificate',
-            certificate: {
-              listener: address,
-              certificate: other.fullchainPem,
-              key: other.keyPem,
-              default: true,
-            },
-          },
+          put(other, { listener: address, default: true }),
         ],
       });
       const tls = await httpsGet(port, '/', {
