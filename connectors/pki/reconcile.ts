@@ -113,13 +113,8 @@ export function planChanges(
       } else groups.set(k, { pair: d, listener, pairs: [d.pairKey], isDefault: d.default === true });
     }
   }
-  const heldBy = new Map<string, string>();
   const heldAs = new Map<string, HeldCertificate>();
-  for (const h of held) {
-    const k = certKey(h.listener, h.fingerprint);
-    heldBy.set(k, h.source ?? '');
-    heldAs.set(k, h);
-  }
+  for (const h of held) heldAs.set(certKey(h.listener, h.fingerprint), h);
 
   const plan: Plan = {
     puts: [],
@@ -131,13 +126,13 @@ export function planChanges(
     kept: [],
   };
   for (const [k, g] of groups) {
-    const holder = heldBy.get(k);
+    const as = heldAs.get(k);
+    const holder = as === undefined ? undefined : (as.source ?? '');
     if (holder !== undefined && holder !== source) {
       plan.heldElsewhere.push({ listener: g.listener, fingerprint: g.pair.fingerprint, source: holder });
       continue;
     }
     plan.wanted.set(k, g.pair.materialHash);
-    const as = heldAs.get(k);
     const origin = g.pairs[0] as string;
     if (holder === source && (as?.default === true) === g.isDefault) {
       // Held as wanted: this process sent this material, or (after a connector
