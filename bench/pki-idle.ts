@@ -16,6 +16,7 @@ import { makeCa } from '../test/helpers/certs.js';
 import { ok } from '../test/helpers/command.js';
 import { startKakehi } from '../test/helpers/kakehi-process.js';
 import { eventually, issueMany, type PkiProcess, startPki } from '../test/helpers/pki.js';
+import { median } from './load/report.js';
 
 const PAIRS = Number(process.env.PAIRS ?? 1000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -88,7 +89,6 @@ async function main(): Promise<void> {
         rounds.push(await run(`restart, check ${m}`, m === 'on' ? [] : ['--check-interval-ms', '0']));
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
     console.log(`PKI connector idle cost, ${PAIRS} pairs, ${WINDOW_S} s windows, ${ROUNDS} rounds`);
     console.log('| start | in sync after | puts sent | CPU while idle |');
     console.log('|---|---|---|---|');

@@ -116,7 +116,7 @@ export function parseCpu(text: string, clockTicks: number): CpuUse {
   return { core0: c0.busy, core1: c1.busy, steal: (c0.steal + c1.steal) / 2, proxy, backend, others };
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((x, y) => x - y);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
