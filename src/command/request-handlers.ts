@@ -10,9 +10,9 @@ import { listenerKey } from '../model/objects.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { type Route, Router } from '../router/router.js';
-import { type Change, parseChanges } from '../state/change.js';
+import { type Change, changeTarget, parseChanges } from '../state/change.js';
 import { diffStatesWithSources, stateAsChanges } from '../state/diff.js';
-import { listenerFrontends } from '../state/proxy-state.js';
+import { listenerFrontends, sourceKey } from '../state/proxy-state.js';
 import { loadStateFile, saveStateFile } from '../state/state-file.js';
 import { certificateSummary, redactChange } from '../tls/certificate-output.js';
 import { VERSION } from '../version.js';
@@ -163,6 +163,18 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
         );
       case 'get_state':
         // Private keys stay in main (and in state files, mode 0600); answers never carry them.
+        // With `sources: true` each change names who put its object, so a connector can
+        // diff what it owns (the Pulsar connector's bootstrap) without a second request.
+        if (b['sources'] === true) {
+          const state = sup.state;
+          return {
+            generation: sup.generation,
+            changes: stateAsChanges(state).map((c) => {
+              const t = changeTarget(c);
+              return { ...redactChange(c), source: state.sources.get(sourceKey(t.kind, t.key)) };
+            }),
+          };
+        }
         return { generation: sup.generation, changes: stateAsChanges(sup.state).map(redactChange) };
       case 'query_metrics':
         return queryMetrics(sup, b);

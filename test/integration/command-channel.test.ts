@@ -41,6 +41,21 @@ describe('command channel', () => {
     assert.equal(statSync(kakehi.socketPath).mode & 0o777, 0o600);
   });
 
+  it('get_state with sources: true names who put each object, and without it names none', async () => {
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [{ op: 'put_cluster', cluster: { id: 'by-pulsar' } }],
+      source: 'pulsar',
+    });
+    const withSources = await ok(kakehi.socketPath, 'get_state', { sources: true });
+    const changes = withSources['changes'] as { op: string; source?: string; cluster?: { id: string } }[];
+    const byId = (id: string) => changes.find((c) => c.op === 'put_cluster' && c.cluster?.id === id);
+    assert.equal(byId('by-pulsar')?.source, 'pulsar');
+    assert.equal(byId('app')?.source, 'config');
+    const plain = await ok(kakehi.socketPath, 'get_state');
+    assert.ok((plain['changes'] as { source?: string }[]).every((c) => c.source === undefined));
+    await ok(kakehi.socketPath, 'transaction', { changes: [{ op: 'delete_cluster', id: 'by-pulsar' }] });
+  });
+
   it('answers status with the workers and the generation', async () => {
     const s = await ok(kakehi.socketPath, 'status');
     assert.equal((s['workers'] as unknown[]).length, 2);
