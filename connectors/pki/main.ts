@@ -3,10 +3,11 @@
 // Exit codes: 0 stopped by a signal, 1 failure (HTTP address unusable), 2 wrong
 // usage, 3 invalid settings file.
 
-import type { Server } from 'node:http';
 import { createLogger } from '../../src/log/logger.js';
+import { serveFace } from '../shared/http-face.js';
+import { settingsReloader, untilStopped } from '../shared/lifetime.js';
 import { PkiConnector } from './connector.js';
-import { serveHttp } from './http.js';
+import { pkiRoutes } from './http.js';
 import { OptionsError, PKI_HELP, type PkiOptions, parsePkiArgs } from './options.js';
 
 export async function runPkiConnector(argv: string[]): Promise<number> {
@@ -27,17 +28,9 @@ export async function runPkiConnector(argv: string[]): Promise<number> {
   }
   const log = createLogger(opts.logLevel, 'kakehi-pki');
   const connector = new PkiConnector(opts, log);
-  let server: Server | undefined;
-  if (opts.listen) {
-    try {
-      const s = await serveHttp(connector, opts.listen.host, opts.listen.port, log);
-      server = s.server;
-      log.info({ host: opts.listen.host, port: s.port }, 'listening');
-    } catch (err) {
-      log.error({ err: (err as Error).message, listen: opts.listen }, 'cannot listen');
-      return 1;
-    }
-  }
+  const face = await serveFace(pkiRoutes(connector), opts.listen, log);
+  if (face === null) return 1;
+  const { server } = face;
   log.info(startFields(opts), 'pki connector starting');
   // SIGHUP re-reads the flags and settings file. A mistake is logged and changes
   // nothing; otherwise the running connector takes the new settings and keeps what
@@ -46,43 +39,24 @@ export async function runPkiConnector(argv: string[]): Promise<number> {
   // first scan is handled after it.
   const started = connector.start();
   let stopping = false;
+  const reloadSettings = settingsReloader(
+    log,
+    () => parsePkiArgs(argv),
+    (next) => unreloadable(connector.opts, next),
+    (next) => {
+      connector.reconfigure(next);
+      log.info(startFields(next), 'settings reloaded');
+    },
+  );
   const reload = () => {
-    if (stopping) return;
-    let next: PkiOptions | 'help';
-    try {
-      next = parsePkiArgs(argv);
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'settings reload refused; the running settings stay');
-      return;
-    }
-    if (next === 'help') return;
-    const fixed = unreloadable(connector.opts, next);
-    if (fixed !== undefined) {
-      log.error(
-        { setting: fixed },
-        `settings reload refused: ${fixed} cannot change on reload; restart the connector`,
-      );
-      return;
-    }
-    log.level = next.logLevel;
-    connector.reconfigure(next);
-    log.info(startFields(next), 'settings reloaded');
+    if (!stopping) reloadSettings();
   };
   process.on('SIGHUP', () => void started.then(reload));
   await started;
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
+  return untilStopped(log, server, connector, {
+    onStop: () => {
       stopping = true;
-      log.info({ signal }, 'stopping');
-      server?.closeAllConnections();
-      server?.close();
-      connector.close().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    },
   });
 }
 

@@ -1,11 +1,11 @@
 // The connector's settings, from flags and an optional small YAML file (flags win).
 // Every mistake is reported with the flag or key it is about.
 
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
-import { sourceProblem } from '../../src/state/transaction.js';
+import { int, listenAddr, logLevel, OptionsError, readSettingsFile, sourceName } from '../shared/settings.js';
+
+export { OptionsError };
 
 export const DEFAULT_LISTEN = '127.0.0.1:9465';
 export const DEFAULT_SETTLE_MS = 500;
@@ -39,15 +39,6 @@ export interface PkiOptions {
   listen: { host: string; port: number } | undefined;
   maxPairs: number;
   logLevel: string;
-}
-
-export class OptionsError extends Error {
-  constructor(
-    message: string,
-    readonly kind: 'usage' | 'config',
-  ) {
-    super(message);
-  }
 }
 
 export const PKI_HELP = `kakehi pki — serve the certificates found in directories
@@ -123,16 +114,6 @@ const CONFIG_KEYS = new Set([
   'max_pairs',
   'log_level',
 ]);
-const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
-
-function int(what: string, v: unknown, min: number, max: number, kind: 'usage' | 'config'): number {
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new OptionsError(`${what} ${JSON.stringify(v)}: expected an integer from ${min} to ${max}`, kind);
-  }
-  return n;
-}
-
 function days(what: string, v: unknown, kind: 'usage' | 'config'): number[] {
   const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v;
   if (!Array.isArray(list) || list.length === 0) {
@@ -147,22 +128,6 @@ function checkInterval(what: string, v: unknown, kind: 'usage' | 'config'): numb
   return n;
 }
 
-function sourceName(what: string, v: unknown, kind: 'usage' | 'config'): string {
-  const problem = sourceProblem(v);
-  if (problem !== undefined) throw new OptionsError(`${what}: ${problem}`, kind);
-  return v as string;
-}
-
-function listenAddr(what: string, v: unknown, kind: 'usage' | 'config'): PkiOptions['listen'] {
-  if (v === 'off' || v === false || v === null) return undefined;
-  const m = typeof v === 'string' ? /^(.+):(\d+)$/.exec(v) : null;
-  if (!m) throw new OptionsError(`${what} ${JSON.stringify(v)}: expected HOST:PORT or off`, kind);
-  return {
-    host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'),
-    port: int(`${what} port`, m[2], 0, 65_535, kind),
-  };
-}
-
 function listeners(what: string, v: unknown): string[] {
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || !/^.+:\d+$/.test(x))) {
     throw new OptionsError(`${what}: expected a list of listener addresses like "0.0.0.0:443"`, 'config');
@@ -171,23 +136,11 @@ function listeners(what: string, v: unknown): string[] {
 }
 
 function readConfigFile(file: string): Partial<PkiOptions> {
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new OptionsError(`${file}: ${(err as Error).message}`, 'config');
-  }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new OptionsError(`${file}: expected a mapping of settings`, 'config');
-  }
+  const doc = readSettingsFile(file, CONFIG_KEYS);
   const base = dirname(resolve(file));
   const out: Partial<PkiOptions> = {};
-  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+  for (const [k, v] of Object.entries(doc)) {
     const at = `${file}: ${k}`;
-    if (!CONFIG_KEYS.has(k)) {
-      throw new OptionsError(`${file}: unknown key "${k}"; known: ${[...CONFIG_KEYS].join(', ')}`, 'config');
-    }
     switch (k) {
       case 'socket':
         if (typeof v !== 'string' || v === '') throw new OptionsError(`${at}: expected a path`, 'config');
@@ -246,10 +199,7 @@ function readConfigFile(file: string): Partial<PkiOptions> {
         out.maxPairs = int(at, v, 1, 10_000_000, 'config');
         break;
       case 'log_level':
-        if (typeof v !== 'string' || !LOG_LEVELS.has(v)) {
-          throw new OptionsError(`${at}: one of ${[...LOG_LEVELS].join(', ')}`, 'config');
-        }
-        out.logLevel = v;
+        out.logLevel = logLevel(at, v, 'config');
         break;
     }
   }
@@ -317,13 +267,11 @@ export function parsePkiArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (directories.length === 0) {
     throw new OptionsError('no directory to watch: give DIR, --dir or directories: in --config', 'usage');
   }
-  const logLevel = (v['log-level'] as string | undefined) ?? file.logLevel ?? env.KAKEHI_LOG_LEVEL ?? 'info';
-  if (!LOG_LEVELS.has(logLevel)) {
-    throw new OptionsError(
-      `--log-level ${JSON.stringify(logLevel)}: one of ${[...LOG_LEVELS].join(', ')}`,
-      'usage',
-    );
-  }
+  const level = logLevel(
+    '--log-level',
+    (v['log-level'] as string | undefined) ?? file.logLevel ?? env.KAKEHI_LOG_LEVEL ?? 'info',
+    'usage',
+  );
   return {
     socketPath: resolve(
       (v.socket as string | undefined) ?? file.socketPath ?? env.KAKEHI_SOCKET ?? './kakehi.sock',
@@ -358,6 +306,6 @@ export function parsePkiArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
       v['max-pairs'] !== undefined
         ? int('--max-pairs', v['max-pairs'], 1, 10_000_000, 'usage')
         : (file.maxPairs ?? DEFAULT_MAX_PAIRS),
-    logLevel,
+    logLevel: level,
   };
 }

@@ -3,29 +3,19 @@
 // holds, and make many leaf certificates quickly (node-forge, one shared key) for
 // the thousand-certificate test.
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import forge from 'node-forge';
 import type { TestCa } from './certs.js';
 import { derSha256 } from './certs.js';
-import { CLI } from './kakehi-process.js';
+import { type ConnectorProcess, eventually, startConnector } from './connector-process.js';
 
-export interface LogLine {
-  [key: string]: unknown;
-  msg?: string;
-}
+export type { LogLine } from './connector-process.js';
+export { eventually, withLogs } from './connector-process.js';
 
-export interface PkiProcess {
-  proc: ChildProcess;
-  /** Port of its /metrics, /healthz, /status server. */
-  port: number;
-  logs: LogLine[];
+export interface PkiProcess extends ConnectorProcess {
   status(): Promise<PkiStatus>;
-  metrics(): Promise<string>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-  exited: Promise<number | null>;
 }
 
 export interface PkiStatus {
@@ -46,101 +36,13 @@ export async function startPki(
   args: string[],
   opts: { timeoutMs?: number; logLevel?: string } = {},
 ): Promise<PkiProcess> {
-  const proc = spawn(process.execPath, [CLI, 'pki', '--listen', '127.0.0.1:0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, KAKEHI_LOG_LEVEL: opts.logLevel ?? process.env.KAKEHI_LOG_LEVEL ?? 'info' },
-  });
-  const logs: LogLine[] = [];
-  const raw: string[] = [];
-  let rest = '';
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (chunk: string) => {
-    rest += chunk;
-    for (let nl = rest.indexOf('\n'); nl >= 0; nl = rest.indexOf('\n')) {
-      const line = rest.slice(0, nl);
-      rest = rest.slice(nl + 1);
-      raw.push(line);
-      if (raw.length > 5_000) raw.shift();
-      try {
-        logs.push(JSON.parse(line) as LogLine);
-      } catch {
-        logs.push({ msg: line, unparsed: true });
-      }
-      if (logs.length > 20_000) logs.shift();
-    }
-  });
-  proc.stdout?.resume();
-  let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((res) =>
-    proc.on('exit', (code) => {
-      exitCode = code;
-      res(code);
-    }),
-  );
-  const port = await eventually(
-    () => {
-      if (exitCode !== undefined) throw new Error(`kakehi pki exited (${exitCode}):\n${raw.join('\n')}`);
-      const l = logs.find((x) => x.msg === 'listening');
-      if (!l) throw new Error(`kakehi pki did not listen:\n${raw.join('\n')}`);
-      return Number(l['port']);
-    },
-    { timeoutMs: opts.timeoutMs ?? 10_000, what: 'kakehi pki listening', bail: () => exitCode !== undefined },
-  );
-  const get = async (path: string) => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`);
-    return { status: res.status, text: await res.text() };
-  };
+  const c = await startConnector('pki', args, opts);
   return {
-    proc,
-    port,
-    logs,
-    exited,
+    ...c,
     async status() {
-      return JSON.parse((await get('/status')).text) as PkiStatus;
-    },
-    async metrics() {
-      return (await get('/metrics')).text;
-    },
-    stop(signal = 'SIGTERM') {
-      if (exitCode === undefined) proc.kill(signal);
-      return exited;
+      return JSON.parse((await c.get('/status')).text) as PkiStatus;
     },
   };
-}
-
-/**
- * Runs `fn`; if it throws, the error carries the connector's last log lines, so a
- * failure on a CI machine says what the connector saw and did.
- */
-export async function withLogs<T>(c: PkiProcess, fn: () => Promise<T>, lines = 60): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    const tail = c.logs.slice(-lines).map((l) => JSON.stringify(l));
-    const message = `${err instanceof Error ? err.message : String(err)}\n--- last ${tail.length} connector log lines:\n${tail.join('\n')}`;
-    throw Object.assign(new Error(message), { cause: err });
-  }
-}
-
-/** Retries fn until it returns without throwing, or the deadline passes (then throws its last error). */
-export async function eventually<T>(
-  fn: () => T | Promise<T>,
-  opts: { timeoutMs?: number; intervalMs?: number; what?: string; bail?: () => boolean } = {},
-): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
-  let last: unknown;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline || opts.bail?.()) {
-      const why = last instanceof Error ? last.message : String(last);
-      throw new Error(`timed out waiting for ${opts.what ?? 'a condition'}: ${why}`);
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
-  }
 }
 
 export interface Served {
