@@ -79,6 +79,7 @@ export class CommandClient {
   #reconnectTimer: NodeJS.Timeout | undefined;
   // Why the last connection is going away, when the proxy said so before closing.
   #lastWords: string | undefined;
+  readonly #connectWaiters = new Set<{ resolve: () => void; reject: (e: Error) => void }>();
 
   private constructor(socketPath: string, options: ClientOptions) {
     this.socketPath = socketPath;
@@ -109,6 +110,37 @@ export class CommandClient {
     const client = new CommandClient(socketPath, options);
     client.#attach(await client.#dial());
     return client;
+  }
+
+  /**
+   * Retry-until-connected, for connectors started before (or without) the proxy:
+   * returns at once and dials now, then again with the reconnect backoff until a
+   * connection is made (a 'reconnected' event), and after every loss, until
+   * close(). Requests fail with 'disconnected' meanwhile; whenConnected() waits.
+   */
+  static open(socketPath: string, options: ClientOptions = {}): CommandClient {
+    const client = new CommandClient(socketPath, { ...options, reconnect: options.reconnect || true });
+    client.#state = 'reconnecting';
+    client.#scheduleReconnect(1, 0);
+    return client;
+  }
+
+  /** Resolves once connected (at once if so); rejects when the client closes or `signal` aborts. */
+  whenConnected(signal?: AbortSignal): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    if (this.#state === 'closed') return Promise.reject(this.#transport('closed', 'the client is closed'));
+    return new Promise<void>((resolve, reject) => {
+      const waiter = { resolve, reject };
+      this.#connectWaiters.add(waiter);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.#connectWaiters.delete(waiter);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
   }
 
   get connected(): boolean {
@@ -238,6 +270,8 @@ export class CommandClient {
     this.#state = 'closed';
     clearTimeout(this.#reconnectTimer);
     this.#failPending('closed', 'the client was closed');
+    for (const w of this.#connectWaiters) w.reject(this.#transport('closed', 'the client was closed'));
+    this.#connectWaiters.clear();
     for (const q of this.#queues) q.end();
     this.#queues.clear();
     const socket = this.#socket;
@@ -372,7 +406,7 @@ export class CommandClient {
     this.#scheduleReconnect(1);
   }
 
-  #scheduleReconnect(attempt: number): void {
+  #scheduleReconnect(attempt: number, delayMs?: number): void {
     const r = this.#reconnect!;
     if (attempt > r.maxAttempts) {
       this.#state = 'closed';
@@ -381,11 +415,15 @@ export class CommandClient {
         reason: `gave up after ${r.maxAttempts} reconnect attempts`,
         willReconnect: false,
       });
+      for (const w of this.#connectWaiters) {
+        w.reject(this.#transport('unreachable', `gave up after ${r.maxAttempts} connect attempts`));
+      }
+      this.#connectWaiters.clear();
       for (const q of this.#queues) q.end();
       this.#queues.clear();
       return;
     }
-    const delay = reconnectDelayMs(attempt, r, this.#opts.random());
+    const delay = delayMs ?? reconnectDelayMs(attempt, r, this.#opts.random());
     this.#reconnectTimer = setTimeout(() => {
       this.#dial().then(
         (socket) => {
@@ -397,6 +435,8 @@ export class CommandClient {
           this.#attach(socket);
           this.#fanOut({ type: 'reconnected', attempts: attempt });
           if (this.#queues.size > 0) this.#subscribe();
+          for (const w of this.#connectWaiters) w.resolve();
+          this.#connectWaiters.clear();
         },
         () => {
           if (this.#state !== 'closed') this.#scheduleReconnect(attempt + 1);
