@@ -503,7 +503,8 @@ export const CTL_COMMANDS: CtlCommand[] = [
   },
 ];
 
-function readChanges(file: string): unknown[] {
+/** A changes file (JSON or YAML): a `changes` list, or a bare list; ctl apply and pulsar publish read it. */
+export function readChanges(file: string): unknown[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -24,6 +24,7 @@ Commands:
   ctl        talk to a running kakehi over its command socket (kakehi ctl --help)
   prometheus serve the proxy's metrics to Prometheus (kakehi prometheus --help)
   pki        serve the certificates found in directories (kakehi pki --help)
+  pulsar     follow a Pulsar route topic; publish and export it (kakehi pulsar --help)
   schema     print the JSON Schema of the configuration file (for editors)
   version    print the version
 
@@ -84,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'prometheus')
     return (await import('../../connectors/prometheus/main.js')).runPrometheusConnector(rest);
   if (command === 'pki') return (await import('../../connectors/pki/main.js')).runPkiConnector(rest);
+  if (command === 'pulsar') return (await import('../../connectors/pulsar/main.js')).runPulsarConnector(rest);
   if (command === '__worker') {
     // Forked by `kakehi run` (node:cluster): a data-plane worker, driven over IPC.
     // Imported here, not above: a worker loads the data plane and not main's code.

@@ -67,6 +67,24 @@ function deleteOf(kind: ObjectKind, obj: unknown): Change {
   }
 }
 
+/** The delete of the object a change names: itself for a delete, the matching delete for a put. */
+export function deletionOf(c: Change): Change {
+  switch (c.op) {
+    case 'put_listener':
+      return deleteOf('listener', c.listener);
+    case 'put_cluster':
+      return deleteOf('cluster', c.cluster);
+    case 'put_backend':
+      return deleteOf('backend', c.backend);
+    case 'put_frontend':
+      return deleteOf('frontend', c.frontend);
+    case 'put_certificate':
+      return deleteOf('certificate', c.certificate);
+    default:
+      return c;
+  }
+}
+
 /** Which objects of `from` a diff may change or delete, given kind and key. */
 type Owned = (kind: ObjectKind, key: string) => boolean;
 
