@@ -21,7 +21,7 @@ import { saveStateFile } from '../state/state-file.js';
 import { type Applied, applyChanges, applyTransaction } from '../state/transaction.js';
 import { servedCertificate } from '../tls/certificate-store.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
-import { type FromWorker, isFromWorker, type Snapshot, type TlsSetupMessage, type ToWorker } from './ipc.js';
+import { type FromWorker, isFromWorker, snapshotOf, type TlsSetupMessage, type ToWorker } from './ipc.js';
 
 export interface SupervisorEvent {
   type: string;
@@ -209,16 +209,6 @@ export class Supervisor extends EventEmitter {
     return [];
   }
 
-  private snapshot(): Snapshot {
-    return {
-      listeners: [...this.state.listeners.values()],
-      clusters: [...this.state.clusters.values()],
-      backends: [...this.state.backends.values()],
-      frontends: [...this.state.frontends.values()],
-      certificates: [...this.state.certificates.values()],
-    };
-  }
-
   private send(w: WorkerHandle, m: ToWorker): void {
     if (w.outbox !== undefined) w.outbox.push(m);
     else if (w.worker.isConnected()) {
@@ -342,7 +332,7 @@ export class Supervisor extends EventEmitter {
         this.send(h, {
           t: 'init',
           generation: this.generation,
-          snapshot: this.snapshot(),
+          snapshot: snapshotOf(this.state),
           logLevel: this.settings.logLevel,
           accessLog: this.settings.accessLog,
           tls: this.tls,

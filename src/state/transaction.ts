@@ -13,7 +13,14 @@ import {
 import { inspectCertificate } from '../tls/certificate.js';
 import { type Change, changeTarget, parseChange } from './change.js';
 import { LayeredMap } from './layered-map.js';
-import { deepFreeze, type ObjectKind, type ProxyState, STATE_MAPS, sourceKey } from './proxy-state.js';
+import {
+  deepFreeze,
+  emptyState,
+  type ObjectKind,
+  type ProxyState,
+  STATE_MAPS,
+  sourceKey,
+} from './proxy-state.js';
 
 export type Effect = 'created' | 'updated' | 'deleted' | 'unchanged';
 
@@ -57,6 +64,17 @@ export function applyChanges(
     'changes',
     opts,
   );
+}
+
+/**
+ * The one way to build a state from nothing: the config loader, the worker's
+ * snapshot, the state file (and so `load_state`) all come through here, so
+ * every state in every process is validated, deep-frozen and sourced alike and
+ * passes assertInvariants. No `now`: objects already admitted are replayed, so
+ * a certificate that expired since is still loaded.
+ */
+export function buildState(entries: readonly SourcedChange[], path = 'changes'): TransactionResult {
+  return applyTransaction(emptyState(), entries, path);
 }
 
 type AnyObject = ProxyState[(typeof STATE_MAPS)[ObjectKind]] extends ReadonlyMap<string, infer V> ? V : never;
