@@ -6,7 +6,7 @@ import { METRICS_QUERY_TIMEOUT_MS } from '../defaults.js';
 import { KakehiError } from '../errors.js';
 import type { Supervisor } from '../main/supervisor.js';
 import { filterFamilies, mergeFamilies } from '../metrics/aggregate.js';
-import { listenerKey } from '../model/objects.js';
+import { keyOf } from '../model/objects.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { type Route, Router } from '../router/router.js';
@@ -107,7 +107,7 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
           listeners: [...sup.state.listeners.entries()].map(([key, l]) => ({
             ...l,
             port: bound.get(key) ?? null,
-            source: sup.state.sources.get(`listener:${key}`),
+            source: sup.state.sources.get(sourceKey('listener', key)),
           })),
         };
       }
@@ -115,7 +115,7 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
         return {
           clusters: [...sup.state.clusters.values()].map((c) => ({
             ...c,
-            source: sup.state.sources.get(`cluster:${c.id}`),
+            source: sup.state.sources.get(sourceKey('cluster', c.id)),
           })),
         };
       case 'list_backends': {
@@ -123,7 +123,7 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
         return {
           backends: [...sup.state.backends.entries()]
             .filter(([, x]) => cluster === undefined || x.cluster === cluster)
-            .map(([key, x]) => ({ ...x, source: sup.state.sources.get(`backend:${key}`) })),
+            .map(([key, x]) => ({ ...x, source: sup.state.sources.get(sourceKey('backend', key)) })),
         };
       }
       case 'list_frontends':
@@ -131,16 +131,16 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
           frontends: [...sup.state.frontends.entries()].map(([key, f]) => ({
             ...f,
             key,
-            source: sup.state.sources.get(`frontend:${key}`),
+            source: sup.state.sources.get(sourceKey('frontend', key)),
           })),
         };
       case 'list_certificates': {
         const listener = str(b, 'listener', false);
-        const want = listener === undefined ? undefined : listenerKey({ address: listener });
+        const want = listener === undefined ? undefined : keyOf('listener', { address: listener });
         return {
           certificates: [...sup.state.certificates.entries()]
-            .filter(([, c]) => want === undefined || listenerKey({ address: c.listener }) === want)
-            .map(([key, c]) => certificateSummary(c, sup.state.sources.get(`certificate:${key}`))),
+            .filter(([, c]) => want === undefined || keyOf('listener', { address: c.listener }) === want)
+            .map(([key, c]) => certificateSummary(c, sup.state.sources.get(sourceKey('certificate', key)))),
         };
       }
       case 'list_connectors':
@@ -282,8 +282,8 @@ function queryRoute(
 ) {
   const out: { listener: string; frontend: unknown; cluster: string | null; action: string }[] = [];
   for (const l of sup.state.listeners.values()) {
-    const key = listenerKey(l);
-    if (listener !== undefined && key !== listenerKey({ address: listener })) continue;
+    const key = keyOf('listener', l);
+    if (listener !== undefined && key !== keyOf('listener', { address: listener })) continue;
     const routes: Route<(typeof out)[number]['frontend']>[] = listenerFrontends(sup.state, l).map((f) => ({
       key: `${f.hostname};${f.path_type}:${f.path};${f.method ?? '*'}`,
       host: parseHostRule(f.hostname),

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
-import { type Certificate, certificateSchema, listenerKey } from '../model/objects.js';
+import { type Certificate, certificateSchema, keyOf } from '../model/objects.js';
 import type { Change } from '../state/change.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { buildState } from '../state/transaction.js';
@@ -100,11 +100,11 @@ function settingsOf(file: ConfigFile): Settings {
  */
 function readCertificates(file: ConfigFile, source: string, issues: FieldIssue[]): Certificate[] {
   const base = source === EMBEDDED_SOURCE ? process.cwd() : dirname(resolve(source));
-  const listeners = new Map(file.listeners.map((l) => [listenerKey(l), l]));
+  const listeners = new Map(file.listeners.map((l) => [keyOf('listener', l), l]));
   const out: Certificate[] = [];
   file.certificates.forEach((c: ConfigCertificate, i) => {
     const at = `certificates[${i}]`;
-    const l = listeners.get(listenerKey({ address: c.listener }));
+    const l = listeners.get(keyOf('listener', { address: c.listener }));
     if (l === undefined)
       issues.push({ path: `${at}.listener`, reason: `no listener has the address "${c.listener}"` });
     else if (l.protocol !== 'https')

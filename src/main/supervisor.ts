@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import { mergeFamilies, retainCounts } from '../metrics/aggregate.js';
 import type { Family } from '../metrics/registry.js';
 import { Registry } from '../metrics/registry.js';
-import { listenerKey } from '../model/objects.js';
+import { keyOf } from '../model/objects.js';
 import type { Change } from '../state/change.js';
 import { diffStates, reloadDiff } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
@@ -177,7 +177,7 @@ export class Supervisor extends EventEmitter {
     for (const [key, l] of state.listeners) {
       if (l.protocol !== 'https' || (only !== undefined && !only.has(key))) continue;
       const hasDefault = [...state.certificates.values()].some(
-        (c) => c.default && listenerKey({ address: c.listener }) === key,
+        (c) => c.default && keyOf('listener', { address: c.listener }) === key,
       );
       if (!hasDefault)
         this.log.warn(
@@ -536,7 +536,7 @@ export class Supervisor extends EventEmitter {
       if (facts === undefined) continue;
       this.certificateExpiry
         .get(key, () => ({
-          listener: listenerKey({ address: c.listener }),
+          listener: keyOf('listener', { address: c.listener }),
           fingerprint: facts.fingerprint,
           name: facts.names[0] ?? '',
         }))

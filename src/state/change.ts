@@ -6,23 +6,20 @@
 import type { FieldIssue } from '../errors.js';
 import {
   type Backend,
-  backendKey,
   backendSchema,
   type Certificate,
   type Cluster,
-  certificateKey,
   certificateSchema,
   clusterSchema,
   type Frontend,
-  frontendKey,
   frontendSchema,
+  keyOf,
   type Listener,
-  listenerKey,
   listenerSchema,
+  type ObjectKind,
 } from '../model/objects.js';
 import { object, oneOf, type Schema, str } from '../model/schema.js';
-import { fingerprintOf, normalizeFingerprint } from '../tls/certificate.js';
-import type { ObjectKind } from './proxy-state.js';
+import { normalizeFingerprint } from '../tls/certificate.js';
 
 /** The fields that name a frontend; path and path_type default as in frontendSchema. */
 export interface FrontendRef {
@@ -160,37 +157,30 @@ export function parseChanges(raw: unknown, path: string): { changes: Change[] } 
 export function changeTarget(c: Change): { kind: ObjectKind; key: string } {
   switch (c.op) {
     case 'put_listener':
-      return { kind: 'listener', key: listenerKey(c.listener) };
+      return { kind: 'listener', key: keyOf('listener', c.listener) };
     case 'delete_listener':
-      return { kind: 'listener', key: listenerKey({ address: c.address }) };
+      return { kind: 'listener', key: keyOf('listener', { address: c.address }) };
     case 'put_cluster':
       return { kind: 'cluster', key: c.cluster.id };
     case 'delete_cluster':
       return { kind: 'cluster', key: c.id };
     case 'put_backend':
-      return { kind: 'backend', key: backendKey(c.backend) };
+      return { kind: 'backend', key: keyOf('backend', c.backend) };
     case 'delete_backend':
-      return { kind: 'backend', key: backendKey(c) };
+      return { kind: 'backend', key: keyOf('backend', c) };
     case 'put_frontend':
-      return { kind: 'frontend', key: frontendKey(c.frontend) };
+      return { kind: 'frontend', key: keyOf('frontend', c.frontend) };
     case 'delete_frontend':
       return { kind: 'frontend', key: frontendRefKey(c.frontend) };
     case 'put_certificate':
-      // The schema admitted it, so it parses; the fallback only keeps the type total.
-      return {
-        kind: 'certificate',
-        key: certificateKey(c.certificate.listener, fingerprintOf(c.certificate.certificate) ?? 'unparsable'),
-      };
+      return { kind: 'certificate', key: keyOf('certificate', c.certificate) };
     case 'delete_certificate':
-      return {
-        kind: 'certificate',
-        key: certificateKey(c.listener, normalizeFingerprint(c.fingerprint) ?? c.fingerprint),
-      };
+      return { kind: 'certificate', key: keyOf('certificate', c) };
   }
 }
 
 export function frontendRefKey(f: FrontendRef): string {
-  return frontendKey({
+  return keyOf('frontend', {
     listener: f.listener,
     hostname: f.hostname,
     path: f.path ?? '/',
