@@ -50,7 +50,6 @@ export type ToWorker =
       t: 'init';
       generation: number;
       snapshot: Snapshot;
-      logLevel: string;
       accessLog: string;
       tls: TlsSetupMessage;
     }

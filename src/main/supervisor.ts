@@ -224,7 +224,7 @@ export class Supervisor extends EventEmitter {
 
   private fork(): WorkerHandle {
     const id = this.nextWorkerId++;
-    const worker = cluster.fork({ KAKEHI_WORKER_ID: String(id), KAKEHI_LOG_LEVEL: this.settings.logLevel });
+    const worker = cluster.fork({ KAKEHI_LOG_LEVEL: this.settings.logLevel });
     let onReady: (err?: Error) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
       onReady = (err) => (err ? reject(err) : resolve());
@@ -333,7 +333,6 @@ export class Supervisor extends EventEmitter {
           t: 'init',
           generation: this.generation,
           snapshot: snapshotOf(this.state),
-          logLevel: this.settings.logLevel,
           accessLog: this.settings.accessLog,
           tls: this.tls,
         });

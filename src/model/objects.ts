@@ -7,18 +7,7 @@ import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { fingerprintOf, inspectCertificate, normalizeFingerprint } from '../tls/certificate.js';
 import { formatAddress, parseAddress } from './address.js';
-import {
-  bool,
-  dict,
-  type Field,
-  int,
-  list,
-  type ObjectOf,
-  object,
-  oneOf,
-  type Schema,
-  str,
-} from './schema.js';
+import { bool, dict, type Field, int, list, type ObjectOf, object, oneOf, str } from './schema.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const idCheck = (s: string) =>
@@ -27,18 +16,7 @@ const idCheck = (s: string) =>
     : `"${s}": ids are 1-128 characters of letters, digits, '.', '_' and '-', starting with a letter or digit`;
 
 /** Statuses kakehi answers itself, whose page an operator may replace. */
-export const ANSWER_STATUSES = [
-  '400',
-  '403',
-  '404',
-  '408',
-  '413',
-  '421',
-  '431',
-  '502',
-  '503',
-  '504',
-] as const;
+export const ANSWER_STATUSES = ['400', '403', '404', '408', '421', '431', '502', '503', '504'] as const;
 
 const answers = dict(str({ maxLength: 64 * 1024 }), {
   keyCheck: (k) =>
@@ -369,5 +347,3 @@ const KEYS: { [K in ObjectKind]: (o: KeyFields[K]) => string } = {
 export function keyOf<K extends ObjectKind>(kind: K, o: KeyFields[K]): string {
   return KEYS[kind](o);
 }
-
-export type { Schema };
