@@ -18,6 +18,10 @@ export const COMMAND_SOCKET = 'kakehi.sock';
 
 /** Request or response head (start line and headers) bigger than this is refused (431 / 502). */
 export const MAX_HEADER_BYTES = 32 * 1024;
+/**
+ * Not enforced yet: issue 14 (edge hardening) limits the header count with it
+ * (431 past it). Kept as the one constant for that limit.
+ */
 export const MAX_HEADER_COUNT = 128;
 
 export const BACKEND_WEIGHT = 100;

@@ -15,7 +15,6 @@ import { type GoodCert, type Reading, readPair } from './reader.js';
 import {
   batchChanges,
   type CertificateChange,
-  certKey,
   type DesiredPair,
   type HeldCertificate,
   planChanges,
@@ -956,8 +955,6 @@ export class PkiConnector {
     };
   }
 }
-
-export { certKey };
 
 function directoryStatuses(opts: PkiOptions): DirectoryStatus[] {
   return opts.directories.map((d) => ({

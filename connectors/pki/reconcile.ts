@@ -11,6 +11,8 @@
 //   pair wants it any more.
 // - Puts come before deletes, so a renewal (new put, old delete) adds before it removes.
 
+import { keyOf } from '../../src/model/objects.js';
+
 export interface DesiredPair {
   pairKey: string;
   listeners: readonly string[];
@@ -76,7 +78,8 @@ function sameChain(held: HeldCertificate | undefined, pair: DesiredPair): boolea
   return a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-export const certKey = (listener: string, fingerprint: string): string => `${listener} ${fingerprint}`;
+export const certKey = (listener: string, fingerprint: string): string =>
+  keyOf('certificate', { listener, fingerprint });
 
 /**
  * @param sent what this connector last put per key (material hash). A key the proxy

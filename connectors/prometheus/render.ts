@@ -3,6 +3,7 @@
 // cumulative `le` buckets ending in +Inf, and the per-backend series budget.
 
 import { Registry } from 'prom-client';
+import { keyOf } from '../../src/model/objects.js';
 
 export type Labels = Record<string, string>;
 export type Sample =
@@ -70,7 +71,7 @@ export interface Rendered {
   skippedFamilies: string[];
 }
 
-const backendKey = (l: Labels) => `${l.cluster ?? ''}\u0000${l.backend ?? ''}`;
+const backendKey = (l: Labels) => keyOf('backend', { cluster: l.cluster ?? '', id: l.backend ?? '' });
 const isHist = (s: Sample): s is Hist => 'bounds' in s;
 
 export function validResult(r: unknown): r is MetricsResult {

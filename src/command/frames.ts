@@ -3,9 +3,10 @@
 // connection stays usable), and encoding every frame either side sends.
 
 import type { FieldIssue } from '../errors.js';
+import { CHANGE_REQUESTS, type ChangeRequestType } from '../state/change.js';
 
-/** Every request type, in Sōzu's vocabulary where Sōzu has one (docs/protocol.md). */
-export const REQUEST_TYPES = [
+/** Requests that read the state or the process and change nothing. */
+const QUERY_TYPES = [
   'status',
   'list_workers',
   'list_listeners',
@@ -17,18 +18,10 @@ export const REQUEST_TYPES = [
   'query_route',
   'get_state',
   'query_metrics',
-  'add_http_listener',
-  'remove_listener',
-  'add_cluster',
-  'remove_cluster',
-  'add_backend',
-  'remove_backend',
-  'add_http_frontend',
-  'remove_http_frontend',
-  'add_certificate',
-  'replace_certificate',
-  'remove_certificate',
-  'transaction',
+] as const;
+
+/** Requests that drive the process: its state as a whole, its workers, its life. */
+const PROCESS_TYPES = [
   'save_state',
   'load_state',
   'reload',
@@ -39,23 +32,23 @@ export const REQUEST_TYPES = [
   'subscribe_events',
   'report_connector_status',
 ] as const;
-export type RequestType = (typeof REQUEST_TYPES)[number];
 
-/** Types that change state: they all take `dry_run` and `expect_generation`. */
-export const CHANGE_REQUEST_TYPES = [
-  'add_http_listener',
-  'remove_listener',
-  'add_cluster',
-  'remove_cluster',
-  'add_backend',
-  'remove_backend',
-  'add_http_frontend',
-  'remove_http_frontend',
-  'add_certificate',
-  'replace_certificate',
-  'remove_certificate',
+/**
+ * Every request type, in Sōzu's vocabulary where Sōzu has one (docs/protocol.md).
+ * The change requests are the names in CHANGE_REQUESTS plus `transaction`; they
+ * all take `dry_run` and `expect_generation`.
+ */
+export type RequestType =
+  | (typeof QUERY_TYPES)[number]
+  | ChangeRequestType
+  | 'transaction'
+  | (typeof PROCESS_TYPES)[number];
+export const REQUEST_TYPES: readonly RequestType[] = [
+  ...QUERY_TYPES,
+  ...(Object.keys(CHANGE_REQUESTS) as ChangeRequestType[]),
   'transaction',
-] as const satisfies readonly RequestType[];
+  ...PROCESS_TYPES,
+];
 
 export type RequestId = string | number;
 const MAX_ID_LENGTH = 256;

@@ -8,9 +8,8 @@ import type { FieldIssue } from '../errors.js';
 import {
   certificateSchema,
   clusterWithBackendsSchema,
-  frontendKey,
   frontendSchema,
-  listenerKey,
+  keyOf,
   listenerSchema,
 } from '../model/objects.js';
 import { bool, type Field, int, list, type ObjectOf, object, oneOf, str } from '../model/schema.js';
@@ -101,7 +100,7 @@ export const configSchema = object(configFields, {
 function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[]): void {
   const listeners = new Map<string, number>();
   c.listeners?.forEach((l, i) => {
-    const key = listenerKey(l);
+    const key = keyOf('listener', l);
     const first = listeners.get(key);
     if (first !== undefined)
       issues.push({
@@ -129,7 +128,7 @@ function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[])
   });
   const frontends = new Map<string, number>();
   c.frontends?.forEach((f, i) => {
-    const key = frontendKey(f);
+    const key = keyOf('frontend', f);
     const first = frontends.get(key);
     if (first !== undefined) {
       issues.push({
@@ -143,7 +142,7 @@ function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[])
     if (
       c.listeners !== undefined &&
       f.listener !== undefined &&
-      !listeners.has(listenerKey({ address: f.listener }))
+      !listeners.has(keyOf('listener', { address: f.listener }))
     ) {
       issues.push({
         path: `frontends[${i}].listener`,

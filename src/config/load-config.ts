@@ -6,16 +6,11 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
-import {
-  backendKey,
-  type Certificate,
-  certificateKey,
-  certificateSchema,
-  frontendKey,
-  listenerKey,
-} from '../model/objects.js';
-import { deepFreeze, type ProxyState, sourceKey } from '../state/proxy-state.js';
-import { fingerprintOf, inspectCertificate } from '../tls/certificate.js';
+import { type Certificate, certificateSchema, keyOf } from '../model/objects.js';
+import type { Change } from '../state/change.js';
+import type { ProxyState } from '../state/proxy-state.js';
+import { buildState } from '../state/transaction.js';
+import { inspectCertificate } from '../tls/certificate.js';
 import { type ConfigCertificate, type ConfigFile, configSchema } from './config-schema.js';
 
 /** The source name of the configuration built into kakehi. */
@@ -80,13 +75,9 @@ export function configFromObject(raw: unknown, source: string): Config {
   const file = configSchema.parse(raw, '', issues);
   const certificates = file === undefined ? [] : readCertificates(file, source, issues);
   if (file === undefined || issues.length > 0) {
-    throw new KakehiError(
-      'KKH_CONFIG_INVALID',
-      `${source} has ${issues.length} error${issues.length === 1 ? '' : 's'}:\n${issues.map(formatIssue).join('\n')}`,
-      { issues },
-    );
+    throw invalid(source, issues);
   }
-  return { source, settings: settingsOf(file), state: stateOf(file, certificates) };
+  return { source, settings: settingsOf(file), state: stateOf(file, certificates, source) };
 }
 
 function settingsOf(file: ConfigFile): Settings {
@@ -109,11 +100,11 @@ function settingsOf(file: ConfigFile): Settings {
  */
 function readCertificates(file: ConfigFile, source: string, issues: FieldIssue[]): Certificate[] {
   const base = source === EMBEDDED_SOURCE ? process.cwd() : dirname(resolve(source));
-  const listeners = new Map(file.listeners.map((l) => [listenerKey(l), l]));
+  const listeners = new Map(file.listeners.map((l) => [keyOf('listener', l), l]));
   const out: Certificate[] = [];
   file.certificates.forEach((c: ConfigCertificate, i) => {
     const at = `certificates[${i}]`;
-    const l = listeners.get(listenerKey({ address: c.listener }));
+    const l = listeners.get(keyOf('listener', { address: c.listener }));
     if (l === undefined)
       issues.push({ path: `${at}.listener`, reason: `no listener has the address "${c.listener}"` });
     else if (l.protocol !== 'https')
@@ -157,29 +148,30 @@ function readCertificates(file: ConfigFile, source: string, issues: FieldIssue[]
   return out;
 }
 
-function stateOf(file: ConfigFile, certs: readonly Certificate[]): ProxyState {
-  const listeners = new Map(file.listeners.map((l) => [listenerKey(l), deepFreeze(l)]));
-  const clusters = new Map(
-    file.clusters.map(({ backends: _backends, ...cluster }) => [cluster.id, deepFreeze(cluster)] as const),
-  );
-  const backends = new Map(
-    file.clusters.flatMap((c) =>
-      c.backends.map((b) => {
-        const backend = deepFreeze({ cluster: c.id, ...b });
-        return [backendKey(backend), backend] as const;
-      }),
+function stateOf(file: ConfigFile, certs: readonly Certificate[], source: string): ProxyState {
+  const puts: Change[] = [
+    ...file.listeners.map((listener): Change => ({ op: 'put_listener', listener })),
+    ...certs.map((certificate): Change => ({ op: 'put_certificate', certificate })),
+    ...file.clusters.map(({ backends: _backends, ...cluster }): Change => ({ op: 'put_cluster', cluster })),
+    ...file.clusters.flatMap((c) =>
+      c.backends.map((b): Change => ({ op: 'put_backend', backend: { cluster: c.id, ...b } })),
     ),
-  );
-  const frontends = new Map(file.frontends.map((f) => [frontendKey(f), deepFreeze(f)]));
-  const certificates = new Map(
-    certs.map((c) => [certificateKey(c.listener, fingerprintOf(c.certificate) ?? ''), deepFreeze(c)]),
-  );
+    ...file.frontends.map((frontend): Change => ({ op: 'put_frontend', frontend })),
+  ];
   // Every object here comes from the file: a reload may update or delete it.
-  const sources = new Map<string, string>();
-  for (const k of listeners.keys()) sources.set(sourceKey('listener', k), 'config');
-  for (const k of clusters.keys()) sources.set(sourceKey('cluster', k), 'config');
-  for (const k of backends.keys()) sources.set(sourceKey('backend', k), 'config');
-  for (const k of frontends.keys()) sources.set(sourceKey('frontend', k), 'config');
-  for (const k of certificates.keys()) sources.set(sourceKey('certificate', k), 'config');
-  return Object.freeze({ listeners, clusters, backends, frontends, certificates, sources });
+  const r = buildState(
+    puts.map((change) => ({ change, source: 'config' })),
+    'config',
+  );
+  if (r.ok) return r.state;
+  // configSchema's cross-checks name these by their place in the file first; reaching here is a bug.
+  throw invalid(source, r.issues);
+}
+
+function invalid(source: string, issues: FieldIssue[]): KakehiError {
+  return new KakehiError(
+    'KKH_CONFIG_INVALID',
+    `${source} has ${issues.length} error${issues.length === 1 ? '' : 's'}:\n${issues.map(formatIssue).join('\n')}`,
+    { issues },
+  );
 }

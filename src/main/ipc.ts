@@ -3,9 +3,11 @@
 // each with an ack once it serves the new generation.
 
 import type { Family } from '../metrics/registry.js';
-import type { Backend, Certificate, Cluster, Frontend, Listener } from '../model/objects.js';
 import type { HealthEvent } from '../proxy/backend-runtime.js';
 import type { Change } from '../state/change.js';
+import { stateAsChanges } from '../state/diff.js';
+import type { ProxyState } from '../state/proxy-state.js';
+import { buildState } from '../state/transaction.js';
 import type { BoundListener } from './proxy-runtime.js';
 
 /** What every worker's HTTPS listeners share; buffers travel as base64 in JSON IPC. */
@@ -15,12 +17,32 @@ export interface TlsSetupMessage {
   ticketKeys: string;
 }
 
-export interface Snapshot {
-  listeners: Listener[];
-  clusters: Cluster[];
-  backends: Backend[];
-  frontends: Frontend[];
-  certificates: Certificate[];
+/**
+ * The whole state as puts, parents first: a worker builds its state from it with
+ * the same function as every other process (stateOfSnapshot), and then applies
+ * each transaction to it in the same vocabulary.
+ */
+export type Snapshot = Change[];
+
+/** The source of every object a worker holds. */
+export const WORKER_SOURCE = 'main';
+
+export function snapshotOf(state: ProxyState): Snapshot {
+  return stateAsChanges(state);
+}
+
+/**
+ * A worker's state from main's snapshot. Sources stay in main (they decide what
+ * a reload may touch); in a worker every object is from 'main', the same
+ * source its later transactions record.
+ */
+export function stateOfSnapshot(snapshot: Snapshot): ProxyState {
+  const r = buildState(snapshot.map((change) => ({ change, source: WORKER_SOURCE })));
+  if (!r.ok) {
+    // Main admitted every one of these changes; a refusal here is a bug in kakehi.
+    throw new Error(`snapshot refused: ${r.issues.map((i) => `${i.path}: ${i.reason}`).join('; ')}`);
+  }
+  return r.state;
 }
 
 export type ToWorker =
@@ -28,7 +50,6 @@ export type ToWorker =
       t: 'init';
       generation: number;
       snapshot: Snapshot;
-      logLevel: string;
       accessLog: string;
       tls: TlsSetupMessage;
     }

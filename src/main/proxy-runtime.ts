@@ -4,7 +4,7 @@
 
 import { type AccessLog, startAccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
-import { type Certificate, listenerKey } from '../model/objects.js';
+import { type Certificate, keyOf } from '../model/objects.js';
 import type { HealthEvent } from '../proxy/backend-runtime.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { HttpListener, type TlsSetup } from '../proxy/http-listener.js';
@@ -66,7 +66,7 @@ export class ProxyRuntime {
     }
     try {
       for (const spec of next.listeners.values()) {
-        const key = listenerKey(spec);
+        const key = keyOf('listener', spec);
         const have = this.listeners.get(key);
         if (have !== undefined && !switched.includes(have)) continue;
         const l = new HttpListener(spec, key, this.plane, this.tls, certs.get(key) ?? []);
@@ -135,7 +135,7 @@ export class ProxyRuntime {
 function certificatesByListener(state: ProxyState): Map<string, Certificate[]> {
   const out = new Map<string, Certificate[]>();
   for (const c of state.certificates.values()) {
-    const key = listenerKey({ address: c.listener });
+    const key = keyOf('listener', { address: c.listener });
     const list = out.get(key);
     if (list) list.push(c);
     else out.set(key, [c]);

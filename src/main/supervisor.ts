@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import { mergeFamilies, retainCounts } from '../metrics/aggregate.js';
 import type { Family } from '../metrics/registry.js';
 import { Registry } from '../metrics/registry.js';
-import { listenerKey } from '../model/objects.js';
+import { keyOf } from '../model/objects.js';
 import type { Change } from '../state/change.js';
 import { diffStates, reloadDiff } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
@@ -21,7 +21,7 @@ import { saveStateFile } from '../state/state-file.js';
 import { type Applied, applyChanges, applyTransaction } from '../state/transaction.js';
 import { servedCertificate } from '../tls/certificate-store.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
-import { type FromWorker, isFromWorker, type Snapshot, type TlsSetupMessage, type ToWorker } from './ipc.js';
+import { type FromWorker, isFromWorker, snapshotOf, type TlsSetupMessage, type ToWorker } from './ipc.js';
 
 export interface SupervisorEvent {
   type: string;
@@ -177,7 +177,7 @@ export class Supervisor extends EventEmitter {
     for (const [key, l] of state.listeners) {
       if (l.protocol !== 'https' || (only !== undefined && !only.has(key))) continue;
       const hasDefault = [...state.certificates.values()].some(
-        (c) => c.default && listenerKey({ address: c.listener }) === key,
+        (c) => c.default && keyOf('listener', { address: c.listener }) === key,
       );
       if (!hasDefault)
         this.log.warn(
@@ -209,16 +209,6 @@ export class Supervisor extends EventEmitter {
     return [];
   }
 
-  private snapshot(): Snapshot {
-    return {
-      listeners: [...this.state.listeners.values()],
-      clusters: [...this.state.clusters.values()],
-      backends: [...this.state.backends.values()],
-      frontends: [...this.state.frontends.values()],
-      certificates: [...this.state.certificates.values()],
-    };
-  }
-
   private send(w: WorkerHandle, m: ToWorker): void {
     if (w.outbox !== undefined) w.outbox.push(m);
     else if (w.worker.isConnected()) {
@@ -234,7 +224,7 @@ export class Supervisor extends EventEmitter {
 
   private fork(): WorkerHandle {
     const id = this.nextWorkerId++;
-    const worker = cluster.fork({ KAKEHI_WORKER_ID: String(id), KAKEHI_LOG_LEVEL: this.settings.logLevel });
+    const worker = cluster.fork({ KAKEHI_LOG_LEVEL: this.settings.logLevel });
     let onReady: (err?: Error) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
       onReady = (err) => (err ? reject(err) : resolve());
@@ -342,8 +332,7 @@ export class Supervisor extends EventEmitter {
         this.send(h, {
           t: 'init',
           generation: this.generation,
-          snapshot: this.snapshot(),
-          logLevel: this.settings.logLevel,
+          snapshot: snapshotOf(this.state),
           accessLog: this.settings.accessLog,
           tls: this.tls,
         });
@@ -546,7 +535,7 @@ export class Supervisor extends EventEmitter {
       if (facts === undefined) continue;
       this.certificateExpiry
         .get(key, () => ({
-          listener: listenerKey({ address: c.listener }),
+          listener: keyOf('listener', { address: c.listener }),
           fingerprint: facts.fingerprint,
           name: facts.names[0] ?? '',
         }))

@@ -5,32 +5,14 @@
 import { createLogger } from '../log/logger.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
-import { backendKey, certificateKey, frontendKey, listenerKey } from '../model/objects.js';
-import { deepFreeze, type ProxyState } from '../state/proxy-state.js';
+import { emptyState, type ProxyState } from '../state/proxy-state.js';
 import { applyChanges } from '../state/transaction.js';
-import { fingerprintOf } from '../tls/certificate.js';
-import { type FromWorker, isFromWorker, type Snapshot, type ToWorker } from './ipc.js';
+import { type FromWorker, isFromWorker, stateOfSnapshot, type ToWorker, WORKER_SOURCE } from './ipc.js';
 import { ProxyRuntime } from './proxy-runtime.js';
 
 function send(m: FromWorker): void {
   // A failed send means main is gone; 'disconnect' (below) ends this worker then.
   if (process.connected) process.send?.(m, undefined, {}, () => {});
-}
-
-function stateOf(s: Snapshot): ProxyState {
-  return {
-    listeners: new Map(s.listeners.map((l) => [listenerKey(l), Object.freeze(l)])),
-    clusters: new Map(s.clusters.map((c) => [c.id, Object.freeze(c)])),
-    backends: new Map(s.backends.map((b) => [backendKey(b), Object.freeze(b)])),
-    frontends: new Map(s.frontends.map((f) => [frontendKey(f), Object.freeze(f)])),
-    certificates: new Map(
-      s.certificates.map((c) => [
-        certificateKey(c.listener, fingerprintOf(c.certificate) ?? ''),
-        deepFreeze(c),
-      ]),
-    ),
-    sources: new Map(),
-  };
 }
 
 export function runWorker(): void {
@@ -46,18 +28,13 @@ export function runWorker(): void {
   const handle = async (m: ToWorker): Promise<void> => {
     switch (m.t) {
       case 'init': {
-        const state = stateOf(m.snapshot);
-        runtime = new ProxyRuntime(
-          stateOf({ listeners: [], clusters: [], backends: [], frontends: [], certificates: [] }),
-          m.accessLog,
-          log,
-          (event) => send({ t: 'health', event }),
-          {
-            ...(m.tls.selfSigned === undefined ? {} : { selfSigned: m.tls.selfSigned }),
-            ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
-          },
-        );
+        runtime = new ProxyRuntime(emptyState(), m.accessLog, log, (event) => send({ t: 'health', event }), {
+          ...(m.tls.selfSigned === undefined ? {} : { selfSigned: m.tls.selfSigned }),
+          ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
+        });
+        let state: ProxyState;
         try {
+          state = stateOfSnapshot(m.snapshot);
           await runtime.apply(state);
         } catch (err) {
           const e = err as Error & { code?: string };
@@ -73,7 +50,7 @@ export function runWorker(): void {
       }
       case 'apply': {
         if (runtime === undefined) throw new Error('apply before init');
-        const r = applyChanges(runtime.current, m.changes, 'main');
+        const r = applyChanges(runtime.current, m.changes, WORKER_SOURCE);
         if (!r.ok) {
           send({ t: 'nack', seq: m.seq, message: r.issues.map((i) => `${i.path}: ${i.reason}`).join('; ') });
           return;

@@ -5,20 +5,9 @@
 import * as D from '../defaults.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
-import { inspectCertificate } from '../tls/certificate.js';
+import { fingerprintOf, inspectCertificate, normalizeFingerprint } from '../tls/certificate.js';
 import { formatAddress, parseAddress } from './address.js';
-import {
-  bool,
-  dict,
-  type Field,
-  int,
-  list,
-  type ObjectOf,
-  object,
-  oneOf,
-  type Schema,
-  str,
-} from './schema.js';
+import { bool, dict, type Field, int, list, type ObjectOf, object, oneOf, str } from './schema.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const idCheck = (s: string) =>
@@ -27,18 +16,7 @@ const idCheck = (s: string) =>
     : `"${s}": ids are 1-128 characters of letters, digits, '.', '_' and '-', starting with a letter or digit`;
 
 /** Statuses kakehi answers itself, whose page an operator may replace. */
-export const ANSWER_STATUSES = [
-  '400',
-  '403',
-  '404',
-  '408',
-  '413',
-  '421',
-  '431',
-  '502',
-  '503',
-  '504',
-] as const;
+export const ANSWER_STATUSES = ['400', '403', '404', '408', '421', '431', '502', '503', '504'] as const;
 
 const answers = dict(str({ maxLength: 64 * 1024 }), {
   keyCheck: (k) =>
@@ -330,23 +308,42 @@ function ruleProblem(parse: () => unknown): string | undefined {
   }
 }
 
-// Stable keys: "put" of an object with an existing key replaces it.
-export function listenerKey(l: Pick<Listener, 'address'>): string {
-  const a = parseAddress(l.address, { allowPortZero: true });
-  return typeof a === 'string' ? l.address : formatAddress(a);
-}
-export function backendKey(b: Pick<Backend, 'cluster' | 'id'>): string {
-  return `${b.cluster}/${b.id}`;
-}
-export function frontendKey(
-  f: Pick<Frontend, 'listener' | 'hostname' | 'path' | 'path_type' | 'method'>,
-): string {
-  const listener = f.listener === undefined ? '*' : listenerKey({ address: f.listener });
-  return `${listener};${f.hostname.toLowerCase()};${f.path_type}:${f.path};${f.method ?? '*'}`;
+export type ObjectKind = 'listener' | 'cluster' | 'backend' | 'frontend' | 'certificate';
+
+/** What names each kind of object: all its key is made of, and what a delete carries. */
+export interface KeyFields {
+  listener: Pick<Listener, 'address'>;
+  cluster: Pick<Cluster, 'id'>;
+  backend: Pick<Backend, 'cluster' | 'id'>;
+  frontend: Pick<Frontend, 'listener' | 'hostname' | 'path' | 'path_type' | 'method'>;
+  /** A certificate itself, or the fingerprint that names it in a delete. */
+  certificate: Pick<Certificate, 'listener'> & ({ certificate: string } | { fingerprint: string });
 }
 
-export function certificateKey(listener: string, fingerprint: string): string {
-  return `${listenerKey({ address: listener })} ${fingerprint}`;
-}
+// Stable keys: "put" of an object with an existing key replaces it. ids cannot
+// hold "/" or ";", so a backend or frontend key reads back unambiguously.
+const KEYS: { [K in ObjectKind]: (o: KeyFields[K]) => string } = {
+  listener: (l) => {
+    const a = parseAddress(l.address, { allowPortZero: true });
+    return typeof a === 'string' ? l.address : formatAddress(a);
+  },
+  cluster: (c) => c.id,
+  backend: (b) => `${b.cluster}/${b.id}`,
+  frontend: (f) => {
+    const listener = f.listener === undefined ? '*' : KEYS.listener({ address: f.listener });
+    return `${listener};${f.hostname.toLowerCase()};${f.path_type}:${f.path};${f.method ?? '*'}`;
+  },
+  // listener + the leaf's SHA-256. An admitted certificate always parses; a
+  // fingerprint that is not one stays as written, so it matches nothing.
+  certificate: (c) =>
+    `${KEYS.listener({ address: c.listener })} ${
+      'fingerprint' in c
+        ? (normalizeFingerprint(c.fingerprint) ?? c.fingerprint)
+        : (fingerprintOf(c.certificate) ?? 'unparsable')
+    }`,
+};
 
-export type { Schema };
+/** The stable key of an object of `kind`, the one spelling of it everywhere (maps, sources, logs). */
+export function keyOf<K extends ObjectKind>(kind: K, o: KeyFields[K]): string {
+  return KEYS[kind](o);
+}

@@ -6,7 +6,7 @@
 import { connect } from 'node:net';
 import type { Candidate } from '../balancer/candidate.js';
 import * as D from '../defaults.js';
-import type { Backend } from '../model/objects.js';
+import { type Backend, keyOf } from '../model/objects.js';
 import { UpstreamConnection } from './upstream-connection.js';
 
 export type HealthEvent = {
@@ -85,7 +85,7 @@ export class BackendRuntime implements Candidate {
     if (this.open >= D.BACKEND_MAX_CONNECTIONS) {
       done(
         new ConnectError(
-          `backend ${this.spec.cluster}/${this.id} is at its limit of ${D.BACKEND_MAX_CONNECTIONS} connections`,
+          `backend ${keyOf('backend', this.spec)} is at its limit of ${D.BACKEND_MAX_CONNECTIONS} connections`,
           false,
         ),
         undefined,

@@ -5,7 +5,7 @@
 
 import type { Balancer } from '../balancer/candidate.js';
 import { createBalancer, pickBackend } from '../balancer/select.js';
-import { type Backend, type Cluster, type Frontend, type Listener, listenerKey } from '../model/objects.js';
+import { type Backend, type Cluster, type Frontend, keyOf, type Listener } from '../model/objects.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { type Route, Router } from '../router/router.js';
@@ -78,7 +78,7 @@ export class DataPlane {
     const clusters = new Map<string, ClusterRuntime>();
     for (const spec of state.clusters.values()) {
       const runtimes = (byCluster.get(spec.id) ?? []).map((b) => {
-        const key = `${b.cluster}/${b.id}`;
+        const key = keyOf('backend', b);
         const old = this.backends.get(key);
         let rt: BackendRuntime;
         if (old && old.spec.address === b.address) {
@@ -109,7 +109,7 @@ export class DataPlane {
     const listeners = new Map<string, ListenerRuntime>();
     for (const spec of state.listeners.values()) {
       const routes = listenerFrontends(state, spec).map((f) => this.routeOf(f));
-      listeners.set(listenerKey(spec), { spec, router: new Router(routes) });
+      listeners.set(keyOf('listener', spec), { spec, router: new Router(routes) });
     }
     this.listeners = listeners;
   }

@@ -6,23 +6,20 @@
 import type { FieldIssue } from '../errors.js';
 import {
   type Backend,
-  backendKey,
   backendSchema,
   type Certificate,
   type Cluster,
-  certificateKey,
   certificateSchema,
   clusterSchema,
   type Frontend,
-  frontendKey,
   frontendSchema,
+  keyOf,
   type Listener,
-  listenerKey,
   listenerSchema,
+  type ObjectKind,
 } from '../model/objects.js';
 import { object, oneOf, type Schema, str } from '../model/schema.js';
-import { fingerprintOf, normalizeFingerprint } from '../tls/certificate.js';
-import type { ObjectKind } from './proxy-state.js';
+import { normalizeFingerprint } from '../tls/certificate.js';
 
 /** The fields that name a frontend; path and path_type default as in frontendSchema. */
 export interface FrontendRef {
@@ -96,23 +93,64 @@ const changeSchemas: { [O in ChangeOp]: Schema<Extract<Change, { op: O }>> } = {
 
 export const CHANGE_OPS = Object.keys(changeSchemas) as ChangeOp[];
 
-// Sōzu's request names, so a Sōzu user's first guess gets the fix in the error.
-const SOZU_OPS: Record<string, ChangeOp> = {
-  addhttplistener: 'put_listener',
-  addlistener: 'put_listener',
-  removelistener: 'delete_listener',
-  addcluster: 'put_cluster',
-  removecluster: 'delete_cluster',
-  addbackend: 'put_backend',
-  removebackend: 'delete_backend',
-  addhttpfrontend: 'put_frontend',
-  addfrontend: 'put_frontend',
-  removehttpfrontend: 'delete_frontend',
-  removefrontend: 'delete_frontend',
-  addcertificate: 'put_certificate',
-  replacecertificate: 'put_certificate',
-  removecertificate: 'delete_certificate',
-};
+type FieldsOf<O extends ChangeOp> = Exclude<keyof Extract<Change, { op: O }>, 'op'>;
+/** One change a request makes: its op, and for each of the op's fields the body field (dotted) that fills it. */
+type AliasedChange = { [O in ChangeOp]: { op: O; from: Record<FieldsOf<O>, string> } }[ChangeOp];
+
+/**
+ * Sōzu's request names over the ops: the change requests of the command socket,
+ * each the changes it makes, in order, filled from its body. The request types
+ * (src/command/frames.ts), their translation and the hint for a Sōzu user's
+ * first guess at an op all come from this table. `id` names the request itself
+ * on the wire, so removals name their object by kind (`cluster`, `backend`).
+ */
+export const CHANGE_REQUESTS = {
+  add_http_listener: [{ op: 'put_listener', from: { listener: 'listener' } }],
+  remove_listener: [{ op: 'delete_listener', from: { address: 'address' } }],
+  add_cluster: [{ op: 'put_cluster', from: { cluster: 'cluster' } }],
+  remove_cluster: [{ op: 'delete_cluster', from: { id: 'cluster' } }],
+  add_backend: [{ op: 'put_backend', from: { backend: 'backend' } }],
+  remove_backend: [{ op: 'delete_backend', from: { cluster: 'cluster', id: 'backend' } }],
+  add_http_frontend: [{ op: 'put_frontend', from: { frontend: 'frontend' } }],
+  remove_http_frontend: [{ op: 'delete_frontend', from: { frontend: 'frontend' } }],
+  add_certificate: [{ op: 'put_certificate', from: { certificate: 'certificate' } }],
+  // One transaction: the new certificate is in before the old one goes.
+  replace_certificate: [
+    { op: 'put_certificate', from: { certificate: 'certificate' } },
+    { op: 'delete_certificate', from: { listener: 'certificate.listener', fingerprint: 'old_fingerprint' } },
+  ],
+  remove_certificate: [
+    { op: 'delete_certificate', from: { listener: 'listener', fingerprint: 'fingerprint' } },
+  ],
+} as const satisfies Record<string, readonly AliasedChange[]>;
+export type ChangeRequestType = keyof typeof CHANGE_REQUESTS;
+
+/** The changes a Sōzu-style request names, before validation. */
+export function requestChanges(type: ChangeRequestType, body: Readonly<Record<string, unknown>>): unknown[] {
+  return CHANGE_REQUESTS[type].map(({ op, from }) => {
+    const change: Record<string, unknown> = { op };
+    for (const [field, path] of Object.entries(from)) {
+      let v: unknown = body;
+      for (const k of path.split('.'))
+        v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
+      change[field] = v;
+    }
+    return change;
+  });
+}
+
+const squash = (name: string) => name.toLowerCase().replace(/[^a-z]/g, '');
+// A Sōzu user's first guess at an op (`AddCluster`, `remove_backend`) gets the op
+// to use: every request name above, and spellings that are no request here.
+const SOZU_OPS = new Map<string, ChangeOp>([
+  ...Object.entries(CHANGE_REQUESTS).map(([name, changes]): [string, ChangeOp] => [
+    squash(name),
+    (changes[0] as AliasedChange).op,
+  ]),
+  ['addlistener', 'put_listener'],
+  ['addfrontend', 'put_frontend'],
+  ['removefrontend', 'delete_frontend'],
+]);
 
 /** Validates one change; undefined after pushing at least one issue. */
 export function parseChange(raw: unknown, path: string, issues: FieldIssue[]): Change | undefined {
@@ -122,7 +160,7 @@ export function parseChange(raw: unknown, path: string, issues: FieldIssue[]): C
   }
   const op = (raw as { op?: unknown }).op;
   if (typeof op !== 'string' || !(op in changeSchemas)) {
-    const hint = typeof op === 'string' ? SOZU_OPS[op.toLowerCase().replace(/[^a-z]/g, '')] : undefined;
+    const hint = typeof op === 'string' ? SOZU_OPS.get(squash(op)) : undefined;
     issues.push({
       path: `${path}.op`,
       reason:
@@ -160,37 +198,30 @@ export function parseChanges(raw: unknown, path: string): { changes: Change[] } 
 export function changeTarget(c: Change): { kind: ObjectKind; key: string } {
   switch (c.op) {
     case 'put_listener':
-      return { kind: 'listener', key: listenerKey(c.listener) };
+      return { kind: 'listener', key: keyOf('listener', c.listener) };
     case 'delete_listener':
-      return { kind: 'listener', key: listenerKey({ address: c.address }) };
+      return { kind: 'listener', key: keyOf('listener', { address: c.address }) };
     case 'put_cluster':
       return { kind: 'cluster', key: c.cluster.id };
     case 'delete_cluster':
       return { kind: 'cluster', key: c.id };
     case 'put_backend':
-      return { kind: 'backend', key: backendKey(c.backend) };
+      return { kind: 'backend', key: keyOf('backend', c.backend) };
     case 'delete_backend':
-      return { kind: 'backend', key: backendKey(c) };
+      return { kind: 'backend', key: keyOf('backend', c) };
     case 'put_frontend':
-      return { kind: 'frontend', key: frontendKey(c.frontend) };
+      return { kind: 'frontend', key: keyOf('frontend', c.frontend) };
     case 'delete_frontend':
       return { kind: 'frontend', key: frontendRefKey(c.frontend) };
     case 'put_certificate':
-      // The schema admitted it, so it parses; the fallback only keeps the type total.
-      return {
-        kind: 'certificate',
-        key: certificateKey(c.certificate.listener, fingerprintOf(c.certificate.certificate) ?? 'unparsable'),
-      };
+      return { kind: 'certificate', key: keyOf('certificate', c.certificate) };
     case 'delete_certificate':
-      return {
-        kind: 'certificate',
-        key: certificateKey(c.listener, normalizeFingerprint(c.fingerprint) ?? c.fingerprint),
-      };
+      return { kind: 'certificate', key: keyOf('certificate', c) };
   }
 }
 
 export function frontendRefKey(f: FrontendRef): string {
-  return frontendKey({
+  return keyOf('frontend', {
     listener: f.listener,
     hostname: f.hostname,
     path: f.path ?? '/',

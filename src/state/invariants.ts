@@ -4,34 +4,27 @@
 
 import type { FieldIssue } from '../errors.js';
 import {
-  backendKey,
   backendSchema,
-  type Certificate,
-  certificateKey,
   certificateSchema,
   clusterSchema,
-  frontendKey,
   frontendSchema,
-  listenerKey,
+  type KeyFields,
+  keyOf,
   listenerSchema,
+  type ObjectKind,
 } from '../model/objects.js';
 import type { Schema } from '../model/schema.js';
-import { fingerprintOf } from '../tls/certificate.js';
-import { type ObjectKind, type ProxyState, referenceIssues, sourceKey } from './proxy-state.js';
+import { type ProxyState, referenceIssues, STATE_MAPS, sourceKey } from './proxy-state.js';
 import { deepEqual } from './transaction.js';
 
-const KINDS: readonly [ObjectKind, keyof ProxyState, (o: never) => string, Schema<unknown>][] = [
-  ['listener', 'listeners', listenerKey, listenerSchema],
-  ['cluster', 'clusters', (c: { id: string }) => c.id, clusterSchema],
-  ['backend', 'backends', backendKey, backendSchema],
-  ['frontend', 'frontends', frontendKey, frontendSchema],
-  [
-    'certificate',
-    'certificates',
-    (c: Certificate) => certificateKey(c.listener, fingerprintOf(c.certificate) ?? ''),
-    certificateSchema,
-  ],
-];
+const SCHEMAS: { [K in ObjectKind]: Schema<KeyFields[K]> } = {
+  listener: listenerSchema,
+  cluster: clusterSchema,
+  backend: backendSchema,
+  frontend: frontendSchema,
+  certificate: certificateSchema,
+};
+const KINDS = Object.keys(SCHEMAS) as ObjectKind[];
 
 function isDeepFrozen(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return true;
@@ -43,10 +36,11 @@ export function assertInvariants(state: ProxyState): void {
     throw new Error(`state invariant broken: ${invariant}: ${detail}`);
   };
   let objects = 0;
-  for (const [kind, name, keyOf, schema] of KINDS) {
-    for (const [key, obj] of state[name] as ReadonlyMap<string, unknown>) {
+  for (const kind of KINDS) {
+    const schema = SCHEMAS[kind] as Schema<unknown>;
+    for (const [key, obj] of state[STATE_MAPS[kind]] as ReadonlyMap<string, unknown>) {
       objects++;
-      const own = keyOf(obj as never);
+      const own = keyOf(kind, obj as never);
       if (own !== key) fail('keys match objects', `${kind} under "${key}" has key "${own}"`);
       if (!isDeepFrozen(obj)) fail('objects frozen', `${kind} ${key} can be modified`);
       const issues: FieldIssue[] = [];
@@ -61,8 +55,10 @@ export function assertInvariants(state: ProxyState): void {
   if (state.sources.size !== objects) {
     const orphan = [...state.sources.keys()].find((k) => {
       const i = k.indexOf(':');
-      const entry = KINDS.find(([kind]) => kind === k.slice(0, i));
-      return entry === undefined || !(state[entry[1]] as ReadonlyMap<string, unknown>).has(k.slice(i + 1));
+      const kind = KINDS.find((kind) => kind === k.slice(0, i));
+      return (
+        kind === undefined || !(state[STATE_MAPS[kind]] as ReadonlyMap<string, unknown>).has(k.slice(i + 1))
+      );
     });
     fail('every source names an object', `"${orphan}" has no object`);
   }

@@ -8,28 +8,25 @@ import {
   type Certificate,
   type Cluster,
   type Frontend,
-  frontendKey,
+  keyOf,
   type Listener,
-  listenerKey,
+  type ObjectKind,
 } from '../model/objects.js';
 
+/** Every map is keyed by keyOf(kind, object) (src/model/objects.ts). */
 export interface ProxyState {
   readonly listeners: ReadonlyMap<string, Listener>;
   readonly clusters: ReadonlyMap<string, Cluster>;
-  /** Keyed `cluster/id`. */
   readonly backends: ReadonlyMap<string, Backend>;
   readonly frontends: ReadonlyMap<string, Frontend>;
-  /** Keyed `listener fingerprint` (certificateKey). */
   readonly certificates: ReadonlyMap<string, Certificate>;
   /**
    * Who put each object ('config', 'runtime', 'pki', 'pulsar'…), keyed
-   * `listener:<key>`, `cluster:<id>`, `backend:<cluster/id>`, `frontend:<key>`.
+   * sourceKey(kind, key): `listener:<key>`, `backend:<cluster/id>`…
    * A config reload touches only objects whose source is 'config'.
    */
   readonly sources: ReadonlyMap<string, string>;
 }
-
-export type ObjectKind = 'listener' | 'cluster' | 'backend' | 'frontend' | 'certificate';
 
 /** The map of a ProxyState that holds each kind of object. */
 export const STATE_MAPS = {
@@ -77,12 +74,12 @@ export function referenceIssues(state: ProxyState): FieldIssue[] {
     if (f.cluster !== undefined && !state.clusters.has(f.cluster)) {
       issues.push({ path: `frontend ${key}`, reason: `cluster "${f.cluster}" does not exist` });
     }
-    if (f.listener !== undefined && !state.listeners.has(listenerKey({ address: f.listener }))) {
+    if (f.listener !== undefined && !state.listeners.has(keyOf('listener', { address: f.listener }))) {
       issues.push({ path: `frontend ${key}`, reason: `listener "${f.listener}" does not exist` });
     }
   }
   for (const [key, c] of state.certificates) {
-    const l = state.listeners.get(listenerKey({ address: c.listener }));
+    const l = state.listeners.get(keyOf('listener', { address: c.listener }));
     if (l === undefined)
       issues.push({ path: `certificate ${key}`, reason: `listener "${c.listener}" does not exist` });
     else if (l.protocol !== 'https')
@@ -96,12 +93,10 @@ export function referenceIssues(state: ProxyState): FieldIssue[] {
 
 /** Frontends that apply to a listener: its own and those for every listener. */
 export function listenerFrontends(state: ProxyState, listener: Listener): Frontend[] {
-  const key = listenerKey(listener);
+  const key = keyOf('listener', listener);
   const out: Frontend[] = [];
   for (const f of state.frontends.values()) {
-    if (f.listener === undefined || listenerKey({ address: f.listener }) === key) out.push(f);
+    if (f.listener === undefined || keyOf('listener', { address: f.listener }) === key) out.push(f);
   }
   return out;
 }
-
-export { frontendKey };

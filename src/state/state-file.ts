@@ -7,8 +7,8 @@ import { basename, dirname, join } from 'node:path';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
 import { type Change, changeTarget, parseChanges } from './change.js';
 import { stateAsChanges } from './diff.js';
-import { emptyState, type ProxyState, sourceKey } from './proxy-state.js';
-import { applyTransaction, type SourcedChange, sourceProblem } from './transaction.js';
+import { type ProxyState, sourceKey } from './proxy-state.js';
+import { buildState, type SourcedChange, sourceProblem } from './transaction.js';
 
 export const STATE_FILE_VERSION = 1;
 const MAX_STATE_FILE_BYTES = 512 * 1024 * 1024;
@@ -83,7 +83,7 @@ export function loadStateFile(path: string): { state: ProxyState; generation: nu
   }
   const entries = sourcedEntries(file.changes, issues);
   if (issues.length === 0) {
-    const result = applyTransaction(emptyState(), entries);
+    const result = buildState(entries);
     if (result.ok) return { state: result.state, generation: generation as number };
     issues.push(...result.issues);
   }

@@ -7,13 +7,14 @@ import {
   type Backend,
   type Certificate,
   type Frontend,
+  keyOf,
   type Listener,
-  listenerKey,
+  type ObjectKind,
 } from '../model/objects.js';
 import { inspectCertificate } from '../tls/certificate.js';
 import { type Change, changeTarget, parseChange } from './change.js';
 import { LayeredMap } from './layered-map.js';
-import { deepFreeze, type ObjectKind, type ProxyState, STATE_MAPS, sourceKey } from './proxy-state.js';
+import { deepFreeze, emptyState, type ProxyState, STATE_MAPS, sourceKey } from './proxy-state.js';
 
 export type Effect = 'created' | 'updated' | 'deleted' | 'unchanged';
 
@@ -59,6 +60,17 @@ export function applyChanges(
   );
 }
 
+/**
+ * The one way to build a state from nothing: the config loader, the worker's
+ * snapshot, the state file (and so `load_state`) all come through here, so
+ * every state in every process is validated, deep-frozen and sourced alike and
+ * passes assertInvariants. No `now`: objects already admitted are replayed, so
+ * a certificate that expired since is still loaded.
+ */
+export function buildState(entries: readonly SourcedChange[], path = 'changes'): TransactionResult {
+  return applyTransaction(emptyState(), entries, path);
+}
+
 type AnyObject = ProxyState[(typeof STATE_MAPS)[ObjectKind]] extends ReadonlyMap<string, infer V> ? V : never;
 
 /** How many objects refer to each cluster and listener; lets a delete be checked without a scan. */
@@ -88,11 +100,12 @@ function bump(m: Map<string, number>, key: string, by: number): void {
 function countRefs(counts: RefCounts, kind: ObjectKind, obj: AnyObject, by: 1 | -1): void {
   if (kind === 'backend') bump(counts.backendsByCluster, (obj as Backend).cluster, by);
   if (kind === 'certificate')
-    bump(counts.certificatesByListener, listenerKey({ address: (obj as Certificate).listener }), by);
+    bump(counts.certificatesByListener, keyOf('listener', { address: (obj as Certificate).listener }), by);
   if (kind !== 'frontend') return;
   const f = obj as Frontend;
   if (f.cluster !== undefined) bump(counts.frontendsByCluster, f.cluster, by);
-  if (f.listener !== undefined) bump(counts.frontendsByListener, listenerKey({ address: f.listener }), by);
+  if (f.listener !== undefined)
+    bump(counts.frontendsByListener, keyOf('listener', { address: f.listener }), by);
 }
 
 // Reference counts per state, built on first need (one scan) and handed from
@@ -238,7 +251,7 @@ export function applyTransaction(
     const at = `${path}[${i}].${kind}`;
     if (kind === 'certificate') {
       const address = (obj as Certificate).listener;
-      const l = final.listeners.get(listenerKey({ address }));
+      const l = final.listeners.get(keyOf('listener', { address }));
       if (l === undefined)
         issues.push({ path: `${at}.listener`, reason: `listener "${address}" does not exist` });
       else if (l.protocol !== 'https')
@@ -256,7 +269,7 @@ export function applyTransaction(
       });
     }
     const listener = kind === 'frontend' ? (obj as Frontend).listener : undefined;
-    if (listener !== undefined && !final.listeners.has(listenerKey({ address: listener }))) {
+    if (listener !== undefined && !final.listeners.has(keyOf('listener', { address: listener }))) {
       issues.push({ path: `${at}.listener`, reason: `listener "${listener}" does not exist` });
     }
   }
@@ -350,11 +363,11 @@ function usersOf(state: ProxyState, kind: 'cluster' | 'listener', key: string): 
     for (const [k, b] of state.backends) if (b.cluster === key) names.push(`backend ${k}`);
   } else {
     for (const [k, f] of state.frontends) {
-      if (f.listener !== undefined && listenerKey({ address: f.listener }) === key)
+      if (f.listener !== undefined && keyOf('listener', { address: f.listener }) === key)
         names.push(`frontend ${k}`);
     }
     for (const [k, c] of state.certificates) {
-      if (listenerKey({ address: c.listener }) === key) names.push(`certificate ${k}`);
+      if (keyOf('listener', { address: c.listener }) === key) names.push(`certificate ${k}`);
     }
   }
   const shown = names.slice(0, 5).join(', ');

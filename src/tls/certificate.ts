@@ -106,7 +106,11 @@ function cacheKey(input: CertificateInput): string | undefined {
   if (chain !== undefined && typeof chain !== 'string') return undefined;
   if (names !== undefined && !(Array.isArray(names) && names.every((n) => typeof n === 'string')))
     return undefined;
-  return `${certificate}\u0000${chain ?? ''}\u0000${key}\u0000${names?.join(',') ?? ''}`;
+  // A digest, not the text: the private key PEM must not live on as a map key
+  // after its certificate is deleted.
+  return createHash('sha256')
+    .update(`${certificate}\u0000${chain ?? ''}\u0000${key}\u0000${names?.join(',') ?? ''}`)
+    .digest('base64');
 }
 
 function remember(id: string, r: Inspection): void {

@@ -12,6 +12,7 @@ import {
   nestedBackendSchema,
 } from '../../src/model/objects.js';
 import type { Field } from '../../src/model/schema.js';
+import { CHANGE_OPS } from '../../src/state/change.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const read = (p: string) => readFileSync(join(root, p), 'utf8');
@@ -68,6 +69,15 @@ describe('reference docs match the code', () => {
       assert.deepEqual([...rows.keys()].sort(), Object.keys(fields).sort(), `${heading}: no stale keys`);
     });
   }
+
+  it('docs/state.md lists every change op in its table of changes, and no other', () => {
+    const doc = read('docs/state.md');
+    const start = doc.indexOf('\n## Changes');
+    assert.ok(start >= 0, 'docs/state.md has a "## Changes" section');
+    const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
+    const ops = [...section.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+    assert.deepEqual(ops.sort(), [...CHANGE_OPS].sort());
+  });
 
   it('docs/errors.md lists every error code, and no other', () => {
     const codes = [...read('docs/errors.md').matchAll(/^\| `(KKH_[A-Z_]+)` \|/gm)].map((m) => m[1]);

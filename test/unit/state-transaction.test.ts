@@ -343,6 +343,40 @@ describe('parseChanges', () => {
     assert.match(r.issues[2]!.reason, /^is required; one of put_listener/);
   });
 
+  it('refuses an answer page for 413, a status kakehi never answers itself, naming those it does', () => {
+    const r = parseChanges(
+      [{ op: 'put_cluster', cluster: { id: 'a', answers: { '413': 'too big', '503': 'busy' } } }],
+      'changes',
+    );
+    assert.ok('issues' in r);
+    assert.deepEqual(r.issues, [
+      {
+        path: 'changes[0].cluster.answers.413',
+        reason:
+          'kakehi answers only 400, 403, 404, 408, 421, 431, 502, 503, 504 itself; no page can be set for 413',
+      },
+    ]);
+  });
+
+  it('names the Sōzu request names and spellings with the op to use', () => {
+    const ops = ['AddBackend', 'remove_http_frontend', 'ReplaceCertificate', 'AddListener', 'RemoveFrontend'];
+    const r = parseChanges(
+      ops.map((op) => ({ op })),
+      'changes',
+    );
+    assert.ok('issues' in r);
+    assert.deepEqual(
+      r.issues.map((i) => i.reason),
+      [
+        'unknown op "AddBackend"; use put_backend',
+        'unknown op "remove_http_frontend"; use delete_frontend',
+        'unknown op "ReplaceCertificate"; use put_certificate',
+        'unknown op "AddListener"; use put_listener',
+        'unknown op "RemoveFrontend"; use delete_frontend',
+      ],
+    );
+  });
+
   it('names a renamed key with its replacement', () => {
     const r = parseChanges([{ op: 'put_cluster', cluster: { cluster_id: 'a' } }], 'changes');
     assert.ok('issues' in r);
