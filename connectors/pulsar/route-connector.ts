@@ -364,9 +364,14 @@ export class RouteConnector {
   // Live: batches by count and time, applied in order; returns why a resync is due.
   async #follow(): Promise<string> {
     for (;;) {
+      if (this.#stop.signal.aborted) return 'closing';
       if (this.#resyncWanted !== undefined) return this.#resyncWanted;
       const first = await this.#queue.take(this.#wake.signal);
-      if (first === undefined) continue;
+      if (first === undefined) {
+        // Woken with nothing to do (a resync request already served): sleep again, not spin.
+        if (this.#resyncWanted === undefined && !this.#stop.signal.aborted) this.#wake = new AbortController();
+        continue;
+      }
       this.#batch = [first];
       const deadline = AbortSignal.any([this.#wake.signal, AbortSignal.timeout(this.opts.batchMs)]);
       while (this.#batch.length < this.opts.batchMax) {

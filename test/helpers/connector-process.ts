@@ -86,7 +86,13 @@ export async function startConnector(
       return (await get('/metrics')).text;
     },
     stop(signal = 'SIGTERM') {
-      if (exitCode === undefined) proc.kill(signal);
+      if (exitCode === undefined) {
+        proc.kill(signal);
+        // One that does not stop is killed, so no test leaves a process behind; its
+        // exit code is then null, which a test that asserts a clean stop catches.
+        const kill = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+        exited.finally(() => clearTimeout(kill));
+      }
       return exited;
     },
   };
