@@ -182,10 +182,7 @@ export class RouteConnector {
         reason = await this.#follow();
       } catch (err) {
         if (this.#stop.signal.aborted) break;
-        if (err instanceof FatalError) {
-          this.#log.error({ err: err.message }, 'cannot follow the topic');
-          throw err;
-        }
+        if (err instanceof FatalError) throw err;
         failures++;
         this.#lastError = (err as Error).message;
         this.metrics.resyncs.inc({ result: 'failed' });
@@ -369,7 +366,8 @@ export class RouteConnector {
       const first = await this.#queue.take(this.#wake.signal);
       if (first === undefined) {
         // Woken with nothing to do (a resync request already served): sleep again, not spin.
-        if (this.#resyncWanted === undefined && !this.#stop.signal.aborted) this.#wake = new AbortController();
+        if (this.#resyncWanted === undefined && !this.#stop.signal.aborted)
+          this.#wake = new AbortController();
         continue;
       }
       this.#batch = [first];

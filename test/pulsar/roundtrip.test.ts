@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { MessageId, type PulsarClient } from '../../connectors/pulsar/client/index.js';
 import { newClient, text, uniqueTopic, waitFor } from './helpers.js';
@@ -31,6 +32,21 @@ describe('pulsar client against a real broker: produce and consume', () => {
     }
     await producer.close();
     await consumer.close();
+  });
+
+  it('leaves no abort listener behind on a signal passed to every receive', async () => {
+    const topic = uniqueTopic('listeners');
+    const reader = await client.createReader({ topic });
+    const producer = await client.createProducer({ topic });
+    const life = new AbortController();
+    for (let i = 0; i < 30; i++) {
+      const next = reader.readNext(life.signal);
+      await producer.send({ payload: `m${i}` });
+      assert.equal(text((await next).payload), `m${i}`);
+    }
+    assert.equal(getEventListeners(life.signal, 'abort').length, 0);
+    await producer.close();
+    await reader.close();
   });
 
   it('delivers batched and compressed messages (lz4, zlib, snappy) one by one', async () => {

@@ -373,6 +373,20 @@ describe('pulsar route connector (real broker, real proxies)', () => {
     assert.equal(usage.code, 2);
   });
 
+  it('refuses a partitioned topic, whose partitions have no order between them: exit 1, saying why', async () => {
+    const topic = uniqueTopic('routes-partitioned');
+    await admin('PUT', `/${topic.replace('persistent://', 'persistent/')}/partitions`, 2);
+    const kakehi = await startProxy();
+    cleanup.push(() => kakehi.stop());
+    const conn = await startRouteConnector(broker, kakehi.socketPath, topic);
+    cleanup.push(() => conn.stop());
+    assert.equal(await conn.exited, 1);
+    assert.ok(
+      conn.logs.some((l) => String(l['err']).includes('is a partitioned topic')),
+      JSON.stringify(conn.logs),
+    );
+  });
+
   it('takes the topic compacted by the broker: deleted keys gone, the latest value kept', async () => {
     const topic = uniqueTopic('routes-compacted');
     await publishChanges(client, topic, routeTo('c', 'c.test', a.address));

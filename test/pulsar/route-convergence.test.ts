@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { type OutgoingMessage, type Producer, PulsarClient, tokenAuth } from '../../connectors/pulsar/client/index.js';
+import {
+  type OutgoingMessage,
+  type Producer,
+  PulsarClient,
+  tokenAuth,
+} from '../../connectors/pulsar/client/index.js';
 import { changeMessage, objectKey } from '../../connectors/pulsar/format.js';
 import { type Change, parseChanges } from '../../src/state/change.js';
 import { type ConnectorProcess, eventually, withLogs } from '../helpers/connector-process.js';
@@ -102,13 +107,19 @@ describe('pulsar route connector: convergence and failures (dedicated broker)', 
   async function instance(topic: string): Promise<{ kakehi: Kakehi; conn: ConnectorProcess }> {
     const kakehi = await startProxy();
     cleanup.push(() => kakehi.stop());
-    const conn = await startRouteConnector(coords(), kakehi.socketPath, topic, ['--receiver-queue', '100', '--batch-max', '100']);
+    const conn = await startRouteConnector(coords(), kakehi.socketPath, topic, [
+      '--receiver-queue',
+      '100',
+      '--batch-max',
+      '100',
+    ]);
     cleanup.push(() => conn.stop());
     return { kakehi, conn };
   }
 
   async function sendAll(producer: Producer, messages: OutgoingMessage[]): Promise<void> {
-    for (let i = 0; i < messages.length; i += 200) await Promise.all(messages.slice(i, i + 200).map((m) => producer.send(m)));
+    for (let i = 0; i < messages.length; i += 200)
+      await Promise.all(messages.slice(i, i + 200).map((m) => producer.send(m)));
   }
 
   it('three instances converge to identical state after 1,000 changes, across a broker restart and a connector that was down', async () => {
@@ -152,7 +163,10 @@ describe('pulsar route connector: convergence and failures (dedicated broker)', 
       assert.deepEqual(held, change);
     }
     const m = await instances[0]!.conn.metrics();
-    assert.ok((sample(m, 'kakehi_pulsar_reconnects_total{peer="broker"}') ?? 0) >= 1, 'the broker restart was seen');
+    assert.ok(
+      (sample(m, 'kakehi_pulsar_reconnects_total{peer="broker"}') ?? 0) >= 1,
+      'the broker restart was seen',
+    );
   });
 
   it('with the broker down 60 s and a producer pushing, the connector stays bounded and loses no update', async () => {

@@ -285,17 +285,25 @@ export class Consumer implements CommandHandler {
       return Promise.resolve(m);
     }
     return new Promise((resolve, reject) => {
-      const w = { resolve, reject };
-      this.waiters.push(w);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const i = this.waiters.indexOf(w);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(signal.reason ?? new PulsarClientError('PULSAR_TIMEOUT', 'receive aborted'));
+      // The abort listener goes when the wait ends either way: a caller that passes one
+      // long-lived signal to every receive() must not collect a listener per message.
+      const abort = () => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(signal?.reason ?? new PulsarClientError('PULSAR_TIMEOUT', 'receive aborted'));
+      };
+      const w = {
+        resolve: (m: Message) => {
+          signal?.removeEventListener('abort', abort);
+          resolve(m);
         },
-        { once: true },
-      );
+        reject: (e: Error) => {
+          signal?.removeEventListener('abort', abort);
+          reject(e);
+        },
+      };
+      this.waiters.push(w);
+      signal?.addEventListener('abort', abort, { once: true });
     });
   }
 
