@@ -16,6 +16,10 @@
 // between them and the apply loop, the batch, the list of problems and the set
 // of skipped messages all have fixed sizes; only the desired state grows with
 // the topic, up to --max-objects.
+//
+// One file of some 470 lines on purpose: sync, follow and resync share the
+// readers, the queue and the wake signal; what stands apart (skipped messages,
+// status reports, the plan, its application) has its own module.
 
 import { CommandClient } from '../../src/client/command-client.js';
 import { CommandError, CommandTransportError } from '../../src/client/command-errors.js';
@@ -24,18 +28,16 @@ import type { Logger } from '../../src/log/logger.js';
 import type { Change } from '../../src/state/change.js';
 import { type ApplyOutcome, applyPlan, type TransactionAnswer } from './applier.js';
 import { BoundedQueue } from './bounded-queue.js';
-import type { Message, Producer, PulsarClient, Reader } from './client/index.js';
+import type { Message, PulsarClient, Reader } from './client/index.js';
 import { DesiredState } from './desired.js';
 import { decodeMessage, type RejectReason, TRANSACTION_PREFIX } from './format.js';
 import { PulsarMetrics } from './metrics.js';
 import { type PulsarOptions, pulsarClient } from './options.js';
+import { SkippedMessages } from './skipped.js';
+import { type Report, StatusReporter } from './status-report.js';
 import { heldByKey, type PlannedChange, planSync } from './sync-plan.js';
 import { PartitionedTopicError, readView, type ViewRead } from './view-reader.js';
 
-const MAX_PROBLEMS = 100;
-const MAX_REMEMBERED_SKIPS = 10_000;
-const REPORT_EVERY_MS = 30_000;
-const REPORT_THROTTLE_MS = 1_000;
 const SYNC_ATTEMPTS = 5;
 // Below the command socket's frame limit, leaving room for the request around the changes.
 const MAX_TRANSACTION_BYTES = MAX_FRAME_BYTES - 256 * 1024;
@@ -43,12 +45,6 @@ const MAX_TRANSACTION_BYTES = MAX_FRAME_BYTES - 256 * 1024;
 interface Received {
   topic: string;
   message: Message;
-}
-
-interface Problem {
-  item: string;
-  reason: string;
-  at: string;
 }
 
 /** A setting the connector cannot run with (a partitioned topic); the process exits 1. */
@@ -73,13 +69,9 @@ export class RouteConnector {
   #lastError: string | undefined;
   #lastApplyAt: number | undefined;
   readonly #lastIds = new Map<string, string>();
-  readonly #problems: Problem[] = [];
-  readonly #skipped = new Set<string>();
-  #deadLetter: { topic: string; producer: Promise<Producer> } | undefined;
+  readonly #skipped: SkippedMessages;
   #resyncTimer: NodeJS.Timeout | undefined;
-  #reportTimer: NodeJS.Timeout | undefined;
-  #reportSoon: NodeJS.Timeout | undefined;
-  #lastReport = 0;
+  readonly #reporter: StatusReporter;
   #brokerConnected = false;
   #running: Promise<void> | undefined;
 
@@ -100,9 +92,11 @@ export class RouteConnector {
       },
     });
     this.#pulsar = pulsarClient(opts);
+    this.#skipped = new SkippedMessages(this.#pulsar, this.metrics, log, opts.deadLetterTopic);
     this.#proxy = CommandClient.open(opts.socketPath, {
       reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
     });
+    this.#reporter = new StatusReporter(this.#proxy, log, () => this.#report());
   }
 
   get ready(): boolean {
@@ -117,22 +111,18 @@ export class RouteConnector {
 
   /** Takes new settings from a SIGHUP (only those in RELOADABLE differ). */
   reconfigure(next: PulsarOptions): void {
-    const dlqChanged = next.deadLetterTopic !== this.opts.deadLetterTopic;
     const resyncChanged = next.resyncIntervalMs !== this.opts.resyncIntervalMs;
     this.opts = next;
     this.#queue.capacity = next.batchMax;
-    if (dlqChanged && this.#deadLetter !== undefined) {
-      const old = this.#deadLetter.producer;
-      this.#deadLetter = undefined;
-      old.then((p) => p.close()).catch(() => undefined);
-    }
+    this.#skipped.retarget(next.deadLetterTopic);
     if (resyncChanged) this.#armResync();
   }
 
   async close(): Promise<void> {
     this.#stop.abort(new Error('closing'));
     this.#wake.abort();
-    for (const t of [this.#resyncTimer, this.#reportTimer, this.#reportSoon]) clearTimeout(t);
+    clearTimeout(this.#resyncTimer);
+    this.#reporter.stop();
     await this.#closeReaders();
     await this.#running?.catch(() => undefined);
     await this.#proxy.close();
@@ -161,15 +151,14 @@ export class RouteConnector {
       queued: this.#queue.size + this.#batch.length,
       last_apply_at: this.#lastApplyAt === undefined ? null : new Date(this.#lastApplyAt).toISOString(),
       last_error: this.#lastError ?? null,
-      problems: this.#problems,
+      problems: this.#skipped.problems,
     };
   }
 
   async #run(): Promise<void> {
     void this.#watchProxy();
     void this.#watchBroker();
-    this.#reportTimer = setInterval(() => this.#report(), REPORT_EVERY_MS);
-    this.#reportTimer.unref();
+    this.#reporter.start();
     let failures = 0;
     let reason = 'start';
     while (!this.#stop.signal.aborted) {
@@ -191,7 +180,7 @@ export class RouteConnector {
           { err: (err as Error).message, retryInMs: Math.round(delay) },
           'sync with the proxy failed; retrying',
         );
-        this.#scheduleReport();
+        this.#reporter.soon();
         reason = 'retry';
         await sleep(delay, this.#stop.signal);
       }
@@ -309,7 +298,7 @@ export class RouteConnector {
     this.#ready = true;
     this.#everReady = true;
     this.metrics.ready.set(1);
-    this.#report();
+    this.#reporter.now();
     for (const r of this.#readers) this.#pumps.push(this.#pump(r.topic, r.reader));
   }
 
@@ -439,6 +428,10 @@ export class RouteConnector {
     return outcome;
   }
 
+  #skip(item: string, reason: RejectReason, detail: string, original?: { topic: string; m: Message }): void {
+    if (this.#skipped.skip(item, reason, detail, original)) this.#reporter.soon();
+  }
+
   // Decodes one message and folds it; returns the changes it calls for.
   #fold(desired: DesiredState, topic: string, m: Message): Change[] {
     const d = decodeMessage(m, { certificates: this.opts.certificates });
@@ -460,88 +453,16 @@ export class RouteConnector {
     return desired.apply(d.key, d.changes, d.transaction).changes;
   }
 
-  // A skipped message: logged, counted and forwarded once, however many resyncs read it again.
-  #skip(item: string, reason: RejectReason, detail: string, original?: { topic: string; m: Message }): void {
-    // The same refusal read again by a resync names its change at another index.
-    const id = `${item} ${reason} ${detail.replace(/changes\[\d+\]/g, 'changes[]')}`;
-    if (this.#skipped.has(id)) return;
-    this.#skipped.add(id);
-    if (this.#skipped.size > MAX_REMEMBERED_SKIPS) {
-      const oldest = this.#skipped.values().next().value;
-      if (oldest !== undefined) this.#skipped.delete(oldest);
-    }
-    this.#log.warn({ item, reason, detail }, 'message skipped');
-    this.metrics.rejected.inc({ reason });
-    this.#problems.push({ item, reason: `${reason}: ${detail}`, at: new Date().toISOString() });
-    if (this.#problems.length > MAX_PROBLEMS) this.#problems.shift();
-    if (original !== undefined) this.#forward(original.topic, original.m, reason, detail);
-    this.#scheduleReport();
-  }
-
-  #forward(topic: string, m: Message, reason: string, detail: string): void {
-    const dlq = this.opts.deadLetterTopic;
-    if (dlq === undefined) return;
-    if (this.#deadLetter?.topic !== dlq) {
-      const producer = this.#pulsar.createProducer({
-        topic: dlq,
-        maxPendingMessages: 1_000,
-        sendTimeoutMs: 30_000,
-      });
-      producer.catch(() => undefined);
-      this.#deadLetter = { topic: dlq, producer };
-    }
-    this.#deadLetter.producer
-      .then((p) =>
-        p.send({
-          ...(m.key !== undefined ? { key: m.key } : {}),
-          payload: m.payload,
-          properties: {
-            ...m.properties,
-            'kakehi-error-reason': reason,
-            'kakehi-error': detail.slice(0, 1_000),
-            'kakehi-origin-topic': topic,
-            'kakehi-origin-id': m.id.toString(),
-          },
-        }),
-      )
-      .then(
-        () => this.metrics.deadLettered.inc({ result: 'sent' }),
-        (err: Error) => {
-          this.metrics.deadLettered.inc({ result: 'failed' });
-          this.#log.warn(
-            { err: err.message, topic: dlq },
-            'could not forward a skipped message to the dead-letter topic',
-          );
-        },
-      );
-  }
-
-  #scheduleReport(): void {
-    if (this.#reportSoon !== undefined) return;
-    const wait = Math.max(0, this.#lastReport + REPORT_THROTTLE_MS - Date.now());
-    this.#reportSoon = setTimeout(() => {
-      this.#reportSoon = undefined;
-      this.#report();
-    }, wait);
-    this.#reportSoon.unref();
-  }
-
-  // What `kakehi ctl connectors` shows; best effort, as the proxy may be away.
-  #report(): void {
-    if (!this.#proxy.connected) return;
-    this.#lastReport = Date.now();
+  // What `kakehi ctl connectors` shows.
+  #report(): Report {
     const h = this.healthy;
-    const skipped = this.#problems.length;
-    const summary = `${this.#ready ? 'following' : 'bootstrapping'} ${this.opts.topics.join(', ')}: ${this.#desired.objects.size} objects${skipped > 0 ? `, ${skipped} messages skipped` : ''}${h.ok ? '' : `; ${h.reason}`}`;
-    this.#proxy
-      .request('report_connector_status', {
-        connector: this.opts.source,
-        healthy: h.ok && this.#ready,
-        summary,
-        problems: this.#problems.map((p) => ({ item: p.item, reason: p.reason })),
-        pid: process.pid,
-      })
-      .catch((err: Error) => this.#log.debug({ err: err.message }, 'status report not delivered'));
+    const skipped = this.#skipped.problems.length;
+    return {
+      connector: this.opts.source,
+      healthy: h.ok && this.#ready,
+      summary: `${this.#ready ? 'following' : 'bootstrapping'} ${this.opts.topics.join(', ')}: ${this.#desired.objects.size} objects${skipped > 0 ? `, ${skipped} messages skipped` : ''}${h.ok ? '' : `; ${h.reason}`}`,
+      problems: this.#skipped.problems.map((p) => ({ item: p.item, reason: p.reason })),
+    };
   }
 }
 
