@@ -18,6 +18,8 @@ import { type Change, parseChanges } from '../src/state/change.js';
 
 const KEYS = Number(process.env.KEYS ?? 10_000);
 const LATENCY_RUNS = Number(process.env.RUNS ?? 1_000);
+// The connector's --batch-ms (its default is 20): how long a lone change waits for company.
+const BATCH_MS = process.env.BATCH_MS;
 const CLI = resolve(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 
 interface BrokerLike {
@@ -163,6 +165,7 @@ async function main(): Promise<void> {
     latencies.sort((a, b) => a - b);
     const report = {
       keys: KEYS,
+      batch_ms: BATCH_MS ?? 'default (20)',
       bootstrap_to_ready_ms: Math.round(bootstrapMs),
       publish_to_live_ms: {
         runs: LATENCY_RUNS,
