@@ -28,6 +28,9 @@ export const env = {
   get tokenSecret() {
     return need('PULSAR_TOKEN_SECRET');
   },
+  get caFile() {
+    return need('PULSAR_TLS_CA');
+  },
   get ca() {
     return readFileSync(need('PULSAR_TLS_CA'), 'utf8');
   },

@@ -16,7 +16,7 @@ import { exportDesiredState, publishChanges, publishTombstones } from '../../con
 import { type Change, parseChanges } from '../../src/state/change.js';
 import { type Backend, echoBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
-import { type ConnectorProcess, eventually, withLogs } from '../helpers/connector-process.js';
+import { type ConnectorProcess, eventually, startConnector, withLogs } from '../helpers/connector-process.js';
 import { httpGet } from '../helpers/http.js';
 import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
 import { promtoolCheck } from '../helpers/prometheus.js';
@@ -371,6 +371,66 @@ describe('pulsar route connector (real broker, real proxies)', () => {
     );
     const usage = await cli('publish');
     assert.equal(usage.code, 2);
+  });
+
+  it('a periodic resync heals what was changed behind its back, and counts it', async () => {
+    const topic = uniqueTopic('routes-resync');
+    await publishChanges(client, topic, routeTo('heal', 'heal.test', a.address));
+    const { kakehi, conn } = await proxyWithConnector(topic, ['--resync-interval-ms', '1000']);
+    await withLogs(conn, async () => {
+      assert.equal(await served(kakehi, 'heal.test'), 'a');
+      // Drift: someone deletes the route with ctl, and moves the backend to another address.
+      await ok(kakehi.socketPath, 'transaction', {
+        changes: [
+          { op: 'delete_frontend', frontend: { hostname: 'heal.test' } },
+          { op: 'put_backend', backend: { cluster: 'heal', id: 'heal-1', address: b.address } },
+        ],
+      });
+      await notServed(kakehi, 'heal.test');
+      await eventually(() => served(kakehi, 'heal.test').then((x) => assert.equal(x, 'a')), {
+        timeoutMs: 30_000,
+        what: 'the route healed by a resync',
+      });
+      assert.ok((sample(await conn.metrics(), 'kakehi_pulsar_resyncs_total{result="changed"}') ?? 0) >= 1);
+    });
+  });
+
+  it('reads its settings from a file (TLS to the broker, a token file) and takes a SIGHUP: batch settings change, the broker may not', async () => {
+    const topic = uniqueTopic('routes-settings');
+    const dir = mkdtempSync(join(tmpdir(), 'kakehi-pulsar-settings-'));
+    writeFileSync(join(dir, 'token'), `${env.token}\n`);
+    const kakehi = await startProxy();
+    cleanup.push(() => kakehi.stop());
+    const settings = (batchMax: number, url = env.tlsUrl) =>
+      `service_url: ${url}\ntopic: [${topic}]\ntoken_file: token\ntls_ca: ${env.caFile}\nsocket: ${kakehi.socketPath}\nbatch_max: ${batchMax}\n`;
+    writeFileSync(join(dir, 'pulsar.yaml'), settings(50));
+    const conn = await startConnector('pulsar', ['-c', join(dir, 'pulsar.yaml')]);
+    cleanup.push(() => conn.stop());
+    await withLogs(conn, async () => {
+      await publishChanges(client, topic, routeTo('tls', 'tls.test', a.address));
+      await eventually(() => served(kakehi, 'tls.test'), {
+        timeoutMs: 30_000,
+        what: 'a route read over TLS',
+      });
+      writeFileSync(join(dir, 'pulsar.yaml'), settings(7));
+      conn.proc.kill('SIGHUP');
+      await eventually(
+        () => assert.ok(conn.logs.some((l) => l.msg === 'settings reloaded' && l['batch_max'] === 7)),
+        {
+          what: 'the new batch size taken',
+        },
+      );
+      writeFileSync(join(dir, 'pulsar.yaml'), settings(7, env.url));
+      conn.proc.kill('SIGHUP');
+      await eventually(
+        () =>
+          assert.ok(conn.logs.some((l) => l['setting'] === 'serviceUrl' && /restart/.test(String(l.msg)))),
+        { what: 'the broker change refused' },
+      );
+      // Still following, over TLS.
+      await publishChanges(client, topic, routeTo('tls2', 'tls2.test', b.address));
+      await eventually(() => served(kakehi, 'tls2.test'), { timeoutMs: 30_000, what: 'still following' });
+    });
   });
 
   it('refuses a partitioned topic, whose partitions have no order between them: exit 1, saying why', async () => {
