@@ -172,6 +172,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Node opens its inspector on 127.0.0.1:9229 at a SIGUSR1 when no handler is
+// installed: an unauthenticated way to run code as the proxy's user. Every kakehi
+// process (main, workers, connectors, ctl) installs one first; main and the
+// workers add their own to reopen the access log.
+process.on('SIGUSR1', () => {});
+
 main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exitCode = code;

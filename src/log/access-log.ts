@@ -7,12 +7,14 @@ import { type RequestEnd, requestEnd } from '../proxy/request-events.js';
 import { LineWriter } from './line-writer.js';
 
 export interface AccessLog {
+  /** Opens its file again (after logrotate's rename); stdout and stderr stay. */
+  reopen(): void;
   /** Flushes and detaches. */
   close(): void;
 }
 
 export function startAccessLog(target: string): AccessLog {
-  if (target === 'off') return { close() {} };
+  if (target === 'off') return { reopen() {}, close() {} };
   let fd: number;
   if (target === 'stdout') fd = 1;
   else if (target === 'stderr') fd = 2;
@@ -47,6 +49,16 @@ export function startAccessLog(target: string): AccessLog {
   };
   requestEnd.subscribe(onEnd);
   return {
+    reopen() {
+      if (fd <= 2) return;
+      // A failure (the directory went away) keeps the old descriptor: lines still land somewhere.
+      try {
+        fd = openSync(target, 'a');
+      } catch {
+        return;
+      }
+      dest.reopen(fd, true);
+    },
     close() {
       requestEnd.unsubscribe(onEnd);
       dest.flushSync();

@@ -3,7 +3,7 @@
 // POSIX makes writes that small atomic, so their lines never interleave. One
 // write per event-loop turn at most; a bounded backlog, counted when it drops.
 
-import { write, writeSync } from 'node:fs';
+import { close, write, writeSync } from 'node:fs';
 
 const PIPE_BUF = 4096;
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -18,7 +18,22 @@ export class LineWriter {
   /** Lines dropped because the destination could not keep up. */
   dropped = 0;
 
-  constructor(private readonly fd: number) {}
+  // A descriptor replaced by reopen() while a write to it was in flight: closed when that write ends.
+  private closeAfterWrite: number | undefined;
+
+  constructor(private fd: number) {}
+
+  /**
+   * Writes to `fd` from now on (logrotate renamed the file and signalled us). The
+   * old descriptor is closed once no write uses it, when `closeOld` says it is ours.
+   */
+  reopen(fd: number, closeOld: boolean): void {
+    const old = this.fd;
+    this.fd = fd;
+    if (!closeOld) return;
+    if (this.writing) this.closeAfterWrite = old;
+    else close(old, () => {});
+  }
 
   /** `line` ends with a newline. */
   write(line: string): void {
@@ -56,6 +71,10 @@ export class LineWriter {
     const buf = Buffer.from(chunk);
     write(this.fd, buf, 0, buf.length, null, (err, written) => {
       this.writing = false;
+      if (this.closeAfterWrite !== undefined) {
+        close(this.closeAfterWrite, () => {});
+        this.closeAfterWrite = undefined;
+      }
       this.queuedBytes -= buf.length;
       // A short or failed write (EAGAIN on a full pipe) is retried with the rest.
       if (err || written < buf.length) {

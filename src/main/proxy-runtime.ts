@@ -42,6 +42,11 @@ export class ProxyRuntime {
     });
   }
 
+  /** SIGUSR1: the access log file opened again, for logrotate's rename-then-signal. */
+  reopenLogs(): void {
+    this.access.reopen();
+  }
+
   bound(): BoundListener[] {
     return [...this.listeners].map(([key, l]) => ({ key, address: l.spec.address, port: l.port }));
   }

@@ -1,6 +1,7 @@
 // `kakehi run` in the main process: resumes a saved state, starts the workers
 // and the command socket, and turns signals into drains and reloads.
 
+import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { CommandServer } from '../command/command-server.js';
 import { createRequestHandler } from '../command/request-handlers.js';
@@ -100,6 +101,11 @@ export async function runMain(
   );
   process.once('SIGTERM', () => void stop(false, 'SIGTERM'));
   process.once('SIGINT', () => void stop(false, 'SIGINT'));
+  // logrotate renames the access log and sends SIGUSR1: every worker opens it again.
+  process.on('SIGUSR1', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGUSR1');
+    log.info('SIGUSR1: workers reopen the access log');
+  });
   process.on('SIGHUP', () => {
     sup.reload().then(
       (r) => log.info({ generation: r.generation }, 'SIGHUP reload applied'),

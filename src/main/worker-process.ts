@@ -120,4 +120,9 @@ export function runWorker(): void {
   // terminal Ctrl-C does not cut connections before main's drain begins.
   process.on('SIGINT', () => {});
   process.on('SIGTERM', () => {});
+  // Main passes an operator's SIGUSR1 on: reopen the access log (logrotate).
+  process.on('SIGUSR1', () => {
+    runtime?.reopenLogs();
+    log.info('access log reopened');
+  });
 }

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { echoBackend } from '../helpers/backends.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
@@ -33,4 +36,47 @@ describe('access log with several workers', () => {
     const clients = new Set(kakehi.access.map((l) => l['client']));
     assert.ok(clients.size > 1, 'several client connections were logged');
   });
+
+  it('reopens the access log file on SIGUSR1 (logrotate: rename, signal), in every worker, and opens no inspector', async () => {
+    const be = await echoBackend('be');
+    cleanup.push(() => be.close());
+    const dir = mkdtempSync(join(tmpdir(), 'kakehi-accesslog-'));
+    const file = join(dir, 'access.log');
+    const kakehi = await startKakehi({
+      workers: 2,
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b', address: be.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: file,
+    });
+    cleanup.push(() => kakehi.stop());
+    const lines = (path: string) =>
+      existsSync(path)
+        ? readFileSync(path, 'utf8')
+            .split('\n')
+            .filter((l) => l !== '')
+        : [];
+    // Enough requests over fresh connections that both workers log some.
+    const before = startLoad(kakehi.port, { concurrency: 8, maxRequests: 200 });
+    await before.done();
+    await waitUntil(() => lines(file).length === 200);
+    renameSync(file, `${file}.1`);
+    kakehi.proc.kill('SIGUSR1');
+    await kakehi.waitLog((l) => l.msg === 'SIGUSR1: workers reopen the access log');
+    await waitUntil(() => kakehi.logs.filter((l) => l.msg === 'access log reopened').length === 2);
+    const after = startLoad(kakehi.port, { concurrency: 8, maxRequests: 200 });
+    await after.done();
+    await waitUntil(() => lines(file).length === 200);
+    assert.equal(lines(`${file}.1`).length, 200, 'nothing more went to the renamed file');
+    assert.ok(
+      !kakehi.logs.some((l) => String(l.msg).includes('Debugger listening')),
+      'no inspector was opened',
+    );
+    assert.equal(kakehi.proc.exitCode, null);
+  });
 });
+
+/** Polls a cheap local condition (a file's lines) until it holds; the test's deadline bounds it. */
+async function waitUntil(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setTimeout(r, 20));
+}
