@@ -21,6 +21,7 @@ export class PulsarMetrics {
   readonly reconnects: Counter;
   readonly ready: Gauge;
   readonly proxyConnected: Gauge;
+  readonly brokerConnected: Gauge;
   readonly objects: Gauge;
   readonly bootstrapSeconds: Gauge;
   readonly deadLettered: Counter;
@@ -78,6 +79,11 @@ export class PulsarMetrics {
     this.proxyConnected = new Gauge({
       name: 'kakehi_pulsar_proxy_connected',
       help: 'Whether the connector is connected to the proxy command socket.',
+      registers,
+    });
+    this.brokerConnected = new Gauge({
+      name: 'kakehi_pulsar_broker_connected',
+      help: 'Whether the connector holds a connection to the Pulsar broker.',
       registers,
     });
     this.objects = new Gauge({

@@ -163,6 +163,9 @@ export class RouteConnector {
     let reason = 'start';
     while (!this.#stop.signal.aborted) {
       try {
+        if (!this.#proxy.connected) {
+          this.#log.info({ socket: this.opts.socketPath }, 'waiting for the proxy command socket');
+        }
         await this.#proxy.whenConnected(this.#stop.signal);
         await this.#sync(reason);
         failures = 0;
@@ -178,7 +181,7 @@ export class RouteConnector {
         const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
         this.#log.warn(
           { err: (err as Error).message, retryInMs: Math.round(delay) },
-          'sync with the proxy failed; retrying',
+          'sync failed (broker or proxy); retrying',
         );
         this.#reporter.soon();
         reason = 'retry';
@@ -207,12 +210,16 @@ export class RouteConnector {
 
   async #watchBroker(): Promise<void> {
     for await (const ev of this.#pulsar.events(this.#stop.signal)) {
-      if (ev.type === 'connected') this.#brokerConnected = true;
-      else if (ev.type === 'disconnected') {
+      if (ev.type === 'connected') {
+        this.#brokerConnected = true;
+        this.metrics.brokerConnected.set(1);
+      } else if (ev.type === 'disconnected') {
         this.#brokerConnected = false;
+        this.metrics.brokerConnected.set(0);
         this.#log.warn({ err: ev.error?.message }, 'lost the broker; the client reconnects');
       } else if (ev.type === 'reconnected') {
         this.#brokerConnected = true;
+        this.metrics.brokerConnected.set(1);
         this.metrics.reconnects.inc({ peer: 'broker' });
         this.#log.info(
           { topic: ev.topic },

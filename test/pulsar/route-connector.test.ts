@@ -110,6 +110,9 @@ describe('pulsar route connector (real broker, real proxies)', () => {
         (c) => c.connector === 'pulsar',
       );
       assert.equal(mine?.healthy, true);
+      const m = await conn.metrics();
+      assert.equal(sample(m, 'kakehi_pulsar_broker_connected'), 1);
+      assert.equal(sample(m, 'kakehi_pulsar_ready'), 1);
       // SIGTERM stops it cleanly, and the proxy keeps what it was given.
       assert.equal(await conn.stop(), 0);
       assert.equal(await served(kakehi, 'api.test'), 'b');
