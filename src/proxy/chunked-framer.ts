@@ -27,6 +27,7 @@ export class ChunkedFramer {
   private s = S.Size;
   private remaining = 0;
   private digits = 0;
+  private significant = 0;
   private extBytes = 0;
   private trailerBytes = 0;
   error: string | undefined;
@@ -46,7 +47,10 @@ export class ChunkedFramer {
         case S.Size: {
           const v = hex(c);
           if (v >= 0) {
-            if (++this.digits > MAX_SIZE_DIGITS) return this.fail('chunk size too large');
+            // Leading zeros are no part of the value's size: only significant digits count.
+            if ((v > 0 || this.remaining > 0) && ++this.significant > MAX_SIZE_DIGITS)
+              return this.fail('chunk size too large');
+            this.digits++;
             this.remaining = this.remaining * 16 + v;
           } else if (this.digits === 0) {
             return this.fail('chunk size expected');
@@ -74,6 +78,7 @@ export class ChunkedFramer {
           if (c !== 10) return this.fail('chunk size line must end in CRLF');
           i++;
           this.digits = 0;
+          this.significant = 0;
           this.extBytes = 0;
           if (this.remaining === 0) this.s = S.TrailerStart;
           else this.s = S.Data;

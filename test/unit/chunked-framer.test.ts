@@ -40,6 +40,15 @@ describe('chunked framer', () => {
     }
   });
 
+  it('takes a size written with leading zeros, counting only its significant digits', () => {
+    const body = Buffer.from('0000000000000000005\r\nhello\r\n000\r\n\r\n');
+    const r = feedSplit(body, []);
+    assert.equal(r.error, undefined);
+    assert.equal(r.end, body.length);
+    assert.equal(r.data, 'hello');
+    assert.match(feedSplit(Buffer.from('0001000000000000\r\n'), []).error ?? '', /too large/);
+  });
+
   it('finds the end when fed one byte at a time', () => {
     const r = feedSplit(
       BODY,
