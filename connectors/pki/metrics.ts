@@ -1,7 +1,8 @@
 // The connector's own metrics (prom-client), served at /metrics. Label values are
 // bounded: states and ops are fixed sets, pairs are bounded by --max-pairs.
 
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../shared/process-metrics.js';
 import type { PairState } from './settle.js';
 
 export const PAIR_STATES: PairState[] = ['settling', 'ok', 'incomplete', 'unreadable', 'invalid', 'ignored'];
@@ -22,8 +23,7 @@ export class PkiMetrics {
 
   constructor() {
     const registers = [this.registry];
-    // process_resident_memory_bytes and friends: the memory bound is visible.
-    collectDefaultMetrics({ register: this.registry });
+    registerProcessMetrics(this.registry);
     this.pairs = new Gauge({
       name: 'kakehi_pki_pairs',
       help: 'Certificate/key pairs found in the watched directories, by state.',

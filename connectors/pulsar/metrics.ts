@@ -3,6 +3,7 @@
 // process only what has a Prometheus-conventional name.
 
 import { Counter, Gauge, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../shared/process-metrics.js';
 import { REJECT_REASONS } from './format.js';
 
 export interface LagSource {
@@ -119,19 +120,6 @@ export class PulsarMetrics {
         this.set(lag.lagSeconds());
       },
     });
-    new Gauge({
-      name: 'process_resident_memory_bytes',
-      help: 'Resident memory size in bytes.',
-      registers,
-      collect() {
-        this.set(process.memoryUsage.rss());
-      },
-    });
-    const start = Math.round(Date.now() / 1000 - process.uptime());
-    new Gauge({
-      name: 'process_start_time_seconds',
-      help: 'Start time of the process since unix epoch in seconds.',
-      registers,
-    }).set(start);
+    registerProcessMetrics(this.registry);
   }
 }

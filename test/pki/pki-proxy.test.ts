@@ -33,6 +33,7 @@ import {
   withLogs,
   writeAtomic,
 } from '../helpers/pki.js';
+import { promtoolCheck } from '../helpers/prometheus.js';
 import { handshake } from '../helpers/tls-client.js';
 
 const SETTLE_MS = 300;
@@ -213,6 +214,10 @@ describe('pki connector against a real proxy', { timeout: 180_000 }, () => {
       const metrics = await c.metrics();
       const unannounced = Number(/^kakehi_pki_unannounced_changes_total (\d+)/m.exec(metrics)?.[1]);
       assert.ok(unannounced >= 1, metrics);
+      // What Prometheus scrapes passes Prometheus's own linter.
+      const lint = promtoolCheck(metrics);
+      assert.equal(lint.status, 0, lint.output);
+      assert.match(metrics, /^process_resident_memory_bytes \d+/m);
       assert.equal((await c.status())['watch'], false);
     });
     await c.stop();
