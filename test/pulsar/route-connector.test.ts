@@ -15,11 +15,14 @@ import { changeMessage, FORMAT_PROPERTY } from '../../connectors/pulsar/format.j
 import { exportDesiredState, publishChanges, publishTombstones } from '../../connectors/pulsar/publish.js';
 import { type Change, parseChanges } from '../../src/state/change.js';
 import { type Backend, echoBackend } from '../helpers/backends.js';
+import { issueCert, makeCa } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
 import { type ConnectorProcess, eventually, startConnector, withLogs } from '../helpers/connector-process.js';
 import { httpGet } from '../helpers/http.js';
 import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
+import { freePort } from '../helpers/pki.js';
 import { promtoolCheck } from '../helpers/prometheus.js';
+import { handshake } from '../helpers/tls-client.js';
 import { admin, env, newClient, uniqueTopic } from './helpers.js';
 import { heldFrom, sample, startProxy, startRouteConnector } from './route-helpers.js';
 
@@ -374,6 +377,59 @@ describe('pulsar route connector (real broker, real proxies)', () => {
     );
     const usage = await cli('publish');
     assert.equal(usage.code, 2);
+  });
+
+  it('serves a certificate published to the topic, keyed by listener and fingerprint; --no-certificates refuses it', async () => {
+    const topic = uniqueTopic('routes-cert');
+    const port = await freePort();
+    const listener = `127.0.0.1:${port}`;
+    const ca = makeCa();
+    const leaf = issueCert(ca, ['cert.pulsar.test']);
+    const cert = changes([
+      { op: 'put_certificate', certificate: { listener, certificate: leaf.fullchainPem, key: leaf.keyPem } },
+    ])[0]!;
+    assert.equal(changeMessage(cert).key, `certificate:${listener} ${leaf.fingerprint}`);
+    const kakehi = await startKakehi({
+      listeners: [{ address: listener, protocol: 'https' }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    const refusing = await startRouteConnector(broker, kakehi.socketPath, topic, ['--no-certificates']);
+    cleanup.push(() => refusing.stop());
+    await publishChanges(client, topic, [cert]);
+    await withLogs(refusing, async () => {
+      await eventually(
+        async () =>
+          assert.equal(
+            sample(
+              await refusing.metrics(),
+              'kakehi_pulsar_messages_rejected_total{reason="certificates_refused"}',
+            ),
+            1,
+          ),
+        { timeoutMs: 30_000, what: 'the certificate refused' },
+      );
+      assert.notEqual(
+        (await handshake(port, { servername: 'cert.pulsar.test' })).fingerprint,
+        leaf.fingerprint,
+      );
+      assert.equal(await refusing.stop(), 0);
+    });
+    const taking = await startRouteConnector(broker, kakehi.socketPath, topic);
+    cleanup.push(() => taking.stop());
+    await withLogs(taking, () =>
+      eventually(
+        async () =>
+          assert.equal(
+            (await handshake(port, { servername: 'cert.pulsar.test' })).fingerprint,
+            leaf.fingerprint,
+          ),
+        { timeoutMs: 30_000, what: 'the certificate served' },
+      ),
+    );
+    // What the proxy answers never carries the key, whoever put it.
+    const listed = await ok(kakehi.socketPath, 'list_certificates');
+    assert.ok(!JSON.stringify(listed).includes('PRIVATE KEY'));
   });
 
   it('a periodic resync heals what was changed behind its back, and counts it', async () => {
