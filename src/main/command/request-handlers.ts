@@ -21,9 +21,9 @@ import {
 import { diffStatesWithSources, stateAsChanges } from '../../state/diff.js';
 import { listenerFrontends, sourceKey } from '../../state/proxy-state.js';
 import { loadStateFile, saveStateFile } from '../../state/state-file.js';
-import { certificateSummary, redactChange } from '../../tls/certificate-output.js';
 import { VERSION } from '../../version.js';
 import type { Supervisor } from '../supervisor.js';
+import { certificateSummary, redactChange } from './certificate-output.js';
 import type { Handler, RequestContext } from './command-server.js';
 import { ConnectorReports, parseReport } from './connector-reports.js';
 
