@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CertificateFacts, inspectCertificate } from '../../src/tls/certificate.js';
-import { splitPem } from '../../src/tls/pem.js';
+import { type CertificateFacts, inspectCertificate } from '../../src/certificate/inspect.js';
+import { splitPem } from '../../src/certificate/pem.js';
 import type { PairFiles } from './layouts.js';
 import { errorText } from './scan.js';
 

@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === '__worker') {
     // Forked by `kakehi run` (node:cluster): a data-plane worker, driven over IPC.
     // Imported here, not above: a worker loads the data plane and not main's code.
-    (await import('../main/worker-process.js')).runWorker();
+    (await import('../worker/worker-process.js')).runWorker();
     return -1;
   }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {

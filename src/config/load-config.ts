@@ -5,12 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import { inspectCertificate } from '../certificate/inspect.js';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
 import { type Certificate, certificateSchema, keyOf } from '../model/objects.js';
 import type { Change } from '../state/change.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { buildState } from '../state/transaction.js';
-import { inspectCertificate } from '../tls/certificate.js';
 import { type ConfigCertificate, type ConfigFile, configSchema } from './config-schema.js';
 
 /** The source name of the configuration built into kakehi. */

@@ -3,8 +3,6 @@
 
 import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
-import { CommandServer } from '../command/command-server.js';
-import { createRequestHandler } from '../command/request-handlers.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../log/logger.js';
 import { changeKey, changeTarget } from '../state/change.js';
@@ -12,6 +10,8 @@ import { stateAsChanges } from '../state/diff.js';
 import { sourceKey } from '../state/proxy-state.js';
 import { loadStateFile } from '../state/state-file.js';
 import { applyChanges } from '../state/transaction.js';
+import { CommandServer } from './command/command-server.js';
+import { createRequestHandler } from './command/request-handlers.js';
 import { Supervisor } from './supervisor.js';
 
 /** The config state plus what the state file holds from other sources (added at runtime). */

@@ -7,7 +7,6 @@
 // (docs/performance.md, "Cost of metrics on the hot path").
 
 import type diagnostics_channel from 'node:diagnostics_channel';
-import type { HealthEvent } from '../proxy/backend-runtime.js';
 import {
   type BackendAttempt,
   backendConnectFailure,
@@ -15,6 +14,7 @@ import {
   backendRetry,
   connectionClose,
   connectionOpen,
+  type HealthEvent,
   inFlight,
   type RequestEnd,
   requestEnd,

@@ -2,10 +2,10 @@
 // validated values with stable keys. The config file, the command socket, Pulsar
 // messages and saved state all describe changes with these same objects.
 
+import { fingerprintOf, inspectCertificate, normalizeFingerprint } from '../certificate/inspect.js';
 import * as D from '../defaults.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
-import { fingerprintOf, inspectCertificate, normalizeFingerprint } from '../tls/certificate.js';
 import { formatAddress, parseAddress } from './address.js';
 import { bool, dict, type Field, int, list, type ObjectOf, object, oneOf, str } from './schema.js';
 

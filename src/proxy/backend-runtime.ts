@@ -7,14 +7,8 @@ import { connect } from 'node:net';
 import type { Candidate } from '../balancer/candidate.js';
 import * as D from '../defaults.js';
 import { type Backend, keyOf } from '../model/objects.js';
+import type { HealthEvent } from './request-events.js';
 import { UpstreamConnection } from './upstream-connection.js';
-
-export type HealthEvent = {
-  type: 'backend_down' | 'backend_up';
-  backend: string;
-  cluster: string;
-  address: string;
-};
 
 export class ConnectError extends Error {
   constructor(

@@ -10,7 +10,8 @@ import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { type Route, Router } from '../router/router.js';
 import { listenerFrontends, type ProxyState } from '../state/proxy-state.js';
-import { BackendRuntime, type HealthEvent } from './backend-runtime.js';
+import { BackendRuntime } from './backend-runtime.js';
+import type { HealthEvent } from './request-events.js';
 
 /** Updated in place when its cluster or backends change, so routes can hold it. */
 export interface ClusterRuntime {

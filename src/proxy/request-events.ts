@@ -29,6 +29,14 @@ export interface RequestEnd {
 }
 
 export const requestEnd = diagnostics_channel.channel('kakehi:request:end');
+
+/** A backend went down or came back, as its connection outcomes show. */
+export type HealthEvent = {
+  type: 'backend_down' | 'backend_up';
+  backend: string;
+  cluster: string;
+  address: string;
+};
 export const backendHealth = diagnostics_channel.channel('kakehi:backend:health');
 
 /**

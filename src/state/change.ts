@@ -3,6 +3,7 @@
 // Pulsar and the state file all describe what they want as a list of these,
 // validated here with the model schemas.
 
+import { normalizeFingerprint } from '../certificate/inspect.js';
 import type { FieldIssue } from '../errors.js';
 import {
   type Backend,
@@ -19,7 +20,6 @@ import {
   type ObjectKind,
 } from '../model/objects.js';
 import { object, oneOf, type Schema, str } from '../model/schema.js';
-import { normalizeFingerprint } from '../tls/certificate.js';
 
 /** The fields that name a frontend; path and path_type default as in frontendSchema. */
 export interface FrontendRef {

@@ -2,8 +2,8 @@
 // is itself a valid state: the config reload's diff, the dry-run's answer and
 // the snapshot a new worker or the state file starts from.
 
+import { fingerprintOf } from '../certificate/inspect.js';
 import type { Certificate, Frontend, ObjectKind } from '../model/objects.js';
-import { fingerprintOf } from '../tls/certificate.js';
 import type { Change } from './change.js';
 import { type ProxyState, STATE_MAPS, sourceKey } from './proxy-state.js';
 import { deepEqual, type SourcedChange } from './transaction.js';

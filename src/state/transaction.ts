@@ -2,6 +2,7 @@
 // every change is validated, every dangling reference found, and either a new
 // frozen state comes back or every issue does, with the input state untouched.
 
+import { inspectCertificate } from '../certificate/inspect.js';
 import type { FieldIssue } from '../errors.js';
 import {
   type Backend,
@@ -11,7 +12,6 @@ import {
   type Listener,
   type ObjectKind,
 } from '../model/objects.js';
-import { inspectCertificate } from '../tls/certificate.js';
 import { type Change, changeTarget, parseChange } from './change.js';
 import { LayeredMap } from './layered-map.js';
 import { deepFreeze, emptyState, type ProxyState, STATE_MAPS, sourceKey } from './proxy-state.js';

@@ -4,8 +4,9 @@
 // that take ECDSA, RSA for the others; the one valid the longest.
 
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { type CertificateFacts, inspectCertificate } from '../certificate/inspect.js';
+import { nameMatches } from '../certificate/names.js';
 import type { Certificate, Listener } from '../model/objects.js';
-import { type CertificateFacts, inspectCertificate, nameMatches } from './certificate.js';
 import { contextOptions, SESSION_TIMEOUT_S } from './policy.js';
 
 export interface ServedCertificate {

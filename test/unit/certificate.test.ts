@@ -5,16 +5,16 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { FieldIssue } from '../../src/errors.js';
 import {
   type CertificateInput,
   fingerprintOf,
   inspectCertificate,
-  nameMatches,
   normalizeFingerprint,
   type ParsedCertificate,
-} from '../../src/tls/certificate.js';
-import { splitPem } from '../../src/tls/pem.js';
+} from '../../src/certificate/inspect.js';
+import { nameMatches } from '../../src/certificate/names.js';
+import { splitPem } from '../../src/certificate/pem.js';
+import type { FieldIssue } from '../../src/errors.js';
 import { selfSignedCertificate } from '../../src/tls/self-signed.js';
 import { derSha256, issueCert, makeCa, makeIntermediate, type TestCert } from '../helpers/certs.js';
 

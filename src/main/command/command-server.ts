@@ -5,16 +5,16 @@
 
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { KakehiError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import { FrameDecoder } from './frame-decoder.js';
+import { FrameDecoder } from '../../command/frame-decoder.js';
 import {
   type CommandRequest,
   encodeResponse,
   parseRequest,
   type ResponseFrame,
   tooLargeResponse,
-} from './frames.js';
+} from '../../command/frames.js';
+import { KakehiError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
 
 /** What a request handler may do besides returning its result. */
 export interface RequestContext {

@@ -1,48 +1,27 @@
 // Messages between the main process and its workers (node:cluster IPC, JSON).
 // Main sends a full snapshot first, then ordered transactions; a worker answers
-// each with an ack once it serves the new generation.
+// each with an ack once it serves the new generation. This is the contract both
+// sides import, so it holds shapes only and imports types alone, none from main,
+// the worker or the data plane's implementation: neither side loads the other's
+// code to speak it.
 
 import type { Family } from '../metrics/registry.js';
-import type { HealthEvent } from '../proxy/backend-runtime.js';
+import type { HealthEvent } from '../proxy/request-events.js';
 import type { Change } from '../state/change.js';
-import { stateAsChanges } from '../state/diff.js';
-import type { ProxyState } from '../state/proxy-state.js';
-import { buildState } from '../state/transaction.js';
-import type { BoundListener } from './proxy-runtime.js';
+import type { Snapshot } from '../state/snapshot.js';
+
+/** A listener as a worker reports it bound. */
+export interface BoundListener {
+  key: string;
+  address: string;
+  port: number;
+}
 
 /** What every worker's HTTPS listeners share; buffers travel as base64 in JSON IPC. */
 export interface TlsSetupMessage {
   /** Made when the first https listener appears (RSA keygen is slow); sent ahead of that change. */
   selfSigned?: { certificate: string; key: string };
   ticketKeys: string;
-}
-
-/**
- * The whole state as puts, parents first: a worker builds its state from it with
- * the same function as every other process (stateOfSnapshot), and then applies
- * each transaction to it in the same vocabulary.
- */
-export type Snapshot = Change[];
-
-/** The source of every object a worker holds. */
-export const WORKER_SOURCE = 'main';
-
-export function snapshotOf(state: ProxyState): Snapshot {
-  return stateAsChanges(state);
-}
-
-/**
- * A worker's state from main's snapshot. Sources stay in main (they decide what
- * a reload may touch); in a worker every object is from 'main', the same
- * source its later transactions record.
- */
-export function stateOfSnapshot(snapshot: Snapshot): ProxyState {
-  const r = buildState(snapshot.map((change) => ({ change, source: WORKER_SOURCE })));
-  if (!r.ok) {
-    // Main admitted every one of these changes; a refusal here is a bug in kakehi.
-    throw new Error(`snapshot refused: ${r.issues.map((i) => `${i.path}: ${i.reason}`).join('; ')}`);
-  }
-  return r.state;
 }
 
 export type ToWorker =

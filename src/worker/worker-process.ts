@@ -2,12 +2,13 @@
 // serves traffic with them, and acknowledges every generation it reaches. It
 // exits when main tells it to drain, or when main goes away.
 
+import { type FromWorker, isFromWorker, type ToWorker } from '../ipc/messages.js';
 import { createLogger } from '../log/logger.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
 import { emptyState, type ProxyState } from '../state/proxy-state.js';
+import { stateOfSnapshot, WORKER_SOURCE } from '../state/snapshot.js';
 import { applyChanges } from '../state/transaction.js';
-import { type FromWorker, isFromWorker, stateOfSnapshot, type ToWorker, WORKER_SOURCE } from './ipc.js';
 import { ProxyRuntime } from './proxy-runtime.js';
 
 function send(m: FromWorker): void {

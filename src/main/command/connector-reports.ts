@@ -3,8 +3,8 @@
 // cannot read) with `kakehi ctl connectors`, next to the proxy's own state.
 // Bounded: a few dozen connectors, a hundred problems each, short strings.
 
-import { KakehiError } from '../errors.js';
-import { sourceProblem } from '../state/transaction.js';
+import { KakehiError } from '../../errors.js';
+import { sourceProblem } from '../../state/transaction.js';
 
 export const MAX_CONNECTORS = 64;
 export const MAX_PROBLEMS = 100;

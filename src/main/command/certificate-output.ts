@@ -1,10 +1,10 @@
 // How certificates appear outside main: facts, never the private key. Query
 // answers, events, logs and `kakehi ctl` all go through here.
 
-import type { Certificate } from '../model/objects.js';
-import type { Change } from '../state/change.js';
-import type { CertificateFacts } from './certificate.js';
-import { servedCertificate } from './certificate-store.js';
+import type { CertificateFacts } from '../../certificate/inspect.js';
+import type { Certificate } from '../../model/objects.js';
+import type { Change } from '../../state/change.js';
+import { servedCertificate } from '../../tls/certificate-store.js';
 
 export const REDACTED = '<redacted>';
 

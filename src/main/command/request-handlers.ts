@@ -2,14 +2,14 @@
 // the change vocabulary; queries read the authoritative state in main; process
 // requests (save, load, reload, upgrade, stop) drive the supervisor.
 
-import { METRICS_QUERY_TIMEOUT_MS } from '../defaults.js';
-import { KakehiError } from '../errors.js';
-import type { Supervisor } from '../main/supervisor.js';
-import { filterFamilies, mergeFamilies } from '../metrics/aggregate.js';
-import { keyOf } from '../model/objects.js';
-import { parseHostRule } from '../router/host-rule.js';
-import { parsePathRule } from '../router/path-rule.js';
-import { type Route, Router } from '../router/router.js';
+import type { RequestType } from '../../command/frames.js';
+import { METRICS_QUERY_TIMEOUT_MS } from '../../defaults.js';
+import { KakehiError } from '../../errors.js';
+import { filterFamilies, mergeFamilies } from '../../metrics/aggregate.js';
+import { keyOf } from '../../model/objects.js';
+import { parseHostRule } from '../../router/host-rule.js';
+import { parsePathRule } from '../../router/path-rule.js';
+import { type Route, Router } from '../../router/router.js';
 import {
   CHANGE_REQUESTS,
   type Change,
@@ -17,15 +17,15 @@ import {
   changeTarget,
   parseChanges,
   requestChanges,
-} from '../state/change.js';
-import { diffStatesWithSources, stateAsChanges } from '../state/diff.js';
-import { listenerFrontends, sourceKey } from '../state/proxy-state.js';
-import { loadStateFile, saveStateFile } from '../state/state-file.js';
-import { certificateSummary, redactChange } from '../tls/certificate-output.js';
-import { VERSION } from '../version.js';
+} from '../../state/change.js';
+import { diffStatesWithSources, stateAsChanges } from '../../state/diff.js';
+import { listenerFrontends, sourceKey } from '../../state/proxy-state.js';
+import { loadStateFile, saveStateFile } from '../../state/state-file.js';
+import { VERSION } from '../../version.js';
+import type { Supervisor } from '../supervisor.js';
+import { certificateSummary, redactChange } from './certificate-output.js';
 import type { Handler, RequestContext } from './command-server.js';
 import { ConnectorReports, parseReport } from './connector-reports.js';
-import type { RequestType } from './frames.js';
 
 function str(body: Record<string, unknown>, field: string, required = true): string | undefined {
   const v = body[field];

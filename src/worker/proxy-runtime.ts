@@ -2,20 +2,14 @@
 // and one HttpListener per listener. A new state is applied whole: routes swap
 // at once, new listeners bind first, removed ones drain their connections.
 
+import type { BoundListener } from '../ipc/messages.js';
 import { type AccessLog, startAccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { type Certificate, keyOf } from '../model/objects.js';
-import type { HealthEvent } from '../proxy/backend-runtime.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { HttpListener, type TlsSetup } from '../proxy/http-listener.js';
-import { backendHealth } from '../proxy/request-events.js';
+import { backendHealth, type HealthEvent } from '../proxy/request-events.js';
 import type { ProxyState } from '../state/proxy-state.js';
-
-export interface BoundListener {
-  key: string;
-  address: string;
-  port: number;
-}
 
 export class ProxyRuntime {
   private readonly plane: DataPlane;
