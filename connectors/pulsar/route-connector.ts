@@ -17,6 +17,7 @@
 // of skipped messages all have fixed sizes; only the desired state grows with
 // the topic, up to --max-objects.
 
+import { backoffMs } from '../../src/backoff.js';
 import { CommandClient } from '../../src/client/command-client.js';
 import { CommandError, CommandTransportError } from '../../src/client/command-errors.js';
 import { MAX_FRAME_BYTES } from '../../src/command/frame-decoder.js';
@@ -37,6 +38,8 @@ const MAX_REMEMBERED_SKIPS = 10_000;
 const REPORT_EVERY_MS = 30_000;
 const REPORT_THROTTLE_MS = 1_000;
 const SYNC_ATTEMPTS = 5;
+/** Between failed syncs: from 0.5 s, doubling, up to 30 s; half of it at random. */
+const SYNC_RETRY = { initialMs: 250, maxMs: 30_000, maxExponent: 7, jitter: 0.5 };
 // Below the command socket's frame limit, leaving room for the request around the changes.
 const MAX_TRANSACTION_BYTES = MAX_FRAME_BYTES - 256 * 1024;
 
@@ -186,7 +189,7 @@ export class RouteConnector {
         failures++;
         this.#lastError = (err as Error).message;
         this.metrics.resyncs.inc({ result: 'failed' });
-        const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
+        const delay = backoffMs(failures, SYNC_RETRY, Math.random());
         this.#log.warn(
           { err: (err as Error).message, retryInMs: Math.round(delay) },
           'sync with the proxy failed; retrying',

@@ -7,6 +7,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
+import { backoffMs } from '../backoff.js';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -312,7 +313,7 @@ export class Supervisor extends EventEmitter {
           generation: this.generation,
         });
       } catch (err) {
-        const delay = Math.min(1000 * 2 ** attempt, 30_000);
+        const delay = backoffMs(attempt, { initialMs: 1_000, maxMs: 30_000 });
         this.log.error(
           { err: (err as Error).message, retry_in_ms: delay },
           'replacement worker failed to start',
