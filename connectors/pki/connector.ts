@@ -37,6 +37,10 @@ const CHECK_BATCH = 64;
 /** The check's period grows by this per known pair (1,000 pairs: 3 s). */
 const CHECK_MS_PER_PAIR = 3;
 const MAX_SYNC_ROUNDS = 8;
+/** The proxy not reachable by then at start is worth a warning (later losses are logged as they come). */
+const UNREACHABLE_WARN_MS = 2_000;
+/** An event stream the proxy ended while connected is opened again after this. */
+const EVENTS_RETRY_MS = 1_000;
 
 interface PairInfo extends ScannedPair {
   /** Indexes into opts.directories that found this pair. */
@@ -66,9 +70,9 @@ export class PkiConnector {
   #expiry: ExpiryWatch;
   readonly #pairs = new Map<string, PairInfo>();
   #dirStatus: DirectoryStatus[];
+  /** Opened after the first scan (a sync before it would withdraw every certificate); redials by itself. */
   #client: CommandClient | undefined;
-  #connecting = false;
-  #connectAttempts = 0;
+  #everConnected = false;
   /** What was last put per certificate key (listener + fingerprint): its material hash. */
   readonly #sent = new Map<string, string>();
   /** Listener + material the proxy refused, with its reason; not sent again until the files change. */
@@ -99,7 +103,7 @@ export class PkiConnector {
    * finds it (the watch event had its chance), and only once.
    */
   readonly #checkFlagged = new Map<string, { signature: string; acted: boolean }>();
-  #reconnectTimer: NodeJS.Timeout | undefined;
+  #eventsRetry: NodeJS.Timeout | undefined;
   #watcher: FSWatcher | undefined;
   /** Roots missing or unlistable at the last scan: looked at again soon, and watched once they exist. */
   readonly #unwatched = new Set<string>();
@@ -167,7 +171,19 @@ export class PkiConnector {
     await this.scan('start');
     if (this.opts.watch) this.#startWatching();
     this.#startPeriodic();
-    this.#connect();
+    if (this.#closed) return;
+    const client = CommandClient.open(this.opts.socketPath, {
+      timeoutMs: 5_000,
+      requestTimeoutMs: 60_000,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
+    });
+    this.#client = client;
+    void this.#consumeEvents(client);
+    // A proxy that is not up yet is normal at boot: one warning, then the client keeps dialing.
+    client.whenConnected(AbortSignal.timeout(UNREACHABLE_WARN_MS)).catch(() => {
+      if (!this.#closed && !client.connected)
+        this.#log.warn({ socket: this.opts.socketPath }, 'proxy unreachable; retrying');
+    });
   }
 
   #startPeriodic(): void {
@@ -225,7 +241,7 @@ export class PkiConnector {
       this.#wakeTimer,
       this.#debounceTimer,
       this.#foreignTimer,
-      this.#reconnectTimer,
+      this.#eventsRetry,
       this.#missingTimer,
     ]) {
       if (t) clearTimeout(t);
@@ -240,64 +256,25 @@ export class PkiConnector {
 
   // ---- connection ---------------------------------------------------------
 
-  #connect(): void {
-    if (this.#closed || this.#connecting || this.#client) return;
-    this.#connecting = true;
-    CommandClient.connect(this.opts.socketPath, {
-      timeoutMs: 5_000,
-      requestTimeoutMs: 60_000,
-      reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
-    }).then(
-      (client) => {
-        this.#connecting = false;
-        if (this.#closed) {
-          void client.close();
-          return;
-        }
-        this.#client = client;
-        this.#connectAttempts = 0;
-        this.metrics.connected.set(1);
-        this.#log.info({ socket: this.opts.socketPath }, 'connected to the proxy');
-        void this.#consumeEvents(client);
-        this.requestSync();
-      },
-      (err: unknown) => {
-        this.#connecting = false;
-        this.#connectAttempts++;
-        const delay =
-          Math.min(5_000, 100 * 2 ** Math.min(this.#connectAttempts, 6)) * (0.5 + Math.random() / 2);
-        // Loud once, then quiet: a proxy that is not up yet is normal at boot.
-        const level = this.#connectAttempts === 1 || this.#connectAttempts % 20 === 0 ? 'warn' : 'debug';
-        this.#log[level](
-          { socket: this.opts.socketPath, err: (err as Error).message, attempts: this.#connectAttempts },
-          'proxy unreachable; retrying',
-        );
-        this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
-      },
-    );
-  }
-
   async #consumeEvents(client: CommandClient): Promise<void> {
     try {
       for await (const ev of client.events()) {
         if (this.#closed) return;
         switch (ev.type) {
           case 'reconnected':
-            // Possibly a new proxy process: what it holds is re-read, refusals retried.
+            // The first connection, or possibly a new proxy process: what it holds
+            // is re-read, refusals retried.
             this.metrics.connected.set(1);
             this.#refused.clear();
-            this.#log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
+            if (this.#everConnected)
+              this.#log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
+            else this.#log.info({ socket: this.opts.socketPath }, 'connected to the proxy');
+            this.#everConnected = true;
             this.requestSync();
             break;
           case 'disconnected':
             this.metrics.connected.set(0);
             this.#log.warn({ reason: ev.reason, willReconnect: ev.willReconnect }, 'lost the proxy');
-            if (!ev.willReconnect) {
-              if (this.#client === client) this.#client = undefined;
-              void client.close();
-              this.#connect();
-              return;
-            }
             break;
           case 'change_applied':
             if (ev['source'] !== this.opts.source) this.#foreignChange();
@@ -309,11 +286,9 @@ export class PkiConnector {
     } catch (err) {
       this.#log.warn({ err: (err as Error).message }, 'event stream ended');
     }
-    if (!this.#closed && this.#client === client) {
-      this.#client = undefined;
-      this.metrics.connected.set(0);
-      void client.close();
-      this.#connect();
+    // Ended while the client lives (the proxy refused the subscription): subscribe again, not in a spin.
+    if (!this.#closed) {
+      this.#eventsRetry = setTimeout(() => void this.#consumeEvents(client), EVENTS_RETRY_MS);
     }
   }
 
