@@ -10,6 +10,14 @@ export const CONNECT_TIMEOUT_MS = 3_000;
 export const BACKEND_TIMEOUT_MS = 30_000;
 export const WEBSOCKET_IDLE_TIMEOUT_MS = 300_000;
 export const DRAIN_TIMEOUT_MS = 30_000;
+/**
+ * A listener removed or replaced by a change (not a shutdown) finishes what it
+ * carries for this long, then cuts what is left. Not drain_timeout_ms: that bounds
+ * a stop the operator asked for, while this runs inside a live worker, and is as
+ * long as an idle keep-alive (KEEPALIVE_TIMEOUT_MS) so an idle connection ends by
+ * itself before it would be cut.
+ */
+export const RETIRED_LISTENER_DRAIN_MS = 60_000;
 /** A worker that has not acknowledged a change by then is reported and replaced. */
 export const WORKER_TIMEOUT_MS = 10_000;
 /** query_metrics leaves out a worker that has not sent its metrics by then. */

@@ -1,62 +1,43 @@
 // The PKI connector: scans and watches directories, reads settled pairs, and keeps
 // the proxy's certificates of its source ('pki' by default) equal to them over the
 // command socket. The pure decisions live elsewhere (layouts, settle, reconcile,
-// expiry); this file is the loop that feeds them and carries their results to the
-// proxy.
+// expiry); the sync with the proxy in proxy-sync.ts, what status shows in
+// status.ts; this file is the loop that feeds them: scans, watch events, timers.
 
 import { type FSWatcher, watch } from 'chokidar';
-import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
-import type { RequestType } from '../../src/command/frames.js';
+import { CommandClient } from '../../src/client/command-client.js';
 import type { Logger } from '../../src/log/logger.js';
 import { ExpiryWatch } from './expiry.js';
 import { PAIR_STATES, PkiMetrics } from './metrics.js';
 import type { PkiOptions } from './options.js';
+import { ProxySync } from './proxy-sync.js';
 import { type GoodCert, type Reading, readPair } from './reader.js';
-import {
-  batchChanges,
-  type CertificateChange,
-  type DesiredPair,
-  type HeldCertificate,
-  planChanges,
-  rejectedIndexes,
-} from './reconcile.js';
-import { MAX_DEPTH, type ScannedPair, scanRoot, signatureOf } from './scan.js';
+import { MAX_DEPTH, scanRoot, signatureOf } from './scan.js';
 import { Settler } from './settle.js';
+import {
+  clip,
+  type DirectoryStatus,
+  directoryStatuses,
+  healthOf,
+  type PairInfo,
+  pkiStatus,
+  reportBody,
+} from './status.js';
 
-/** Under the command socket's 4 MiB frame limit with room for the envelope. */
-export const MAX_TRANSACTION_BYTES = 3 * 1024 * 1024;
 /** Pairs read at once: enough to load thousands quickly, few enough to bound open files. */
 const READ_CONCURRENCY = 16;
 /** Watch events arrive in bursts (a certbot renewal touches four links); one scan per burst. */
 const EVENT_DEBOUNCE_MS = 50;
 /** A change by another source (listener added, state loaded) is reconciled after this. */
 const FOREIGN_CHANGE_DELAY_MS = 200;
-const MAX_ERROR_CHARS = 2_000;
 /** Pairs stat'ed at once by the periodic check (each is 2-3 stats). */
 const CHECK_BATCH = 64;
 /** The check's period grows by this per known pair (1,000 pairs: 3 s). */
 const CHECK_MS_PER_PAIR = 3;
-const MAX_SYNC_ROUNDS = 8;
-
-interface PairInfo extends ScannedPair {
-  /** Indexes into opts.directories that found this pair. */
-  dirs: Set<number>;
-}
-
-interface DirectoryStatus {
-  path: string;
-  listeners: string[] | 'all https';
-  default: boolean;
-  pairs: number;
-  unpaired: string[];
-  error: string | undefined;
-  truncated: boolean;
-  notes: string[];
-}
-
-type ProxyCall = <T>(type: string, body?: Record<string, unknown>) => Promise<T>;
-
-const clip = (s: string) => (s.length > MAX_ERROR_CHARS ? `${s.slice(0, MAX_ERROR_CHARS)}…` : s);
+/** The proxy not reachable by then at start is worth a warning (later losses are logged as they come). */
+const UNREACHABLE_WARN_MS = 2_000;
+/** An event stream the proxy ended while connected is opened again after this. */
+const EVENTS_RETRY_MS = 1_000;
 
 export class PkiConnector {
   #opts: PkiOptions;
@@ -66,26 +47,15 @@ export class PkiConnector {
   #expiry: ExpiryWatch;
   readonly #pairs = new Map<string, PairInfo>();
   #dirStatus: DirectoryStatus[];
+  /** Opened after the first scan (a sync before it would withdraw every certificate); redials by itself. */
   #client: CommandClient | undefined;
-  #connecting = false;
-  #connectAttempts = 0;
-  /** What was last put per certificate key (listener + fingerprint): its material hash. */
-  readonly #sent = new Map<string, string>();
-  /** Listener + material the proxy refused, with its reason; not sent again until the files change. */
-  readonly #refused = new Map<string, string>();
-  /** Per pair: the refusal that applies to its current certificate (for status). */
-  readonly #proxyErrors = new Map<string, { reason: string; at: number }>();
-  /** Per pair and listener: the last certificate the proxy took, served while a newer one is refused. */
-  readonly #accepted = new Map<string, GoodCert>();
-  #httpsListeners: string[] = [];
-  #lastSync: { at: number; ok: boolean; error?: string; puts: number; deletes: number } | undefined;
+  #everConnected = false;
+  readonly #sync: ProxySync;
   #lastScanAt = 0;
   #scanning: Promise<void> | undefined;
   #scanAgain = false;
   /** A start or periodic rescan asked for a reconcile even if nothing changed. */
   #scanForcesSync = false;
-  #syncing: Promise<void> | undefined;
-  #syncAgain = false;
   #wakeTimer: NodeJS.Timeout | undefined;
   #debounceTimer: NodeJS.Timeout | undefined;
   #foreignTimer: NodeJS.Timeout | undefined;
@@ -99,7 +69,7 @@ export class PkiConnector {
    * finds it (the watch event had its chance), and only once.
    */
   readonly #checkFlagged = new Map<string, { signature: string; acted: boolean }>();
-  #reconnectTimer: NodeJS.Timeout | undefined;
+  #eventsRetry: NodeJS.Timeout | undefined;
   #watcher: FSWatcher | undefined;
   /** Roots missing or unlistable at the last scan: looked at again soon, and watched once they exist. */
   readonly #unwatched = new Set<string>();
@@ -114,6 +84,23 @@ export class PkiConnector {
     this.#expiry = new ExpiryWatch(opts.expiryWarningDays);
     this.#dirStatus = directoryStatuses(opts);
     this.metrics.connected.set(0);
+    const connector = this;
+    this.#sync = new ProxySync({
+      get opts() {
+        return connector.opts;
+      },
+      pairs: this.#pairs,
+      settler: this.#settler,
+      get dirStatus() {
+        return connector.#dirStatus;
+      },
+      metrics: this.metrics,
+      log,
+      get client() {
+        return connector.#client;
+      },
+      reportBody: () => reportBody(this.status(), this.opts.source),
+    });
   }
 
   get opts(): PkiOptions {
@@ -167,7 +154,19 @@ export class PkiConnector {
     await this.scan('start');
     if (this.opts.watch) this.#startWatching();
     this.#startPeriodic();
-    this.#connect();
+    if (this.#closed) return;
+    const client = CommandClient.open(this.opts.socketPath, {
+      timeoutMs: 5_000,
+      requestTimeoutMs: 60_000,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
+    });
+    this.#client = client;
+    void this.#consumeEvents(client);
+    // A proxy that is not up yet is normal at boot: one warning, then the client keeps dialing.
+    client.whenConnected(AbortSignal.timeout(UNREACHABLE_WARN_MS)).catch(() => {
+      if (!this.#closed && !client.connected)
+        this.#log.warn({ socket: this.opts.socketPath }, 'proxy unreachable; retrying');
+    });
   }
 
   #startPeriodic(): void {
@@ -225,7 +224,7 @@ export class PkiConnector {
       this.#wakeTimer,
       this.#debounceTimer,
       this.#foreignTimer,
-      this.#reconnectTimer,
+      this.#eventsRetry,
       this.#missingTimer,
     ]) {
       if (t) clearTimeout(t);
@@ -233,49 +232,12 @@ export class PkiConnector {
     this.#stopPeriodic();
     await this.#watcher?.close();
     await this.#scanning?.catch(() => {});
-    await this.#syncing?.catch(() => {});
+    await this.#sync.close();
     await this.#client?.close();
     this.#client = undefined;
   }
 
   // ---- connection ---------------------------------------------------------
-
-  #connect(): void {
-    if (this.#closed || this.#connecting || this.#client) return;
-    this.#connecting = true;
-    CommandClient.connect(this.opts.socketPath, {
-      timeoutMs: 5_000,
-      requestTimeoutMs: 60_000,
-      reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
-    }).then(
-      (client) => {
-        this.#connecting = false;
-        if (this.#closed) {
-          void client.close();
-          return;
-        }
-        this.#client = client;
-        this.#connectAttempts = 0;
-        this.metrics.connected.set(1);
-        this.#log.info({ socket: this.opts.socketPath }, 'connected to the proxy');
-        void this.#consumeEvents(client);
-        this.requestSync();
-      },
-      (err: unknown) => {
-        this.#connecting = false;
-        this.#connectAttempts++;
-        const delay =
-          Math.min(5_000, 100 * 2 ** Math.min(this.#connectAttempts, 6)) * (0.5 + Math.random() / 2);
-        // Loud once, then quiet: a proxy that is not up yet is normal at boot.
-        const level = this.#connectAttempts === 1 || this.#connectAttempts % 20 === 0 ? 'warn' : 'debug';
-        this.#log[level](
-          { socket: this.opts.socketPath, err: (err as Error).message, attempts: this.#connectAttempts },
-          'proxy unreachable; retrying',
-        );
-        this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
-      },
-    );
-  }
 
   async #consumeEvents(client: CommandClient): Promise<void> {
     try {
@@ -283,21 +245,19 @@ export class PkiConnector {
         if (this.#closed) return;
         switch (ev.type) {
           case 'reconnected':
-            // Possibly a new proxy process: what it holds is re-read, refusals retried.
+            // The first connection, or possibly a new proxy process: what it holds
+            // is re-read, refusals retried.
             this.metrics.connected.set(1);
-            this.#refused.clear();
-            this.#log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
+            this.#sync.forgetRefusals();
+            if (this.#everConnected)
+              this.#log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
+            else this.#log.info({ socket: this.opts.socketPath }, 'connected to the proxy');
+            this.#everConnected = true;
             this.requestSync();
             break;
           case 'disconnected':
             this.metrics.connected.set(0);
             this.#log.warn({ reason: ev.reason, willReconnect: ev.willReconnect }, 'lost the proxy');
-            if (!ev.willReconnect) {
-              if (this.#client === client) this.#client = undefined;
-              void client.close();
-              this.#connect();
-              return;
-            }
             break;
           case 'change_applied':
             if (ev['source'] !== this.opts.source) this.#foreignChange();
@@ -309,11 +269,9 @@ export class PkiConnector {
     } catch (err) {
       this.#log.warn({ err: (err as Error).message }, 'event stream ended');
     }
-    if (!this.#closed && this.#client === client) {
-      this.#client = undefined;
-      this.metrics.connected.set(0);
-      void client.close();
-      this.#connect();
+    // Ended while the client lives (the proxy refused the subscription): subscribe again, not in a spin.
+    if (!this.#closed) {
+      this.#eventsRetry = setTimeout(() => void this.#consumeEvents(client), EVENTS_RETRY_MS);
     }
   }
 
@@ -465,8 +423,7 @@ export class PkiConnector {
     for (const key of this.#settler.expire(now)) {
       const info = this.#pairs.get(key);
       this.#pairs.delete(key);
-      this.#proxyErrors.delete(key);
-      for (const k of [...this.#accepted.keys()]) if (k.startsWith(`${key}\n`)) this.#accepted.delete(k);
+      this.#sync.forgetPair(key);
       servingChanged = true;
       this.#log.info({ pair: key, layout: info?.layout }, 'pair gone past the settle window; removing');
     }
@@ -481,7 +438,7 @@ export class PkiConnector {
 
     this.#updateGauges();
     this.#checkExpiry();
-    this.#reportIfChanged();
+    this.#sync.reportIfChanged();
     this.#scheduleWake();
     this.#log.debug({ reason, pairs: this.#pairs.size, read: due.length }, 'scan done');
     if (servingChanged || this.#scanForcesSync) {
@@ -628,343 +585,27 @@ export class PkiConnector {
     }
   }
 
-  // ---- reconciliation -----------------------------------------------------
+  // ---- status -------------------------------------------------------------
+
+  get healthy(): { ok: boolean; reason: string } {
+    return healthOf(this.connected, this.#sync.lastSync);
+  }
+
+  status(): Record<string, unknown> {
+    return pkiStatus({
+      opts: this.opts,
+      settler: this.#settler,
+      pairs: this.#pairs,
+      dirStatus: this.#dirStatus,
+      connected: this.connected,
+      lastScanAt: this.#lastScanAt,
+      sync: this.#sync,
+    });
+  }
 
   /** Reconcile with the proxy soon (single flight; coalesces). */
   requestSync(): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    if (this.#syncing) {
-      this.#syncAgain = true;
-      return this.#syncing;
-    }
-    const run = async () => {
-      do {
-        this.#syncAgain = false;
-        await this.#syncOnce();
-      } while (this.#syncAgain && !this.#closed);
-    };
-    this.#syncing = run().finally(() => {
-      this.#syncing = undefined;
-    });
-    return this.#syncing;
+    return this.#sync.request();
   }
-
-  async #syncOnce(): Promise<void> {
-    const client = this.#client;
-    if (!client?.connected) return;
-    const call: ProxyCall = (type, body = {}) => client.request(type as RequestType, body);
-    const started = Date.now();
-    try {
-      const { puts, deletes } = await this.#reconcile(call);
-      this.#lastSync = { at: Date.now(), ok: true, puts, deletes };
-      await this.#report(call);
-      this.metrics.syncs.inc({ result: 'ok' });
-      this.metrics.lastSync.set(Date.now() / 1000);
-      if (puts + deletes > 0) {
-        this.#log.info({ puts, deletes, ms: Date.now() - started }, 'proxy certificates updated');
-      }
-    } catch (err) {
-      const message =
-        err instanceof CommandError
-          ? `${err.code}: ${err.message}`
-          : err instanceof Error
-            ? err.message
-            : String(err);
-      this.#lastSync = { at: Date.now(), ok: false, error: clip(message), puts: 0, deletes: 0 };
-      this.metrics.syncs.inc({ result: 'error' });
-      // A transport failure resolves itself on reconnect (which resyncs); anything else
-      // is retried at the next rescan.
-      this.#log[err instanceof CommandTransportError ? 'info' : 'error'](
-        { err: clip(message) },
-        'reconcile with the proxy failed',
-      );
-    }
-  }
-
-  /**
-   * Tells the proxy how the pairs stand, so `kakehi ctl connectors` shows an
-   * invalid or refused pair where operators already look. Best effort: a proxy
-   * that does not take it changes nothing here.
-   */
-  async #report(call: ProxyCall): Promise<void> {
-    const body = this.#reportBody();
-    this.#lastReport = JSON.stringify(body);
-    try {
-      await call('report_connector_status', { ...body, pid: process.pid });
-    } catch (err) {
-      this.#lastReport = '';
-      this.#log.debug(
-        { err: clip(err instanceof Error ? err.message : String(err)) },
-        'status report not taken',
-      );
-    }
-  }
-
-  #lastReport = '';
-
-  /** After a scan: report at once when the problems changed, without waiting for a sync. */
-  #reportIfChanged(): void {
-    const client = this.#client;
-    if (!client?.connected || JSON.stringify(this.#reportBody()) === this.#lastReport) return;
-    void this.#report((type, body = {}) => client.request(type as RequestType, body));
-  }
-
-  #reportBody() {
-    const pairs = (this.status()['pairs'] ?? []) as {
-      pair: string;
-      state: string;
-      last_error: string | null;
-    }[];
-    const count = (state: string) => pairs.filter((p) => p.state === state).length;
-    const problems = pairs
-      .filter((p) => p.state !== 'ok' && p.state !== 'ignored')
-      .map((p) => ({ item: p.pair, reason: `${p.state}${p.last_error ? `: ${p.last_error}` : ''}` }));
-    return {
-      connector: this.opts.source,
-      healthy: this.healthy.ok,
-      summary: `${pairs.length} pairs: ${count('ok')} serving, ${problems.length} with problems, ${count('ignored')} ignored`,
-      problems,
-    };
-  }
-
-  #desired(): DesiredPair[] {
-    const https = new Set(this.#httpsListeners);
-    const out: DesiredPair[] = [];
-    for (const s of this.#dirStatus) s.notes = [];
-    for (const t of this.#settler.serving()) {
-      const info = this.#pairs.get(t.key);
-      if (!info) continue;
-      // Listener → whether a directory that targets it makes this pair its default.
-      const listeners = new Map<string, boolean>();
-      const target = (l: string, isDefault: boolean) =>
-        listeners.set(l, listeners.get(l) === true || isDefault);
-      for (const idx of info.dirs) {
-        const dir = this.opts.directories[idx];
-        if (!dir) continue;
-        const isDefault = dir.default === true;
-        if (dir.listeners === undefined) for (const l of https) target(l, isDefault);
-        else {
-          for (const l of dir.listeners) {
-            if (https.has(l)) target(l, isDefault);
-            else {
-              const s = this.#dirStatus[idx] as DirectoryStatus;
-              const note = `listener ${l} is not an HTTPS listener of the proxy (yet)`;
-              if (!s.notes.includes(note)) s.notes.push(note);
-            }
-          }
-        }
-      }
-      const good = t.good as GoodCert;
-      for (const [listener, isDefault] of listeners) {
-        let cert: GoodCert | undefined = good;
-        if (this.#refused.has(`${listener} ${good.materialHash}`))
-          cert = this.#accepted.get(`${t.key}\n${listener}`);
-        if (!cert || this.#refused.has(`${listener} ${cert.materialHash}`)) continue;
-        out.push({
-          pairKey: t.key,
-          listeners: [listener],
-          fingerprint: cert.facts.fingerprint,
-          materialHash: cert.materialHash,
-          certificate: cert.certificate,
-          chain: cert.chain,
-          key: cert.key,
-          default: isDefault,
-          chainFingerprints: cert.facts.chain_fingerprints,
-        });
-      }
-    }
-    return out;
-  }
-
-  async #reconcile(call: ProxyCall): Promise<{ puts: number; deletes: number }> {
-    let puts = 0;
-    let deletes = 0;
-    for (let round = 0; round < MAX_SYNC_ROUNDS; round++) {
-      const { listeners } = await call<{ listeners: { address: string; protocol?: string }[] }>(
-        'list_listeners',
-      );
-      this.#httpsListeners = listeners.filter((l) => l.protocol === 'https').map((l) => l.address);
-      const { certificates } = await call<{ certificates: HeldCertificate[] }>('list_certificates');
-      const desired = this.#desired();
-      // Pairs that are there but have given nothing to serve since this process
-      // started (still settling, half written, invalid): the certificate a previous
-      // run put for them stays until they are read.
-      const unreadable = new Set<string>();
-      for (const t of this.#settler.all()) {
-        if (!t.good && t.state !== 'ignored' && t.goneSince === undefined) unreadable.add(t.key);
-      }
-      const plan = planChanges(desired, certificates, this.#sent, this.opts.source, unreadable);
-      for (const k of plan.kept) {
-        this.#log.debug(k, 'kept the certificate of a pair that cannot be read now');
-      }
-      this.metrics.certificates.set(plan.wanted.size);
-      for (const h of plan.heldElsewhere) {
-        this.#log.debug(h, 'certificate already held by another source; left alone');
-      }
-      const batches = batchChanges(plan, MAX_TRANSACTION_BYTES);
-      let refusedSome = false;
-      for (const batch of batches) {
-        const outcome = await this.#sendBatch(call, batch.changes, (i) => ({
-          pairs: plan.putPairs[batch.start + i] ?? [],
-          hash: plan.putHashes[batch.start + i] ?? '',
-        }));
-        puts += outcome.puts;
-        deletes += outcome.deletes;
-        if (outcome.refused) {
-          refusedSome = true;
-          break;
-        }
-      }
-      if (!refusedSome) {
-        // Everything the files want is now held: remember what was sent and accepted.
-        this.#sent.clear();
-        for (const [k, hash] of plan.wanted) this.#sent.set(k, hash);
-        for (const d of desired) {
-          const t = this.#settler.get(d.pairKey);
-          const listener = d.listeners[0] as string;
-          if (t?.good && t.good.materialHash === d.materialHash) {
-            this.#accepted.set(`${d.pairKey}\n${listener}`, t.good);
-            this.#proxyErrors.delete(d.pairKey);
-          }
-        }
-        // Forget refusals for material no pair holds any more (bounded memory).
-        const live = new Set([...this.#settler.serving()].map((t) => (t.good as GoodCert).materialHash));
-        for (const k of [...this.#refused.keys()])
-          if (!live.has(k.split(' ')[1] ?? '')) this.#refused.delete(k);
-        return { puts, deletes };
-      }
-    }
-    throw new Error(`the proxy kept refusing changes after ${MAX_SYNC_ROUNDS} rounds`);
-  }
-
-  /**
-   * Sends one transaction. When the proxy refuses it, the puts it names are marked
-   * refused (their pairs fall back to the certificate the proxy last took) and the
-   * caller plans again; nothing else of a refused transaction was applied.
-   */
-  async #sendBatch(
-    call: ProxyCall,
-    changes: CertificateChange[],
-    putOf: (i: number) => { pairs: string[]; hash: string },
-  ): Promise<{ puts: number; deletes: number; refused: boolean }> {
-    try {
-      await call('transaction', { source: this.opts.source, changes });
-      const puts = changes.filter((c) => c.op === 'put_certificate').length;
-      this.metrics.changes.inc({ op: 'put_certificate' }, puts);
-      this.metrics.changes.inc({ op: 'delete_certificate' }, changes.length - puts);
-      return { puts, deletes: changes.length - puts, refused: false };
-    } catch (err) {
-      if (!(err instanceof CommandError)) throw err;
-      let named = [...rejectedIndexes(err.issues)].filter((i) => i < changes.length);
-      if (named.length === 0 && changes.length === 1) named = [0];
-      if (named.length === 0) {
-        // The proxy did not say which: try the puts one by one to find out.
-        let puts = 0;
-        for (let i = 0; i < changes.length; i++) {
-          const c = changes[i] as CertificateChange;
-          if (c.op !== 'put_certificate') continue;
-          const one = await this.#sendBatch(call, [c], () => putOf(i));
-          puts += one.puts;
-        }
-        return { puts, deletes: 0, refused: true };
-      }
-      for (const i of named) {
-        const c = changes[i] as CertificateChange;
-        const reasons = err.issues
-          .filter((x) => changes.length === 1 || x.path.startsWith(`changes[${i}]`))
-          .map((x) => `${x.path}: ${x.reason}`)
-          .join('; ');
-        const reason = clip(reasons || `${err.code}: ${err.message}`);
-        if (c.op === 'put_certificate') {
-          const { pairs, hash } = putOf(i);
-          this.#refused.set(`${c.certificate.listener} ${hash}`, reason);
-          for (const pair of pairs) this.#proxyErrors.set(pair, { reason, at: Date.now() });
-          this.metrics.invalid.inc({ by: 'proxy' });
-          this.#log.warn(
-            { pairs, listener: c.certificate.listener, reason },
-            'the proxy refused a certificate; the previous one (if any) keeps serving',
-          );
-        } else {
-          this.#log.warn(
-            { listener: c.listener, fingerprint: c.fingerprint, reason },
-            'the proxy refused a certificate deletion',
-          );
-          // A deletion the proxy refuses is most likely already done; stop asking.
-          return { puts: 0, deletes: 0, refused: false };
-        }
-      }
-      return { puts: 0, deletes: 0, refused: true };
-    }
-  }
-
-  // ---- status -------------------------------------------------------------
-
-  get healthy(): { ok: boolean; reason: string } {
-    if (!this.connected) return { ok: false, reason: 'not connected to the proxy' };
-    if (!this.#lastSync) return { ok: false, reason: 'not reconciled with the proxy yet' };
-    if (!this.#lastSync.ok) return { ok: false, reason: `last reconcile failed: ${this.#lastSync.error}` };
-    return { ok: true, reason: 'ok' };
-  }
-
-  status(): Record<string, unknown> {
-    const pairs = [...this.#settler.all()]
-      .sort((a, b) => (a.key < b.key ? -1 : 1))
-      .map((t) => {
-        const info = this.#pairs.get(t.key);
-        const proxyError = this.#proxyErrors.get(t.key);
-        const g = t.good?.facts;
-        return {
-          pair: t.key,
-          layout: info?.layout,
-          files: info
-            ? [info.certificate, info.key, info.chain].filter((f, i, a) => f && a.indexOf(f) === i)
-            : [],
-          state: proxyError && t.state === 'ok' ? 'refused_by_proxy' : t.state,
-          serving: g
-            ? {
-                fingerprint: g.fingerprint,
-                names: g.names,
-                serial: g.serial,
-                issuer: g.issuer,
-                not_before: g.not_before,
-                not_after: g.not_after,
-              }
-            : null,
-          last_error: proxyError?.reason ?? t.lastError ?? null,
-          last_error_at: new Date(proxyError?.at ?? t.lastErrorAt ?? 0).toISOString(),
-          gone_since: t.goneSince === undefined ? null : new Date(t.goneSince).toISOString(),
-        };
-      })
-      .map((p) => (p.last_error === null ? { ...p, last_error_at: null } : p));
-    const h = this.healthy;
-    return {
-      healthy: h.ok,
-      reason: h.reason,
-      socket: this.opts.socketPath,
-      connected: this.connected,
-      https_listeners: this.#httpsListeners,
-      settle_ms: this.opts.settleMs,
-      rescan_interval_ms: this.opts.rescanIntervalMs,
-      watch: this.opts.watch,
-      check_interval_ms: this.opts.checkIntervalMs,
-      source: this.opts.source,
-      last_scan: this.#lastScanAt ? new Date(this.#lastScanAt).toISOString() : null,
-      last_sync: this.#lastSync ? { ...this.#lastSync, at: new Date(this.#lastSync.at).toISOString() } : null,
-      directories: this.#dirStatus,
-      pairs,
-    };
-  }
-}
-
-function directoryStatuses(opts: PkiOptions): DirectoryStatus[] {
-  return opts.directories.map((d) => ({
-    path: d.path,
-    listeners: d.listeners ?? 'all https',
-    default: d.default === true,
-    pairs: 0,
-    unpaired: [],
-    error: undefined,
-    truncated: false,
-    notes: [],
-  }));
 }

@@ -7,6 +7,7 @@
 // - A pair whose files are gone is forgotten only when a scan at least settleMs after
 //   they first went missing still does not find them.
 
+import { backoffMs } from '../../src/backoff.js';
 import type { GoodCert, Reading } from './reader.js';
 
 export type PairState = 'settling' | 'ok' | 'incomplete' | 'unreadable' | 'invalid' | 'ignored';
@@ -162,7 +163,13 @@ export class Settler {
         // up to MAX_RETRY_MS, so a file stuck half-written costs little.
         t.state = reading.kind;
         t.readSignature = signature;
-        t.retryAt = now + Math.min(MAX_RETRY_MS, Math.max(1, this.settleMs) * 2 ** Math.min(t.retries, 16));
+        t.retryAt =
+          now +
+          backoffMs(t.retries, {
+            initialMs: Math.max(1, this.settleMs),
+            maxMs: MAX_RETRY_MS,
+            maxExponent: 16,
+          });
         t.retries++;
         t.lastError = reading.reason;
         t.lastErrorAt = now;

@@ -21,6 +21,7 @@
 // readers, the queue and the wake signal; what stands apart (skipped messages,
 // status reports, the plan, its application) has its own module.
 
+import { backoffMs } from '../../src/backoff.js';
 import { CommandClient } from '../../src/client/command-client.js';
 import { CommandError, CommandTransportError } from '../../src/client/command-errors.js';
 import { MAX_FRAME_BYTES } from '../../src/command/frame-decoder.js';
@@ -39,6 +40,8 @@ import { heldByKey, type PlannedChange, planSync } from './sync-plan.js';
 import { PartitionedTopicError, readView, type ViewRead } from './view-reader.js';
 
 const SYNC_ATTEMPTS = 5;
+/** Between failed syncs: from 0.5 s, doubling, up to 30 s; half of it at random. */
+const SYNC_RETRY = { initialMs: 250, maxMs: 30_000, maxExponent: 7, jitter: 0.5 };
 // Below the command socket's frame limit, leaving room for the request around the changes.
 const MAX_TRANSACTION_BYTES = MAX_FRAME_BYTES - 256 * 1024;
 
@@ -178,7 +181,7 @@ export class RouteConnector {
         failures++;
         this.#lastError = (err as Error).message;
         this.metrics.resyncs.inc({ result: 'failed' });
-        const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
+        const delay = backoffMs(failures, SYNC_RETRY, Math.random());
         this.#log.warn(
           { err: (err as Error).message, retryInMs: Math.round(delay) },
           'sync failed (broker or proxy); retrying',

@@ -5,6 +5,7 @@
 // (CommandError) or the socket failed (CommandTransportError).
 
 import { createConnection, type Socket } from 'node:net';
+import { backoffMs } from '../backoff.js';
 import { FrameDecoder, MAX_FRAME_BYTES } from '../command/frame-decoder.js';
 import {
   encodeRequest,
@@ -452,8 +453,11 @@ export class CommandClient {
  * don't all knock at once.
  */
 export function reconnectDelayMs(attempt: number, r: Required<ReconnectOptions>, random: number): number {
-  const base = Math.min(r.maxDelayMs, r.initialDelayMs * r.factor ** (attempt - 1));
-  return base * (1 - r.jitter * random);
+  return backoffMs(
+    attempt - 1,
+    { initialMs: r.initialDelayMs, maxMs: r.maxDelayMs, factor: r.factor, jitter: r.jitter },
+    random,
+  );
 }
 
 function unreachableMessage(path: string, err: NodeJS.ErrnoException): string {

@@ -32,8 +32,11 @@ export type ToWorker =
       accessLog: string;
       tls: TlsSetupMessage;
     }
-  /** New session ticket keys (base64 of 48 bytes), the same for every worker. */
-  | { t: 'ticket_keys'; keys: string }
+  /**
+   * New session ticket keys (base64 of 48 bytes), the same for every worker.
+   * With a seq, main waits for the worker to say it uses them (ticket_keys_set).
+   */
+  | { t: 'ticket_keys'; keys: string; seq?: number }
   /** The self-signed default certificate, before the first change that needs it. */
   | { t: 'self_signed'; certificate: string; key: string }
   | { t: 'apply'; seq: number; generation: number; changes: Change[] }
@@ -54,7 +57,9 @@ export type FromWorker =
   | { t: 'closed' }
   /** Drained and about to exit; `families` are its final metrics, for main to keep its counters. */
   | { t: 'drained'; cut: number; families: Family[] }
-  | { t: 'metrics'; seq: number; families: Family[] };
+  | { t: 'metrics'; seq: number; families: Family[] }
+  /** Answers a numbered ticket_keys once new handshakes use the new keys. */
+  | { t: 'ticket_keys_set'; seq: number };
 
 export function isFromWorker(m: unknown): m is FromWorker {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';

@@ -2,6 +2,7 @@
 // and one HttpListener per listener. A new state is applied whole: routes swap
 // at once, new listeners bind first, removed ones drain their connections.
 
+import { RETIRED_LISTENER_DRAIN_MS } from '../defaults.js';
 import type { BoundListener } from '../ipc/messages.js';
 import { type AccessLog, startAccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
@@ -77,7 +78,7 @@ export class ProxyRuntime {
       for (const l of switched) await l.listen().catch(() => undefined);
       throw err;
     }
-    for (const l of switched) this.retire(l.listenerKey, l);
+    for (const l of switched) this.retire(l.listenerKey, l, 'replaced');
     for (const l of added) this.listeners.set(l.listenerKey, l);
     this.plane.update(next);
     if (next.certificates !== this.state.certificates || next.listeners !== this.state.listeners) {
@@ -89,19 +90,17 @@ export class ProxyRuntime {
     for (const [key, l] of this.listeners) {
       if (!next.listeners.has(key)) {
         this.listeners.delete(key);
-        void l.drain(60_000).then((cut) => {
-          if (cut > 0)
-            this.log.warn({ listener: key, connections: cut }, 'removed listener drained; connections cut');
-        });
+        this.retire(key, l, 'removed');
       }
     }
     this.state = next;
   }
 
-  private retire(key: string, l: HttpListener): void {
-    void l.drain(60_000).then((cut) => {
+  /** A listener the new state no longer has (removed) or has anew (replaced): it drains in the background. */
+  private retire(key: string, l: HttpListener, why: 'removed' | 'replaced'): void {
+    void l.drain(RETIRED_LISTENER_DRAIN_MS).then((cut) => {
       if (cut > 0)
-        this.log.warn({ listener: key, connections: cut }, 'replaced listener drained; connections cut');
+        this.log.warn({ listener: key, connections: cut }, `${why} listener drained; connections cut`);
     });
   }
 

@@ -72,6 +72,8 @@ export function runWorker(): void {
         return;
       case 'ticket_keys':
         runtime?.setTicketKeys(Buffer.from(m.keys, 'base64'));
+        // In the queue like a change: once answered, no handshake uses the old keys.
+        if (m.seq !== undefined) send({ t: 'ticket_keys_set', seq: m.seq });
         return;
       case 'metrics':
         send({

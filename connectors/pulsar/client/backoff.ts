@@ -1,5 +1,8 @@
-// Backoff: exponential reconnect delays with full jitter, capped, reset after a
-// successful connection. `random` is injectable for tests.
+// Backoff: exponential reconnect delays with jitter, capped, reset after a
+// successful connection: the attempt count around the shared backoffMs.
+// `random` is injectable for tests.
+
+import { backoffMs } from '../../../src/backoff.js';
 
 export interface BackoffOptions {
   initialMs: number;
@@ -17,9 +20,11 @@ export class Backoff {
 
   /** Next delay: uniform in [ceiling/2, ceiling], ceiling = min(max, initial·2^attempt). */
   next(): number {
-    const ceiling = Math.min(this.opts.maxMs, this.opts.initialMs * 2 ** Math.min(this.attempt, 30));
+    const policy = { initialMs: this.opts.initialMs, maxMs: this.opts.maxMs, maxExponent: 30, jitter: 0.5 };
+    // 1 - random: a high draw waits longest, as it always did here.
+    const delay = backoffMs(this.attempt, policy, 1 - this.random());
     this.attempt++;
-    return Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
+    return Math.round(delay);
   }
 
   reset(): void {
