@@ -11,7 +11,6 @@ import { availableParallelism } from 'node:os';
 import { backoffMs } from '../backoff.js';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
-import { type FromWorker, isFromWorker, type TlsSetupMessage, type ToWorker } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
 import type { Family } from '../metrics/registry.js';
 import type { Change } from '../state/change.js';
