@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests drive as real third-party tools, installed only
 # when missing: prometheus and promtool (metrics connector), testssl (TLS
-# policy gauge), openssl (test certificates), pebble and certbot (ACME flow).
+# policy gauge), openssl (test certificates), pebble and certbot (ACME flow),
+# systemd-analyze (checks the units in packaging/systemd; no running systemd).
 # Usage: scripts/debian-tools.sh [command...]  (default: every tool)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -13,6 +14,7 @@ declare -A PACKAGE=(
   [openssl]=openssl
   [pebble]=pebble
   [certbot]=certbot
+  [systemd-analyze]=systemd
 )
 
 wanted=("$@")
