@@ -1,11 +1,11 @@
 // The PKI connector: scans and watches directories, reads settled pairs, and keeps
 // the proxy's certificates of its source ('pki' by default) equal to them over the
 // command socket. The pure decisions live elsewhere (layouts, settle, reconcile,
-// expiry); the sync with the proxy in proxy-sync.ts, what status shows in
-// status.ts; what may have changed on disk is told by watching.ts. This file is
-// the loop between them: scan, settle, read, then ask for a sync.
+// expiry); the connection and the sync with the proxy in proxy-sync.ts, what
+// status shows in status.ts; what may have changed on disk is told by
+// watching.ts. This file is the loop between them: scan, settle, read, then ask
+// for a sync.
 
-import { CommandClient } from '../../src/client/command-client.js';
 import type { Logger } from '../../src/log/logger.js';
 import { ExpiryWatch } from './expiry.js';
 import { PAIR_STATES, PkiMetrics } from './metrics.js';
@@ -29,12 +29,6 @@ import { Watching } from './watching.js';
 const READ_CONCURRENCY = 16;
 /** Watch events arrive in bursts (a certbot renewal touches four links); one scan per burst. */
 const EVENT_DEBOUNCE_MS = 50;
-/** A change by another source (listener added, state loaded) is reconciled after this. */
-const FOREIGN_CHANGE_DELAY_MS = 200;
-/** The proxy not reachable by then at start is worth a warning (later losses are logged as they come). */
-const UNREACHABLE_WARN_MS = 2_000;
-/** An event stream the proxy ended while connected is opened again after this. */
-const EVENTS_RETRY_MS = 1_000;
 
 export class PkiConnector {
   #opts: PkiOptions;
@@ -44,9 +38,7 @@ export class PkiConnector {
   #expiry: ExpiryWatch;
   readonly #pairs = new Map<string, PairInfo>();
   #dirStatus: DirectoryStatus[];
-  /** Opened after the first scan (a sync before it would withdraw every certificate); redials by itself. */
-  #client: CommandClient | undefined;
-  #everConnected = false;
+  /** Connected after the first scan: a sync before it would withdraw every certificate. */
   readonly #sync: ProxySync;
   #lastScanAt = 0;
   #scanning: Promise<void> | undefined;
@@ -55,8 +47,6 @@ export class PkiConnector {
   #scanForcesSync = false;
   #wakeTimer: NodeJS.Timeout | undefined;
   #debounceTimer: NodeJS.Timeout | undefined;
-  #foreignTimer: NodeJS.Timeout | undefined;
-  #eventsRetry: NodeJS.Timeout | undefined;
   readonly #watching: Watching;
   #closed = false;
   #maxPairsWarned = false;
@@ -80,9 +70,6 @@ export class PkiConnector {
       },
       metrics: this.metrics,
       log,
-      get client() {
-        return connector.#client;
-      },
       reportBody: () => reportBody(this.status(), this.opts.source),
     });
     this.#watching = new Watching({
@@ -139,7 +126,7 @@ export class PkiConnector {
   }
 
   get connected(): boolean {
-    return this.#client?.connected === true;
+    return this.#sync.connected;
   }
 
   /** Scans once, then watches, rescans and checks periodically and connects (retrying) to the proxy. */
@@ -147,18 +134,7 @@ export class PkiConnector {
     await this.scan('start');
     this.#startWatching();
     if (this.#closed) return;
-    const client = CommandClient.open(this.opts.socketPath, {
-      timeoutMs: 5_000,
-      requestTimeoutMs: 60_000,
-      reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
-    });
-    this.#client = client;
-    void this.#consumeEvents(client);
-    // A proxy that is not up yet is normal at boot: one warning, then the client keeps dialing.
-    client.whenConnected(AbortSignal.timeout(UNREACHABLE_WARN_MS)).catch(() => {
-      if (!this.#closed && !client.connected)
-        this.#log.warn({ socket: this.opts.socketPath }, 'proxy unreachable; retrying');
-    });
+    this.#sync.connect();
   }
 
   /** Watches the directories readable at the last scan; the others are retried until they are. */
@@ -175,60 +151,12 @@ export class PkiConnector {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const t of [this.#wakeTimer, this.#debounceTimer, this.#foreignTimer, this.#eventsRetry]) {
-      if (t) clearTimeout(t);
-    }
+    clearTimeout(this.#wakeTimer);
+    clearTimeout(this.#debounceTimer);
+    this.#sync.stop();
     await this.#watching.close();
     await this.#scanning?.catch(() => {});
     await this.#sync.close();
-    await this.#client?.close();
-    this.#client = undefined;
-  }
-
-  // ---- connection ---------------------------------------------------------
-
-  async #consumeEvents(client: CommandClient): Promise<void> {
-    try {
-      for await (const ev of client.events()) {
-        if (this.#closed) return;
-        switch (ev.type) {
-          case 'reconnected':
-            // The first connection, or possibly a new proxy process: what it holds
-            // is re-read, refusals retried.
-            this.metrics.connected.set(1);
-            this.#sync.forgetRefusals();
-            if (this.#everConnected)
-              this.#log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
-            else this.#log.info({ socket: this.opts.socketPath }, 'connected to the proxy');
-            this.#everConnected = true;
-            this.requestSync();
-            break;
-          case 'disconnected':
-            this.metrics.connected.set(0);
-            this.#log.warn({ reason: ev.reason, willReconnect: ev.willReconnect }, 'lost the proxy');
-            break;
-          case 'change_applied':
-            if (ev['source'] !== this.opts.source) this.#foreignChange();
-            break;
-          default:
-            break;
-        }
-      }
-    } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'event stream ended');
-    }
-    // Ended while the client lives (the proxy refused the subscription): subscribe again, not in a spin.
-    if (!this.#closed) {
-      this.#eventsRetry = setTimeout(() => void this.#consumeEvents(client), EVENTS_RETRY_MS);
-    }
-  }
-
-  #foreignChange(): void {
-    if (this.#foreignTimer) return;
-    this.#foreignTimer = setTimeout(() => {
-      this.#foreignTimer = undefined;
-      this.requestSync();
-    }, FOREIGN_CHANGE_DELAY_MS);
   }
 
   // ---- scanning -----------------------------------------------------------
