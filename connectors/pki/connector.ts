@@ -1,18 +1,18 @@
 // The PKI connector: scans and watches directories, reads settled pairs, and keeps
 // the proxy's certificates of its source ('pki' by default) equal to them over the
 // command socket. The pure decisions live elsewhere (layouts, settle, reconcile,
-// expiry); the sync with the proxy in proxy-sync.ts, what status shows in
-// status.ts; this file is the loop that feeds them: scans, watch events, timers.
+// expiry); the connection and the sync with the proxy in proxy-sync.ts, what
+// status shows in status.ts; what may have changed on disk is told by
+// watching.ts. This file is the loop between them: scan, settle, read, then ask
+// for a sync.
 
-import { type FSWatcher, watch } from 'chokidar';
-import { CommandClient } from '../../src/client/command-client.js';
 import type { Logger } from '../../src/log/logger.js';
 import { ExpiryWatch } from './expiry.js';
 import { PAIR_STATES, PkiMetrics } from './metrics.js';
 import type { PkiOptions } from './options.js';
 import { ProxySync } from './proxy-sync.js';
 import { type GoodCert, type Reading, readPair } from './reader.js';
-import { MAX_DEPTH, scanRoot, signatureOf } from './scan.js';
+import { scanRoot, signatureOf } from './scan.js';
 import { Settler } from './settle.js';
 import {
   clip,
@@ -23,21 +23,12 @@ import {
   pkiStatus,
   reportBody,
 } from './status.js';
+import { Watching } from './watching.js';
 
 /** Pairs read at once: enough to load thousands quickly, few enough to bound open files. */
 const READ_CONCURRENCY = 16;
 /** Watch events arrive in bursts (a certbot renewal touches four links); one scan per burst. */
 const EVENT_DEBOUNCE_MS = 50;
-/** A change by another source (listener added, state loaded) is reconciled after this. */
-const FOREIGN_CHANGE_DELAY_MS = 200;
-/** Pairs stat'ed at once by the periodic check (each is 2-3 stats). */
-const CHECK_BATCH = 64;
-/** The check's period grows by this per known pair (1,000 pairs: 3 s). */
-const CHECK_MS_PER_PAIR = 3;
-/** The proxy not reachable by then at start is worth a warning (later losses are logged as they come). */
-const UNREACHABLE_WARN_MS = 2_000;
-/** An event stream the proxy ended while connected is opened again after this. */
-const EVENTS_RETRY_MS = 1_000;
 
 export class PkiConnector {
   #opts: PkiOptions;
@@ -47,9 +38,7 @@ export class PkiConnector {
   #expiry: ExpiryWatch;
   readonly #pairs = new Map<string, PairInfo>();
   #dirStatus: DirectoryStatus[];
-  /** Opened after the first scan (a sync before it would withdraw every certificate); redials by itself. */
-  #client: CommandClient | undefined;
-  #everConnected = false;
+  /** Connected after the first scan: a sync before it would withdraw every certificate. */
   readonly #sync: ProxySync;
   #lastScanAt = 0;
   #scanning: Promise<void> | undefined;
@@ -58,22 +47,7 @@ export class PkiConnector {
   #scanForcesSync = false;
   #wakeTimer: NodeJS.Timeout | undefined;
   #debounceTimer: NodeJS.Timeout | undefined;
-  #foreignTimer: NodeJS.Timeout | undefined;
-  #rescanTimer: NodeJS.Timeout | undefined;
-  #checkTimer: NodeJS.Timeout | undefined;
-  #checkChain = 0;
-  #checking = false;
-  /**
-   * Per pair: a signature a stat check found different from the tracked one, and
-   * whether it was acted on. A difference is acted on when a second check still
-   * finds it (the watch event had its chance), and only once.
-   */
-  readonly #checkFlagged = new Map<string, { signature: string; acted: boolean }>();
-  #eventsRetry: NodeJS.Timeout | undefined;
-  #watcher: FSWatcher | undefined;
-  /** Roots missing or unlistable at the last scan: looked at again soon, and watched once they exist. */
-  readonly #unwatched = new Set<string>();
-  #missingTimer: NodeJS.Timeout | undefined;
+  readonly #watching: Watching;
   #closed = false;
   #maxPairsWarned = false;
 
@@ -96,10 +70,20 @@ export class PkiConnector {
       },
       metrics: this.metrics,
       log,
-      get client() {
-        return connector.#client;
-      },
       reportBody: () => reportBody(this.status(), this.opts.source),
+    });
+    this.#watching = new Watching({
+      pairs: this.#pairs,
+      trackedSignature: (key) => this.#settler.get(key)?.signature,
+      scanPending: () => this.#scanning !== undefined || this.#debounceTimer !== undefined,
+      changed: () => this.#scanSoon(),
+      filesMoved: (pairs) => {
+        this.metrics.missedChanges.inc(pairs.length);
+        this.#log.info({ pairs: pairs.length }, 'files changed without a watch event; scanning');
+        void this.scan('check');
+      },
+      rescan: (reason) => void this.scan(reason),
+      log,
     });
   }
 
@@ -133,154 +117,46 @@ export class PkiConnector {
     this.#settler.settleMs = next.settleMs;
     if (thresholdsChanged) this.#expiry = new ExpiryWatch(next.expiryWarningDays);
     this.#dirStatus = directoryStatuses(next);
-    this.#stopPeriodic();
-    void this.#watcher?.close();
-    this.#watcher = undefined;
-    this.#unwatched.clear();
+    this.#watching.stop();
     this.#maxPairsWarned = false;
     void this.scan('rescan').then(() => {
       if (this.#closed || this.#opts !== next) return;
-      if (next.watch) this.#startWatching();
-      this.#startPeriodic();
+      this.#startWatching();
     });
   }
 
   get connected(): boolean {
-    return this.#client?.connected === true;
+    return this.#sync.connected;
   }
 
   /** Scans once, then watches, rescans and checks periodically and connects (retrying) to the proxy. */
   async start(): Promise<void> {
     await this.scan('start');
-    if (this.opts.watch) this.#startWatching();
-    this.#startPeriodic();
+    this.#startWatching();
     if (this.#closed) return;
-    const client = CommandClient.open(this.opts.socketPath, {
-      timeoutMs: 5_000,
-      requestTimeoutMs: 60_000,
-      reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
-    });
-    this.#client = client;
-    void this.#consumeEvents(client);
-    // A proxy that is not up yet is normal at boot: one warning, then the client keeps dialing.
-    client.whenConnected(AbortSignal.timeout(UNREACHABLE_WARN_MS)).catch(() => {
-      if (!this.#closed && !client.connected)
-        this.#log.warn({ socket: this.opts.socketPath }, 'proxy unreachable; retrying');
-    });
+    this.#sync.connect();
   }
 
-  #startPeriodic(): void {
-    this.#rescanTimer = setInterval(() => {
-      void this.scan('rescan');
-    }, this.opts.rescanIntervalMs);
-    this.#rescanTimer.unref?.();
-    this.#scheduleCheck();
-  }
-
-  /**
-   * The next stat check: after --check-interval-ms, or after CHECK_MS_PER_PAIR per
-   * known pair when that is longer, so that the check stays under 1% of a core
-   * however many pairs there are (a pass costs about 25 µs of CPU per pair,
-   * measured with bench/pki-idle.ts).
-   */
-  #scheduleCheck(): void {
-    if (this.opts.checkIntervalMs === 0 || this.#closed) return;
-    // A check still running when the timers are stopped (a reload) must not start a second chain.
-    const chain = this.#checkChain;
-    const every = Math.max(this.opts.checkIntervalMs, this.#pairs.size * CHECK_MS_PER_PAIR);
-    this.#checkTimer = setTimeout(() => {
-      void this.#checkKnown().finally(() => {
-        if (chain === this.#checkChain) this.#scheduleCheck();
-      });
-    }, every);
-    this.#checkTimer.unref?.();
-  }
-
-  #stopPeriodic(): void {
-    clearInterval(this.#rescanTimer);
-    clearTimeout(this.#checkTimer);
-    this.#checkChain++;
-    this.#rescanTimer = undefined;
-    this.#checkTimer = undefined;
-  }
-
+  /** Watches the directories readable at the last scan; the others are retried until they are. */
   #startWatching(): void {
-    this.#watcher = watch(
-      this.opts.directories.map((d) => d.path).filter((_, i) => this.#dirStatus[i]?.error === undefined),
-      {
-        followSymlinks: true,
-        ignoreInitial: true,
-        depth: MAX_DEPTH,
-        ignored: (p: string) => /(^|[/\\])\.[^/\\]/.test(p),
-      },
-    );
-    this.#watcher.on('all', () => this.#scanSoon());
-    this.#watcher.on('error', (err) => this.#log.warn({ err }, 'watcher error; periodic rescans continue'));
+    this.#watching.start({
+      paths: this.opts.directories
+        .map((d) => d.path)
+        .filter((_, i) => this.#dirStatus[i]?.error === undefined),
+      watch: this.opts.watch,
+      rescanIntervalMs: this.opts.rescanIntervalMs,
+      checkIntervalMs: this.opts.checkIntervalMs,
+    });
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const t of [
-      this.#wakeTimer,
-      this.#debounceTimer,
-      this.#foreignTimer,
-      this.#eventsRetry,
-      this.#missingTimer,
-    ]) {
-      if (t) clearTimeout(t);
-    }
-    this.#stopPeriodic();
-    await this.#watcher?.close();
+    clearTimeout(this.#wakeTimer);
+    clearTimeout(this.#debounceTimer);
+    this.#sync.stop();
+    await this.#watching.close();
     await this.#scanning?.catch(() => {});
     await this.#sync.close();
-    await this.#client?.close();
-    this.#client = undefined;
-  }
-
-  // ---- connection ---------------------------------------------------------
-
-  async #consumeEvents(client: CommandClient): Promise<void> {
-    try {
-      for await (const ev of client.events()) {
-        if (this.#closed) return;
-        switch (ev.type) {
-          case 'reconnected':
-            // The first connection, or possibly a new proxy process: what it holds
-            // is re-read, refusals retried.
-            this.metrics.connected.set(1);
-            this.#sync.forgetRefusals();
-            if (this.#everConnected)
-              this.#log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
-            else this.#log.info({ socket: this.opts.socketPath }, 'connected to the proxy');
-            this.#everConnected = true;
-            this.requestSync();
-            break;
-          case 'disconnected':
-            this.metrics.connected.set(0);
-            this.#log.warn({ reason: ev.reason, willReconnect: ev.willReconnect }, 'lost the proxy');
-            break;
-          case 'change_applied':
-            if (ev['source'] !== this.opts.source) this.#foreignChange();
-            break;
-          default:
-            break;
-        }
-      }
-    } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'event stream ended');
-    }
-    // Ended while the client lives (the proxy refused the subscription): subscribe again, not in a spin.
-    if (!this.#closed) {
-      this.#eventsRetry = setTimeout(() => void this.#consumeEvents(client), EVENTS_RETRY_MS);
-    }
-  }
-
-  #foreignChange(): void {
-    if (this.#foreignTimer) return;
-    this.#foreignTimer = setTimeout(() => {
-      this.#foreignTimer = undefined;
-      this.requestSync();
-    }, FOREIGN_CHANGE_DELAY_MS);
   }
 
   // ---- scanning -----------------------------------------------------------
@@ -291,57 +167,6 @@ export class PkiConnector {
       this.#debounceTimer = undefined;
       void this.scan('watch');
     }, EVENT_DEBOUNCE_MS);
-  }
-
-  /**
-   * Stats the files of the pairs already known and scans when one moved without a
-   * watch event saying so. inotify is blind to a symlink swapped above the watched
-   * link (a Kubernetes secret volume swaps `..data`), to writes by another NFS
-   * client, and to events lost in a queue overflow; this bounds how long such a
-   * change waits (two check periods, then the settle window), at the cost of a few
-   * stats per pair.
-   */
-  async #checkKnown(): Promise<void> {
-    if (this.#closed || this.#checking || this.#scanning || this.#debounceTimer) return;
-    this.#checking = true;
-    try {
-      const keys = [...this.#pairs.keys()];
-      let moved = 0;
-      for (let i = 0; i < keys.length && !this.#closed; i += CHECK_BATCH) {
-        const slice = keys.slice(i, i + CHECK_BATCH);
-        const sigs = await Promise.all(
-          slice.map((k) => {
-            const info = this.#pairs.get(k);
-            return info ? signatureOf(info.root, info).then((x) => x.signature) : Promise.resolve(undefined);
-          }),
-        );
-        slice.forEach((k, j) => {
-          const sig = sigs[j];
-          const tracked = this.#settler.get(k);
-          if (sig === undefined || !tracked || tracked.signature === sig) {
-            this.#checkFlagged.delete(k);
-            return;
-          }
-          const flagged = this.#checkFlagged.get(k);
-          if (flagged?.signature !== sig) this.#checkFlagged.set(k, { signature: sig, acted: false });
-          else if (!flagged.acted) {
-            flagged.acted = true;
-            moved++;
-          }
-        });
-      }
-      for (const k of this.#checkFlagged.keys()) if (!this.#pairs.has(k)) this.#checkFlagged.delete(k);
-      // A scan already under way (or due) will see what moved: nothing was missed.
-      if (moved > 0 && !this.#scanning && !this.#debounceTimer) {
-        this.metrics.missedChanges.inc(moved);
-        this.#log.info({ pairs: moved }, 'files changed without a watch event; scanning');
-        void this.scan('check');
-      }
-    } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'stat check failed; the next rescan catches up');
-    } finally {
-      this.#checking = false;
-    }
   }
 
   /** One scan (single flight: a request during a scan runs one more after it). */
@@ -394,7 +219,7 @@ export class PkiConnector {
         }
       }
     });
-    this.#watchRoots(results.map((r) => ({ root: r.root, ok: r.error === undefined })));
+    this.#watching.rootsScanned(results.map((r) => ({ root: r.root, ok: r.error === undefined })));
     if (found.size > this.opts.maxPairs) {
       if (!this.#maxPairsWarned) {
         this.#log.error(
@@ -506,29 +331,6 @@ export class PkiConnector {
           reading.kind === 'incomplete' ? 'pair not finished; waiting' : 'pair unreadable for now; waiting',
         );
         return false;
-    }
-  }
-
-  /**
-   * A root that does not exist yet (certbot creates live/ with the first certificate)
-   * cannot be watched: it is listed again every second until it appears, then watched.
-   */
-  #watchRoots(roots: { root: string; ok: boolean }[]): void {
-    for (const { root, ok } of roots) {
-      if (!ok) {
-        if (!this.#unwatched.has(root))
-          this.#log.warn({ directory: root }, 'directory not readable; looking again every second');
-        this.#unwatched.add(root);
-      } else if (this.#unwatched.delete(root)) {
-        this.#log.info({ directory: root }, 'directory readable now; watching it');
-        this.#watcher?.add(root);
-      }
-    }
-    if (this.#unwatched.size > 0 && !this.#missingTimer && !this.#closed) {
-      this.#missingTimer = setTimeout(() => {
-        this.#missingTimer = undefined;
-        void this.scan('rescan-missing');
-      }, 1_000);
     }
   }
 

@@ -2,9 +2,11 @@
 // pairs that serve: lists what the proxy holds, plans puts and deletes
 // (reconcile.ts), sends them in bounded transactions, and remembers what the
 // proxy took and what it refused, so a refused certificate falls back to the
-// last one it took and is not sent again until its files change.
+// last one it took and is not sent again until its files change. It owns the
+// connection: a new proxy process, or a change made by another source, is
+// reconciled without the connector asking.
 
-import { type CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
+import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
 import type { RequestType } from '../../src/command/frames.js';
 import type { Logger } from '../../src/log/logger.js';
 import type { PkiMetrics } from './metrics.js';
@@ -24,6 +26,12 @@ import { clip, type DirectoryStatus, type LastSync, type PairInfo, type ReportBo
 /** Under the command socket's 4 MiB frame limit with room for the envelope. */
 export const MAX_TRANSACTION_BYTES = 3 * 1024 * 1024;
 const MAX_SYNC_ROUNDS = 8;
+/** A change by another source (listener added, state loaded) is reconciled after this. */
+const FOREIGN_CHANGE_DELAY_MS = 200;
+/** The proxy not reachable by then at start is worth a warning (later losses are logged as they come). */
+const UNREACHABLE_WARN_MS = 2_000;
+/** An event stream the proxy ended while connected is opened again after this. */
+const EVENTS_RETRY_MS = 1_000;
 
 type ProxyCall = <T>(type: string, body?: Record<string, unknown>) => Promise<T>;
 
@@ -35,12 +43,16 @@ export interface PkiView {
   readonly dirStatus: DirectoryStatus[];
   readonly metrics: PkiMetrics;
   readonly log: Logger;
-  readonly client: CommandClient | undefined;
   reportBody(): ReportBody;
 }
 
 export class ProxySync {
   readonly #v: PkiView;
+  /** Opened by connect() after the first scan (a sync before it would withdraw every certificate); redials by itself. */
+  #client: CommandClient | undefined;
+  #everConnected = false;
+  #foreignTimer: NodeJS.Timeout | undefined;
+  #eventsRetry: NodeJS.Timeout | undefined;
   /** What was last put per certificate key (listener + fingerprint): its material hash. */
   readonly #sent = new Map<string, string>();
   /** Listener + material the proxy refused, with its reason; not sent again until the files change. */
@@ -80,10 +92,88 @@ export class ProxySync {
     for (const k of [...this.#accepted.keys()]) if (k.startsWith(`${key}\n`)) this.#accepted.delete(k);
   }
 
-  /** No sync starts after this; resolves once the running one ends. */
-  async close(): Promise<void> {
+  get connected(): boolean {
+    return this.#client?.connected === true;
+  }
+
+  /** Connects, retrying until the proxy is there and redialing after every loss; syncs on each connection. */
+  connect(): void {
+    const client = CommandClient.open(this.#v.opts.socketPath, {
+      timeoutMs: 5_000,
+      requestTimeoutMs: 60_000,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 5_000 },
+    });
+    this.#client = client;
+    void this.#consumeEvents(client);
+    // A proxy that is not up yet is normal at boot: one warning, then the client keeps dialing.
+    client.whenConnected(AbortSignal.timeout(UNREACHABLE_WARN_MS)).catch(() => {
+      if (!this.#closed && !client.connected)
+        this.#v.log.warn({ socket: this.#v.opts.socketPath }, 'proxy unreachable; retrying');
+    });
+  }
+
+  /**
+   * No sync starts and no proxy event is acted on after this. Apart from close()
+   * so the connector can stop the sync at once and still let a running scan use
+   * the client (its status report) before close() drops it.
+   */
+  stop(): void {
     this.#closed = true;
+    clearTimeout(this.#foreignTimer);
+    clearTimeout(this.#eventsRetry);
+  }
+
+  /** Resolves once the running sync ends and the connection is closed. */
+  async close(): Promise<void> {
+    this.stop();
     await this.#syncing?.catch(() => {});
+    await this.#client?.close();
+    this.#client = undefined;
+  }
+
+  async #consumeEvents(client: CommandClient): Promise<void> {
+    const v = this.#v;
+    try {
+      for await (const ev of client.events()) {
+        if (this.#closed) return;
+        switch (ev.type) {
+          case 'reconnected':
+            // The first connection, or possibly a new proxy process: what it holds
+            // is re-read, refusals retried.
+            v.metrics.connected.set(1);
+            this.forgetRefusals();
+            if (this.#everConnected)
+              v.log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
+            else v.log.info({ socket: v.opts.socketPath }, 'connected to the proxy');
+            this.#everConnected = true;
+            void this.request();
+            break;
+          case 'disconnected':
+            v.metrics.connected.set(0);
+            v.log.warn({ reason: ev.reason, willReconnect: ev.willReconnect }, 'lost the proxy');
+            break;
+          case 'change_applied':
+            if (ev['source'] !== v.opts.source) this.#foreignChange();
+            break;
+          default:
+            break;
+        }
+      }
+    } catch (err) {
+      v.log.warn({ err: (err as Error).message }, 'event stream ended');
+    }
+    // Ended while the client lives (the proxy refused the subscription): subscribe again, not in a spin.
+    if (!this.#closed) {
+      this.#eventsRetry = setTimeout(() => void this.#consumeEvents(client), EVENTS_RETRY_MS);
+    }
+  }
+
+  #foreignChange(): void {
+    if (this.#foreignTimer) return;
+    this.#foreignTimer = setTimeout(() => {
+      this.#foreignTimer = undefined;
+      void this.request();
+    }, FOREIGN_CHANGE_DELAY_MS);
   }
 
   /** Reconcile with the proxy soon (single flight; coalesces). */
@@ -106,7 +196,7 @@ export class ProxySync {
   }
 
   async #syncOnce(): Promise<void> {
-    const client = this.#v.client;
+    const client = this.#client;
     if (!client?.connected) return;
     const call: ProxyCall = (type, body = {}) => client.request(type as RequestType, body);
     const started = Date.now();
@@ -158,7 +248,7 @@ export class ProxySync {
 
   /** After a scan: report at once when the problems changed, without waiting for a sync. */
   reportIfChanged(): void {
-    const client = this.#v.client;
+    const client = this.#client;
     if (!client?.connected || JSON.stringify(this.#v.reportBody()) === this.#lastReport) return;
     void this.#report((type, body = {}) => client.request(type as RequestType, body));
   }
