@@ -121,7 +121,7 @@ export class PkiConnector {
     this.#maxPairsWarned = false;
     void this.scan('rescan').then(() => {
       if (this.#closed || this.#opts !== next) return;
-      this.#startWatching();
+      void this.#startWatching();
     });
   }
 
@@ -132,14 +132,17 @@ export class PkiConnector {
   /** Scans once, then watches, rescans and checks periodically and connects (retrying) to the proxy. */
   async start(): Promise<void> {
     await this.scan('start');
-    this.#startWatching();
+    await this.#startWatching();
     if (this.#closed) return;
+    // A file written between the first scan and the watches being in place made no
+    // event: one more scan, now that any later change will make one.
+    if (this.opts.watch) await this.scan('watch');
     this.#sync.connect();
   }
 
   /** Watches the directories readable at the last scan; the others are retried until they are. */
-  #startWatching(): void {
-    this.#watching.start({
+  #startWatching(): Promise<void> {
+    return this.#watching.start({
       paths: this.opts.directories
         .map((d) => d.path)
         .filter((_, i) => this.#dirStatus[i]?.error === undefined),

@@ -14,6 +14,8 @@ const CHECK_BATCH = 64;
 const CHECK_MS_PER_PAIR = 3;
 /** How soon a missing or unlistable root is listed again. */
 const MISSING_RETRY_MS = 1_000;
+// A watcher not ready by then still works; start() stops waiting for it.
+const READY_WAIT_MS = 10_000;
 
 /** What watching needs from the connector, and what it tells it. */
 export interface WatchingHost {
@@ -65,23 +67,32 @@ export class Watching {
     this.#host = host;
   }
 
-  start(s: WatchSettings): void {
+  /** Resolves once the watches are in place (chokidar's 'ready'), or after READY_WAIT_MS at most. */
+  start(s: WatchSettings): Promise<void> {
+    let armed: Promise<void> = Promise.resolve();
     if (s.watch) {
-      this.#watcher = watch(s.paths, {
+      const watcher = watch(s.paths, {
         followSymlinks: true,
         ignoreInitial: true,
         depth: MAX_DEPTH,
         ignored: (p: string) => /(^|[/\\])\.[^/\\]/.test(p),
       });
-      this.#watcher.on('all', () => this.#host.changed());
-      this.#watcher.on('error', (err) =>
-        this.#host.log.warn({ err }, 'watcher error; periodic rescans continue'),
-      );
+      this.#watcher = watcher;
+      watcher.on('all', () => this.#host.changed());
+      watcher.on('error', (err) => this.#host.log.warn({ err }, 'watcher error; periodic rescans continue'));
+      armed = new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, READY_WAIT_MS);
+        watcher.once('ready', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
     }
     this.#rescanTimer = setInterval(() => this.#host.rescan('rescan'), s.rescanIntervalMs);
     this.#rescanTimer.unref?.();
     this.#checkEvery = s.checkIntervalMs;
     this.#scheduleCheck();
+    return armed;
   }
 
   /**

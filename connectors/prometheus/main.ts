@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
 import type { RequestType } from '../../src/command/frames.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
+import { untilStopped } from '../shared/lifetime.js';
 import { BackendBudget, renderFamilies, validResult } from './render.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:9464';
@@ -329,15 +330,10 @@ export async function runPrometheusConnector(argv: string[]): Promise<number> {
   }
   // Warm the cache so /readyz is meaningful before the first scrape.
   void connector.scrape();
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping');
-      connector.close().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  // Node's default for SIGHUP ends the process; a reload sent to every kakehi
+  // unit must not stop the exporter. Its settings are flags only: say so.
+  process.on('SIGHUP', () =>
+    log.info('SIGHUP: nothing to reload (settings are flags; restart to change them)'),
+  );
+  return untilStopped(log, undefined, connector);
 }

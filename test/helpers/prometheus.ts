@@ -99,9 +99,12 @@ export function promtoolCheck(text: string): { status: number | null; output: st
 const ENTRY = resolve(import.meta.dirname, '..', '..', 'connectors', 'prometheus', 'main.js');
 
 /** `runPrometheusConnector` in a child process; resolves with the port it logged. */
-export function spawnConnector(
-  args: string[],
-): Promise<{ port: number; stop: () => Promise<number | null> }> {
+export function spawnConnector(args: string[]): Promise<{
+  port: number;
+  stop: () => Promise<number | null>;
+  kill: (signal: NodeJS.Signals) => void;
+  stderr: () => string;
+}> {
   const script = `import { runPrometheusConnector } from ${JSON.stringify(ENTRY)};
 process.exitCode = await runPrometheusConnector(process.argv.slice(1));`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', ...args], {
@@ -124,7 +127,7 @@ process.exitCode = await runPrometheusConnector(process.argv.slice(1));`;
           const j = JSON.parse(line) as { msg?: string; port?: number };
           if (j.msg === 'listening' && typeof j.port === 'number') {
             clearTimeout(timer);
-            resolvePort({ port: j.port, stop });
+            resolvePort({ port: j.port, stop, kill: (sig) => child.kill(sig), stderr: () => buf });
           }
         } catch {}
       }

@@ -235,6 +235,13 @@ describe('prometheus connector', () => {
     const res = await httpGet(c.port, '/metrics');
     assert.equal(res.status, 200);
     assert.equal(value(res.body, 'kakehi_connections_active'), 3);
+    // A reload sent to every kakehi unit: the exporter says so and keeps serving
+    // (Node's default for SIGHUP would end it).
+    c.kill('SIGHUP');
+    await until('the SIGHUP logged', async () =>
+      c.stderr().includes('nothing to reload') ? true : undefined,
+    );
+    assert.equal((await httpGet(c.port, '/metrics')).status, 200);
     assert.equal(await c.stop(), 0);
   });
 });
