@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const root = resolve(import.meta.dirname, '..');
 const testDir = join(root, 'dist', 'test');
@@ -87,13 +88,16 @@ for (const s of services) Object.assign(env, s.env);
 
 // A test that never settles, or a file whose process never exits (a loop or a
 // child process a failed test left behind), must fail the run, not stall it:
-// each test has a deadline, each file's process exits when its tests are done,
-// and the whole run has a budget after which it is stopped with a message.
+// each test has a deadline, the watchdog preloaded into each file's process stops
+// and fails one that outlives its tests (not --test-force-exit, which can drop the
+// end of a file's report and still pass: see file-watchdog.mjs), and the whole run
+// has a budget after which it is stopped with a message.
 const TEST_TIMEOUT_MS = 600_000;
 const RUN_BUDGET_MS = Number(process.env.KAKEHI_TEST_BUDGET_MS ?? 45 * 60_000);
+const watchdog = pathToFileURL(join(import.meta.dirname, 'file-watchdog.mjs')).href;
 const child = spawn(
   process.execPath,
-  ['--test', '--test-concurrency=2', '--test-force-exit', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
+  ['--import', watchdog, '--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
   { stdio: 'inherit', env, detached: true },
 );
 // The file processes are in their own group (so the budget can stop them all);
