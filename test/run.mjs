@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const root = resolve(import.meta.dirname, '..');
-const testDir = join(root, 'dist', 'test');
+// KAKEHI_TEST_DIR: another tree of compiled tests (the runner's self-test uses it).
+const testDir = process.env.KAKEHI_TEST_DIR ?? join(root, 'dist', 'test');
 
 function findTests(dir) {
   const out = [];
@@ -85,6 +86,10 @@ if (files.length === 0) {
 const services = await startServices();
 const env = { ...process.env };
 for (const s of services) Object.assign(env, s.env);
+
+// When run.mjs itself runs under node:test (the runner's self-test), node --test
+// must not take itself for one of that run's file processes.
+delete env.NODE_TEST_CONTEXT;
 
 // A test that never settles, or a file whose process never exits (a loop or a
 // child process a failed test left behind), must fail the run, not stall it:
