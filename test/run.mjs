@@ -6,9 +6,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const root = resolve(import.meta.dirname, '..');
-const testDir = join(root, 'dist', 'test');
+// KAKEHI_TEST_DIR: another tree of compiled tests (the runner's self-test uses it).
+const testDir = process.env.KAKEHI_TEST_DIR ?? join(root, 'dist', 'test');
 
 function findTests(dir) {
   const out = [];
@@ -85,15 +87,22 @@ const services = await startServices();
 const env = { ...process.env };
 for (const s of services) Object.assign(env, s.env);
 
+// When run.mjs itself runs under node:test (the runner's self-test), node --test
+// must not take itself for one of that run's file processes.
+delete env.NODE_TEST_CONTEXT;
+
 // A test that never settles, or a file whose process never exits (a loop or a
 // child process a failed test left behind), must fail the run, not stall it:
-// each test has a deadline, each file's process exits when its tests are done,
-// and the whole run has a budget after which it is stopped with a message.
+// each test has a deadline, the watchdog preloaded into each file's process stops
+// and fails one that outlives its tests (not --test-force-exit, which can drop the
+// end of a file's report and still pass: see file-watchdog.mjs), and the whole run
+// has a budget after which it is stopped with a message.
 const TEST_TIMEOUT_MS = 600_000;
 const RUN_BUDGET_MS = Number(process.env.KAKEHI_TEST_BUDGET_MS ?? 45 * 60_000);
+const watchdog = pathToFileURL(join(import.meta.dirname, 'file-watchdog.mjs')).href;
 const child = spawn(
   process.execPath,
-  ['--test', '--test-concurrency=2', '--test-force-exit', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
+  ['--import', watchdog, '--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
   { stdio: 'inherit', env, detached: true },
 );
 // The file processes are in their own group (so the budget can stop them all);
