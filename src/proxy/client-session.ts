@@ -199,7 +199,7 @@ export class ClientSession implements UpstreamOwner {
   private onClientEnd(): void {
     this.clientEnded = true;
     if (this.stage === 'tunnel') {
-      this.upstream?.socket.end();
+      this.upstream?.end();
       return;
     }
     if (this.stage === 'exchange' && !this.reqDone) {
@@ -211,7 +211,7 @@ export class ClientSession implements UpstreamOwner {
   }
 
   private onClientDrain(): void {
-    if (this.stage === 'exchange' || this.stage === 'tunnel') this.upstream?.socket.resume();
+    if (this.stage === 'exchange' || this.stage === 'tunnel') this.upstream?.resume();
   }
 
   private pauseClient(): void {
@@ -389,7 +389,7 @@ export class ClientSession implements UpstreamOwner {
     }
     this.tried.push(backend);
     this.backend = backend;
-    backend.active++;
+    backend.acquire();
     const idle = backend.takeIdle(Date.now());
     if (idle !== undefined) {
       this.attach(idle);
@@ -398,11 +398,11 @@ export class ClientSession implements UpstreamOwner {
     backend.connect(cluster.spec.connect_timeout_ms, (err, conn) => {
       if (this.stage !== 'exchange' || this.backend !== backend) {
         // The client went away while we connected; keep the connection for others.
-        if (conn !== undefined) backend.release(conn, Date.now());
+        if (conn !== undefined) backend.recycle(conn, Date.now());
         return;
       }
       if (err !== undefined || conn === undefined) {
-        backend.active--;
+        backend.release();
         this.backend = undefined;
         if (backendConnectFailure.hasSubscribers) {
           backendConnectFailure.publish({ cluster: cluster.spec.id, backend: backend.id });
@@ -429,12 +429,7 @@ export class ClientSession implements UpstreamOwner {
     this.upstream = conn;
     conn.owner = this;
     const head = requestHeadForBackend(req, this.info, this.requestId);
-    const socket = conn.socket;
-    socket.cork();
-    conn.write(head);
-    let ok = true;
-    for (const part of this.pending) ok = conn.write(part);
-    socket.uncork();
+    const ok = conn.writeHead(head, this.pending);
     this.pending = [];
     this.pendingBytes = 0;
     this.sentAt = performance.now();
@@ -452,7 +447,7 @@ export class ClientSession implements UpstreamOwner {
     if (this.stage === 'tunnel') {
       this.refreshTimer();
       this.bytesOut += chunk.length;
-      if (!this.socket.write(chunk)) this.upstream?.socket.pause();
+      if (!this.socket.write(chunk)) this.upstream?.pause();
       return;
     }
     if (this.stage !== 'exchange') return;
@@ -558,7 +553,7 @@ export class ClientSession implements UpstreamOwner {
 
   private writeClient(data: Buffer): void {
     this.bytesOut += data.length;
-    if (!this.socket.write(data)) this.upstream?.socket.pause();
+    if (!this.socket.write(data)) this.upstream?.pause();
   }
 
   onUpstreamClose(err: Error | undefined): void {
@@ -611,7 +606,7 @@ export class ClientSession implements UpstreamOwner {
 
   private releaseBackend(): void {
     if (this.backend !== undefined) {
-      this.backend.active--;
+      this.backend.release();
       this.backend = undefined;
     }
   }
@@ -626,7 +621,7 @@ export class ClientSession implements UpstreamOwner {
       const reusable = extra === undefined && !res.close && this.reqDone && this.resMode !== 'close';
       if (reusable) {
         if (res.keepAliveTimeoutS > 0) conn.keepAliveMs = res.keepAliveTimeoutS * 1000;
-        backend.release(conn, Date.now());
+        backend.recycle(conn, Date.now());
       } else conn.destroy();
     }
     this.releaseBackend();
@@ -659,7 +654,7 @@ export class ClientSession implements UpstreamOwner {
     if (early !== undefined) this.clientTunnelData(early);
     this.resumeClient();
     this.armTimer(this.cluster!.spec.websocket_idle_timeout_ms, () => this.abort('WebSocket idle timeout'));
-    if (this.clientEnded) this.upstream?.socket.end();
+    if (this.clientEnded) this.upstream?.end();
   }
 
   private clientTunnelData(chunk: Buffer): void {
