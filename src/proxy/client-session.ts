@@ -2,9 +2,9 @@
 // the body to a backend and the response back, then the next request
 // (keep-alive, pipelining) or a WebSocket tunnel. Every wait has a timer, every
 // buffer a bound, and any failure closes both sides rather than hang either.
-// Over 450 lines on purpose: what is left is the one state machine, whose
-// moves read best together; the decisions it makes are in route-decision,
-// response-body, attempt-budget and tunnel.
+// Over 450 lines on purpose: what is left is the one state machine (stages,
+// timers, backpressure), whose moves read best together; what it decides or
+// frames is in route-decision, request-body, response-body, attempt-budget and tunnel.
 
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -14,10 +14,10 @@ import type { Served } from '../tls/certificate-store.js';
 import { answer } from './answers.js';
 import { AttemptBudget } from './attempt-budget.js';
 import { type BackendRuntime, ConnectError } from './backend-runtime.js';
-import { ChunkedFramer } from './chunked-framer.js';
 import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
+import { RequestBody } from './request-body.js';
 import {
   backendConnectFailure,
   backendRetry,
@@ -100,9 +100,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
   private backend: BackendRuntime | undefined;
   private readonly attempts = new AttemptBudget();
   private upstream: UpstreamConnection | undefined;
-  private reqLeft = 0;
-  private reqFramer: ChunkedFramer | undefined;
-  private reqDone = true;
+  private readonly reqBody = new RequestBody();
   /** Body bytes read before the backend connection is there; reused, never reallocated. */
   private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -178,7 +176,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
   }
 
   private bytesInChunk(chunk: Buffer): void {
-    if (this.reqDone) {
+    if (this.reqBody.done) {
       this.holdPipelined(chunk);
       return;
     }
@@ -190,23 +188,17 @@ export class ClientSession implements UpstreamOwner, BodySink {
 
   /** How much of chunk[from..] belongs to the request body; -1 after a framing error (already answered). */
   private bodyEnd(chunk: Buffer, from: number): number {
-    if (this.reqFramer !== undefined) {
-      const end = this.reqFramer.feed(chunk, from, chunk.length);
-      if (end < 0) {
-        this.failRequestBody(`invalid chunked body: ${this.reqFramer.error}`);
-        return -1;
-      }
-      if (this.reqFramer.done) this.requestBodyComplete();
-      return end;
+    const body = this.reqBody;
+    const end = body.feed(chunk, from);
+    if (end < 0) {
+      this.failRequestBody(`invalid chunked body: ${body.error}`);
+      return -1;
     }
-    const n = Math.min(this.reqLeft, chunk.length - from);
-    this.reqLeft -= n;
-    if (this.reqLeft === 0) this.requestBodyComplete();
-    return from + n;
+    if (body.done) this.requestBodyComplete();
+    return end;
   }
 
   private requestBodyComplete(): void {
-    this.reqDone = true;
     this.clearTimer();
     if (this.upstream !== undefined) this.armBackendTimer();
   }
@@ -223,7 +215,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
       stage.tunnel.clientEnded();
       return;
     }
-    if (this.stage.name === 'exchange' && !this.reqDone) {
+    if (this.stage.name === 'exchange' && !this.reqBody.done) {
       this.abort('client ended the connection inside its request body');
       return;
     }
@@ -315,9 +307,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.requestId = req.requestId ?? randomUUID();
     this.transition(EXCHANGE);
     inFlight.requests++;
-    this.reqFramer = req.chunked ? new ChunkedFramer() : undefined;
-    this.reqLeft = req.chunked ? 0 : Math.max(req.contentLength, 0);
-    this.reqDone = !req.chunked && this.reqLeft === 0;
+    this.reqBody.start(req);
     if (req.close || this.clientEnded || this.host.draining) this.closeAfter = true;
 
     const d = decideRoute(listener.router, req, this.info.proto, listener.spec.strict_sni, this.served);
@@ -333,7 +323,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
       this.answer(400, 'WebSocket upgrade without Sec-WebSocket-Key');
       return;
     }
-    if (!this.reqDone) {
+    if (!this.reqBody.done) {
       this.armBodyTimer();
       // Body bytes that came with the head.
       const rest = this.buf;
@@ -422,13 +412,13 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.pendingBytes = 0;
     this.sentAt = performance.now();
     if (!ok) this.pauseClient();
-    else if (!this.reqDone) this.resumeClient();
-    if (this.reqDone) this.armBackendTimer();
+    else if (!this.reqBody.done) this.resumeClient();
+    if (this.reqBody.done) this.armBackendTimer();
   }
 
   onUpstreamDrain(): void {
     const stage = this.stage;
-    if (stage.name === 'exchange' && !this.reqDone) this.resumeClient();
+    if (stage.name === 'exchange' && !this.reqBody.done) this.resumeClient();
     else if (stage.name === 'tunnel') stage.tunnel.upstreamDrained();
   }
 
@@ -493,7 +483,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.status = res.status;
     const body = this.body;
     body.start(res, req.method, req.version);
-    if (body.mode === 'close' || body.dechunk || !this.reqDone) this.closeAfter = true;
+    if (body.mode === 'close' || body.dechunk || !this.reqBody.done) this.closeAfter = true;
     const keep = !this.closeAfter;
     const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';
     const head = responseHeadForClient(res, connection, body.dechunk, this.hstsHeader());
@@ -588,7 +578,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     const backend = this.backend;
     if (conn !== undefined && backend !== undefined) {
       const res = this.res!;
-      const reusable = extra === undefined && !res.close && this.reqDone && this.body.mode !== 'close';
+      const reusable = extra === undefined && !res.close && this.reqBody.done && this.body.mode !== 'close';
       if (reusable) {
         if (res.keepAliveTimeoutS > 0) conn.keepAliveMs = res.keepAliveTimeoutS * 1000;
         backend.recycle(conn, Date.now());
@@ -635,7 +625,6 @@ export class ClientSession implements UpstreamOwner, BodySink {
 
   // ---- answers and the end of an exchange --------------------------------
 
-  /** Answers on kakehi's own behalf; the connection stays open when it can. */
   /** The Strict-Transport-Security value for this exchange's route, on HTTPS only. */
   private hstsHeader(): string | undefined {
     if (this.info.proto !== 'https') return undefined;
@@ -643,8 +632,9 @@ export class ClientSession implements UpstreamOwner, BodySink {
     return h === undefined ? undefined : hstsValue(h);
   }
 
+  /** Answers on kakehi's own behalf; the connection stays open when it can. */
   private answer(status: number, message: string, location?: string): void {
-    if (!this.reqDone) this.closeAfter = true; // the unread body can't be skipped safely
+    if (!this.reqBody.done) this.closeAfter = true; // the unread body can't be skipped safely
     const listener = this.listener;
     const key = String(status);
     const template = this.cluster?.spec.answers[key] ?? listener?.spec.answers[key];
@@ -704,7 +694,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.target = undefined;
     this.cluster = undefined;
     this.attempts.clear();
-    this.reqFramer = undefined;
+    this.reqBody.clear();
     this.pending.length = 0;
     this.pendingBytes = 0;
     this.resHeadBuf = undefined;
