@@ -120,6 +120,16 @@ export class BackendRuntime implements Candidate {
     });
   }
 
+  /** An exchange starts using this backend; `active` is what the balancers weigh. */
+  acquire(): void {
+    this.active++;
+  }
+
+  /** The exchange that acquired this backend is done with it (answered, failed or cut). */
+  release(): void {
+    this.active--;
+  }
+
   /** Pool hook: a connection closed for good. */
   forget(conn: UpstreamConnection): void {
     this.open--;
@@ -127,7 +137,8 @@ export class BackendRuntime implements Candidate {
     if (i >= 0) this.idle.splice(i, 1);
   }
 
-  release(conn: UpstreamConnection, now: number): void {
+  /** Takes a connection back into the idle pool, or closes it when it can't be kept. */
+  recycle(conn: UpstreamConnection, now: number): void {
     conn.owner = undefined;
     conn.uses++;
     if (this.retired || conn.closed || this.idle.length >= D.BACKEND_MAX_IDLE) {

@@ -2,25 +2,22 @@
 // the body to a backend and the response back, then the next request
 // (keep-alive, pipelining) or a WebSocket tunnel. Every wait has a timer, every
 // buffer a bound, and any failure closes both sides rather than hang either.
+// Over 450 lines on purpose: what is left is the one state machine (stages,
+// timers, backpressure), whose moves read best together; what it decides or
+// frames is in route-decision, request-body, response-body, attempt-budget and tunnel.
 
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import * as D from '../defaults.js';
 import type { Hsts } from '../model/objects.js';
-import { normalizeHost } from '../router/host-rule.js';
-import { hostMatchesServed, type Served } from '../tls/certificate-store.js';
+import type { Served } from '../tls/certificate-store.js';
 import { answer } from './answers.js';
+import { AttemptBudget } from './attempt-budget.js';
 import { type BackendRuntime, ConnectError } from './backend-runtime.js';
-import { ChunkedFramer } from './chunked-framer.js';
-import {
-  type ClusterRuntime,
-  chooseBackend,
-  type DataPlane,
-  type ListenerRuntime,
-  type RouteTarget,
-} from './data-plane.js';
+import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
+import { RequestBody } from './request-body.js';
 import {
   backendConnectFailure,
   backendRetry,
@@ -28,6 +25,9 @@ import {
   type RequestEnd,
   requestEnd,
 } from './request-events.js';
+import { type BodySink, ResponseBody } from './response-body.js';
+import { decideRoute } from './route-decision.js';
+import { Tunnel } from './tunnel.js';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -41,11 +41,25 @@ function startsLikeHttp1(buf: Buffer): boolean {
   return REQUEST_LINE_END.test(line);
 }
 
-/** Where the connection is; moved only by the methods that own each step. */
-type Stage = 'head' | 'exchange' | 'tunnel' | 'closed';
+/** Where the connection is; moved only by transition(), along MOVES. */
+type Stage =
+  | { readonly name: 'head' }
+  | { readonly name: 'exchange' }
+  | { readonly name: 'tunnel'; readonly tunnel: Tunnel }
+  | { readonly name: 'closed' };
+type StageName = Stage['name'];
 
-/** How the response body ends (RFC 9112 §6.3). */
-type BodyMode = 'none' | 'length' | 'chunked' | 'close';
+// Shared by every session: moving to these stages allocates nothing.
+const HEAD: Stage = { name: 'head' };
+const EXCHANGE: Stage = { name: 'exchange' };
+const CLOSED: Stage = { name: 'closed' };
+
+const MOVES: Readonly<Record<StageName, readonly StageName[]>> = {
+  head: ['exchange', 'closed'],
+  exchange: ['head', 'tunnel', 'closed'],
+  tunnel: ['closed'],
+  closed: [],
+};
 
 /** While draining, how long an idle keep-alive connection may still send one last request. */
 const DRAIN_IDLE_GRACE_MS = 1_000;
@@ -63,8 +77,8 @@ export interface SessionHost {
   forget(session: ClientSession): void;
 }
 
-export class ClientSession implements UpstreamOwner {
-  private stage: Stage = 'head';
+export class ClientSession implements UpstreamOwner, BodySink {
+  private stage: Stage = HEAD;
   private buf: Buffer | undefined;
   private scanFrom = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -84,19 +98,15 @@ export class ClientSession implements UpstreamOwner {
   private target: RouteTarget | undefined;
   private cluster: ClusterRuntime | undefined;
   private backend: BackendRuntime | undefined;
-  private tried: BackendRuntime[] = [];
+  private readonly attempts = new AttemptBudget();
   private upstream: UpstreamConnection | undefined;
-  private reqLeft = 0;
-  private reqFramer: ChunkedFramer | undefined;
-  private reqDone = true;
-  private pending: Buffer[] = [];
+  private readonly reqBody = new RequestBody();
+  /** Body bytes read before the backend connection is there; reused, never reallocated. */
+  private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
   private resHeadBuf: Buffer | undefined;
   private res: ResponseHead | undefined;
-  private resMode: BodyMode = 'none';
-  private resLeft = 0;
-  private resFramer: ChunkedFramer | undefined;
-  private dechunk = false;
+  private readonly body = new ResponseBody(this);
   private closeAfter = false;
   private bytesIn = 0;
   private bytesOut = 0;
@@ -128,7 +138,7 @@ export class ClientSession implements UpstreamOwner {
     // An idle keep-alive connection is not closed at once: a client may be
     // sending its next request right now and would see a reset. It gets a
     // short grace to send it (answered with Connection: close), then goes.
-    if (this.stage === 'head' && this.buf === undefined) {
+    if (this.stage.name === 'head' && this.buf === undefined) {
       this.armTimer(DRAIN_IDLE_GRACE_MS, () => this.close());
     }
   }
@@ -140,8 +150,16 @@ export class ClientSession implements UpstreamOwner {
 
   // ---- client side ----------------------------------------------------
 
+  /** The only place the stage changes; an illegal move is a bug, and throws. */
+  private transition(to: Stage): void {
+    const from = this.stage.name;
+    if (!MOVES[from].includes(to.name)) throw new Error(`client session: no move from ${from} to ${to.name}`);
+    this.stage = to;
+  }
+
   private onClientData(chunk: Buffer): void {
-    switch (this.stage) {
+    const stage = this.stage;
+    switch (stage.name) {
       case 'head':
         this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
         this.readHead();
@@ -150,7 +168,7 @@ export class ClientSession implements UpstreamOwner {
         this.bytesInChunk(chunk);
         return;
       case 'tunnel':
-        this.clientTunnelData(chunk);
+        stage.tunnel.fromClient(chunk);
         return;
       case 'closed':
         return;
@@ -158,7 +176,7 @@ export class ClientSession implements UpstreamOwner {
   }
 
   private bytesInChunk(chunk: Buffer): void {
-    if (this.reqDone) {
+    if (this.reqBody.done) {
       this.holdPipelined(chunk);
       return;
     }
@@ -170,23 +188,17 @@ export class ClientSession implements UpstreamOwner {
 
   /** How much of chunk[from..] belongs to the request body; -1 after a framing error (already answered). */
   private bodyEnd(chunk: Buffer, from: number): number {
-    if (this.reqFramer !== undefined) {
-      const end = this.reqFramer.feed(chunk, from, chunk.length);
-      if (end < 0) {
-        this.failRequestBody(`invalid chunked body: ${this.reqFramer.error}`);
-        return -1;
-      }
-      if (this.reqFramer.done) this.requestBodyComplete();
-      return end;
+    const body = this.reqBody;
+    const end = body.feed(chunk, from);
+    if (end < 0) {
+      this.failRequestBody(`invalid chunked body: ${body.error}`);
+      return -1;
     }
-    const n = Math.min(this.reqLeft, chunk.length - from);
-    this.reqLeft -= n;
-    if (this.reqLeft === 0) this.requestBodyComplete();
-    return from + n;
+    if (body.done) this.requestBodyComplete();
+    return end;
   }
 
   private requestBodyComplete(): void {
-    this.reqDone = true;
     this.clearTimer();
     if (this.upstream !== undefined) this.armBackendTimer();
   }
@@ -198,20 +210,23 @@ export class ClientSession implements UpstreamOwner {
 
   private onClientEnd(): void {
     this.clientEnded = true;
-    if (this.stage === 'tunnel') {
-      this.upstream?.socket.end();
+    const stage = this.stage;
+    if (stage.name === 'tunnel') {
+      stage.tunnel.clientEnded();
       return;
     }
-    if (this.stage === 'exchange' && !this.reqDone) {
+    if (this.stage.name === 'exchange' && !this.reqBody.done) {
       this.abort('client ended the connection inside its request body');
       return;
     }
-    if (this.stage === 'head' && this.buf === undefined) this.close();
+    if (this.stage.name === 'head' && this.buf === undefined) this.close();
     // Otherwise: answer what was asked, then close (see finishExchange).
   }
 
   private onClientDrain(): void {
-    if (this.stage === 'exchange' || this.stage === 'tunnel') this.upstream?.socket.resume();
+    const stage = this.stage;
+    if (stage.name === 'exchange') this.upstream?.resume();
+    else if (stage.name === 'tunnel') stage.tunnel.clientDrained();
   }
 
   private pauseClient(): void {
@@ -290,68 +305,32 @@ export class ClientSession implements UpstreamOwner {
   private startExchange(req: RequestHead, listener: ListenerRuntime): void {
     this.req = req;
     this.requestId = req.requestId ?? randomUUID();
-    this.stage = 'exchange';
+    this.transition(EXCHANGE);
     inFlight.requests++;
-    this.target = undefined;
-    this.cluster = undefined;
-    this.backend = undefined;
-    this.tried = [];
-    this.res = undefined;
-    this.resHeadBuf = undefined;
-    this.reqFramer = req.chunked ? new ChunkedFramer() : undefined;
-    this.reqLeft = req.chunked ? 0 : Math.max(req.contentLength, 0);
-    this.reqDone = !req.chunked && this.reqLeft === 0;
+    this.reqBody.start(req);
     if (req.close || this.clientEnded || this.host.draining) this.closeAfter = true;
 
-    const host = normalizeHost(req.host);
-    if (host === undefined) {
-      this.answer(400, 'invalid Host');
+    const d = decideRoute(listener.router, req, this.info.proto, listener.spec.strict_sni, this.served);
+    if (d.kind === 'answer') {
+      this.target = d.target;
+      this.cluster = d.cluster;
+      this.answer(d.status, d.message, d.location);
       return;
     }
-    if (this.served !== undefined && listener.spec.strict_sni && !hostMatchesServed(this.served, host)) {
-      this.answer(421, `${host} is not a name of the certificate this connection was opened for`);
-      return;
-    }
-    const target = listener.router.lookup(host, req.path, req.method);
-    if (target === undefined) {
-      this.answer(404, 'no route matches this host and path');
-      return;
-    }
-    this.target = target;
-    const f = target.frontend;
-    if (f.deny) {
-      this.answer(403, 'this route is closed');
-      return;
-    }
-    if (f.redirect !== undefined) {
-      const location = f.redirect.to.replaceAll('{host}', req.host).replaceAll('{path}', req.target);
-      this.answer(f.redirect.status, `moved to ${location}`, location);
-      return;
-    }
-    const cluster = target.cluster;
-    if (cluster === undefined) {
-      this.answer(503, 'the cluster of this route is not configured');
-      return;
-    }
-    this.cluster = cluster;
-    if (cluster.spec.https_redirect && this.info.proto === 'http') {
-      const port = cluster.spec.https_redirect_port;
-      const location = `https://${hostForUrl(host)}${port === undefined || port === 443 ? '' : `:${port}`}${req.target}`;
-      this.answer(cluster.spec.https_redirect_status, `moved to ${location}`, location);
-      return;
-    }
+    this.target = d;
+    this.cluster = d.cluster;
     if (req.upgrade !== undefined && req.upgrade === 'websocket' && !req.wsKey) {
       this.answer(400, 'WebSocket upgrade without Sec-WebSocket-Key');
       return;
     }
-    if (!this.reqDone) {
+    if (!this.reqBody.done) {
       this.armBodyTimer();
       // Body bytes that came with the head.
       const rest = this.buf;
       if (rest !== undefined) {
         this.buf = undefined;
         this.bytesInChunk(rest);
-        if (this.stage !== 'exchange') return;
+        if (this.stage.name !== 'exchange') return;
       }
     }
     // A pipelined request waits in buf: stop reading until this one is answered.
@@ -382,27 +361,26 @@ export class ClientSession implements UpstreamOwner {
 
   private connectUpstream(): void {
     const cluster = this.cluster!;
-    const backend = chooseBackend(cluster, this.tried);
+    const backend = this.attempts.next(cluster);
     if (backend === undefined) {
-      this.answer(503, this.tried.length === 0 ? 'no backend is available' : 'no backend could be reached');
+      this.answer(503, this.attempts.count === 0 ? 'no backend is available' : 'no backend could be reached');
       return;
     }
-    this.tried.push(backend);
     this.backend = backend;
-    backend.active++;
+    backend.acquire();
     const idle = backend.takeIdle(Date.now());
     if (idle !== undefined) {
       this.attach(idle);
       return;
     }
     backend.connect(cluster.spec.connect_timeout_ms, (err, conn) => {
-      if (this.stage !== 'exchange' || this.backend !== backend) {
+      if (this.stage.name !== 'exchange' || this.backend !== backend) {
         // The client went away while we connected; keep the connection for others.
-        if (conn !== undefined) backend.release(conn, Date.now());
+        if (conn !== undefined) backend.recycle(conn, Date.now());
         return;
       }
       if (err !== undefined || conn === undefined) {
-        backend.active--;
+        backend.release();
         this.backend = undefined;
         if (backendConnectFailure.hasSubscribers) {
           backendConnectFailure.publish({ cluster: cluster.spec.id, backend: backend.id });
@@ -416,7 +394,7 @@ export class ClientSession implements UpstreamOwner {
 
   private onConnectFailed(err: ConnectError): void {
     const cluster = this.cluster!;
-    if (this.tried.length < cluster.spec.connect_attempts && this.tried.length < cluster.backends.length) {
+    if (this.attempts.canRetry(cluster)) {
       if (backendRetry.hasSubscribers) backendRetry.publish({ cluster: cluster.spec.id, backend: '' });
       this.connectUpstream();
       return;
@@ -429,39 +407,34 @@ export class ClientSession implements UpstreamOwner {
     this.upstream = conn;
     conn.owner = this;
     const head = requestHeadForBackend(req, this.info, this.requestId);
-    const socket = conn.socket;
-    socket.cork();
-    conn.write(head);
-    let ok = true;
-    for (const part of this.pending) ok = conn.write(part);
-    socket.uncork();
-    this.pending = [];
+    const ok = conn.writeHead(head, this.pending);
+    this.pending.length = 0;
     this.pendingBytes = 0;
     this.sentAt = performance.now();
     if (!ok) this.pauseClient();
-    else if (!this.reqDone) this.resumeClient();
-    if (this.reqDone) this.armBackendTimer();
+    else if (!this.reqBody.done) this.resumeClient();
+    if (this.reqBody.done) this.armBackendTimer();
   }
 
   onUpstreamDrain(): void {
-    if (this.stage === 'exchange' && !this.reqDone) this.resumeClient();
-    else if (this.stage === 'tunnel') this.socket.resume();
+    const stage = this.stage;
+    if (stage.name === 'exchange' && !this.reqBody.done) this.resumeClient();
+    else if (stage.name === 'tunnel') stage.tunnel.upstreamDrained();
   }
 
   onUpstreamData(chunk: Buffer): void {
-    if (this.stage === 'tunnel') {
-      this.refreshTimer();
-      this.bytesOut += chunk.length;
-      if (!this.socket.write(chunk)) this.upstream?.socket.pause();
+    const stage = this.stage;
+    if (stage.name === 'tunnel') {
+      stage.tunnel.fromUpstream(chunk);
       return;
     }
-    if (this.stage !== 'exchange') return;
+    if (stage.name !== 'exchange') return;
     this.refreshBackendTimer();
     if (this.res === undefined) {
       this.readResponseHead(chunk);
       return;
     }
-    this.forwardResponse(chunk, 0);
+    this.forwardResponse(chunk);
   }
 
   private readResponseHead(chunk: Buffer): void {
@@ -508,70 +481,56 @@ export class ClientSession implements UpstreamOwner {
     const req = this.req!;
     this.res = res;
     this.status = res.status;
-    if (req.method === 'HEAD' || res.status === 204 || res.status === 304) this.resMode = 'none';
-    else if (res.chunked) this.resMode = 'chunked';
-    else if (res.contentLength >= 0 && !res.otherEncoding) this.resMode = 'length';
-    else this.resMode = 'close';
-    this.resLeft = this.resMode === 'length' ? res.contentLength : 0;
-    this.resFramer = this.resMode === 'chunked' ? new ChunkedFramer() : undefined;
-    // An HTTP/1.0 client cannot read chunks: it gets the data, and the end is the close.
-    this.dechunk = this.resMode === 'chunked' && req.version === 10;
-    if (this.resMode === 'close' || this.dechunk || !this.reqDone) this.closeAfter = true;
+    const body = this.body;
+    body.start(res, req.method, req.version);
+    if (body.mode === 'close' || body.dechunk || !this.reqBody.done) this.closeAfter = true;
     const keep = !this.closeAfter;
     const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';
-    const head = responseHeadForClient(res, connection, this.dechunk, this.hstsHeader());
+    const head = responseHeadForClient(res, connection, body.dechunk, this.hstsHeader());
     this.bytesOut += head.length;
-    if (this.resMode === 'none' || (this.resMode === 'length' && this.resLeft === 0)) {
+    if (body.done) {
       this.socket.write(head, 'latin1');
       this.responseComplete(rest);
       return;
     }
     this.socket.cork();
     this.socket.write(head, 'latin1');
-    if (rest !== undefined) this.forwardResponse(rest, 0);
+    if (rest !== undefined) this.forwardResponse(rest);
     this.socket.uncork();
   }
 
-  private forwardResponse(chunk: Buffer, from: number): void {
-    let end = chunk.length;
-    let done = false;
-    if (this.resMode === 'length') {
-      const n = Math.min(this.resLeft, chunk.length - from);
-      this.resLeft -= n;
-      end = from + n;
-      done = this.resLeft === 0;
-    } else if (this.resMode === 'chunked') {
-      const framer = this.resFramer!;
-      if (this.dechunk) {
-        end = framer.feed(chunk, from, chunk.length, (a, b) => this.writeClient(chunk.subarray(a, b)));
-      } else end = framer.feed(chunk, from, chunk.length);
-      if (end < 0) {
-        this.abort(`invalid chunked response: ${framer.error}`);
-        return;
-      }
-      done = framer.done;
+  private forwardResponse(chunk: Buffer): void {
+    const body = this.body;
+    const end = body.feed(chunk, 0);
+    if (end < 0) {
+      this.abort(`invalid chunked response: ${body.error}`);
+      return;
     }
-    if (!this.dechunk && end > from)
-      this.writeClient(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
-    if (done) this.responseComplete(end < chunk.length ? chunk.subarray(end) : undefined);
+    if (body.done) this.responseComplete(end < chunk.length ? chunk.subarray(end) : undefined);
+  }
+
+  /** BodySink: a range of the response body goes to the client. */
+  bodyData(chunk: Buffer, from: number, to: number): void {
+    this.writeClient(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
   }
 
   private writeClient(data: Buffer): void {
     this.bytesOut += data.length;
-    if (!this.socket.write(data)) this.upstream?.socket.pause();
+    if (!this.socket.write(data)) this.upstream?.pause();
   }
 
   onUpstreamClose(err: Error | undefined): void {
     const conn = this.upstream;
     this.upstream = undefined;
-    if (this.stage === 'tunnel') {
-      this.socket.end();
+    const stage = this.stage;
+    if (stage.name === 'tunnel') {
+      stage.tunnel.upstreamClosed();
       return;
     }
-    if (this.stage !== 'exchange' || conn === undefined) return;
+    if (this.stage.name !== 'exchange' || conn === undefined) return;
     this.clearBackendTimer();
     this.releaseBackend();
-    if (this.res !== undefined && this.resMode === 'close' && err === undefined) {
+    if (this.res !== undefined && this.body.mode === 'close' && err === undefined) {
       this.responseComplete(undefined);
       return;
     }
@@ -582,15 +541,11 @@ export class ClientSession implements UpstreamOwner {
       const req = this.req!;
       if (IDEMPOTENT.has(req.method) && req.contentLength <= 0 && !req.chunked) {
         if (conn.uses > 0) {
-          this.tried.pop();
+          this.attempts.forgive();
           this.connectUpstream();
           return;
         }
-        const cluster = this.cluster!;
-        if (
-          this.tried.length < cluster.spec.connect_attempts &&
-          this.tried.length < cluster.backends.length
-        ) {
+        if (this.attempts.canRetry(this.cluster!)) {
           this.connectUpstream();
           return;
         }
@@ -611,7 +566,7 @@ export class ClientSession implements UpstreamOwner {
 
   private releaseBackend(): void {
     if (this.backend !== undefined) {
-      this.backend.active--;
+      this.backend.release();
       this.backend = undefined;
     }
   }
@@ -623,10 +578,10 @@ export class ClientSession implements UpstreamOwner {
     const backend = this.backend;
     if (conn !== undefined && backend !== undefined) {
       const res = this.res!;
-      const reusable = extra === undefined && !res.close && this.reqDone && this.resMode !== 'close';
+      const reusable = extra === undefined && !res.close && this.reqBody.done && this.body.mode !== 'close';
       if (reusable) {
         if (res.keepAliveTimeoutS > 0) conn.keepAliveMs = res.keepAliveTimeoutS * 1000;
-        backend.release(conn, Date.now());
+        backend.recycle(conn, Date.now());
       } else conn.destroy();
     }
     this.releaseBackend();
@@ -647,31 +602,29 @@ export class ClientSession implements UpstreamOwner {
     }
     this.status = 101;
     this.res = res;
-    this.stage = 'tunnel';
     this.clearBackendTimer();
+    this.clearTimer(); // the tunnel keeps its own idle timer
+    // The tunnel owns the backend connection from here (the backend stays acquired until the end).
+    const up = this.upstream!;
+    this.upstream = undefined;
+    const tunnel = new Tunnel(this.socket, up, this.cluster!.spec.websocket_idle_timeout_ms, () =>
+      this.abort('WebSocket idle timeout'),
+    );
+    this.transition({ name: 'tunnel', tunnel });
     const head = responseHeadForClient(res, 'upgrade', false);
     this.bytesOut += head.length;
     this.socket.write(head, 'latin1');
-    if (rest !== undefined) this.writeClient(rest);
+    if (rest !== undefined) tunnel.fromUpstream(rest);
     // Bytes the client sent after its upgrade request belong to the new protocol.
     const early = this.buf;
     this.buf = undefined;
-    if (early !== undefined) this.clientTunnelData(early);
+    if (early !== undefined) tunnel.fromClient(early);
     this.resumeClient();
-    this.armTimer(this.cluster!.spec.websocket_idle_timeout_ms, () => this.abort('WebSocket idle timeout'));
-    if (this.clientEnded) this.upstream?.socket.end();
-  }
-
-  private clientTunnelData(chunk: Buffer): void {
-    this.refreshTimer();
-    this.bytesIn += chunk.length;
-    const up = this.upstream;
-    if (up !== undefined && !up.write(chunk)) this.socket.pause();
+    if (this.clientEnded) tunnel.clientEnded();
   }
 
   // ---- answers and the end of an exchange --------------------------------
 
-  /** Answers on kakehi's own behalf; the connection stays open when it can. */
   /** The Strict-Transport-Security value for this exchange's route, on HTTPS only. */
   private hstsHeader(): string | undefined {
     if (this.info.proto !== 'https') return undefined;
@@ -679,8 +632,9 @@ export class ClientSession implements UpstreamOwner {
     return h === undefined ? undefined : hstsValue(h);
   }
 
+  /** Answers on kakehi's own behalf; the connection stays open when it can. */
   private answer(status: number, message: string, location?: string): void {
-    if (!this.reqDone) this.closeAfter = true; // the unread body can't be skipped safely
+    if (!this.reqBody.done) this.closeAfter = true; // the unread body can't be skipped safely
     const listener = this.listener;
     const key = String(status);
     const template = this.cluster?.spec.answers[key] ?? listener?.spec.answers[key];
@@ -709,25 +663,43 @@ export class ClientSession implements UpstreamOwner {
     if (this.req === undefined) this.requestId = randomUUID();
     this.closeAfter = true;
     // Called mid-exchange too (a bad body): only a fresh exchange starts a request.
-    if (this.stage !== 'exchange') inFlight.requests++;
-    this.stage = 'exchange';
+    if (this.stage.name !== 'exchange') {
+      inFlight.requests++;
+      this.transition(EXCHANGE);
+    }
     this.answer(status, message);
   }
 
   private finishExchange(error: string | undefined): void {
     this.clearBackendTimer();
     this.publish(error);
-    this.req = undefined;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.clearExchange();
     if (this.closeAfter || this.host.draining) {
       this.close();
       return;
     }
-    this.stage = 'head';
+    this.transition(HEAD);
     this.resumeClient();
     if (this.buf !== undefined) this.readHead();
-    if (this.stage === 'head' && this.buf === undefined) this.armIdle();
+    if (this.stage.name === 'head' && this.buf === undefined) this.armIdle();
+  }
+
+  /**
+   * Lets go of what the exchange held (response head, request id, attempts…):
+   * an idle keep-alive connection keeps nothing of its last request.
+   */
+  private clearExchange(): void {
+    this.req = undefined;
+    this.requestId = '';
+    this.target = undefined;
+    this.cluster = undefined;
+    this.attempts.clear();
+    this.reqBody.clear();
+    this.pending.length = 0;
+    this.pendingBytes = 0;
+    this.resHeadBuf = undefined;
+    this.res = undefined;
+    this.body.clear();
   }
 
   private publish(error: string | undefined): void {
@@ -742,7 +714,7 @@ export class ClientSession implements UpstreamOwner {
       path: req?.path ?? '',
       status: this.status,
       cluster: this.cluster?.spec.id,
-      backend: this.tried.at(-1)?.id,
+      backend: this.attempts.last?.id,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       durationMs: performance.now() - this.started,
@@ -756,10 +728,15 @@ export class ClientSession implements UpstreamOwner {
 
   /** Ends everything now: both sockets, the exchange, the timers. Idempotent. */
   private abort(reason: string): void {
-    if (this.stage === 'closed') return;
-    const inFlight = this.stage === 'exchange' || this.stage === 'tunnel';
-    const wasTunnel = this.stage === 'tunnel';
-    this.stage = 'closed';
+    const stage = this.stage;
+    if (stage.name === 'closed') return;
+    const inFlight = stage.name === 'exchange' || stage.name === 'tunnel';
+    this.transition(CLOSED);
+    if (stage.name === 'tunnel') {
+      stage.tunnel.stop();
+      this.bytesIn += stage.tunnel.bytesIn;
+      this.bytesOut += stage.tunnel.bytesOut;
+    }
     this.clearTimer();
     this.clearBackendTimer();
     if (this.upstream !== undefined) {
@@ -770,7 +747,7 @@ export class ClientSession implements UpstreamOwner {
     this.releaseBackend();
     if (inFlight && this.req !== undefined) {
       if (this.status === 0) this.status = 499; // the nginx convention: client closed first
-      this.publish(wasTunnel ? undefined : reason);
+      this.publish(stage.name === 'tunnel' ? undefined : reason);
     }
     this.socket.destroy();
     this.host.forget(this);
@@ -778,8 +755,8 @@ export class ClientSession implements UpstreamOwner {
 
   /** Ends the connection after what was written is sent; a peer that won't read is cut off. */
   private close(): void {
-    if (this.stage === 'closed') return;
-    this.stage = 'closed';
+    if (this.stage.name === 'closed') return;
+    this.transition(CLOSED);
     this.clearTimer();
     this.clearBackendTimer();
     this.socket.destroySoon();
@@ -848,7 +825,7 @@ export class ClientSession implements UpstreamOwner {
 
   private onBackendTimeout(ms: number): void {
     this.upTimer = undefined;
-    if (this.stage !== 'exchange') return;
+    if (this.stage.name !== 'exchange') return;
     if (this.res === undefined) {
       this.closeAfter = this.closeAfter || this.resHeadBuf !== undefined;
       this.answer(504, `the backend did not answer within ${ms} ms`);
@@ -864,9 +841,4 @@ function hstsValue(h: Hsts): string {
     hstsValues.set(h, v);
   }
   return v;
-}
-
-/** A normalized host as it goes in a URL: IPv6 literals keep their brackets. */
-function hostForUrl(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }

@@ -6,12 +6,11 @@
 import type { Balancer } from '../balancer/candidate.js';
 import { createBalancer, pickBackend } from '../balancer/select.js';
 import { type Backend, type Cluster, type Frontend, keyOf, type Listener } from '../model/objects.js';
-import { parseHostRule } from '../router/host-rule.js';
-import { parsePathRule } from '../router/path-rule.js';
 import { type Route, Router } from '../router/router.js';
 import { listenerFrontends, type ProxyState } from '../state/proxy-state.js';
 import { BackendRuntime } from './backend-runtime.js';
 import type { HealthEvent } from './request-events.js';
+import { frontendRoute, type RouteTarget as RouteTargetOf } from './route-decision.js';
 
 /** Updated in place when its cluster or backends change, so routes can hold it. */
 export interface ClusterRuntime {
@@ -20,10 +19,7 @@ export interface ClusterRuntime {
   backends: BackendRuntime[];
 }
 
-export interface RouteTarget {
-  readonly frontend: Frontend;
-  readonly cluster: ClusterRuntime | undefined;
-}
+export type RouteTarget = RouteTargetOf<ClusterRuntime>;
 
 export interface ListenerRuntime {
   readonly spec: Listener;
@@ -120,13 +116,7 @@ export class DataPlane {
     const cluster = f.cluster === undefined ? undefined : this.clusters.get(f.cluster);
     const cached = this.routes.get(f);
     if (cached !== undefined && cached.target.cluster === cluster) return cached;
-    const route: Route<RouteTarget> = {
-      key: `${f.hostname};${f.path_type}:${f.path};${f.method ?? '*'}`,
-      host: parseHostRule(f.hostname),
-      path: parsePathRule(f.path_type, f.path),
-      ...(f.method === undefined ? {} : { method: f.method }),
-      target: { frontend: f, cluster },
-    };
+    const route = frontendRoute(f, cluster);
     this.routes.set(f, route);
     return route;
   }

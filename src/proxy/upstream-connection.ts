@@ -1,7 +1,8 @@
 // One TCP connection to a backend, reused across requests. Socket handlers are
 // attached once; each request takes the connection as its `owner` and hands it
 // back, so keep-alive reuse costs no listener churn. An idle connection that
-// receives bytes or a close is dropped from the pool.
+// receives bytes or a close is dropped from the pool. The socket stays inside:
+// owners get write, flow control and close, so another transport can take its place.
 
 import type { Socket } from 'node:net';
 
@@ -28,7 +29,7 @@ export class UpstreamConnection {
   closed = false;
 
   constructor(
-    readonly socket: Socket,
+    private readonly socket: Socket,
     private readonly hooks: UpstreamPoolHooks,
   ) {
     socket.setNoDelay(true);
@@ -54,6 +55,34 @@ export class UpstreamConnection {
 
   write(data: Buffer | string): boolean {
     return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+  }
+
+  /**
+   * Writes a request head and the body bytes held for it as one segment; false
+   * when the last body write found the socket full (the head alone never pauses the client).
+   */
+  writeHead(head: string, held: readonly Buffer[]): boolean {
+    const socket = this.socket;
+    socket.cork();
+    socket.write(head, 'latin1');
+    let ok = true;
+    for (const part of held) ok = socket.write(part);
+    socket.uncork();
+    return ok;
+  }
+
+  /** Stops reading from the backend (its owner's client is not keeping up). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Half-closes: the owner's client has no more to send (a tunnel). */
+  end(): void {
+    this.socket.end();
   }
 
   /** Closes without telling the owner: the caller is the owner, or there is none. */

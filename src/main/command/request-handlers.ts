@@ -7,9 +7,8 @@ import { METRICS_QUERY_TIMEOUT_MS } from '../../defaults.js';
 import { KakehiError } from '../../errors.js';
 import { filterFamilies, mergeFamilies } from '../../metrics/aggregate.js';
 import { keyOf } from '../../model/objects.js';
-import { parseHostRule } from '../../router/host-rule.js';
-import { parsePathRule } from '../../router/path-rule.js';
-import { type Route, Router } from '../../router/router.js';
+import { decideRoute, frontendRoute } from '../../proxy/route-decision.js';
+import { Router } from '../../router/router.js';
 import {
   CHANGE_REQUESTS,
   type Change,
@@ -239,6 +238,11 @@ async function queryMetrics(sup: Supervisor, b: Record<string, unknown>) {
   };
 }
 
+/**
+ * Which route each listener gives a request, decided by the data plane's own
+ * decideRoute over the same routes, so the answer is what a request would get
+ * (no TLS connection here: strict SNI is not checked).
+ */
 function queryRoute(
   sup: Supervisor,
   host: string,
@@ -246,28 +250,41 @@ function queryRoute(
   method: string,
   listener: string | undefined,
 ) {
-  const out: { listener: string; frontend: unknown; cluster: string | null; action: string }[] = [];
-  for (const l of sup.state.listeners.values()) {
+  const out: {
+    listener: string;
+    frontend: unknown;
+    cluster: string | null;
+    action: string;
+    status?: number;
+    location?: string;
+  }[] = [];
+  const state = sup.state;
+  const req = { host, path: path.split('?')[0] ?? path, method, target: path };
+  for (const l of state.listeners.values()) {
     const key = keyOf('listener', l);
     if (listener !== undefined && key !== keyOf('listener', { address: listener })) continue;
-    const routes: Route<(typeof out)[number]['frontend']>[] = listenerFrontends(sup.state, l).map((f) => ({
-      key: `${f.hostname};${f.path_type}:${f.path};${f.method ?? '*'}`,
-      host: parseHostRule(f.hostname),
-      path: parsePathRule(f.path_type, f.path),
-      ...(f.method === undefined ? {} : { method: f.method }),
-      target: f,
-    }));
-    const hit = new Router(routes).lookup(host, path.split('?')[0] ?? path, method) as
-      | { cluster?: string; deny?: boolean; redirect?: unknown }
-      | undefined;
-    if (hit !== undefined) {
-      out.push({
-        listener: key,
-        frontend: hit,
-        cluster: hit.cluster ?? null,
-        action: hit.cluster !== undefined ? 'forward' : hit.deny ? 'deny' : 'redirect',
-      });
+    const router = new Router(
+      listenerFrontends(state, l).map((f) => {
+        const spec = f.cluster === undefined ? undefined : state.clusters.get(f.cluster);
+        return frontendRoute(f, spec === undefined ? undefined : { spec });
+      }),
+    );
+    const d = decideRoute(router, req, l.protocol, false, undefined);
+    const hit = d.kind === 'forward' ? d : d.target;
+    if (hit === undefined) continue; // 404 or an invalid Host: no frontend matches
+    const f = hit.frontend;
+    if (d.kind === 'forward') {
+      out.push({ listener: key, frontend: f, cluster: f.cluster ?? null, action: 'forward' });
+      continue;
     }
+    out.push({
+      listener: key,
+      frontend: f,
+      cluster: f.cluster ?? null,
+      action: f.deny ? 'deny' : d.location !== undefined ? 'redirect' : 'answer',
+      status: d.status,
+      ...(d.location === undefined ? {} : { location: d.location }),
+    });
   }
   return { host, path, method, matches: out };
 }

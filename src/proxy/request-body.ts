@@ -1,0 +1,51 @@
+// Where a request body ends (RFC 9112 §6.3: Content-Length or chunked; no
+// body otherwise), I/O-free. Bytes past the end are the next pipelined request,
+// so this framing decides what a backend sees as one request: smuggling turns
+// on it, and the chunked framer is as strict as it gets.
+
+import { ChunkedFramer } from './chunked-framer.js';
+import type { RequestHead } from './http1-head.js';
+
+export class RequestBody {
+  /** No more body to read (true between requests, and for bodiless ones). */
+  done = true;
+  error: string | undefined;
+  private left = 0;
+  private framer: ChunkedFramer | undefined;
+
+  start(req: RequestHead): void {
+    this.framer = req.chunked ? new ChunkedFramer() : undefined;
+    this.left = req.chunked ? 0 : Math.max(req.contentLength, 0);
+    this.done = !req.chunked && this.left === 0;
+    this.error = undefined;
+  }
+
+  /**
+   * Consumes chunk[from..] while the body lasts: returns the index just past its
+   * last byte (chunk.length when it needs more), or -1 on a framing error (see `error`).
+   */
+  feed(chunk: Buffer, from: number): number {
+    const framer = this.framer;
+    if (framer !== undefined) {
+      const end = framer.feed(chunk, from, chunk.length);
+      if (end < 0) {
+        this.error = framer.error;
+        return -1;
+      }
+      this.done = framer.done;
+      return end;
+    }
+    const n = Math.min(this.left, chunk.length - from);
+    this.left -= n;
+    this.done = this.left === 0;
+    return from + n;
+  }
+
+  /** Lets go of the last body's framer. */
+  clear(): void {
+    this.done = true;
+    this.error = undefined;
+    this.left = 0;
+    this.framer = undefined;
+  }
+}
