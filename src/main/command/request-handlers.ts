@@ -14,13 +14,12 @@ import {
   CHANGE_REQUESTS,
   type Change,
   type ChangeRequestType,
-  changeTarget,
   parseChanges,
   requestChanges,
 } from '../../state/change.js';
-import { diffStatesWithSources, stateAsChanges } from '../../state/diff.js';
+import { stateAsChanges } from '../../state/diff.js';
 import { listenerFrontends, sourceKey } from '../../state/proxy-state.js';
-import { loadStateFile, saveStateFile } from '../../state/state-file.js';
+import { loadStateFile, mergeSavedState, saveStateFile, sourcedPuts } from '../../state/state-file.js';
 import { VERSION } from '../../version.js';
 import type { Supervisor } from '../supervisor.js';
 import { certificateSummary, redactChange } from './certificate-output.js';
@@ -160,13 +159,9 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
       // With `sources: true` each change names who put its object, so a connector can
       // diff what it owns (the Pulsar connector's bootstrap) without a second request.
       if (b['sources'] === true) {
-        const state = sup.state;
         return {
           generation: sup.generation,
-          changes: stateAsChanges(state).map((c) => {
-            const t = changeTarget(c);
-            return { ...redactChange(c), source: state.sources.get(sourceKey(t.kind, t.key)) };
-          }),
+          changes: sourcedPuts(sup.state).map(({ change, source }) => ({ ...redactChange(change), source })),
         };
       }
       return { generation: sup.generation, changes: stateAsChanges(sup.state).map(redactChange) };
@@ -184,7 +179,7 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
       const loaded = loadStateFile(path);
       // The file replaces the running state as one transaction: everything or nothing.
       // Every object comes back with the source recorded for it in the file.
-      const entries = diffStatesWithSources(sup.state, loaded.state);
+      const entries = mergeSavedState(sup.state, loaded.state, 'replace').changes;
       return sup.transact(
         entries.map((e) => e.change),
         { source: 'state_file', sources: entries.map((e) => e.source) },
