@@ -3,6 +3,7 @@
 // requests (save, load, reload, upgrade, stop) drive the supervisor.
 
 import type { RequestType } from '../../command/frames.js';
+import type { ResultOf } from '../../command/protocol.js';
 import { METRICS_QUERY_TIMEOUT_MS } from '../../defaults.js';
 import { KakehiError } from '../../errors.js';
 import { filterFamilies, mergeFamilies } from '../../metrics/aggregate.js';
@@ -47,8 +48,11 @@ function validChanges(raw: unknown): Change[] {
   return r.changes;
 }
 
-/** What one request type does with the request's body fields. */
-type RequestFn = (b: Record<string, unknown>, ctx: RequestContext) => unknown;
+/** What one request type does with the request's body fields: its answer as the protocol types it. */
+type RequestFn<T extends RequestType = RequestType> = (
+  b: Record<string, unknown>,
+  ctx: RequestContext,
+) => ResultOf<T> | Promise<ResultOf<T>>;
 
 export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolean) => void): Handler {
   const connectors = new ConnectorReports();
@@ -71,18 +75,20 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
   };
   // Object.fromEntries loses the key type; its keys are exactly CHANGE_REQUESTS' own.
   const aliases = Object.fromEntries(
-    (Object.keys(CHANGE_REQUESTS) as ChangeRequestType[]).map((type): [ChangeRequestType, RequestFn] => [
-      type,
-      (b, ctx) => change(requestChanges(type, b), b, ctx),
-    ]),
-  ) as Record<ChangeRequestType, RequestFn>;
+    (Object.keys(CHANGE_REQUESTS) as ChangeRequestType[]).map(
+      (type): [ChangeRequestType, RequestFn<ChangeRequestType>] => [
+        type,
+        (b, ctx) => change(requestChanges(type, b), b, ctx),
+      ],
+    ),
+  ) as { [T in ChangeRequestType]: RequestFn<T> };
   const stop = (hard: boolean) => {
     setImmediate(() => stopProcess(hard));
     return { stopping: hard ? 'now' : 'after draining' };
   };
 
   // One entry per request type, checked by the compiler: a new type has to say what it does.
-  const handlers: { readonly [T in RequestType]: RequestFn } = {
+  const handlers: { readonly [T in RequestType]: RequestFn<T> } = {
     status: () => ({
       version: VERSION,
       pid: process.pid,
