@@ -8,6 +8,7 @@
 
 import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
 import type { RequestType } from '../../src/command/frames.js';
+import type { CertificateSummary, ResultOf } from '../../src/command/protocol.js';
 import type { Logger } from '../../src/log/logger.js';
 import type { PkiMetrics } from './metrics.js';
 import type { PkiOptions } from './options.js';
@@ -33,7 +34,7 @@ const UNREACHABLE_WARN_MS = 2_000;
 /** An event stream the proxy ended while connected is opened again after this. */
 const EVENTS_RETRY_MS = 1_000;
 
-type ProxyCall = <T>(type: string, body?: Record<string, unknown>) => Promise<T>;
+type ProxyCall = <T extends RequestType>(type: T, body?: Record<string, unknown>) => Promise<ResultOf<T>>;
 
 /** What the sync reads of the connector; live values (settings and directories change on reload). */
 export interface PkiView {
@@ -153,7 +154,7 @@ export class ProxySync {
             v.log.warn({ reason: ev.reason, willReconnect: ev.willReconnect }, 'lost the proxy');
             break;
           case 'change_applied':
-            if (ev['source'] !== v.opts.source) this.#foreignChange();
+            if (ev.source !== v.opts.source) this.#foreignChange();
             break;
           default:
             break;
@@ -198,7 +199,7 @@ export class ProxySync {
   async #syncOnce(): Promise<void> {
     const client = this.#client;
     if (!client?.connected) return;
-    const call: ProxyCall = (type, body = {}) => client.request(type as RequestType, body);
+    const call: ProxyCall = (type, body = {}) => client.request(type, body);
     const started = Date.now();
     try {
       const { puts, deletes } = await this.#reconcile(call);
@@ -250,7 +251,7 @@ export class ProxySync {
   reportIfChanged(): void {
     const client = this.#client;
     if (!client?.connected || JSON.stringify(this.#v.reportBody()) === this.#lastReport) return;
-    void this.#report((type, body = {}) => client.request(type as RequestType, body));
+    void this.#report((type, body = {}) => client.request(type, body));
   }
 
   #desired(): DesiredPair[] {
@@ -306,11 +307,12 @@ export class ProxySync {
     let puts = 0;
     let deletes = 0;
     for (let round = 0; round < MAX_SYNC_ROUNDS; round++) {
-      const { listeners } = await call<{ listeners: { address: string; protocol?: string }[] }>(
-        'list_listeners',
-      );
+      const { listeners } = await call('list_listeners');
       this.#https = listeners.filter((l) => l.protocol === 'https').map((l) => l.address);
-      const { certificates } = await call<{ certificates: HeldCertificate[] }>('list_certificates');
+      // A certificate that no longer parses is listed as null: there is nothing to plan with it.
+      const certificates = (await call('list_certificates')).certificates.filter(
+        (c): c is HeldCertificate & CertificateSummary => c != null,
+      );
       const desired = this.#desired();
       // Pairs that are there but have given nothing to serve since this process
       // started (still settling, half written, invalid): the certificate a previous

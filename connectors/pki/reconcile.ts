@@ -11,7 +11,9 @@
 //   pair wants it any more.
 // - Puts come before deletes, so a renewal (new put, old delete) adds before it removes.
 
+import type { CertificateInput, CertificateSummary } from '../../src/command/protocol.js';
 import { keyOf } from '../../src/model/objects.js';
+import type { Change } from '../../src/state/change.js';
 
 export interface DesiredPair {
   pairKey: string;
@@ -27,33 +29,19 @@ export interface DesiredPair {
   chainFingerprints?: readonly string[];
 }
 
-export interface HeldCertificate {
-  listener: string;
-  fingerprint: string;
-  source?: string;
-  default?: boolean;
-  chain_fingerprints?: readonly string[];
-  /** The pair it was put for (this connector writes it). */
-  origin?: string;
-}
+/**
+ * What the planner reads of a list_certificates summary (`origin`: the pair it was
+ * put for, which this connector writes); the rest of the summary is not needed.
+ */
+export type HeldCertificate = Pick<CertificateSummary, 'listener' | 'fingerprint'> &
+  Partial<Pick<CertificateSummary, 'source' | 'default' | 'chain_fingerprints' | 'origin'>>;
 
+/** The protocol's certificate changes, as this connector sends them (always with an origin). */
 export interface PutCertificate {
   op: 'put_certificate';
-  certificate: {
-    listener: string;
-    certificate: string;
-    chain?: string;
-    key: string;
-    default?: true;
-    origin: string;
-  };
+  certificate: CertificateInput & { origin: string };
 }
-
-export interface DeleteCertificate {
-  op: 'delete_certificate';
-  listener: string;
-  fingerprint: string;
-}
+export type DeleteCertificate = Extract<Change, { op: 'delete_certificate' }>;
 
 export type CertificateChange = PutCertificate | DeleteCertificate;
 

@@ -2,6 +2,7 @@
 // the connector: per directory, per pair (serving, waiting, refused, and why),
 // the connection and the last sync. Pure: built from what the connector holds.
 
+import type { ConnectorReportBody } from '../../src/command/protocol.js';
 import type { PkiOptions } from './options.js';
 import type { ScannedPair } from './scan.js';
 import type { Settler } from './settle.js';
@@ -35,12 +36,7 @@ export interface LastSync {
 }
 
 /** The body of report_connector_status. */
-export interface ReportBody {
-  connector: string;
-  healthy: boolean;
-  summary: string;
-  problems: { item: string; reason: string }[];
-}
+export type ReportBody = ConnectorReportBody;
 
 export interface StatusInput {
   opts: PkiOptions;

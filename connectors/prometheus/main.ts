@@ -7,7 +7,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { parseArgs } from 'node:util';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
-import type { RequestType } from '../../src/command/frames.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { untilStopped } from '../shared/lifetime.js';
 import { BackendBudget, renderFamilies, validResult } from './render.js';
@@ -162,10 +161,11 @@ export class PrometheusConnector {
     try {
       const result = await Promise.race([
         this.#connected().then((client) =>
-          client.request('query_metrics' as string as RequestType, {}, { timeoutMs: this.opts.timeoutMs }),
+          client.request('query_metrics', {}, { timeoutMs: this.opts.timeoutMs }),
         ),
         deadline,
       ]);
+      // Typed as this proxy answers; still checked, since the exporter may face another version.
       if (!validResult(result))
         return this.#fail('invalid', 'query_metrics answered without a families list');
       const rendered = await renderFamilies(result, {

@@ -3,22 +3,10 @@
 // cumulative `le` buckets ending in +Inf, and the per-backend series budget.
 
 import { Registry } from 'prom-client';
+import type { Family, Labels, MetricsResult, Sample } from '../../src/command/protocol.js';
 import { keyOf } from '../../src/model/objects.js';
 
-export type Labels = Record<string, string>;
-export type Sample =
-  | { labels: Labels; value: number }
-  | { labels: Labels; bounds: number[]; counts: number[]; sum: number; count: number };
-export interface Family {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge' | 'histogram';
-  samples: Sample[];
-}
-export interface MetricsResult {
-  generation: number;
-  families: Family[];
-}
+export type { Family, Labels, MetricsResult, Sample };
 
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;

@@ -6,18 +6,18 @@
 // split, parents first, so each part leaves a valid state.
 
 import { CommandError } from '../../src/client/command-errors.js';
+import type { ChangeResult } from '../../src/command/protocol.js';
 import type { Change } from '../../src/state/change.js';
 import type { PlannedChange } from './sync-plan.js';
 
-export interface TransactionAnswer {
-  generation: number;
-  applied?: { op: string; key: string; effect: string }[];
-}
-
+/**
+ * Sent without dry_run, so the proxy answers the protocol's ChangeResult; the
+ * applier reads only its generation and the effects (a stand-in may leave them out).
+ */
 export type SendTransaction = (
   changes: Change[],
   expectGeneration: number | undefined,
-) => Promise<TransactionAnswer>;
+) => Promise<Pick<ChangeResult, 'generation'> & { applied?: readonly { effect: string }[] | undefined }>;
 
 export interface ApplyOutcome {
   /** Changes the proxy took, and those of them that changed something. */

@@ -27,7 +27,7 @@ import { CommandError, CommandTransportError } from '../../src/client/command-er
 import { MAX_FRAME_BYTES } from '../../src/command/frame-decoder.js';
 import type { Logger } from '../../src/log/logger.js';
 import type { Change } from '../../src/state/change.js';
-import { type ApplyOutcome, applyPlan, type TransactionAnswer } from './applier.js';
+import { type ApplyOutcome, applyPlan } from './applier.js';
 import { BoundedQueue } from './bounded-queue.js';
 import type { Message, PulsarClient, Reader } from './client/index.js';
 import { DesiredState } from './desired.js';
@@ -266,11 +266,9 @@ export class RouteConnector {
     this.metrics.objects.set(desired.objects.size);
     let outcome: ApplyOutcome | undefined;
     for (let attempt = 1; outcome === undefined; attempt++) {
-      const state = await this.#proxy.request<{
-        generation: number;
-        changes: (Change & { source?: string })[];
-      }>('get_state', { sources: true });
+      const state = await this.#proxy.request('get_state', { sources: true });
       const held = heldByKey(
+        // Object rest loses the union's tag; each entry is the change it was with its source taken off.
         state.changes.map(({ source, ...change }) => ({ change: change as Change, source })),
       );
       const plan = planSync(desired.words(), held, this.opts.source);
@@ -416,7 +414,7 @@ export class RouteConnector {
   async #apply(plan: PlannedChange[], expectGeneration: number | undefined): Promise<ApplyOutcome> {
     if (plan.length === 0) return { applied: 0, effective: 0, refused: [], generation: undefined };
     const send = (changes: Change[], expect: number | undefined) =>
-      this.#proxy.request<TransactionAnswer>('transaction', {
+      this.#proxy.request('transaction', {
         changes,
         source: this.opts.source,
         ...(expect !== undefined ? { expect_generation: expect } : {}),

@@ -3,17 +3,13 @@
 // second, and every 30 s so its age stays fresh. Best effort: the proxy may be away.
 
 import type { CommandClient } from '../../src/client/command-client.js';
+import type { ConnectorReportBody } from '../../src/command/protocol.js';
 import type { Logger } from '../../src/log/logger.js';
 
 const EVERY_MS = 30_000;
 const THROTTLE_MS = 1_000;
 
-export interface Report {
-  connector: string;
-  healthy: boolean;
-  summary: string;
-  problems: { item: string; reason: string }[];
-}
+export type Report = ConnectorReportBody;
 
 export class StatusReporter {
   #timer: NodeJS.Timeout | undefined;

@@ -76,18 +76,25 @@ export interface InspectOptions {
 export type Inspection = { ok: true; cert: ParsedCertificate } | { ok: false; issues: FieldIssue[] };
 
 /**
- * Checks a certificate, key and chain and describes them. A valid result is
- * remembered (bounded, by content): main admits a certificate, each worker
- * re-checks it and builds its context from it, and a state file or snapshot
- * of 1,000 certificates should not parse each one six times. The result is
- * shared: callers must not modify it.
+ * Checks a certificate, key and chain and describes them. A valid result's public
+ * part (facts, leaf and chain PEM) is remembered, bounded, by a digest of the input:
+ * main admits a certificate, each worker re-checks it, and a state of 1,000
+ * certificates should not parse each six times. The key PEM is never remembered (a
+ * deleted key must not linger until evicted); a hit takes it from the input again.
+ * The facts are shared: callers must not modify them.
  */
 export function inspectCertificate(input: CertificateInput, opts: InspectOptions = {}): Inspection {
   const id = cacheKey(input);
-  let structural = id === undefined ? undefined : cache.get(id);
+  const hit = id === undefined ? undefined : cache.get(id);
+  // The digest matched an input whose key read as exactly one private key block: take it again.
+  const keyPem = hit && splitPem(input.key).blocks.find((b) => b.type.endsWith('PRIVATE KEY'))?.pem;
+  let structural: Inspection | undefined = hit && keyPem ? { ok: true, cert: { ...hit, keyPem } } : undefined;
   if (structural === undefined) {
     structural = inspectUncached(input, { dates: false });
-    if (id !== undefined && structural.ok) remember(id, structural);
+    if (id !== undefined && structural.ok) {
+      const { facts, leafPem, chainPems } = structural.cert;
+      remember(id, { facts, leafPem, chainPems });
+    }
   }
   if (!structural.ok) return opts.dates === false ? structural : inspectUncached(input, opts);
   if (opts.dates === false) return structural;
@@ -99,7 +106,9 @@ export function inspectCertificate(input: CertificateInput, opts: InspectOptions
 }
 
 const CACHE_ENTRIES = 4096;
-const cache = new Map<string, Inspection>();
+/** Public facts only: of the key, just its type and size. */
+type PublicPart = Omit<ParsedCertificate, 'keyPem'>;
+const cache = new Map<string, PublicPart>();
 
 function cacheKey(input: CertificateInput): string | undefined {
   const { certificate, chain, key, names } = input;
@@ -114,7 +123,7 @@ function cacheKey(input: CertificateInput): string | undefined {
     .digest('base64');
 }
 
-function remember(id: string, r: Inspection): void {
+function remember(id: string, r: PublicPart): void {
   if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
   cache.set(id, r);
 }

@@ -2,23 +2,10 @@
 // the client's own connection events as one type-tagged union, and the bounded
 // per-iterator queue that holds them until the consumer reads.
 
+import { PROXY_EVENT_TYPES, type ProxyEvent } from '../command/protocol.js';
+
+export type { ProxyEvent };
 export type Fields = { readonly [field: string]: unknown };
-/** Events the proxy sends after subscribe_events; fields beyond `type` are in docs/protocol.md. */
-export type ProxyEvent =
-  | ({ type: 'change_applied'; generation?: number } & Fields)
-  | ({ type: 'backend_down' } & Fields)
-  | ({ type: 'backend_up' } & Fields)
-  | ({ type: 'worker_crashed' } & Fields)
-  | ({ type: 'worker_restarted' } & Fields)
-  | ({ type: 'worker_not_answering' } & Fields);
-const PROXY_EVENT_TYPES: ReadonlySet<string> = new Set([
-  'change_applied',
-  'backend_down',
-  'backend_up',
-  'worker_crashed',
-  'worker_restarted',
-  'worker_not_answering',
-]);
 
 /** What `for await (const ev of client.events())` yields; switch on `type`. */
 export type ClientEvent =
@@ -63,6 +50,7 @@ export class EventQueue {
 }
 
 export function toClientEvent(event: { type: string; [field: string]: unknown }): ClientEvent {
-  if (PROXY_EVENT_TYPES.has(event.type)) return event as ProxyEvent;
+  // The proxy's own events, as src/command/protocol.ts declares them; the wire is trusted as main's.
+  if (PROXY_EVENT_TYPES.has(event.type)) return event as unknown as ProxyEvent;
   return { type: 'other', name: event.type, event };
 }

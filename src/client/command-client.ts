@@ -3,6 +3,9 @@
 // flight, the event stream as a typed async iterator, and optional reconnect with
 // exponential backoff and jitter. Failures are typed: the proxy said no
 // (CommandError) or the socket failed (CommandTransportError).
+// Over 450 lines: one connection's life (connect, retry-until-connected, frames,
+// pending requests, event iterators, close) is one state machine; split, its
+// halves would share every field.
 
 import { createConnection, type Socket } from 'node:net';
 import { backoffMs } from '../backoff.js';
@@ -14,6 +17,7 @@ import {
   type RequestType,
   type ResponseFrame,
 } from '../command/frames.js';
+import type { ResultOf } from '../command/protocol.js';
 import { type ClientEvent, EventQueue, toClientEvent } from './client-events.js';
 import { CommandError, CommandTransportError, type TransportFailure } from './command-errors.js';
 
@@ -152,13 +156,23 @@ export class CommandClient {
     return this.#pending.size;
   }
 
-  /** Sends one request; resolves with its `result`, after any processing frames. */
-  request<T = unknown>(
+  /**
+   * Sends one request; resolves with its `result` (typed by src/command/protocol.ts
+   * for its type), after any processing frames. The second form, with a result type
+   * given explicitly, is kept for callers that read a result the protocol does not type.
+   */
+  request<T extends RequestType>(
+    type: T,
+    body?: Record<string, unknown>,
+    options?: RequestOptions,
+  ): Promise<ResultOf<T>>;
+  request<R>(type: RequestType, body?: Record<string, unknown>, options?: RequestOptions): Promise<R>;
+  request(
     type: RequestType,
     body: Record<string, unknown> = {},
     options: RequestOptions = {},
-  ): Promise<T> {
-    return this.#send<T>(type, body, options).promise;
+  ): Promise<unknown> {
+    return this.#send<unknown>(type, body, options).promise;
   }
 
   #send<T>(

@@ -5,11 +5,8 @@ import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../log/logger.js';
-import { changeKey, changeTarget } from '../state/change.js';
-import { stateAsChanges } from '../state/diff.js';
-import { sourceKey } from '../state/proxy-state.js';
-import { loadStateFile } from '../state/state-file.js';
-import { applyChanges } from '../state/transaction.js';
+import { changeKey } from '../state/change.js';
+import { loadStateFile, mergeSavedState } from '../state/state-file.js';
 import { CommandServer } from './command/command-server.js';
 import { createRequestHandler } from './command/request-handlers.js';
 import { Supervisor } from './supervisor.js';
@@ -22,25 +19,18 @@ function resumeState(config: Config, log: Logger): Config {
     const saved = loadStateFile(path);
     // Objects the configuration owns come from the file just read; everything
     // added at runtime (ctl, connectors) comes back with its own source.
-    let state = config.state;
-    let resumed = 0;
-    for (const change of stateAsChanges(saved.state)) {
-      const { kind, key } = changeTarget(change);
-      const source = saved.state.sources.get(sourceKey(kind, key)) ?? 'runtime';
-      if (source === 'config') continue;
-      const r = applyChanges(state, [change], source);
-      if (!r.ok) {
-        log.warn(
-          { path, change: changeKey(change), issues: r.issues },
-          'a saved object no longer fits the configuration; dropped',
-        );
-        continue;
-      }
-      state = r.state;
-      resumed++;
+    const merged = mergeSavedState(config.state, saved.state, 'resume');
+    for (const { change, issues } of merged.dropped) {
+      log.warn(
+        { path, change: changeKey(change), issues },
+        'a saved object no longer fits the configuration; dropped',
+      );
     }
-    log.info({ path, generation: saved.generation, objects: resumed }, 'resumed the saved state');
-    return { ...config, state };
+    log.info(
+      { path, generation: saved.generation, objects: merged.changes.length },
+      'resumed the saved state',
+    );
+    return { ...config, state: merged.state };
   } catch (err) {
     log.error({ err, path }, 'cannot read the state file; starting from the configuration alone');
     return config;

@@ -9,6 +9,7 @@ import cluster from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { backoffMs } from '../backoff.js';
+import type { ChangeResult, DryRunResult } from '../command/protocol.js';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -18,25 +19,14 @@ import { diffStates, reloadDiff } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { snapshotOf } from '../state/snapshot.js';
 import { saveStateFile } from '../state/state-file.js';
-import { type Applied, applyChanges, applyTransaction } from '../state/transaction.js';
+import { applyChanges, applyTransaction } from '../state/transaction.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
 import { MainMetrics } from './main-metrics.js';
 import { listenersLosingDefaults, TlsMaterial } from './tls-material.js';
 import { type SupervisorEvent, type WorkerInfo, WorkerPool } from './worker-pool.js';
 
+export type { ChangeResult, DryRunResult } from '../command/protocol.js';
 export type { SupervisorEvent } from './worker-pool.js';
-
-export interface ChangeResult {
-  generation: number;
-  live_ms: number;
-  applied: Applied[];
-}
-
-export interface DryRunResult {
-  dry_run: true;
-  generation: number;
-  diff: Applied[];
-}
 
 export class Supervisor extends EventEmitter {
   state: ProxyState;

@@ -4,6 +4,7 @@
 // What to do with a crashed worker, and every change, is the supervisor's.
 
 import cluster, { type Worker } from 'node:cluster';
+import type { ProxyEvent, WorkerInfo } from '../command/protocol.js';
 import type { Settings } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
 import type { FromWorker, ToWorker } from '../ipc/messages.js';
@@ -22,19 +23,9 @@ import {
   type Reply,
 } from './worker-gather.js';
 
-export interface SupervisorEvent {
-  type: string;
-  [key: string]: unknown;
-}
-
-/** A worker as `kakehi ctl workers` shows it. */
-export interface WorkerInfo {
-  id: number;
-  pid: number | undefined;
-  state: string;
-  generation: number;
-  uptime_s: number;
-}
+/** What main tells subscribers: the protocol's events. */
+export type SupervisorEvent = ProxyEvent;
+export type { WorkerInfo };
 
 export interface WorkerHandle extends Answering {
   id: number;

@@ -1,23 +1,68 @@
 // The state file: the whole running state saved as puts in the change
 // vocabulary, so a restart resumes what connectors and ctl added. Written to a
 // temporary file, synced and renamed, so a crash leaves the old file or the new.
+// A saved state comes back through one function, mergeSavedState, whether a
+// restart resumes it or `load_state` replaces the running state with it.
 
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
 import { type Change, changeTarget, parseChanges } from './change.js';
-import { stateAsChanges } from './diff.js';
+import { diffStatesWithSources, stateAsChanges } from './diff.js';
 import { type ProxyState, sourceKey } from './proxy-state.js';
-import { buildState, type SourcedChange, sourceProblem } from './transaction.js';
+import { applyChanges, buildState, type SourcedChange, sourceProblem } from './transaction.js';
 
 export const STATE_FILE_VERSION = 1;
 const MAX_STATE_FILE_BYTES = 512 * 1024 * 1024;
 
-export function saveStateFile(path: string, state: ProxyState, generation: number): void {
-  const changes = stateAsChanges(state).map((c) => {
-    const { kind, key } = changeTarget(c);
-    return { ...c, source: state.sources.get(sourceKey(kind, key)) };
+/** Every object of a state as a put, parents first, with the source that put it (if recorded). */
+export function sourcedPuts(state: ProxyState): { change: Change; source: string | undefined }[] {
+  return stateAsChanges(state).map((change) => {
+    const { kind, key } = changeTarget(change);
+    return { change, source: state.sources.get(sourceKey(kind, key)) };
   });
+}
+
+/** What mergeSavedState gives: the merged state, the sourced changes from base to it, and what did not fit. */
+export interface MergedState {
+  state: ProxyState;
+  changes: SourcedChange[];
+  dropped: { change: Change; issues: FieldIssue[] }[];
+}
+
+/**
+ * The one way a saved state comes back onto a running one.
+ * - `replace` (`load_state`): the result is exactly the saved state, every object
+ *   with the source the file recorded; `changes` are the one transaction to get there.
+ * - `resume` (a restart): objects the configuration owns stay as `base` (the config
+ *   just read) has them; every other saved object is put over it with its own source,
+ *   one at a time so that one which no longer fits the configuration is dropped
+ *   (and reported) instead of losing the rest.
+ */
+export function mergeSavedState(
+  base: ProxyState,
+  saved: ProxyState,
+  mode: 'replace' | 'resume',
+): MergedState {
+  if (mode === 'replace') return { state: saved, changes: diffStatesWithSources(base, saved), dropped: [] };
+  let state = base;
+  const changes: SourcedChange[] = [];
+  const dropped: MergedState['dropped'] = [];
+  for (const { change, source = 'runtime' } of sourcedPuts(saved)) {
+    if (source === 'config') continue;
+    const r = applyChanges(state, [change], source);
+    if (!r.ok) {
+      dropped.push({ change, issues: r.issues });
+      continue;
+    }
+    state = r.state;
+    changes.push({ change, source });
+  }
+  return { state, changes, dropped };
+}
+
+export function saveStateFile(path: string, state: ProxyState, generation: number): void {
+  const changes = sourcedPuts(state).map(({ change, source }) => ({ ...change, source }));
   // One change per line: a diff between two saves shows what changed.
   const body = `{"kakehi_state":${STATE_FILE_VERSION},"generation":${generation},"changes":[\n${changes
     .map((c) => JSON.stringify(c))

@@ -1,20 +1,14 @@
 // How certificates appear outside main: facts, never the private key. Query
 // answers, events, logs and `kakehi ctl` all go through here.
 
-import type { CertificateFacts } from '../../certificate/inspect.js';
+import type { CertificateSummary } from '../../command/protocol.js';
 import type { Certificate } from '../../model/objects.js';
 import type { Change } from '../../state/change.js';
 import { servedCertificate } from '../../tls/certificate-store.js';
 
 export const REDACTED = '<redacted>';
 
-/** What a query shows of a certificate: its facts, where it is served, and who put it. */
-export type CertificateSummary = Omit<CertificateFacts, 'key_bits' | 'self_signed'> & {
-  listener: string;
-  default: boolean;
-  source: string | undefined;
-  origin?: string;
-};
+export type { CertificateSummary };
 
 export function certificateSummary(
   c: Certificate,

@@ -3,6 +3,7 @@
 // cannot read) with `kakehi ctl connectors`, next to the proxy's own state.
 // Bounded: a few dozen connectors, a hundred problems each, short strings.
 
+import type { ConnectorProblem, ConnectorReport } from '../../command/protocol.js';
 import { KakehiError } from '../../errors.js';
 import { sourceProblem } from '../../state/transaction.js';
 
@@ -10,20 +11,7 @@ export const MAX_CONNECTORS = 64;
 export const MAX_PROBLEMS = 100;
 const MAX_TEXT = 512;
 
-export interface ConnectorProblem {
-  /** What the problem is about: a file, a pair, a topic. */
-  item: string;
-  reason: string;
-}
-
-export interface ConnectorReport {
-  connector: string;
-  healthy: boolean;
-  summary: string;
-  problems: ConnectorProblem[];
-  pid: number | undefined;
-  reported_at: string;
-}
+export type { ConnectorProblem, ConnectorReport };
 
 function text(v: unknown, path: string): string {
   if (typeof v !== 'string')

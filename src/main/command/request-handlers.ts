@@ -3,6 +3,7 @@
 // requests (save, load, reload, upgrade, stop) drive the supervisor.
 
 import type { RequestType } from '../../command/frames.js';
+import type { ResultOf } from '../../command/protocol.js';
 import { METRICS_QUERY_TIMEOUT_MS } from '../../defaults.js';
 import { KakehiError } from '../../errors.js';
 import { filterFamilies, mergeFamilies } from '../../metrics/aggregate.js';
@@ -13,13 +14,12 @@ import {
   CHANGE_REQUESTS,
   type Change,
   type ChangeRequestType,
-  changeTarget,
   parseChanges,
   requestChanges,
 } from '../../state/change.js';
-import { diffStatesWithSources, stateAsChanges } from '../../state/diff.js';
+import { stateAsChanges } from '../../state/diff.js';
 import { listenerFrontends, sourceKey } from '../../state/proxy-state.js';
-import { loadStateFile, saveStateFile } from '../../state/state-file.js';
+import { loadStateFile, mergeSavedState, saveStateFile, sourcedPuts } from '../../state/state-file.js';
 import { VERSION } from '../../version.js';
 import type { Supervisor } from '../supervisor.js';
 import { certificateSummary, redactChange } from './certificate-output.js';
@@ -47,8 +47,11 @@ function validChanges(raw: unknown): Change[] {
   return r.changes;
 }
 
-/** What one request type does with the request's body fields. */
-type RequestFn = (b: Record<string, unknown>, ctx: RequestContext) => unknown;
+/** What one request type does with the request's body fields: its answer as the protocol types it. */
+type RequestFn<T extends RequestType = RequestType> = (
+  b: Record<string, unknown>,
+  ctx: RequestContext,
+) => ResultOf<T> | Promise<ResultOf<T>>;
 
 export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolean) => void): Handler {
   const connectors = new ConnectorReports();
@@ -71,18 +74,20 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
   };
   // Object.fromEntries loses the key type; its keys are exactly CHANGE_REQUESTS' own.
   const aliases = Object.fromEntries(
-    (Object.keys(CHANGE_REQUESTS) as ChangeRequestType[]).map((type): [ChangeRequestType, RequestFn] => [
-      type,
-      (b, ctx) => change(requestChanges(type, b), b, ctx),
-    ]),
-  ) as Record<ChangeRequestType, RequestFn>;
+    (Object.keys(CHANGE_REQUESTS) as ChangeRequestType[]).map(
+      (type): [ChangeRequestType, RequestFn<ChangeRequestType>] => [
+        type,
+        (b, ctx) => change(requestChanges(type, b), b, ctx),
+      ],
+    ),
+  ) as { [T in ChangeRequestType]: RequestFn<T> };
   const stop = (hard: boolean) => {
     setImmediate(() => stopProcess(hard));
     return { stopping: hard ? 'now' : 'after draining' };
   };
 
   // One entry per request type, checked by the compiler: a new type has to say what it does.
-  const handlers: { readonly [T in RequestType]: RequestFn } = {
+  const handlers: { readonly [T in RequestType]: RequestFn<T> } = {
     status: () => ({
       version: VERSION,
       pid: process.pid,
@@ -159,13 +164,9 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
       // With `sources: true` each change names who put its object, so a connector can
       // diff what it owns (the Pulsar connector's bootstrap) without a second request.
       if (b['sources'] === true) {
-        const state = sup.state;
         return {
           generation: sup.generation,
-          changes: stateAsChanges(state).map((c) => {
-            const t = changeTarget(c);
-            return { ...redactChange(c), source: state.sources.get(sourceKey(t.kind, t.key)) };
-          }),
+          changes: sourcedPuts(sup.state).map(({ change, source }) => ({ ...redactChange(change), source })),
         };
       }
       return { generation: sup.generation, changes: stateAsChanges(sup.state).map(redactChange) };
@@ -183,7 +184,7 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
       const loaded = loadStateFile(path);
       // The file replaces the running state as one transaction: everything or nothing.
       // Every object comes back with the source recorded for it in the file.
-      const entries = diffStatesWithSources(sup.state, loaded.state);
+      const entries = mergeSavedState(sup.state, loaded.state, 'replace').changes;
       return sup.transact(
         entries.map((e) => e.change),
         { source: 'state_file', sources: entries.map((e) => e.source) },
