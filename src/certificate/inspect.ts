@@ -1,7 +1,8 @@
 // Certificate inspection: everything the proxy needs to know about a certificate,
 // its chain and its key before it is allowed near a listener. Pure apart from
 // node:crypto; every problem becomes a FieldIssue an operator can act on, and no
-// issue ever quotes key material.
+// issue ever quotes key material. About 450 lines: the checks of one certificate
+// read best together; names and PEM splitting have their own modules.
 
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { FieldIssue } from '../errors.js';
