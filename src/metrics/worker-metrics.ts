@@ -15,7 +15,6 @@ import {
   connectionClose,
   connectionOpen,
   type HealthEvent,
-  inFlight,
   type RequestEnd,
   requestEnd,
 } from '../proxy/request-events.js';
@@ -113,9 +112,9 @@ export class WorkerMetrics {
     this.up.retain((k) => keys.has(k));
   }
 
-  families(): Family[] {
-    // Read, not counted: the data plane keeps this count itself (request-events.ts).
-    this.act.set(inFlight.requests);
+  /** `requestsInFlight`: read, not counted here; the data plane keeps it (DataPlane.requestsInFlight). */
+  families(requestsInFlight = 0): Family[] {
+    this.act.set(requestsInFlight);
     return this.registry.families();
   }
 

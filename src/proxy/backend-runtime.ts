@@ -4,6 +4,7 @@
 // past a threshold it is reported down until a connection succeeds.
 
 import { connect } from 'node:net';
+import { backoffMs } from '../backoff.js';
 import type { Candidate } from '../balancer/candidate.js';
 import * as D from '../defaults.js';
 import { type Backend, keyOf } from '../model/objects.js';
@@ -163,8 +164,13 @@ export class BackendRuntime implements Candidate {
 
   private failed(): void {
     this.failures++;
-    const backoff = Math.min(D.BACKEND_BACKOFF_BASE_MS * 2 ** (this.failures - 1), D.BACKEND_BACKOFF_MAX_MS);
-    this.retryAt = Date.now() + backoff / 2 + Math.random() * (backoff / 2);
+    this.retryAt =
+      Date.now() +
+      backoffMs(
+        this.failures - 1,
+        { initialMs: D.BACKEND_BACKOFF_BASE_MS, maxMs: D.BACKEND_BACKOFF_MAX_MS, jitter: 0.5 },
+        Math.random(),
+      );
     this.available = false;
     if (!this.down && this.failures >= D.BACKEND_DOWN_AFTER_FAILURES) {
       this.down = true;

@@ -18,13 +18,7 @@ import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import { RequestBody } from './request-body.js';
-import {
-  backendConnectFailure,
-  backendRetry,
-  inFlight,
-  type RequestEnd,
-  requestEnd,
-} from './request-events.js';
+import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
 import { type BodySink, ResponseBody } from './response-body.js';
 import { decideRoute } from './route-decision.js';
 import { Tunnel } from './tunnel.js';
@@ -306,7 +300,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.req = req;
     this.requestId = req.requestId ?? randomUUID();
     this.transition(EXCHANGE);
-    inFlight.requests++;
+    this.host.plane.requestsInFlight++;
     this.reqBody.start(req);
     if (req.close || this.clientEnded || this.host.draining) this.closeAfter = true;
 
@@ -664,7 +658,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.closeAfter = true;
     // Called mid-exchange too (a bad body): only a fresh exchange starts a request.
     if (this.stage.name !== 'exchange') {
-      inFlight.requests++;
+      this.host.plane.requestsInFlight++;
       this.transition(EXCHANGE);
     }
     this.answer(status, message);
@@ -703,7 +697,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
   }
 
   private publish(error: string | undefined): void {
-    inFlight.requests--;
+    this.host.plane.requestsInFlight--;
     if (!requestEnd.hasSubscribers) return;
     const req = this.req;
     const event: RequestEnd = {

@@ -27,6 +27,13 @@ export interface ListenerRuntime {
 }
 
 export class DataPlane {
+  /**
+   * Requests begun (a head read, or refused at once) whose end is not yet
+   * published: the sessions keep it, the worker's metrics read it. A count on the
+   * one data plane of a worker, not an event per request start, which would cost
+   * more than the gauge it feeds is worth.
+   */
+  requestsInFlight = 0;
   private listeners = new Map<string, ListenerRuntime>();
   private clusters = new Map<string, ClusterRuntime>();
   private backends = new Map<string, BackendRuntime>();

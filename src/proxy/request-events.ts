@@ -39,12 +39,6 @@ export type HealthEvent = {
 };
 export const backendHealth = diagnostics_channel.channel('kakehi:backend:health');
 
-/**
- * Requests begun (a head read, or refused at once) whose `request:end` is not
- * yet published. A plain count the data plane keeps whether anyone listens: an
- * event per request start would cost more than the gauge it feeds is worth.
- */
-export const inFlight = { requests: 0 };
 /** A client connection was accepted / ended; the message is the listener key. */
 export const connectionOpen = diagnostics_channel.channel('kakehi:connection:open');
 export const connectionClose = diagnostics_channel.channel('kakehi:connection:close');

@@ -42,6 +42,10 @@ export class ProxyRuntime {
     this.access.reopen();
   }
 
+  get requestsInFlight(): number {
+    return this.plane.requestsInFlight;
+  }
+
   bound(): BoundListener[] {
     return [...this.listeners].map(([key, l]) => ({ key, address: l.spec.address, port: l.port }));
   }

@@ -79,7 +79,10 @@ export function runWorker(): void {
         send({
           t: 'metrics',
           seq: m.seq,
-          families: [...(metrics?.families() ?? []), ...(tlsMetrics?.families() ?? [])],
+          families: [
+            ...(metrics?.families(runtime?.requestsInFlight) ?? []),
+            ...(tlsMetrics?.families() ?? []),
+          ],
         });
         return;
       case 'drain': {
@@ -91,7 +94,10 @@ export function runWorker(): void {
         send({
           t: 'drained',
           cut,
-          families: [...(metrics?.families() ?? []), ...(tlsMetrics?.families() ?? [])],
+          families: [
+            ...(metrics?.families(runtime?.requestsInFlight) ?? []),
+            ...(tlsMetrics?.families() ?? []),
+          ],
         });
         process.disconnect?.();
         setImmediate(() => process.exit(0));
