@@ -34,7 +34,8 @@ export class FakeCommandServer {
   readonly #server: CommandServer;
   #waiters: { count: number; resolve: () => void }[] = [];
 
-  private constructor(handler: FakeHandler) {
+  /** Not listening yet: call listen(), or use start(). */
+  constructor(handler: FakeHandler = (_req, r) => r.ok({})) {
     this.dir = mkdtempSync(join(tmpdir(), 'kakehi-cmd-'));
     this.path = join(this.dir, 'kakehi.sock');
     this.handler = handler;
