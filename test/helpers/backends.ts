@@ -114,3 +114,40 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+export interface GatedBackend extends Backend {
+  /** Lets every held request (and any later one) get its answer. */
+  release(): void;
+  /** Resolves when the first held request has arrived. */
+  holding: Promise<void>;
+}
+
+/**
+ * An echo backend that holds the requests `holds` picks (default: all) until the
+ * test calls release(), then answers them with `answer` (default: 200 "finished").
+ * Requests it does not hold get the usual echo.
+ */
+export async function gatedBackend(
+  name: string,
+  options: {
+    holds?: (req: IncomingMessage) => boolean;
+    answer?: (res: ServerResponse) => void;
+  } = {},
+): Promise<GatedBackend> {
+  const { holds = () => true, answer = (res) => res.end('finished') } = options;
+  let release: () => void = () => {};
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  let arrived: () => void = () => {};
+  const holding = new Promise<void>((r) => {
+    arrived = r;
+  });
+  const backend = await echoBackend(name, (req, res) => {
+    if (!holds(req)) return undefined;
+    arrived();
+    void released.then(() => answer(res));
+    return true;
+  });
+  return Object.assign(backend, { release: () => release(), holding });
+}

@@ -1,45 +1,50 @@
-// A tiny command-socket server for client and ctl tests: a real Unix socket in a
-// temp dir, framed by the real FrameDecoder and parseRequest, answering each
-// request through a handler the test writes. Records every request it saw.
+// A command-socket fake for client, ctl and connector tests: the real
+// CommandServer (framing, malformed-input and oversized-frame answers, error
+// encoding) on a Unix socket in a temp dir, answering each request through a
+// callback-style handler the test writes. Records every request it saw.
+// Tests that need to send frames the real server never would (a broken
+// response line) use a raw socket of their own instead (command-client.test.ts).
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FrameDecoder } from '../../src/command/frame-decoder.js';
-import {
-  type CommandRequest,
-  encodeResponse,
-  parseRequest,
-  type ResponseFrame,
-  tooLargeResponse,
-} from '../../src/command/frames.js';
-import type { FieldIssue } from '../../src/errors.js';
+import type { CommandRequest } from '../../src/command/frames.js';
+import { type ErrorCode, type FieldIssue, KakehiError } from '../../src/errors.js';
+import { createLogger } from '../../src/log/logger.js';
+import { CommandServer, type RequestContext } from '../../src/main/command/command-server.js';
 
 export interface Reply {
   processing(message: string): void;
   ok(result: unknown): void;
   error(code: string, message: string, issues?: FieldIssue[]): void;
   event(event: { type: string; [field: string]: unknown }): void;
-  raw(line: string): void;
-  socket: Socket;
+  /** Drops every open connection (the proxy going away mid-request). */
+  dropConnections(): void;
 }
 
 export type FakeHandler = (req: CommandRequest, reply: Reply) => void;
+
+type EventSender = (event: { type: string; [field: string]: unknown }) => void;
 
 export class FakeCommandServer {
   readonly dir: string;
   readonly path: string;
   readonly requests: CommandRequest[] = [];
-  readonly sockets = new Set<Socket>();
   handler: FakeHandler;
-  #server: Server | undefined;
+  readonly #server: CommandServer;
   #waiters: { count: number; resolve: () => void }[] = [];
 
-  private constructor(handler: FakeHandler) {
+  /** Not listening yet: call listen(), or use start(). */
+  constructor(handler: FakeHandler = (_req, r) => r.ok({})) {
     this.dir = mkdtempSync(join(tmpdir(), 'kakehi-cmd-'));
     this.path = join(this.dir, 'kakehi.sock');
     this.handler = handler;
+    this.#server = new CommandServer(
+      this.path,
+      0o600,
+      (req, ctx) => this.#handle(req, ctx),
+      createLogger('silent'),
+    );
   }
 
   static async start(handler: FakeHandler = (_req, r) => r.ok({})): Promise<FakeCommandServer> {
@@ -49,12 +54,7 @@ export class FakeCommandServer {
   }
 
   listen(): Promise<void> {
-    const server = createServer((socket) => this.#serve(socket));
-    this.#server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => resolve());
-    });
+    return this.#server.listen();
   }
 
   /** Resolves once `count` requests in total have arrived. */
@@ -65,15 +65,12 @@ export class FakeCommandServer {
 
   /** Drops every open connection, keeps listening. */
   dropConnections(): void {
-    for (const s of this.sockets) s.destroy();
+    this.#server.dropConnections();
   }
 
   /** Stops listening and drops connections (listen() starts again on the same path). */
-  async stop(): Promise<void> {
-    this.dropConnections();
-    const server = this.#server;
-    this.#server = undefined;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+  stop(): Promise<void> {
+    return this.#server.close();
   }
 
   async close(): Promise<void> {
@@ -81,46 +78,51 @@ export class FakeCommandServer {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  #serve(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => {});
-    const decoder = new FrameDecoder();
-    const send = (f: ResponseFrame) => {
-      if (!socket.destroyed) socket.write(encodeResponse(f));
-    };
-    socket.on('data', (chunk: Buffer) => {
-      for (const f of decoder.push(chunk)) {
-        if (f.kind === 'too_large') {
-          send(tooLargeResponse(f.limit));
-          socket.end();
-          return;
-        }
-        const parsed = parseRequest(f.line);
-        if (!parsed.ok) {
-          send(parsed.response);
-          continue;
-        }
-        const req = parsed.request;
-        this.requests.push(req);
-        this.#waiters = this.#waiters.filter((w) => {
-          if (this.requests.length < w.count) return true;
-          w.resolve();
-          return false;
-        });
-        const id = req.id;
-        this.handler(req, {
-          socket,
-          processing: (message) => send({ id, status: 'processing', message }),
-          ok: (result) => send({ id, status: 'ok', result }),
-          error: (code, message, issues = []) =>
-            send({ id, status: 'error', error: { code, message, issues } }),
-          event: (event) => send({ id, status: 'event', event }),
-          raw: (line) => {
-            if (!socket.destroyed) socket.write(line);
-          },
-        });
-      }
+  // The handler answers through callbacks; the real server wants a promise. The
+  // promise is returned as is (no async wrapper) so that an event sent after
+  // ok() is chained behind the server's own write of the ok frame, keeping the
+  // order the handler used.
+  #handle(req: CommandRequest, ctx: RequestContext): Promise<unknown> {
+    this.requests.push(req);
+    this.#waiters = this.#waiters.filter((w) => {
+      if (this.requests.length < w.count) return true;
+      w.resolve();
+      return false;
     });
+    let send: EventSender | undefined;
+    const sender = (): EventSender => {
+      if (!send)
+        ctx.subscribe((s) => {
+          send = s;
+          return () => {};
+        });
+      return send!;
+    };
+    let settled: Promise<unknown> | undefined;
+    let resolve!: (v: unknown) => void;
+    let reject!: (e: unknown) => void;
+    const answer = new Promise<unknown>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.handler(req, {
+      processing: (message) => ctx.processing(message),
+      ok: (result) => {
+        settled ??= answer;
+        resolve(result);
+      },
+      error: (code, message, issues = []) => {
+        settled ??= answer;
+        reject(new KakehiError(code as ErrorCode, message, { issues }));
+      },
+      event: (event) => {
+        const s = sender();
+        const write = () => s(event);
+        if (settled) void settled.then(write, write);
+        else write();
+      },
+      dropConnections: () => this.#server.dropConnections(),
+    });
+    return answer;
   }
 }

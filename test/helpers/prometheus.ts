@@ -1,16 +1,13 @@
-// Shared pieces of the Prometheus connector tests: a command-socket fake that
-// answers `query_metrics` with canned families (lenient about the request type,
-// so it works before and after the proxy learns it), `promtool check metrics`,
+// Shared pieces of the Prometheus connector tests: a command-socket fake (the
+// shared FakeCommandServer) that answers `query_metrics` with canned families
+// and anything else with {}, `promtool check metrics`,
 // and the connector run as its own process.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Family } from '../../connectors/prometheus/render.js';
-import { FrameDecoder } from '../../src/command/frame-decoder.js';
-import { encodeResponse } from '../../src/command/frames.js';
+import { FakeCommandServer } from './fake-command-server.js';
 
 export const PROMTOOL = '/usr/bin/promtool';
 export const PROMETHEUS = '/usr/bin/prometheus';
@@ -25,67 +22,42 @@ export function requireBinary(path: string): void {
 export type MetricsAnswer = (n: number) => { families: Family[] } | 'hang' | { error: string };
 
 export class FakeMetricsServer {
-  readonly dir = mkdtempSync(join(tmpdir(), 'kakehi-prom-'));
-  readonly path = join(this.dir, 'kakehi.sock');
   queries = 0;
   delayMs = 0;
   answer: MetricsAnswer;
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
+  readonly #server: FakeCommandServer;
 
   constructor(answer: MetricsAnswer) {
     this.answer = answer;
-  }
-
-  async listen(): Promise<void> {
-    const server = createServer((s) => this.#serve(s));
-    this.#server = server;
-    await new Promise<void>((r, j) => {
-      server.once('error', j);
-      server.listen(this.path, () => r());
+    this.#server = new FakeCommandServer((req, reply) => {
+      if (req.type !== 'query_metrics') return reply.ok({});
+      const a = this.answer(++this.queries);
+      if (a === 'hang') return;
+      setTimeout(() => {
+        if ('error' in a) reply.error('KKH_TEST', a.error);
+        else reply.ok({ generation: 1, families: a.families });
+      }, this.delayMs);
     });
   }
 
-  async stop(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    const server = this.#server;
-    this.#server = undefined;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+  get dir(): string {
+    return this.#server.dir;
   }
 
-  async close(): Promise<void> {
-    await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+  get path(): string {
+    return this.#server.path;
   }
 
-  #serve(socket: Socket): void {
-    this.#sockets.add(socket);
-    socket.on('close', () => this.#sockets.delete(socket));
-    socket.on('error', () => {});
-    const decoder = new FrameDecoder();
-    socket.on('data', (chunk: Buffer) => {
-      for (const f of decoder.push(chunk)) {
-        if (f.kind !== 'frame') continue;
-        const req = JSON.parse(f.line) as { id: number; type: string };
-        if (req.type !== 'query_metrics') {
-          socket.write(encodeResponse({ id: req.id, status: 'ok', result: {} }));
-          continue;
-        }
-        const a = this.answer(++this.queries);
-        if (a === 'hang') continue;
-        const frame =
-          'error' in a
-            ? {
-                id: req.id,
-                status: 'error' as const,
-                error: { code: 'KKH_TEST', message: a.error, issues: [] },
-              }
-            : { id: req.id, status: 'ok' as const, result: { generation: 1, families: a.families } };
-        setTimeout(() => {
-          if (!socket.destroyed) socket.write(encodeResponse(frame));
-        }, this.delayMs);
-      }
-    });
+  listen(): Promise<void> {
+    return this.#server.listen();
+  }
+
+  stop(): Promise<void> {
+    return this.#server.stop();
+  }
+
+  close(): Promise<void> {
+    return this.#server.close();
   }
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { after, describe, it } from 'node:test';
-import { type Backend, closedPort, echoBackend } from '../helpers/backends.js';
+import { type Backend, closedPort, echoBackend, gatedBackend } from '../helpers/backends.js';
 import { type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
 
 function backendOf(port: number, path = '/'): Promise<string> {
@@ -93,16 +93,11 @@ describe('load balancing over real backends', () => {
   });
 
   it('least_connections sends a new request away from a backend busy with a slow one', async () => {
-    let release: () => void = () => {};
-    const slowGate = new Promise<void>((r) => {
-      release = r;
-    });
-    const slow = await echoBackend('slow', (_req, res) => {
-      void slowGate.then(() => {
+    const slow = await gatedBackend('slow', {
+      answer: (res) => {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{"backend":"slow"}');
-      });
-      return true;
+      },
     });
     const fast = await echoBackend('fast');
     cleanup.push(
@@ -139,7 +134,7 @@ describe('load balancing over real backends', () => {
     // With one request in flight on slow, the next ones must all go to fast.
     const m = await counts(kakehi.port, 6);
     assert.equal(m.get('fast'), 6, JSON.stringify([...m]));
-    release();
+    slow.release();
     await Promise.all(pendingSlow);
   });
 

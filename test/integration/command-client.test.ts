@@ -3,7 +3,9 @@
 // connection failing under pending requests, timeouts, bounds, events, reconnect.
 
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
@@ -156,7 +158,20 @@ describe('CommandClient requests', () => {
   });
 
   it('drops the connection on a response that is not the protocol, failing what is pending', async () => {
-    const { client } = await setup((_req, r) => r.raw('this is not json\n'));
+    // A raw socket, not the fake: the real CommandServer never writes a broken
+    // response line, and sending one is the point of this test.
+    const dir = mkdtempSync(join(tmpdir(), 'kakehi-raw-'));
+    const raw = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => socket.end('this is not json\n'));
+    });
+    await new Promise<void>((r) => raw.listen(join(dir, 'kakehi.sock'), () => r()));
+    after(async () => {
+      await new Promise<void>((r) => raw.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const client = await CommandClient.connect(join(dir, 'kakehi.sock'), { timeoutMs: 5_000 });
+    clients.push(client);
     const err = await rejection(client.request('status'));
     assert.ok(err instanceof CommandTransportError && err.reason === 'protocol');
     assert.equal(err.recoverable, false);

@@ -398,7 +398,7 @@ describe('kakehi ctl usage and reachability', () => {
   });
 
   it('exits 4 when the proxy closes the connection mid-request', async () => {
-    answer = (_req, r) => r.socket.destroy();
+    answer = (_req, r) => r.dropConnections();
     const run = await ctl('reload');
     assert.equal(run.code, 4);
     assert.match(run.stderr, /reload \(id 1\): the proxy closed the connection before answering/);
@@ -411,7 +411,7 @@ describe('kakehi ctl events', () => {
       if (req.type !== 'subscribe_events') return r.ok({});
       r.event({ type: 'change_applied', generation: 8 });
       r.event({ type: 'backend_down', cluster: 'api', backend: 'b1' });
-      setTimeout(() => r.socket.end(), 50);
+      setTimeout(() => r.dropConnections(), 50);
     };
     const run = await ctl('events');
     assert.equal(run.code, 4);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
-import { echoBackend } from '../helpers/backends.js';
+import { echoBackend, gatedBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
 import { httpGet } from '../helpers/http.js';
 import { CLI, startKakehi } from '../helpers/kakehi-process.js';
@@ -20,14 +20,7 @@ describe('hot changes leave running traffic alone', () => {
   });
 
   it('lets a removed backend finish its in-flight request', async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const slow = await echoBackend('slow', (_req, res) => {
-      void gate.then(() => res.end('finished'));
-      return true;
-    });
+    const slow = await gatedBackend('slow');
     cleanup.push(() => slow.close());
     const kakehi = await startKakehi({
       workers: 2,
@@ -43,7 +36,7 @@ describe('hot changes leave running traffic alone', () => {
     // Removed and acknowledged: new requests find no backend...
     assert.equal((await httpGet(kakehi.port, '/', { host: 'a.test' })).status, 503);
     // ...while the one already there completes.
-    release();
+    slow.release();
     const res = await inFlight;
     assert.equal(res.status, 200);
     assert.equal(res.body, 'finished');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { echoBackend, rawBackend } from '../helpers/backends.js';
+import { echoBackend, gatedBackend, rawBackend } from '../helpers/backends.js';
 import { httpGet } from '../helpers/http.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
 import { driveUntilBackendDown, startRefusingCluster } from '../helpers/refusing-backend.js';
@@ -25,14 +25,7 @@ describe('process lifecycle', () => {
   });
 
   it('on SIGTERM stops accepting, finishes the in-flight request, and exits 0', async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const backend = await echoBackend('slow', (_req, res) => {
-      void gate.then(() => res.end('finished'));
-      return true;
-    });
+    const backend = await gatedBackend('slow');
     cleanup.push(() => backend.close());
     const kakehi = await startKakehi({
       listeners: [{ address: '127.0.0.1:0' }],
@@ -47,7 +40,7 @@ describe('process lifecycle', () => {
     kakehi.proc.kill('SIGTERM');
     await kakehi.waitLog((l) => l.msg === 'not accepting new connections');
     assert.equal(await connectOutcome(kakehi.port), 'refused', 'no new connections while draining');
-    release();
+    backend.release();
     const res = await inFlight;
     assert.equal(res.status, 200);
     assert.equal(res.body, 'finished');

@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { type Backend, closedPort, echoBackend } from '../helpers/backends.js';
+import { type Backend, closedPort, echoBackend, gatedBackend } from '../helpers/backends.js';
 import { issueCert, makeCa, makeIntermediate, type TestCa, type TestCert } from '../helpers/certs.js';
 import { command, ok } from '../helpers/command.js';
 import { httpGet } from '../helpers/http.js';
@@ -423,22 +423,12 @@ describe('HTTPS listeners', () => {
   });
 
   it('switches a listener from http to https and back at runtime; a request in flight across a switch completes', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => {
-      release = r;
-    });
-    let arrived!: () => void;
-    const holding = new Promise<void>((r) => {
-      arrived = r;
-    });
-    const holder = await echoBackend('held', (req, res) => {
-      if (req.url !== '/hold') return undefined;
-      arrived();
-      void released.then(() => {
+    const holder = await gatedBackend('held', {
+      holds: (req) => req.url === '/hold',
+      answer: (res) => {
         res.writeHead(200, { 'content-length': '4' });
         res.end('done');
-      });
-      return true;
+      },
     });
     const port = await closedPort();
     const address = `127.0.0.1:${port}`;
@@ -462,7 +452,7 @@ describe('HTTPS listeners', () => {
       });
       assert.equal((await httpGet(port, '/', { host: 'a.example.test' })).status, 200);
       const inFlight = httpGet(port, '/hold', { host: 'held.test' });
-      await holding;
+      await holder.holding;
 
       // To https, with its certificate in the same transaction, on the same port.
       await ok(kakehi.socketPath, 'transaction', {
@@ -483,7 +473,7 @@ describe('HTTPS listeners', () => {
       );
       await refuses(httpGet(port, '/', { host: 'a.example.test' }), 'plain HTTP on the https listener');
       // The request that arrived over plain HTTP before the switch still gets its answer.
-      release();
+      holder.release();
       const done = await inFlight;
       assert.equal(done.status, 200);
       assert.equal(done.body, 'done');
@@ -502,7 +492,7 @@ describe('HTTPS listeners', () => {
       }[];
       assert.equal(left.filter((c) => c.listener === address).length, 0);
     } finally {
-      release();
+      holder.release();
       await ok(kakehi.socketPath, 'transaction', {
         changes: [
           { op: 'delete_frontend', frontend: { hostname: 'held.test' } },

@@ -77,8 +77,13 @@ export class CommandServer {
     chmodSync(this.path, this.mode);
   }
 
-  close(): Promise<void> {
+  /** Drops every open connection and keeps listening (also used by tests' fakes). */
+  dropConnections(): void {
     for (const s of this.sockets) s.destroy();
+  }
+
+  close(): Promise<void> {
+    this.dropConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
