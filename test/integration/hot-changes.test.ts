@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
-import { echoBackend, gatedBackend } from '../helpers/backends.js';
+import { gatedBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
 import { httpGet } from '../helpers/http.js';
 import { CLI, startKakehi } from '../helpers/kakehi-process.js';
