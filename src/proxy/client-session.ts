@@ -259,6 +259,12 @@ export class ClientSession implements UpstreamOwner, BodySink {
     }
     const idx = buf.indexOf(CRLFCRLF, this.scanFrom);
     if (idx < 0) {
+      // A head with bare LF line ends (`GET / HTTP/1.0\n\n`, as old tools send) never
+      // holds CRLFCRLF: refuse it now (RFC 9112 §2.2 allows it), not at the head timeout.
+      if (hasBareLf(buf, this.scanFrom)) {
+        this.answerAndClose(400, 'request head lines must end in CRLF, not a bare LF');
+        return;
+      }
       if (!startsLikeHttp1(buf)) {
         // An HTTP/0.9 client never sends the blank line: say no now, not at the head timeout.
         this.answerAndClose(400, 'request line must be "METHOD target HTTP/1.x" (HTTP/0.9 is not served)');
@@ -835,4 +841,12 @@ function hstsValue(h: Hsts): string {
     hstsValues.set(h, v);
   }
   return v;
+}
+
+/** A LF at or after `from` that no CR precedes: only the bytes not yet scanned are read. */
+function hasBareLf(buf: Buffer, from: number): boolean {
+  for (let p = buf.indexOf(10, from); p >= 0; p = buf.indexOf(10, p + 1)) {
+    if (p === 0 || buf[p - 1] !== 13) return true;
+  }
+  return false;
 }

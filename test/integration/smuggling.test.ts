@@ -314,6 +314,10 @@ describe('request line', () => {
     await assertRejected('GET /\r\n\r\n', 400);
   });
 
+  test('refuses a head with bare LF line ends with 400 at once, not 408 at the head timeout', async () => {
+    await assertRejected('GET / HTTP/1.0\n\n', 400);
+  });
+
   test('answers an explicit HTTP/0.9 version with 505 and forwards nothing', async () => {
     await assertRejected(`GET / HTTP/0.9\r\n${H}\r\n`, 505);
   });
