@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { echoBackend } from '../helpers/backends.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
 import { startLoad } from '../helpers/load.js';
+import { rawExchange, statusCodes } from '../helpers/raw-client.js';
 
 describe('access log with several workers', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -73,6 +74,38 @@ describe('access log with several workers', () => {
       'no inspector was opened',
     );
     assert.equal(kakehi.proc.exitCode, null);
+  });
+});
+
+describe('access log fields', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  it('describes each exchange only: a refused request after a served one on the same connection names no cluster or backend', async () => {
+    const be = await echoBackend('be');
+    cleanup.push(() => be.close());
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b', address: be.address }] }],
+      frontends: [{ hostname: '*', cluster: 'c' }],
+      access_log: 'stdout',
+    });
+    cleanup.push(() => kakehi.stop());
+    // A good request, then bytes that are no request, pipelined on one connection.
+    const r = await rawExchange(
+      kakehi.port,
+      'GET /first HTTP/1.1\r\nHost: a.test\r\n\r\nNOT A REQUEST\r\n\r\n',
+    );
+    assert.deepEqual(statusCodes(r.text), [200, 400]);
+    const [served, refused] = await kakehi.waitAccess(2);
+    assert.equal(served?.['cluster'], 'c');
+    assert.equal(served?.['backend'], 'b');
+    assert.equal(refused?.['status'], 400);
+    assert.equal(refused?.['cluster'], undefined, JSON.stringify(refused));
+    assert.equal(refused?.['backend'], undefined, JSON.stringify(refused));
+    assert.notEqual(refused?.['request_id'], served?.['request_id']);
   });
 });
 
