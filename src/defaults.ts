@@ -27,8 +27,9 @@ export const COMMAND_SOCKET = 'kakehi.sock';
 /** Request or response head (start line and headers) bigger than this is refused (431 / 502). */
 export const MAX_HEADER_BYTES = 32 * 1024;
 /**
- * Not enforced yet: issue 14 (edge hardening) limits the header count with it
- * (431 past it). Kept as the one constant for that limit.
+ * Header fields in one request head; more is refused with 431. HAProxy's default is
+ * 101 (tune.http.maxhdr); a backend that keeps only the first N fields must not
+ * lose the ones kakehi adds (it puts Host first for that reason).
  */
 export const MAX_HEADER_COUNT = 128;
 

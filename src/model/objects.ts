@@ -78,6 +78,11 @@ export const listenerSchema = object(
       default: D.MAX_HEADER_BYTES,
       doc: 'largest request head accepted; larger gets 431',
     },
+    max_header_count: {
+      schema: int({ min: 8, max: 10_000 }),
+      default: D.MAX_HEADER_COUNT,
+      doc: 'most header fields in a request head; more gets 431',
+    },
   },
   {
     renamed: {

@@ -293,7 +293,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.bytesOut = 0;
     this.backendMs = -1;
     this.status = 0;
-    const parsed = parseRequestHead(headText);
+    const parsed = parseRequestHead(headText, listener.spec.max_header_count);
     if ('error' in parsed) {
       this.req = undefined;
       this.answerAndClose(parsed.status, parsed.error);

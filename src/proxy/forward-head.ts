@@ -59,7 +59,10 @@ export function forwardedNode(address: string): string {
 }
 
 export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requestId: string): string {
-  let out = `${req.method} ${req.target} HTTP/1.1\r\n`;
+  // Host first (RFC 9110 §7.2 asks it of clients): a backend that keeps only its
+  // first N fields still sees the one routing used. For absolute-form it is the
+  // target's (RFC 9112 §3.2.2).
+  let out = `${req.method} ${req.target} HTTP/1.1\r\nHost: ${req.host}\r\n`;
   const names = req.names;
   const lowers = req.lower;
   const values = req.values;
@@ -68,8 +71,6 @@ export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requ
     if (dropped(lower, req.connectionTokens, SET_ON_REQUEST)) continue;
     out += `${names[i]}: ${values[i]}\r\n`;
   }
-  // One Host, the one routing used: for absolute-form that is the target's (RFC 9112 §3.2.2).
-  out += `Host: ${req.host}\r\n`;
   const xff = req.forwardedFor === undefined ? client.address : `${req.forwardedFor}, ${client.address}`;
   let fwd = `for=${forwardedNode(client.address)};proto=${client.proto}`;
   if (req.host !== '') fwd += `;host=${forwardedValue(req.host)}`;

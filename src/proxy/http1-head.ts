@@ -3,6 +3,8 @@
 // smuggling or header injection route, and the reason is kept for the 400.
 // I/O-free: fed the bytes of one complete head (up to and including CRLFCRLF).
 
+import { MAX_HEADER_COUNT } from '../defaults.js';
+
 export type HeadError = { error: string; status: 400 | 431 | 501 | 505 };
 
 export interface RequestHead {
@@ -90,9 +92,12 @@ function lines(head: string): string[] | undefined {
   return out;
 }
 
-export function parseRequestHead(head: string): RequestHead | HeadError {
+export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT): RequestHead | HeadError {
   const ls = lines(head);
   if (ls === undefined) return { error: 'bare CR or LF in the request head', status: 400 };
+  if (ls.length - 1 > maxHeaderCount) {
+    return { error: `more than ${maxHeaderCount} header fields in the request head`, status: 431 };
+  }
   const start = ls[0] ?? '';
   const sp1 = start.indexOf(' ');
   const sp2 = start.lastIndexOf(' ');

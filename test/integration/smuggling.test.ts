@@ -247,6 +247,8 @@ describe('Host', () => {
     );
     assert.equal(hosts.length, 1, `Host fields forwarded: ${b.seen[0]!.rawHeaders.join(' | ')}`);
     assert.equal(b.seen[0]?.headers.host, 'b.test');
+    // First, so that a backend keeping only its first N fields never loses it.
+    assert.equal(b.seen[0]!.rawHeaders[0], 'Host');
   });
 
   test('forwards an absolute-form request without a Host header with the Host of its target', async () => {
@@ -316,6 +318,11 @@ describe('request line', () => {
 
   test('refuses a head with bare LF line ends with 400 at once, not 408 at the head timeout', async () => {
     await assertRejected('GET / HTTP/1.0\n\n', 400);
+  });
+
+  test('refuses 1,000 header fields (under the byte limit) with 431 and forwards nothing', async () => {
+    const many = Array.from({ length: 1_000 }, (_, i) => `X-${i}: v\r\n`).join('');
+    await assertRejected(`GET / HTTP/1.1\r\n${H}${many}\r\n`, 431);
   });
 
   test('answers an explicit HTTP/0.9 version with 505 and forwards nothing', async () => {

@@ -82,6 +82,20 @@ describe('request head parser', () => {
     }
   });
 
+  it('refuses more header fields than the limit with 431, and takes exactly the limit', () => {
+    const fields = (n: number) => Array.from({ length: n }, (_, i) => `X-F${i}: v`);
+    const atLimit = parseRequestHead(
+      `${['GET / HTTP/1.1', 'Host: a', ...fields(9)].join('\r\n')}\r\n\r\n`,
+      10,
+    );
+    assert.ok(!('error' in atLimit), JSON.stringify(atLimit));
+    rejected(
+      parseRequestHead(`${['GET / HTTP/1.1', 'Host: a', ...fields(10)].join('\r\n')}\r\n\r\n`, 10),
+      431,
+      /more than 10 header fields/,
+    );
+  });
+
   it('rejects bare LF line endings and obsolete line folding', () => {
     rejected(parseRequestHead('GET / HTTP/1.1\nHost: a\r\n\r\n'), 400, /bare CR or LF/);
     rejected(req(['GET / HTTP/1.1', 'Host: a', 'X: 1', ' folded']), 400, /folding/);
