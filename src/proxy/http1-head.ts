@@ -27,7 +27,7 @@ export interface RequestHead {
   close: boolean;
   /** Lowercased tokens of the Connection header. */
   connectionTokens: string[];
-  /** Lowercased value of Upgrade when Connection has "upgrade". */
+  /** "websocket" when the request asks for that upgrade (Connection has "upgrade"); no other is forwarded. */
   upgrade: string | undefined;
   requestId: string | undefined;
   forwardedFor: string | undefined;
@@ -232,7 +232,14 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
 
   const keepAlive = connectionTokens.includes('keep-alive');
   const close = connectionTokens.includes('close') || (version === 10 && !keepAlive);
-  const upgrade = connectionTokens.includes('upgrade') && version === 11 ? upgradeValue : undefined;
+  // Only WebSocket is forwarded as an upgrade. Any other (h2c above all) is
+  // dropped with the hop-by-hop fields and the request goes on as a plain one: a
+  // backend that accepted h2c would hand the client a raw HTTP/2 tunnel whose
+  // later requests bypass kakehi's routing and deny rules.
+  const upgrade =
+    connectionTokens.includes('upgrade') && version === 11 && upgradeValue === 'websocket'
+      ? upgradeValue
+      : undefined;
   const q = target.indexOf('?');
   return {
     method,

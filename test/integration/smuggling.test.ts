@@ -306,6 +306,21 @@ describe('header field syntax', () => {
   });
 });
 
+describe('upgrades', () => {
+  test('does not forward an h2c upgrade: the backend sees a plain request, with no Upgrade or HTTP2-Settings', async () => {
+    const r = await send(
+      `GET /h2c HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`,
+    );
+    assert.deepEqual(statusCodes(r.text), [200], r.text);
+    assert.equal(a.seen.length, 1);
+    const seen = a.seen[0]!;
+    assert.equal(seen.url, '/h2c');
+    assert.equal(seen.headers.upgrade, undefined, seen.rawHeaders.join(' | '));
+    assert.equal(seen.headers['http2-settings'], undefined);
+    assert.doesNotMatch(String(seen.headers.connection ?? ''), /upgrade/i);
+  });
+});
+
 describe('request line', () => {
   test('rejects an HTTP/0.9 request line as soon as it arrives, with 400, forwarding nothing', async () => {
     // An HTTP/0.9 client sends this line and then waits: it has no head to end.
