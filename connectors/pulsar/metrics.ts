@@ -8,6 +8,8 @@ import { REJECT_REASONS } from './format.js';
 
 export interface LagSource {
   lagMessages(): number;
+  /** Messages in the queue between the readers and the apply loop, and in the batch. */
+  queueDepth(): number;
   lagSeconds(): number;
 }
 
@@ -110,6 +112,14 @@ export class PulsarMetrics {
       registers,
       collect() {
         this.set(lag.lagMessages());
+      },
+    });
+    new Gauge({
+      name: 'kakehi_pulsar_queue_depth',
+      help: "Messages in the connector's own queue and batch (bounded by --batch-max each); the rest of the lag is in the reader queues.",
+      registers,
+      collect() {
+        this.set(lag.queueDepth());
       },
     });
     new Gauge({

@@ -87,6 +87,7 @@ export class RouteConnector {
         this.#queue.size +
         this.#batch.length +
         this.#readers.reduce((n, r) => n + r.reader.consumer.queuedMessages, 0),
+      queueDepth: () => this.#queue.size + this.#batch.length,
       lagSeconds: () => {
         const oldest = this.#batch[0] ?? this.#queue.peek();
         return oldest === undefined

@@ -116,6 +116,7 @@ describe('pulsar route connector (real broker, real proxies)', () => {
       const m = await conn.metrics();
       assert.equal(sample(m, 'kakehi_pulsar_broker_connected'), 1);
       assert.equal(sample(m, 'kakehi_pulsar_ready'), 1);
+      assert.equal(sample(m, 'kakehi_pulsar_queue_depth'), 0);
       // SIGTERM stops it cleanly, and the proxy keeps what it was given.
       assert.equal(await conn.stop(), 0);
       assert.equal(await served(kakehi, 'api.test'), 'b');
