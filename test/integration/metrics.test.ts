@@ -214,10 +214,13 @@ describe('query_metrics', () => {
       }
     })();
     try {
+      // waitLog also finds lines already logged: wait for this upgrade's own two
+      // drains (one per replaced worker), counted from all the drains so far.
+      const drains = () => kakehi.logs.filter((l) => l.msg === 'worker drained');
       for (let i = 0; i < 6; i++) {
-        const drained = kakehi.waitLog((l) => l.msg === 'worker drained');
+        const want = drains().length + 2;
         await ok(kakehi.socketPath, 'upgrade');
-        await drained;
+        await kakehi.waitLog((l) => l.msg === 'worker drained' && drains().indexOf(l) === want - 1);
       }
     } finally {
       stop = true;
