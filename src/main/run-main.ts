@@ -56,6 +56,18 @@ export async function runMain(
     process.exit(0);
   };
   let server: CommandServer | undefined;
+  // A stop asked while the workers start (systemd, a quick Ctrl-C) waits for the
+  // start to finish and then drains as usual; without a handler this early, Node's
+  // default would kill main and leave the workers to notice alone.
+  let ready = false;
+  let stopAsked: string | undefined;
+  const onSignal = (signal: string) => {
+    if (ready) return void stop(false, signal);
+    stopAsked ??= signal;
+    log.info({ signal }, 'stop asked during start-up; stopping once started');
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
   try {
     await sup.start(entry);
   } catch (err) {
@@ -89,8 +101,8 @@ export async function runMain(
     },
     'kakehi ready',
   );
-  process.once('SIGTERM', () => void stop(false, 'SIGTERM'));
-  process.once('SIGINT', () => void stop(false, 'SIGINT'));
+  ready = true;
+  if (stopAsked !== undefined) void stop(false, stopAsked);
   // logrotate renames the access log and sends SIGUSR1: every worker opens it again.
   process.on('SIGUSR1', () => {
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGUSR1');

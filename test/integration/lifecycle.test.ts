@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { echoBackend, gatedBackend, rawBackend } from '../helpers/backends.js';
 import { httpGet } from '../helpers/http.js';
-import { startKakehi } from '../helpers/kakehi-process.js';
+import { CLI, startKakehi } from '../helpers/kakehi-process.js';
 import { driveUntilBackendDown, startRefusingCluster } from '../helpers/refusing-backend.js';
 
 function connectOutcome(port: number): Promise<'refused' | 'connected'> {
@@ -45,6 +49,32 @@ describe('process lifecycle', () => {
     assert.equal(res.status, 200);
     assert.equal(res.body, 'finished');
     assert.equal(await kakehi.exited, 0);
+  });
+
+  it('a SIGTERM during start-up waits for the start, then drains and exits 0 (not killed by the default action)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kakehi-early-stop-'));
+    writeFileSync(
+      join(dir, 'c.yaml'),
+      `workers: 2\ncommand_socket: ${join(dir, 'k.sock')}\naccess_log: 'off'\nlisteners: [{address: '127.0.0.1:0'}]\n`,
+    );
+    const proc = spawn(process.execPath, [CLI, 'run', '-c', join(dir, 'c.yaml')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    proc.stderr.setEncoding('utf8');
+    const firstWorker = new Promise<void>((resolve) => {
+      proc.stderr.on('data', (c: string) => {
+        err += c;
+        if (err.includes('"worker ready"')) resolve();
+      });
+    });
+    const exited = once(proc, 'exit') as Promise<[number | null, string | null]>;
+    await firstWorker;
+    proc.kill('SIGTERM');
+    const [code, signal] = await exited;
+    assert.equal(signal, null, err);
+    assert.equal(code, 0, err);
+    assert.match(err, /"msg":"stopped"/);
   });
 
   it('cuts what is still running when the drain timeout passes, and still exits 0', async () => {
