@@ -11,7 +11,7 @@
 
 import type { Change } from '../../src/state/change.js';
 import { deletionOf } from '../../src/state/diff.js';
-import { objectKey } from './format.js';
+import { type Decoded, objectKey, TRANSACTION_PREFIX } from './format.js';
 
 interface ViewEntry {
   seq: number;
@@ -96,6 +96,13 @@ export class DesiredState {
       if (c !== undefined) out.push(c);
     }
     return { objects: [...before.keys()], changes: out };
+  }
+
+  /** A decoded message: its changes, or a tombstone (a transaction's is known by its key). */
+  take(d: Exclude<Decoded, { type: 'rejected' }>): Applied {
+    return d.type === 'tombstone'
+      ? this.apply(d.key, undefined, d.key.startsWith(TRANSACTION_PREFIX))
+      : this.apply(d.key, d.changes, d.transaction);
   }
 
   /** Every object's latest word, parents first: what the bootstrap diffs against the proxy. */

@@ -10,7 +10,6 @@ import { createLogger } from '../../src/log/logger.js';
 import { parseChanges } from '../../src/state/change.js';
 import { json, metricsRoute, serveFace, text } from '../shared/http-face.js';
 import { settingsReloader, untilStopped } from '../shared/lifetime.js';
-import { objectKey } from './format.js';
 import {
   OptionsError,
   PULSAR_HELP,
@@ -20,7 +19,7 @@ import {
   pulsarClient,
   RELOADABLE,
 } from './options.js';
-import { exportDesiredState, publishChanges, publishTombstones } from './publish.js';
+import { changeMessages, exportDesiredState, publishChanges, publishTombstones } from './publish.js';
 import { RouteConnector } from './route-connector.js';
 
 const PUBLISH_HELP = `kakehi pulsar publish — publish changes to a route topic
@@ -159,7 +158,8 @@ async function runPublish(argv: string[]): Promise<number> {
   if ((positionals.length === 1) === deletes.length > 0 || positionals.length > 1) {
     return optionsFailure(new UsageError('give one changes FILE, or --delete KEY'), PUBLISH_HELP);
   }
-  let messages: { key: string; body: unknown }[];
+  // What --dry-run prints: one line per message, key then payload.
+  let lines: string[];
   let changes: ReturnType<typeof parseChanges>;
   if (deletes.length > 0) {
     const bad = deletes.find(
@@ -174,7 +174,7 @@ async function runPublish(argv: string[]): Promise<number> {
       );
     }
     changes = { changes: [] };
-    messages = deletes.map((key) => ({ key, body: '(tombstone)' }));
+    lines = deletes.map((key) => `${key}\t(tombstone)`);
   } else {
     try {
       changes = parseChanges(readChanges(positionals[0]!), 'changes');
@@ -189,19 +189,13 @@ async function runPublish(argv: string[]): Promise<number> {
     }
     if (changes.changes.length === 0)
       return optionsFailure(new UsageError(`${positionals[0]}: no changes`), PUBLISH_HELP);
-    messages =
-      transaction !== undefined
-        ? [
-            {
-              key: `transaction:${transaction.replace(/^transaction:/, '')}`,
-              body: { changes: changes.changes },
-            },
-          ]
-        : changes.changes.map((c) => ({ key: objectKey(c), body: c }));
+    lines = changeMessages(changes.changes, transaction !== undefined ? { transaction } : {}).map(
+      (m) => `${m.key}\t${m.payload}`,
+    );
   }
   if (dryRun) {
-    for (const m of messages) process.stdout.write(`${m.key}\t${JSON.stringify(m.body)}\n`);
-    process.stdout.write(`${messages.length} messages to ${topic} (dry run: nothing sent)\n`);
+    for (const l of lines) process.stdout.write(`${l}\n`);
+    process.stdout.write(`${lines.length} messages to ${topic} (dry run: nothing sent)\n`);
     return 0;
   }
   const client = clientFor(opts);

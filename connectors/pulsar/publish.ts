@@ -31,11 +31,17 @@ export async function publishChanges(
   changes: readonly Change[],
   opts: PublishOptions = {},
 ): Promise<MessageId[]> {
-  const messages =
-    opts.transaction !== undefined
-      ? [transactionMessage(opts.transaction, [...changes])]
-      : changes.map(changeMessage);
-  return send(client, topic, messages);
+  return send(client, topic, changeMessages(changes, opts));
+}
+
+/** The messages that publish these changes: one per change, or one transaction message. */
+export function changeMessages(
+  changes: readonly Change[],
+  opts: PublishOptions = {},
+): { key: string; payload: string; properties: Record<string, string> }[] {
+  return opts.transaction !== undefined
+    ? [transactionMessage(opts.transaction, [...changes])]
+    : changes.map(changeMessage);
 }
 
 /** Publishes tombstones: each key's messages are dropped at the next compaction, and its object deleted. */
@@ -91,8 +97,7 @@ export async function exportDesiredState(
       const d = decodeMessage(m, { certificates: true });
       if (d.type === 'rejected')
         skipped.push({ id: m.id.toString(), key: m.key, reason: `${d.reason}: ${d.detail}` });
-      else if (d.type === 'tombstone') desired.apply(d.key, undefined, d.key.startsWith('transaction:'));
-      else desired.apply(d.key, d.changes, d.transaction);
+      else desired.take(d);
     },
     {
       idleMs: opts.idleMs ?? 5_000,

@@ -31,7 +31,7 @@ import { type ApplyOutcome, applyPlan } from './applier.js';
 import { BoundedQueue } from './bounded-queue.js';
 import type { Message, PulsarClient, Reader } from './client/index.js';
 import { DesiredState } from './desired.js';
-import { decodeMessage, type RejectReason, TRANSACTION_PREFIX } from './format.js';
+import { decodeMessage, type RejectReason } from './format.js';
 import { PulsarMetrics } from './metrics.js';
 import { type PulsarOptions, pulsarClient } from './options.js';
 import { SkippedMessages } from './skipped.js';
@@ -448,9 +448,7 @@ export class RouteConnector {
       this.#skip(`message ${topic} ${m.id.toString()} ${m.key ?? ''}`, d.reason, d.detail, { topic, m });
       return [];
     }
-    if (d.type === 'tombstone')
-      return desired.apply(d.key, undefined, d.key.startsWith(TRANSACTION_PREFIX)).changes;
-    if (desired.wouldOverflow(d.key, d.changes)) {
+    if (d.type === 'changes' && desired.wouldOverflow(d.key, d.changes)) {
       this.#skip(
         `message ${topic} ${m.id.toString()} ${m.key ?? ''}`,
         'too_many_objects',
@@ -459,7 +457,7 @@ export class RouteConnector {
       );
       return [];
     }
-    return desired.apply(d.key, d.changes, d.transaction).changes;
+    return desired.take(d).changes;
   }
 
   // What `kakehi ctl connectors` shows.
