@@ -10,7 +10,12 @@ import type { RequestType } from '../command/frames.js';
 import type { FlagSpec } from './args.js';
 import { keyValues, table } from './ctl-output.js';
 
-export const DEFAULT_TIMEOUT_MS = 60_000;
+/**
+ * How long ctl waits for the proxy to connect and then to say something. A
+ * `processing` frame counts as saying something, so a long upgrade or a large
+ * transaction that reports progress is not cut off: this bounds silence only.
+ */
+export const DEFAULT_TIMEOUT_MS = 10_000;
 
 export interface Flag extends FlagSpec {
   doc: string;
@@ -23,6 +28,12 @@ export interface Given {
 export interface CtlCommand {
   words: string[];
   args: string[];
+  /**
+   * The flag that may stand for each operand, in order (`backend remove --cluster C
+   * --id B` as well as `backend remove C B`): the flag form is what every add command
+   * uses, so scripts can be written in one style.
+   */
+  operands?: string[];
   summary: string;
   flags: Record<string, Flag>;
   change?: boolean;
@@ -41,7 +52,11 @@ export const GLOBAL_FLAGS: Record<string, Flag> = {
     doc: 'command socket (default: $KAKEHI_SOCKET, else ./kakehi.sock)',
   },
   json: { value: false, doc: "print the proxy's raw result as JSON, for scripts" },
-  timeout: { value: true, arg: 'MS', doc: `connect and answer deadline (default ${DEFAULT_TIMEOUT_MS})` },
+  timeout: {
+    value: true,
+    arg: 'T',
+    doc: `how long to wait for the proxy to connect and to answer or report progress: 10s, 500ms, 2m (a bare number is ms; default ${DEFAULT_TIMEOUT_MS / 1000}s)`,
+  },
   help: { value: false, short: 'h', doc: 'this help' },
 };
 export const CHANGE_FLAGS: Record<string, Flag> = {
@@ -275,19 +290,24 @@ export const CTL_COMMANDS: CtlCommand[] = [
     summary: 'add or replace an HTTP or HTTPS listener',
     flags: {
       address: { value: true, arg: 'A', doc: 'host:port to listen on' },
-      https: { value: false, doc: 'terminate TLS (add certificates with `certificate add`)' },
+      protocol: { value: true, arg: 'P', doc: 'http (default) or https: https terminates TLS' },
+      https: { value: false, doc: 'the same as --protocol https' },
       'tls-versions': { value: true, arg: 'V', doc: 'comma-separated: 1.2,1.3 (default) or 1.3' },
       'strict-sni': { value: false, doc: 'answer 421 when Host is not a name of the served certificate' },
     },
     change: true,
     build: (g) => {
       const versions = str(g, 'tls-versions');
+      const protocol = str(g, 'protocol');
+      if (protocol !== undefined && g.flags.has('https') && protocol !== 'https')
+        throw new UsageError(`--https contradicts --protocol ${protocol}`);
       return {
         type: 'add_http_listener',
         body: {
           listener: defined({
             address: need(g, 'address'),
-            protocol: g.flags.has('https') ? 'https' : undefined,
+            // The proxy names a wrong protocol value, with the accepted ones.
+            protocol: protocol ?? (g.flags.has('https') ? 'https' : undefined),
             tls_versions: versions?.split(',').map((v) => v.trim()),
             strict_sni: g.flags.has('strict-sni') ? true : undefined,
           }),
@@ -298,6 +318,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['listener', 'remove'],
     args: ['ADDRESS'],
+    operands: ['address'],
     summary: 'remove a listener',
     flags: {},
     change: true,
@@ -335,6 +356,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['cluster', 'remove'],
     args: ['ID'],
+    operands: ['id'],
     summary: 'remove a cluster',
     flags: {},
     change: true,
@@ -369,6 +391,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['backend', 'remove'],
     args: ['CLUSTER', 'ID'],
+    operands: ['cluster', 'id'],
     summary: 'remove a backend (its in-flight requests finish)',
     flags: {},
     change: true,
@@ -432,6 +455,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['certificate', 'remove'],
     args: ['LISTENER', 'FINGERPRINT'],
+    operands: ['listener', 'fingerprint'],
     summary: 'remove a certificate from a listener',
     flags: {},
     change: true,

@@ -3,6 +3,7 @@
 // codes scripts can branch on: 0 ok, 1 the proxy said no, 2 usage, 4 unreachable.
 
 import { CommandClient, CommandError, CommandTransportError } from '../client/command-client.js';
+import type { TransportFailure } from '../client/command-errors.js';
 import type { RequestType } from '../command/frames.js';
 import { parseArgs } from './args.js';
 import {
@@ -31,8 +32,18 @@ function flagHelp(flags: Record<string, Flag>): string {
   return rows.map(([a, d]) => `  ${a!.padEnd(w)}  ${d}\n`).join('');
 }
 
+/** The flags that may stand for a command's operands (CtlCommand.operands). */
+function operandFlags(c: CtlCommand): Record<string, Flag> {
+  return Object.fromEntries(
+    (c.operands ?? []).map((name, i) => [
+      name,
+      { value: true, arg: c.args[i], doc: `the ${c.args[i]} operand` },
+    ]),
+  );
+}
+
 function commandHelp(c: CtlCommand): string {
-  const own = { ...c.flags, ...(c.change ? CHANGE_FLAGS : {}) };
+  const own = { ...operandFlags(c), ...c.flags, ...(c.change ? CHANGE_FLAGS : {}) };
   const usage = [
     'kakehi ctl',
     ...c.words,
@@ -40,6 +51,10 @@ function commandHelp(c: CtlCommand): string {
     ...Object.entries(own).map(([n, f]) => `[--${n}${f.arg ? ` ${f.arg}` : ''}]`),
   ].join(' ');
   let out = `Usage: ${usage}\n\n${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.\n`;
+  if (c.operands !== undefined) {
+    const flagForm = c.operands.map((n, i) => `--${n} ${c.args[i]}`).join(' ');
+    out += `\nThe operands may be given as flags instead: kakehi ctl ${c.words.join(' ')} ${flagForm}\n`;
+  }
   if (c.words[0] === 'apply') {
     out +=
       '\nThe file holds {changes: [{op: put_cluster, cluster: {...}}, ...]} (docs/protocol.md);\nall of it applies, or none of it.\n';
@@ -53,7 +68,7 @@ function mainHelp(): string {
   const w = Math.max(...rows.map(([a]) => a!.length));
   return `kakehi ctl — talk to a running kakehi over its command socket
 
-Usage: kakehi ctl [-s PATH] [--json] [--timeout MS] <command> [options]
+Usage: kakehi ctl [-s PATH] [--json] [--timeout T] <command> [options]
 
 Commands:
 ${rows.map(([a, d]) => `  ${a!.padEnd(w)}  ${d}\n`).join('')}
@@ -63,6 +78,8 @@ Global options:
 ${flagHelp(GLOBAL_FLAGS)}
 Exit codes: 0 ok, 1 the proxy answered an error (or rejected a transaction),
 2 wrong usage, 4 the proxy is unreachable (no socket, refused, timeout).
+With --json, an error is also printed on stdout as {"error": {...}}; the exit
+code is the same.
 `;
 }
 
@@ -93,7 +110,11 @@ export async function runCtl(argv: string[]): Promise<number> {
     out(text);
     return EXIT.OK;
   };
+  // Scripts that asked for JSON get every failure as JSON too; found before the
+  // full parse, since a usage error may be what stops the parse.
+  const jsonAsked = argv.includes('--json');
   const usage = (message: string, c?: CtlCommand): number => {
+    if (jsonAsked) out(jsonError({ kind: 'usage', message }));
     err(`kakehi ctl: ${message}\n\n${c ? commandHelp(c) : mainHelp()}`);
     return EXIT.USAGE;
   };
@@ -112,13 +133,26 @@ export async function runCtl(argv: string[]): Promise<number> {
   }
   if (wantsHelp) return help(commandHelp(command));
 
-  const spec = { ...GLOBAL_FLAGS, ...command.flags, ...(command.change ? CHANGE_FLAGS : {}) };
+  const spec = {
+    ...GLOBAL_FLAGS,
+    ...operandFlags(command),
+    ...command.flags,
+    ...(command.change ? CHANGE_FLAGS : {}),
+  };
   const parsed = parseArgs(argv, spec);
   if ('error' in parsed) return usage(parsed.error, command);
   const given = parsed.positional.slice(0, command.words.length);
   if (given.join(' ') !== command.words.join(' '))
     return usage('put the command before its options', command);
-  const args = parsed.positional.slice(command.words.length);
+  let args = parsed.positional.slice(command.words.length);
+  const asFlags = (command.operands ?? []).filter((n) => parsed.flags.has(n));
+  if (asFlags.length > 0) {
+    if (args.length > 0)
+      return usage(`give ${command.args.join(' ')} as operands or as flags, not both`, command);
+    const missing = command.operands!.filter((n) => !parsed.flags.has(n));
+    if (missing.length > 0) return usage(`missing ${missing.map((n) => `--${n}`).join(' ')}`, command);
+    args = command.operands!.map((n) => parsed.flags.get(n) as string);
+  }
   if (args.length !== command.args.length) {
     return usage(
       args.length < command.args.length
@@ -137,11 +171,8 @@ export async function runCtl(argv: string[]): Promise<number> {
       const expect = int(g, 'expect-generation');
       if (expect !== undefined) request.body.expect_generation = expect;
     }
-    const t = int(g, 'timeout');
-    if (t !== undefined) {
-      if (t < 1) throw new UsageError('--timeout: must be at least 1 ms');
-      timeoutMs = t;
-    }
+    const t = str(g, 'timeout');
+    if (t !== undefined) timeoutMs = parseTimeout(t);
   } catch (e) {
     if (e instanceof UsageError) return usage(e.message, command);
     throw e;
@@ -165,23 +196,52 @@ export async function runCtl(argv: string[]): Promise<number> {
       );
     return EXIT.OK;
   } catch (e) {
-    return reportFailure(e, request.type);
+    return reportFailure(e, request.type, json);
   } finally {
     await client?.close();
   }
 }
 
-function reportFailure(e: unknown, type: RequestType): number {
+const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/** `--timeout`: 10s, 500ms, 2m, or a bare number of milliseconds (as before). */
+export function parseTimeout(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (m === null) throw new UsageError(`--timeout: "${text}" is not a duration (10s, 500ms, 2m)`);
+  const ms = Math.round(Number(m[1]) * UNITS_MS[m[2] ?? 'ms']!);
+  if (ms < 1) throw new UsageError('--timeout: must be at least 1 ms');
+  return ms;
+}
+
+/** The one shape of a failure on stdout under --json: scripts test `.error.kind`. */
+function jsonError(error: {
+  kind: 'usage' | 'refused' | 'failure' | TransportFailure;
+  message: string;
+  code?: string;
+  request?: string;
+  issues?: unknown;
+}): string {
+  return `${JSON.stringify({ error }, null, 2)}\n`;
+}
+
+function reportFailure(e: unknown, type: RequestType, json: boolean): number {
   if (e instanceof CommandError) {
+    if (json)
+      process.stdout.write(
+        jsonError({ kind: 'refused', code: e.code, message: e.message, request: type, issues: e.issues }),
+      );
     process.stderr.write(`kakehi ctl: ${type} refused [${e.code}]: ${e.message}\n${issueLines(e.issues)}`);
     return EXIT.FAILURE;
   }
   if (e instanceof CommandTransportError) {
+    if (json) process.stdout.write(jsonError({ kind: e.reason, message: e.message, request: type }));
     const hint = e.reason === 'unreachable' ? ' (set -s PATH or KAKEHI_SOCKET)' : '';
     process.stderr.write(`kakehi ctl: ${e.message}${hint}\n`);
     return e.reason === 'protocol' ? EXIT.FAILURE : EXIT.UNREACHABLE;
   }
-  process.stderr.write(`kakehi ctl: ${e instanceof Error ? e.message : String(e)}\n`);
+  const message = e instanceof Error ? e.message : String(e);
+  if (json) process.stdout.write(jsonError({ kind: 'failure', message, request: type }));
+  process.stderr.write(`kakehi ctl: ${message}\n`);
   return EXIT.FAILURE;
 }
 

@@ -40,7 +40,10 @@ export interface ReconnectOptions {
 }
 
 export interface ClientOptions {
-  /** Connect timeout, and each request's timeout unless requestTimeoutMs is set. */
+  /**
+   * Connect timeout, and each request's timeout unless requestTimeoutMs is set. A
+   * request's timer starts again at each `processing` frame: it bounds silence.
+   */
   timeoutMs?: number;
   requestTimeoutMs?: number;
   maxPending?: number;
@@ -370,6 +373,9 @@ export class CommandClient {
     const p = this.#pending.get(frame.id);
     if (p === undefined) return; // timed out already: a late answer is harmless
     if (frame.status === 'processing') {
+      // The proxy is alive and working on it: the deadline bounds silence, not the
+      // whole of a long upgrade or a large transaction that reports progress.
+      p.timer?.refresh();
       p.onProcessing?.(frame.message);
       return;
     }

@@ -315,6 +315,53 @@ describe('kakehi ctl changes', () => {
     }
   });
 
+  it('takes every remove operand as a flag too, and --protocol on listener add', async () => {
+    answer = (_req, r) => r.ok({ generation: 2, live_ms: 1, applied: [] });
+    const cases: [string[], string, Record<string, unknown>][] = [
+      [
+        ['backend', 'remove', '--cluster', 'api', '--id', 'b1'],
+        'remove_backend',
+        { cluster: 'api', backend: 'b1' },
+      ],
+      [['cluster', 'remove', '--id', 'api'], 'remove_cluster', { cluster: 'api' }],
+      [['listener', 'remove', '--address', '0.0.0.0:80'], 'remove_listener', { address: '0.0.0.0:80' }],
+      [
+        ['certificate', 'remove', '--listener', '0.0.0.0:443', '--fingerprint', 'ab12'],
+        'remove_certificate',
+        { listener: '0.0.0.0:443', fingerprint: 'ab12' },
+      ],
+      [
+        ['listener', 'add', '--address', '0.0.0.0:443', '--protocol', 'https'],
+        'add_http_listener',
+        { listener: { address: '0.0.0.0:443', protocol: 'https' } },
+      ],
+      [
+        ['listener', 'add', '--address', '0.0.0.0:443', '--https'],
+        'add_http_listener',
+        { listener: { address: '0.0.0.0:443', protocol: 'https' } },
+      ],
+    ];
+    for (const [args, type, body] of cases) {
+      const run = await ctl(...args);
+      assert.equal(run.code, 0, `${args.join(' ')}: ${run.stderr}`);
+      assert.equal(lastRequest().type, type);
+      assert.deepEqual(lastRequest().body, body);
+    }
+    const sent = server.requests.length;
+    const mixed = await ctl('backend', 'remove', 'api', '--id', 'b1');
+    assert.equal(mixed.code, 2);
+    assert.match(mixed.stderr, /give CLUSTER ID as operands or as flags, not both/);
+    const half = await ctl('backend', 'remove', '--cluster', 'api');
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /missing --id/);
+    const contradiction = await ctl('listener', 'add', '--address', 'a:1', '--protocol', 'http', '--https');
+    assert.equal(contradiction.code, 2);
+    assert.match(contradiction.stderr, /--https contradicts --protocol http/);
+    assert.equal(server.requests.length, sent, 'nothing sent on a usage error');
+    const help = await ctl('backend', 'remove', '--help');
+    assert.match(help.stdout, /kakehi ctl backend remove --cluster CLUSTER --id ID/);
+  });
+
   it('sends save-state and reload paths absolute, since the proxy runs elsewhere', async () => {
     answer = (req, r) => r.ok({ path: req.body.path, generation: 4, objects: 10 });
     const run = await finish(
@@ -395,6 +442,66 @@ describe('kakehi ctl usage and reachability', () => {
     const run = await ctl('status', '--timeout', '300');
     assert.equal(run.code, 4);
     assert.match(run.stderr, /no answer from the proxy in 300 ms/);
+  });
+
+  it('reads --timeout as a duration and lets progress frames extend it', async () => {
+    // Three progress frames 600 ms apart, then the answer: 1.8 s in all, past the
+    // 1s deadline, yet never 1s of silence. Without the re-arm it fails at 1 s.
+    answer = (_req, r) => {
+      let n = 0;
+      const step = () => {
+        n += 1;
+        if (n <= 3) {
+          r.processing(`step ${n}`);
+          setTimeout(step, 600);
+        } else r.ok({ done: true });
+      };
+      step();
+    };
+    const run = await ctl('status', '--timeout', '1s');
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /step 3/);
+    assert.match(run.stdout, /done: +true/);
+    for (const bad of ['5x', '-1s', '0s']) {
+      const r = await ctl('status', '--timeout', bad);
+      assert.equal(r.code, 2, bad);
+      assert.match(r.stderr, /--timeout: /, bad);
+    }
+    const help = await ctl('--help');
+    assert.match(help.stdout, /default 10s/);
+  });
+
+  it('prints failures as a JSON error object on stdout with --json, same exit codes', async () => {
+    answer = (_req, r) =>
+      r.error('KKH_CHANGE_INVALID', 'no cluster "nope"', [{ path: 'backend.cluster', reason: 'unknown' }]);
+    const refused = await ctl(
+      'backend',
+      'add',
+      '--cluster',
+      'nope',
+      '--id',
+      'b',
+      '--address',
+      'h:1',
+      '--json',
+    );
+    assert.equal(refused.code, 1);
+    const e = JSON.parse(refused.stdout) as { error: Record<string, unknown> };
+    assert.equal(e.error.kind, 'refused');
+    assert.equal(e.error.code, 'KKH_CHANGE_INVALID');
+    assert.equal(e.error.request, 'add_backend');
+    assert.deepEqual(e.error.issues, [{ path: 'backend.cluster', reason: 'unknown' }]);
+    assert.match(refused.stderr, /refused \[KKH_CHANGE_INVALID\]/, 'humans still get the message');
+
+    const absent = await finish(start(['-s', join(server.dir, 'absent.sock'), 'status', '--json']));
+    assert.equal(absent.code, 4);
+    assert.equal((JSON.parse(absent.stdout) as { error: { kind: string } }).error.kind, 'unreachable');
+
+    const usage = await ctl('clusters', '--bogus', '--json');
+    assert.equal(usage.code, 2);
+    const u = JSON.parse(usage.stdout) as { error: { kind: string; message: string } };
+    assert.equal(u.error.kind, 'usage');
+    assert.match(u.error.message, /unknown option --bogus/);
   });
 
   it('exits 4 when the proxy closes the connection mid-request', async () => {
