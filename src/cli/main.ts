@@ -30,11 +30,12 @@ Commands:
 
 Run 'kakehi <command> --help' for a command's options.
 
-Exit codes: 0 ok, 1 failure, 2 wrong usage, 3 invalid configuration.
+Exit codes: 0 ok, 1 failure, 2 wrong usage, 3 invalid configuration,
+4 the proxy is unreachable (ctl, and the connectors' one-shot commands).
 `;
 
 const HELP: Record<string, string> = {
-  run: `Usage: kakehi run [-c FILE]
+  run: `Usage: kakehi run [-c FILE | FILE]
 
 Runs the proxy in the foreground. Logs are JSON lines on stderr; access log
 lines go where the configuration's access_log says (stdout by default).
@@ -45,7 +46,7 @@ Options:
                       default listens on 127.0.0.1:8080
   -h, --help          this help
 `,
-  validate: `Usage: kakehi validate -c FILE
+  validate: `Usage: kakehi validate -c FILE | FILE
 
 Checks a configuration file without running it, printing every error with its
 place (e.g. frontends[3].hostname). Exits 0 when valid, 3 when not.
@@ -111,8 +112,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP[command]!);
     return EXIT.OK;
   }
-  if (parsed.positional.length > 0) return usage(`unexpected argument "${parsed.positional[0]}"`, command);
-  const file = parsed.flags.get('config');
+  // `kakehi validate FILE` as well as `-c FILE` (what people type first); one file only.
+  const takesFile = (command === 'run' || command === 'validate') && !parsed.flags.has('config');
+  const [positionalFile, ...extra] = takesFile ? parsed.positional : [undefined, ...parsed.positional];
+  if (extra.length > 0) return usage(`unexpected argument "${extra[0]}"`, command);
+  const file = parsed.flags.get('config') ?? positionalFile;
 
   switch (command) {
     case 'schema':
@@ -121,7 +125,7 @@ async function main(argv: string[]): Promise<number> {
       );
       return EXIT.OK;
     case 'validate': {
-      if (typeof file !== 'string') return usage('validate needs -c FILE', command);
+      if (typeof file !== 'string') return usage('validate needs a file: kakehi validate FILE', command);
       let config: Config;
       try {
         config = loadConfigFile(file);

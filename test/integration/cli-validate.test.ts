@@ -267,11 +267,26 @@ frontends:
     assert.match(r.stderr, new RegExp(`cannot read ${missing.replace(/[.]/g, '\\.')}: ENOENT`));
   });
 
-  test('exits 2 with the command help when -c is missing', async () => {
+  test('exits 2 with the command help when the file is missing', async () => {
     const r = await cli(['validate']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /validate needs -c FILE/);
-    assert.match(r.stderr, /Usage: kakehi validate -c FILE/);
+    assert.match(r.stderr, /validate needs a file: kakehi validate FILE/);
+    assert.match(r.stderr, /Usage: kakehi validate -c FILE \| FILE/);
+  });
+
+  test('takes the file as an operand too (kakehi validate FILE), once', async () => {
+    const ok = await cli(['validate', file(VALID)]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /is valid: /);
+    const twice = await cli(['validate', file(VALID), file(VALID)]);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /unexpected argument/);
+  });
+
+  test('lists exit code 4 in the top-level help', async () => {
+    const r = await cli(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /4 the proxy is unreachable/);
   });
 
   test('exits 2 on an unknown option, naming it', async () => {
@@ -306,7 +321,7 @@ frontends:
 
   for (const [args, expected] of [
     [['--help'], /Usage: kakehi <command>/],
-    [['run', '--help'], /Usage: kakehi run \[-c FILE\]/],
+    [['run', '--help'], /Usage: kakehi run \[-c FILE \| FILE\]/],
     [['validate', '--help'], /Usage: kakehi validate -c FILE/],
     [['validate', '-h'], /Usage: kakehi validate -c FILE/],
     [['schema', '--help'], /Usage: kakehi schema/],
