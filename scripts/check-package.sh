@@ -54,6 +54,12 @@ if [ "${1:-}" = "__serve-default" ]; then
   else
     echo "embedded default: kakehi exited before answering" >&2
   fi
+  # The process log is for machines: every line JSON, none plain (a person at a
+  # terminal gets plain sentences; this stderr is a file).
+  if ! node -e "for (const l of require('fs').readFileSync('stderr.log','utf8').split('\\n').filter(Boolean)) JSON.parse(l)" 2>/dev/null; then
+    echo "embedded default: a line of the process log is not JSON:" >&2
+    code=1
+  fi
   [ "$code" = 0 ] || cat stderr.log >&2
   rm -rf "$PWD"
   exit "$code"

@@ -157,9 +157,12 @@ async function main(argv: string[]): Promise<number> {
           fileURLToPath(import.meta.url),
         );
         if (typeof file !== 'string') {
-          process.stderr.write(
-            `kakehi: running the embedded default; try http://${config.state.listeners.keys().next().value}/\n`,
-          );
+          const url = `http://${config.state.listeners.keys().next().value}/`;
+          // A plain sentence for a person at a terminal; in a log pipeline, a line
+          // like every other (a plain line among JSON breaks the shipper's parse).
+          if (process.stderr.isTTY)
+            process.stderr.write(`kakehi: running the embedded default; try ${url}\n`);
+          else log.info({ url }, 'running the embedded default');
         }
         return -1; // keep running
       } catch (err) {

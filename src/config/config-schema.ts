@@ -5,6 +5,7 @@
 
 import * as D from '../defaults.js';
 import type { FieldIssue } from '../errors.js';
+import { ACCESS_LOG_FIELD_NAMES } from '../log/access-log-fields.js';
 import {
   certificateSchema,
   clusterWithBackendsSchema,
@@ -47,6 +48,11 @@ const configFields = {
     schema: str({ maxLength: 4096 }),
     default: 'stdout',
     doc: 'where access log lines go: stdout, stderr, off, or a file path',
+  },
+  access_log_fields: {
+    schema: list(oneOf(ACCESS_LOG_FIELD_NAMES), { maxItems: ACCESS_LOG_FIELD_NAMES.length }),
+    default: ACCESS_LOG_FIELD_NAMES,
+    doc: 'the keys of each access log line, in this order (docs/operations.md lists them); default all',
   },
   workers: {
     schema: int({ min: 0, max: 256 }),

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { inspectCertificate } from '../certificate/inspect.js';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
+import type { AccessLogField } from '../log/access-log-fields.js';
 import { type Certificate, certificateSchema, keyOf } from '../model/objects.js';
 import type { Change } from '../state/change.js';
 import type { ProxyState } from '../state/proxy-state.js';
@@ -19,6 +20,7 @@ export const EMBEDDED_SOURCE = 'embedded default';
 export interface Settings {
   readonly logLevel: ConfigFile['log_level'];
   readonly accessLog: string;
+  readonly accessLogFields: readonly AccessLogField[];
   readonly drainTimeoutMs: number;
   /** 0 = one per CPU. */
   readonly workers: number;
@@ -84,6 +86,7 @@ function settingsOf(file: ConfigFile): Settings {
   return {
     logLevel: file.log_level,
     accessLog: file.access_log,
+    accessLogFields: file.access_log_fields,
     drainTimeoutMs: file.drain_timeout_ms,
     workers: file.workers,
     workerTimeoutMs: file.worker_timeout_ms,

@@ -5,6 +5,7 @@
 // the worker or the data plane's implementation: neither side loads the other's
 // code to speak it.
 
+import type { AccessLogField } from '../log/access-log-fields.js';
 import type { Family } from '../metrics/registry.js';
 import type { HealthEvent } from '../proxy/request-events.js';
 import type { Change } from '../state/change.js';
@@ -30,6 +31,7 @@ export type ToWorker =
       generation: number;
       snapshot: Snapshot;
       accessLog: string;
+      accessLogFields: readonly AccessLogField[];
       tls: TlsSetupMessage;
     }
   /**

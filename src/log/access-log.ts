@@ -4,6 +4,7 @@
 import { mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type RequestEnd, requestEnd } from '../proxy/request-events.js';
+import { ACCESS_LOG_FIELD_NAMES, type AccessLogField, lineMaker } from './access-log-fields.js';
 import { LineWriter } from './line-writer.js';
 
 export interface AccessLog {
@@ -13,7 +14,10 @@ export interface AccessLog {
   close(): void;
 }
 
-export function startAccessLog(target: string): AccessLog {
+export function startAccessLog(
+  target: string,
+  fields: readonly AccessLogField[] = ACCESS_LOG_FIELD_NAMES,
+): AccessLog {
   if (target === 'off') return { reopen() {}, close() {} };
   let fd: number;
   if (target === 'stdout') fd = 1;
@@ -23,29 +27,11 @@ export function startAccessLog(target: string): AccessLog {
     fd = openSync(target, 'a'); // O_APPEND: small writes from every worker land whole
   }
   const dest = new LineWriter(fd);
+  const make = lineMaker(fields);
+  // One request per line; no level or pino time: `time` is when it ended
+  // (events are delivered as they are published, so that is now).
   const onEnd = (message: unknown) => {
-    const e = message as RequestEnd;
-    // One request per line; no level or pino time: `time` is when it ended
-    // (events are delivered as they are published, so that is now).
-    const line = JSON.stringify({
-      time: new Date().toISOString(),
-      client: e.client,
-      method: e.method,
-      host: e.host,
-      path: e.path,
-      status: e.status,
-      cluster: e.cluster,
-      backend: e.backend,
-      bytes_in: e.bytesIn,
-      bytes_out: e.bytesOut,
-      duration_ms: Math.round(e.durationMs * 1000) / 1000,
-      backend_ms: e.backendMs < 0 ? undefined : Math.round(e.backendMs * 1000) / 1000,
-      request_id: e.requestId,
-      listener: e.listener,
-      tags: e.tags && Object.keys(e.tags).length > 0 ? e.tags : undefined,
-      error: e.error,
-    });
-    dest.write(`${line}\n`);
+    dest.write(`${JSON.stringify(make(message as RequestEnd))}\n`);
   };
   requestEnd.subscribe(onEnd);
   return {

@@ -18,9 +18,21 @@ const REDACT = [
   'selfSigned.key',
 ];
 
+/**
+ * Every kakehi process logs through this, so every process log line has the same
+ * shape: `level` as a name, `time` in ISO 8601 UTC (the access log's format too,
+ * so lines of both streams sort and join as text), `name`, `pid`, `msg`.
+ */
 export function createLogger(level: string, name = 'kakehi'): Logger {
   return pino(
-    { name, level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '<redacted>' } },
+    {
+      name,
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT, censor: '<redacted>' },
+    },
     pino.destination({ dest: 2, sync: true }),
   );
 }

@@ -52,6 +52,7 @@ export class Supervisor extends EventEmitter {
         generation: this.generation,
         snapshot: snapshotOf(this.state),
         accessLog: this.settings.accessLog,
+        accessLogFields: this.settings.accessLogFields,
         tls: this.#tls.setup,
       }),
       event: (ev: SupervisorEvent) => this.emit('event', ev),
@@ -132,7 +133,7 @@ export class Supervisor extends EventEmitter {
       try {
         await next.ready;
         this.log.info(
-          { worker: next.id, pid: next.worker.process.pid, generation: this.generation },
+          { worker: next.id, worker_pid: next.worker.process.pid, generation: this.generation },
           'worker restarted',
         );
         this.emit('event', {

@@ -196,7 +196,10 @@ export class WorkerPool {
       );
       return;
     }
-    this.log.error({ worker: id, pid: h.worker.process.pid, code, signal }, 'worker crashed; restarting it');
+    this.log.error(
+      { worker: id, worker_pid: h.worker.process.pid, code, signal },
+      'worker crashed; restarting it',
+    );
     this.hooks.event({ type: 'worker_crashed', worker: id, code, signal });
     this.hooks.crashed(id);
   }
@@ -250,7 +253,7 @@ export class WorkerPool {
         if (h.drained) return;
         h.drained = true;
         this.metrics.retain(m.families);
-        this.log.info({ worker: h.id, pid: h.worker.process.pid, cut: m.cut }, 'worker drained');
+        this.log.info({ worker: h.id, worker_pid: h.worker.process.pid, cut: m.cut }, 'worker drained');
         return;
     }
   }

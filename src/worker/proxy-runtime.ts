@@ -4,7 +4,7 @@
 
 import { RETIRED_LISTENER_DRAIN_MS } from '../defaults.js';
 import type { BoundListener } from '../ipc/messages.js';
-import { type AccessLog, startAccessLog } from '../log/access-log.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { type Certificate, keyOf } from '../model/objects.js';
 import { DataPlane } from '../proxy/data-plane.js';
@@ -20,13 +20,14 @@ export class ProxyRuntime {
 
   constructor(
     state: ProxyState,
-    accessLog: string,
+    /** Started by the caller, which knows its settings; closed by this runtime. */
+    access: AccessLog,
     private readonly log: Logger,
     onHealth: (e: HealthEvent) => void,
     private readonly tls: TlsSetup,
   ) {
     this.state = state;
-    this.access = startAccessLog(accessLog);
+    this.access = access;
     this.plane = new DataPlane(state, (e) => {
       log.warn(
         { event: e.type, cluster: e.cluster, backend: e.backend, address: e.address },

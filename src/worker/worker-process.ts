@@ -3,6 +3,7 @@
 // exits when main tells it to drain, or when main goes away.
 
 import { type FromWorker, isFromWorker, type ToWorker } from '../ipc/messages.js';
+import { startAccessLog } from '../log/access-log.js';
 import { createLogger } from '../log/logger.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
@@ -29,10 +30,16 @@ export function runWorker(): void {
   const handle = async (m: ToWorker): Promise<void> => {
     switch (m.t) {
       case 'init': {
-        runtime = new ProxyRuntime(emptyState(), m.accessLog, log, (event) => send({ t: 'health', event }), {
-          ...(m.tls.selfSigned === undefined ? {} : { selfSigned: m.tls.selfSigned }),
-          ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
-        });
+        runtime = new ProxyRuntime(
+          emptyState(),
+          startAccessLog(m.accessLog, m.accessLogFields),
+          log,
+          (event) => send({ t: 'health', event }),
+          {
+            ...(m.tls.selfSigned === undefined ? {} : { selfSigned: m.tls.selfSigned }),
+            ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
+          },
+        );
         let state: ProxyState;
         try {
           state = stateOfSnapshot(m.snapshot);

@@ -25,6 +25,8 @@ export interface Kakehi {
   /** Pids of the workers that reported ready so far. */
   workerPids(): number[];
   logs: LogLine[];
+  /** The process log (stderr) as written, one string per line, for format checks. */
+  rawLogs: string[];
   access: LogLine[];
   /** Resolves with the exit code after the signal. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -64,6 +66,7 @@ export async function startKakehi(
   const logs: LogLine[] = [];
   const access: LogLine[] = [];
   const raw: string[] = [];
+  const rawLogs: string[] = [];
   const waiters: (() => void)[] = [];
   const notify = () => {
     for (const w of waiters.splice(0)) w();
@@ -77,7 +80,10 @@ export async function startKakehi(
     }
     notify();
   };
-  lineReader(proc.stderr!, (l) => parse(l, logs));
+  lineReader(proc.stderr!, (l) => {
+    rawLogs.push(l);
+    parse(l, logs);
+  });
   lineReader(proc.stdout!, (l) => parse(l, access));
   let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((res) =>
@@ -122,6 +128,7 @@ export async function startKakehi(
     socketPath,
     workerPids: () => logs.filter((l) => l.msg === 'worker ready').map((l) => Number(l['worker_pid'])),
     logs,
+    rawLogs,
     access,
     exited,
     stop(signal = 'SIGTERM') {

@@ -55,8 +55,9 @@ describe('pki connector at scale', { timeout: 300_000 }, () => {
       const status = await c.status();
       assert.equal(status.pairs.filter((p) => p.state === 'ok').length, COUNT);
       // Where the time went, from the connector's own log lines.
-      const t = (msg: string) => Number(c.logs.find((l) => l.msg === msg)?.['time'] ?? Number.NaN);
-      const found = c.logs.filter((l) => l.msg === 'certificate found').map((l) => Number(l['time']));
+      const at = (l: Record<string, unknown> | undefined) => Date.parse(String(l?.['time'] ?? ''));
+      const t = (msg: string) => at(c.logs.find((l) => l.msg === msg));
+      const found = c.logs.filter((l) => l.msg === 'certificate found').map(at);
       const applied = c.logs
         .filter((l) => l.msg === 'proxy certificates updated')
         .reduce((sum, l) => sum + Number(l['ms']), 0);

@@ -1,0 +1,42 @@
+// The keys an access log line can carry, and how each is read off a request's
+// end; a leaf module, so the configuration schema can name them without loading
+// the access log itself.
+
+import type { RequestEnd } from '../proxy/request-events.js';
+
+/**
+ * Every field an access log line can have, in the default order; `access_log_fields`
+ * picks and orders a subset (HAProxy's log-format, as JSON keys). The one place
+ * that says what each key holds: docs/operations.md lists the same keys.
+ */
+export const ACCESS_LOG_FIELDS = {
+  time: () => new Date().toISOString(),
+  client: (e) => e.client,
+  method: (e) => e.method,
+  host: (e) => e.host,
+  path: (e) => e.path,
+  status: (e) => e.status,
+  cluster: (e) => e.cluster,
+  backend: (e) => e.backend,
+  bytes_in: (e) => e.bytesIn,
+  bytes_out: (e) => e.bytesOut,
+  duration_ms: (e) => Math.round(e.durationMs * 1000) / 1000,
+  backend_ms: (e) => (e.backendMs < 0 ? undefined : Math.round(e.backendMs * 1000) / 1000),
+  request_id: (e) => e.requestId,
+  listener: (e) => e.listener,
+  tags: (e) => (e.tags && Object.keys(e.tags).length > 0 ? e.tags : undefined),
+  error: (e) => e.error,
+} satisfies Record<string, (e: RequestEnd) => unknown>;
+
+export type AccessLogField = keyof typeof ACCESS_LOG_FIELDS;
+export const ACCESS_LOG_FIELD_NAMES = Object.keys(ACCESS_LOG_FIELDS) as AccessLogField[];
+
+/** One line's object: the chosen keys in the chosen order; absent values leave their key out. */
+export function lineMaker(fields: readonly AccessLogField[]): (e: RequestEnd) => Record<string, unknown> {
+  const getters = fields.map((f) => [f, ACCESS_LOG_FIELDS[f] as (e: RequestEnd) => unknown] as const);
+  return (e) => {
+    const line: Record<string, unknown> = {};
+    for (const [key, get] of getters) line[key] = get(e);
+    return line;
+  };
+}
