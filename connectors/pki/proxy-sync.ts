@@ -109,7 +109,7 @@ export class ProxySync {
     // A proxy that is not up yet is normal at boot: one warning, then the client keeps dialing.
     client.whenConnected(AbortSignal.timeout(UNREACHABLE_WARN_MS)).catch(() => {
       if (!this.#closed && !client.connected)
-        this.#v.log.warn({ socket: this.#v.opts.socketPath }, 'proxy unreachable; retrying');
+        this.#v.log.warn({ command_socket: this.#v.opts.socketPath }, 'proxy unreachable; retrying');
     });
   }
 
@@ -145,13 +145,13 @@ export class ProxySync {
             this.forgetRefusals();
             if (this.#everConnected)
               v.log.info({ attempts: ev.attempts }, 'reconnected to the proxy; resyncing');
-            else v.log.info({ socket: v.opts.socketPath }, 'connected to the proxy');
+            else v.log.info({ command_socket: v.opts.socketPath }, 'connected to the proxy');
             this.#everConnected = true;
             void this.request();
             break;
           case 'disconnected':
             v.metrics.connected.set(0);
-            v.log.warn({ reason: ev.reason, willReconnect: ev.willReconnect }, 'lost the proxy');
+            v.log.warn({ reason: ev.reason, will_reconnect: ev.willReconnect }, 'lost the proxy');
             break;
           case 'change_applied':
             if (ev.source !== v.opts.source) this.#foreignChange();

@@ -122,7 +122,7 @@ export class PrometheusConnector {
     server.on('error', (err) => this.#log.error({ err }, 'http server error'));
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
-    this.#log.info({ port, host: this.opts.host, socket: this.opts.socketPath }, 'listening');
+    this.#log.info({ port, host: this.opts.host, command_socket: this.opts.socketPath }, 'listening');
     return port;
   }
 

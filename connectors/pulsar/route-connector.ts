@@ -168,7 +168,7 @@ export class RouteConnector {
     while (!this.#stop.signal.aborted) {
       try {
         if (!this.#proxy.connected) {
-          this.#log.info({ socket: this.opts.socketPath }, 'waiting for the proxy command socket');
+          this.#log.info({ command_socket: this.opts.socketPath }, 'waiting for the proxy command socket');
         }
         await this.#proxy.whenConnected(this.#stop.signal);
         await this.#sync(reason);

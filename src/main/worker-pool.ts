@@ -114,7 +114,10 @@ export class WorkerPool {
       // whatever waited on it; the failed send must not take main down.
       w.worker.send(m, undefined, (err) => {
         if (err)
-          this.log.debug({ worker: w.id, t: m.t, err: err.message }, 'message to a departing worker lost');
+          this.log.debug(
+            { worker: w.id, message: m.t, err: err.message },
+            'message to a departing worker lost',
+          );
       });
     }
   }
