@@ -20,7 +20,8 @@ export const TOP_FAMILIES = [
 ];
 
 function isBackendsResult(r: unknown): r is BackendsResult {
-  return typeof r === 'object' && r !== null && Array.isArray((r as BackendsResult).backends);
+  const o = r as BackendsResult | null;
+  return typeof o === 'object' && o !== null && Array.isArray(o.backends) && Array.isArray(o.clusters);
 }
 
 export function renderBackends(r: unknown): string {
