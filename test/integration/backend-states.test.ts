@@ -164,6 +164,10 @@ describe('backend states: drain, maintenance, ready', () => {
     assert.equal(clusters.code, 0, clusters.stderr);
     const row = ctlRow(clusters.stdout, 'c', 0);
     assert.equal(row['MAINTENANCE'], '2', clusters.stdout);
+    const top = await ctl(sock, 'top', '--cluster', 'c');
+    assert.equal(top.code, 0, top.stderr);
+    const total = ctlRow(top.stdout.split('\n').slice(1).join('\n'), '*');
+    assert.deepEqual([total['REQUESTS'], total['2XX'], total['5XX']], ['4', '3', '1'], top.stdout);
 
     await set('a', 'active');
     assert.deepEqual(await servedByEach(kakehi.port, 2), ['a', 'a']);
