@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { RequestType } from '../command/frames.js';
 import type { FlagSpec } from './args.js';
+import { renderBackends, renderClusters, renderTop, TOP_FAMILIES } from './ctl-live-output.js';
 import { keyValues, table } from './ctl-output.js';
 
 /**
@@ -149,6 +150,13 @@ const certificateOf = (g: Given) =>
     allow_expired: g.flags.has('allow-expired') ? true : undefined,
   });
 
+/** `backend drain|maintenance|ready`: each word, the state it sets, its help line. */
+const BACKEND_STATE_WORDS = [
+  ['drain', 'drain', 'stop sending a backend new requests; open ones finish'],
+  ['maintenance', 'maintenance', 'take a backend out of rotation entirely; open requests finish'],
+  ['ready', 'active', 'put a drained or maintenance backend back into rotation'],
+] as const;
+
 export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['status'],
@@ -177,19 +185,35 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['clusters'],
     args: [],
-    summary: 'list clusters',
-    flags: {},
-    build: simple('list_clusters'),
-    render: list('clusters', ['id', 'load_balancing', 'connect_attempts', 'source']),
+    summary: "list clusters with their backends' states and live totals from every worker",
+    flags: { cluster: { value: true, arg: 'ID', doc: 'only this cluster' } },
+    build: (g) => ({ type: 'query_backends', body: defined({ cluster: str(g, 'cluster') }) }),
+    render: renderClusters,
   },
   {
     words: ['backends'],
     args: [],
-    summary: 'list backends',
+    summary: 'list backends: state, health, in-flight requests, connections, last error (from every worker)',
     flags: { cluster: { value: true, arg: 'ID', doc: 'only this cluster' } },
-    build: (g) => ({ type: 'list_backends', body: defined({ cluster: str(g, 'cluster') }) }),
-    render: list('backends', ['cluster', 'id', 'address', 'weight', 'backup', 'source']),
+    build: (g) => ({ type: 'query_backends', body: defined({ cluster: str(g, 'cluster') }) }),
+    render: renderBackends,
   },
+  ...(['metrics', 'top'] as const).map(
+    (word): CtlCommand => ({
+      words: [word],
+      args: [],
+      summary:
+        word === 'top'
+          ? 'same as metrics'
+          : 'requests by status class, connect failures and p50/p99 per cluster and backend',
+      flags: { cluster: { value: true, arg: 'ID', doc: 'only this cluster' } },
+      build: (g) => ({
+        type: 'query_metrics',
+        body: defined({ cluster: str(g, 'cluster'), names: TOP_FAMILIES }),
+      }),
+      render: renderTop,
+    }),
+  ),
   {
     words: ['frontends'],
     args: [],
@@ -397,6 +421,22 @@ export const CTL_COMMANDS: CtlCommand[] = [
     change: true,
     build: (g) => ({ type: 'remove_backend', body: { cluster: g.args[0], backend: g.args[1] } }),
   },
+  ...BACKEND_STATE_WORDS.map(
+    ([word, state, summary]): CtlCommand => ({
+      words: ['backend', word],
+      args: [],
+      summary,
+      flags: {
+        cluster: { value: true, arg: 'C', doc: 'its cluster' },
+        id: { value: true, arg: 'B', doc: 'backend id' },
+      },
+      change: true,
+      build: (g) => ({
+        type: 'set_backend_state',
+        body: { cluster: need(g, 'cluster'), backend: need(g, 'id'), state },
+      }),
+    }),
+  ),
   {
     words: ['frontend', 'add'],
     args: [],

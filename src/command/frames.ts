@@ -18,7 +18,11 @@ const QUERY_TYPES = [
   'query_route',
   'get_state',
   'query_metrics',
+  'query_backends',
 ] as const;
+
+/** Change requests built from the running state in their turn, not from the body alone. */
+const STATE_CHANGE_TYPES = ['set_backend_state'] as const;
 
 /** Requests that drive the process: its state as a whole, its workers, its life. */
 const PROCESS_TYPES = [
@@ -42,11 +46,13 @@ export type RequestType =
   | (typeof QUERY_TYPES)[number]
   | ChangeRequestType
   | 'transaction'
+  | (typeof STATE_CHANGE_TYPES)[number]
   | (typeof PROCESS_TYPES)[number];
 export const REQUEST_TYPES: readonly RequestType[] = [
   ...QUERY_TYPES,
   ...(Object.keys(CHANGE_REQUESTS) as ChangeRequestType[]),
   'transaction',
+  ...STATE_CHANGE_TYPES,
   ...PROCESS_TYPES,
 ];
 

@@ -99,6 +99,46 @@ export interface RouteMatch {
 
 type Sourced = { source: string | undefined };
 
+/**
+ * A backend as `query_backends` shows it: its object, and what the workers see
+ * of it now, added up over every worker that answered.
+ */
+export type BackendStatus = Backend &
+  Sourced & {
+    /** up; down (every worker that answered sees it down); `down in N/M workers`; unknown (no worker answered). */
+    health: string;
+    in_flight: number;
+    connections: number;
+    /** Consecutive failed connection attempts, summed over the workers. */
+    failures: number;
+    /** The latest connection error any worker saw, and when. */
+    last_error: string | null;
+    last_error_at: string | null;
+    /** Since when it is down, in the worker that saw it first; null while up. */
+    down_since: string | null;
+  };
+
+/** A cluster with its backends' totals, as `kakehi ctl clusters` shows it. */
+export type ClusterStatus = Cluster &
+  Sourced & {
+    backends: number;
+    active: number;
+    drain: number;
+    maintenance: number;
+    /** Backends whose health is not up. */
+    down: number;
+    in_flight: number;
+    connections: number;
+  };
+
+export interface BackendsResult {
+  generation: number;
+  /** How many workers answered in time; live numbers count only these. */
+  workers: number;
+  backends: BackendStatus[];
+  clusters: ClusterStatus[];
+}
+
 /** The result of each request type; a type not named here answers something not typed yet. */
 export interface Results {
   status: StatusResult;
@@ -113,6 +153,8 @@ export interface Results {
   query_route: { host: string; path: string; method: string; matches: RouteMatch[] };
   get_state: { generation: number; changes: StateChange[] };
   query_metrics: MetricsResult;
+  query_backends: BackendsResult;
+  set_backend_state: TransactionResult;
   transaction: TransactionResult;
   load_state: TransactionResult;
   save_state: { path: string; generation: number; objects: number };

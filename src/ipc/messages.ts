@@ -7,6 +7,7 @@
 
 import type { AccessLogField } from '../log/access-log-fields.js';
 import type { Family } from '../metrics/registry.js';
+import type { BackendLive } from '../proxy/backend-runtime.js';
 import type { HealthEvent } from '../proxy/request-events.js';
 import type { Change } from '../state/change.js';
 import type { Snapshot } from '../state/snapshot.js';
@@ -44,7 +45,9 @@ export type ToWorker =
   | { t: 'apply'; seq: number; generation: number; changes: Change[] }
   | { t: 'drain'; timeoutMs: number }
   /** Answered at once, outside the transaction queue: a scrape never waits for a change. */
-  | { t: 'metrics'; seq: number };
+  | { t: 'metrics'; seq: number }
+  /** Like metrics, answered at once: each backend as this worker sees it (query_backends). */
+  | { t: 'backends'; seq: number };
 
 export type FromWorker =
   /** Sent once the worker listens for messages: anything sent before would be lost. */
@@ -60,6 +63,7 @@ export type FromWorker =
   /** Drained and about to exit; `families` are its final metrics, for main to keep its counters. */
   | { t: 'drained'; cut: number; families: Family[] }
   | { t: 'metrics'; seq: number; families: Family[] }
+  | { t: 'backends'; seq: number; backends: BackendLive[] }
   /** Answers a numbered ticket_keys once new handshakes use the new keys. */
   | { t: 'ticket_keys_set'; seq: number };
 

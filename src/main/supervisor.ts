@@ -14,6 +14,7 @@ import { type Config, loadConfigFile } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Family } from '../metrics/registry.js';
+import type { BackendLive } from '../proxy/backend-runtime.js';
 import type { Change } from '../state/change.js';
 import { diffStates, reloadDiff } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
@@ -185,9 +186,13 @@ export class Supervisor extends EventEmitter {
     return { ok: true };
   }
 
-  /** Validates and applies a transaction; nothing changes unless all of it applies everywhere. */
+  /**
+   * Validates and applies a transaction; nothing changes unless all of it applies everywhere.
+   * `changes` may be made from the state in its turn (set_backend_state), so no
+   * transaction queued ahead of it is undone by a put built from an older state.
+   */
   transact(
-    changes: Change[],
+    changesOrMake: Change[] | ((state: ProxyState) => Change[]),
     opts: {
       source: string;
       /** One source per change, when they differ (a state file restores each object's own). */
@@ -198,6 +203,7 @@ export class Supervisor extends EventEmitter {
   ): Promise<ChangeResult | DryRunResult> {
     return this.#enqueue(async () => {
       const t0 = performance.now();
+      const changes = typeof changesOrMake === 'function' ? changesOrMake(this.state) : changesOrMake;
       if (opts.expectGeneration !== undefined && opts.expectGeneration !== this.generation) {
         throw new KakehiError(
           'KKH_GENERATION_MISMATCH',
@@ -310,6 +316,20 @@ export class Supervisor extends EventEmitter {
     for (const { worker: w, reply } of replies) {
       if (typeof reply !== 'object' || reply.t !== 'metrics' || w.drained) continue;
       out.push({ worker: w.id, pid: w.worker.process.pid ?? 0, families: reply.families });
+    }
+    return out;
+  }
+
+  /** Each worker's view of its backends (query_backends), asked and bounded like workerMetrics. */
+  async workerBackends(timeoutMs: number): Promise<{ worker: number; backends: BackendLive[] }[]> {
+    const asked = this.#pool
+      .all()
+      .filter((w) => w.state === 'ready' || (w.state === 'draining' && !w.drained));
+    const replies = await this.#pool.gather(asked, (seq) => ({ t: 'backends', seq }), { timeoutMs });
+    const out: { worker: number; backends: BackendLive[] }[] = [];
+    for (const { worker: w, reply } of replies) {
+      if (typeof reply === 'object' && reply.t === 'backends')
+        out.push({ worker: w.id, backends: reply.backends });
     }
     return out;
   }

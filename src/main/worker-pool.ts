@@ -239,6 +239,7 @@ export class WorkerPool {
         answer(h, m);
         return;
       case 'nack':
+      case 'backends':
       case 'ticket_keys_set':
         answer(h, m satisfies Reply);
         return;

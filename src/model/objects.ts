@@ -102,6 +102,10 @@ function tlsVersionProblem(v: string): string | undefined {
   return `"${v}" is not a TLS version kakehi serves; use "1.2" or "1.3"`;
 }
 
+/** A backend's admin state, set by the operator (`kakehi ctl backend drain`), unlike up/down, which traffic decides. */
+export const BACKEND_STATES = ['active', 'drain', 'maintenance'] as const;
+export type BackendState = (typeof BACKEND_STATES)[number];
+
 const backendFields = {
   id: { schema: str({ check: idCheck }), required: true, doc: 'unique within its cluster' },
   address: { schema: backendAddress, required: true, doc: 'host:port of the backend server' },
@@ -111,6 +115,11 @@ const backendFields = {
     doc: 'share of traffic under random balancing; 0 drains it (no new requests) under every algorithm',
   },
   backup: { schema: bool(), default: false, doc: 'used only when no primary backend is available' },
+  state: {
+    schema: oneOf(BACKEND_STATES),
+    default: 'active',
+    doc: 'active; drain: no new requests, open ones finish; maintenance: out of rotation, open requests finish',
+  },
 } satisfies Record<string, Field<unknown>>;
 const backendRenames = { backend_id: 'id', load_balancing_parameters: 'weight' };
 

@@ -1,13 +1,14 @@
 // A backend as the data plane sees it: its connection pool (bounded idle and
 // total), its in-flight count for the balancer, and its health from connection
 // outcomes: consecutive failures back it off exponentially, with jitter, and
-// past a threshold it is reported down until a connection succeeds.
+// past a threshold it is reported down until a connection succeeds. Its admin
+// state (drain, maintenance) comes from the operator and keeps it out of picks.
 
 import { connect } from 'node:net';
 import { backoffMs } from '../backoff.js';
 import type { Candidate } from '../balancer/candidate.js';
 import * as D from '../defaults.js';
-import { type Backend, keyOf } from '../model/objects.js';
+import { type Backend, type BackendState, keyOf } from '../model/objects.js';
 import type { HealthEvent } from './request-events.js';
 import { UpstreamConnection } from './upstream-connection.js';
 
@@ -20,10 +21,29 @@ export class ConnectError extends Error {
   }
 }
 
+/** What one worker sees of a backend now: `ctl backends` adds these up over the workers. */
+export interface BackendLive {
+  cluster: string;
+  id: string;
+  /** In-flight requests (and tunnels) on it. */
+  in_flight: number;
+  /** Open connections to it, idle or in use. */
+  connections: number;
+  /** Consecutive failed connection attempts; 0 once one succeeds. */
+  failures: number;
+  down: boolean;
+  /** ISO time it was reported down, while it is. */
+  down_since: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+}
+
 export class BackendRuntime implements Candidate {
   readonly id: string;
   weight: number;
   backup: boolean;
+  /** Admin state: only an active backend is picked; the others finish what they carry. */
+  state: BackendState;
   available = true;
   active = 0;
   /** Open connections, idle or in use. */
@@ -33,6 +53,9 @@ export class BackendRuntime implements Candidate {
   down = false;
   /** Removed from the state: finish in-flight requests, keep nothing idle. */
   retired = false;
+  private downSince = 0;
+  private lastError: string | undefined;
+  private lastErrorAt = 0;
   private readonly idle: UpstreamConnection[] = [];
   private readonly host: string;
   private readonly port: number;
@@ -44,6 +67,7 @@ export class BackendRuntime implements Candidate {
     this.id = spec.id;
     this.weight = spec.weight;
     this.backup = spec.backup;
+    this.state = spec.state;
     const colon = spec.address.lastIndexOf(':');
     this.host = spec.address.slice(0, colon).replace(/^\[|\]$/g, '');
     this.port = Number(spec.address.slice(colon + 1));
@@ -52,7 +76,28 @@ export class BackendRuntime implements Candidate {
   /** Re-evaluates `available` from the backoff clock; called before a pick. */
   refresh(now: number): void {
     // Weight 0 drains a backend under every algorithm, as operators expect from HAProxy.
-    this.available = this.weight > 0 && !this.retired && now >= this.retryAt;
+    this.available = this.weight > 0 && this.state === 'active' && !this.retired && now >= this.retryAt;
+  }
+
+  /** The operator's drain or maintenance: no new requests, so idle connections serve nothing more. */
+  setState(state: BackendState): void {
+    this.state = state;
+    if (state !== 'active') for (const conn of [...this.idle]) conn.destroy();
+  }
+
+  live(): BackendLive {
+    const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
+    return {
+      cluster: this.spec.cluster,
+      id: this.id,
+      in_flight: this.active,
+      connections: this.open,
+      failures: this.failures,
+      down: this.down,
+      down_since: this.down ? iso(this.downSince) : null,
+      last_error: this.lastError ?? null,
+      last_error_at: iso(this.lastErrorAt),
+    };
   }
 
   /** An idle pooled connection, or undefined. Stale ones are dropped on the way. */
@@ -95,11 +140,9 @@ export class BackendRuntime implements Candidate {
       settled = true;
       socket.destroy();
       this.open--;
-      this.failed();
-      done(
-        new ConnectError(`connecting to ${this.spec.address} timed out after ${timeoutMs} ms`, true),
-        undefined,
-      );
+      const e = new ConnectError(`connecting to ${this.spec.address} timed out after ${timeoutMs} ms`, true);
+      this.failed(e.message);
+      done(e, undefined);
     }, timeoutMs);
     const onError = (err: Error) => {
       if (settled) return;
@@ -107,8 +150,9 @@ export class BackendRuntime implements Candidate {
       clearTimeout(timer);
       socket.destroy();
       this.open--;
-      this.failed();
-      done(new ConnectError(`connecting to ${this.spec.address} failed: ${err.message}`, false), undefined);
+      const e = new ConnectError(`connecting to ${this.spec.address} failed: ${err.message}`, false);
+      this.failed(e.message);
+      done(e, undefined);
     };
     socket.once('error', onError);
     socket.once('connect', () => {
@@ -142,7 +186,7 @@ export class BackendRuntime implements Candidate {
   recycle(conn: UpstreamConnection, now: number): void {
     conn.owner = undefined;
     conn.uses++;
-    if (this.retired || conn.closed || this.idle.length >= D.BACKEND_MAX_IDLE) {
+    if (this.retired || this.state !== 'active' || conn.closed || this.idle.length >= D.BACKEND_MAX_IDLE) {
       conn.destroy();
       return;
     }
@@ -162,8 +206,10 @@ export class BackendRuntime implements Candidate {
     for (const conn of [...this.idle]) conn.destroy();
   }
 
-  private failed(): void {
+  private failed(message: string): void {
     this.failures++;
+    this.lastError = message;
+    this.lastErrorAt = Date.now();
     this.retryAt =
       Date.now() +
       backoffMs(
@@ -174,6 +220,7 @@ export class BackendRuntime implements Candidate {
     this.available = false;
     if (!this.down && this.failures >= D.BACKEND_DOWN_AFTER_FAILURES) {
       this.down = true;
+      this.downSince = this.lastErrorAt;
       this.onHealth({
         type: 'backend_down',
         backend: this.id,

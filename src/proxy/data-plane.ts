@@ -8,7 +8,7 @@ import { createBalancer, pickBackend } from '../balancer/select.js';
 import { type Backend, type Cluster, type Frontend, keyOf, type Listener } from '../model/objects.js';
 import { type Route, Router } from '../router/router.js';
 import { listenerFrontends, type ProxyState } from '../state/proxy-state.js';
-import { BackendRuntime } from './backend-runtime.js';
+import { type BackendLive, BackendRuntime } from './backend-runtime.js';
 import type { HealthEvent } from './request-events.js';
 import { frontendRoute, type RouteTarget as RouteTargetOf } from './route-decision.js';
 
@@ -88,6 +88,7 @@ export class DataPlane {
         if (old && old.spec.address === b.address) {
           old.weight = b.weight;
           old.backup = b.backup;
+          if (old.state !== b.state) old.setState(b.state);
           rt = old;
         } else rt = new BackendRuntime(b, this.onHealth);
         backends.set(key, rt);
@@ -128,6 +129,11 @@ export class DataPlane {
     return route;
   }
 
+  /** Each backend of the state as this worker sees it now (query_backends). */
+  backendsLive(): BackendLive[] {
+    return [...this.backends.values()].map((b) => b.live());
+  }
+
   close(): void {
     clearInterval(this.sweeper);
     for (const b of this.backends.values()) b.retire();
@@ -151,7 +157,8 @@ export function chooseBackend(
   if (picked !== undefined) return picked;
   let best: BackendRuntime | undefined;
   for (const b of candidates) {
-    if (b.retired || b.weight === 0) continue;
+    // Fail-open is for backends that fail, not for those the operator took out.
+    if (b.retired || b.weight === 0 || b.state !== 'active') continue;
     if (best === undefined || b.retryAt < best.retryAt) best = b;
   }
   return best;

@@ -7,6 +7,7 @@ import type { BoundListener } from '../ipc/messages.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { type Certificate, keyOf } from '../model/objects.js';
+import type { BackendLive } from '../proxy/backend-runtime.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { HttpListener, type TlsSetup } from '../proxy/http-listener.js';
 import { backendHealth, type HealthEvent } from '../proxy/request-events.js';
@@ -45,6 +46,11 @@ export class ProxyRuntime {
 
   get requestsInFlight(): number {
     return this.plane.requestsInFlight;
+  }
+
+  /** Answers query_backends: what this worker's data plane sees of each backend. */
+  backendsLive(): BackendLive[] {
+    return this.plane.backendsLive();
   }
 
   bound(): BoundListener[] {

@@ -92,6 +92,9 @@ export function runWorker(): void {
           ],
         });
         return;
+      case 'backends':
+        send({ t: 'backends', seq: m.seq, backends: runtime?.backendsLive() ?? [] });
+        return;
       case 'drain': {
         const draining = runtime ? runtime.drain(m.timeoutMs) : Promise.resolve(0);
         send({ t: 'closed' });
@@ -116,7 +119,7 @@ export function runWorker(): void {
   process.on('message', (m: unknown) => {
     if (!isFromWorker(m)) return;
     const msg = m as unknown as ToWorker;
-    if (msg.t === 'metrics') {
+    if (msg.t === 'metrics' || msg.t === 'backends') {
       void handle(msg);
       return;
     }

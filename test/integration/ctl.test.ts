@@ -65,10 +65,14 @@ function finish(proc: ChildProcess): Promise<Run> {
 const ctl = (...args: string[]) => finish(start(['-s', server.path, ...args]));
 const lastRequest = () => server.requests.at(-1)!;
 
+const live = { active: 1, drain: 0, maintenance: 0, down: 0, in_flight: 0, connections: 0 };
 const CLUSTERS = {
+  generation: 4,
+  workers: 2,
+  backends: [],
   clusters: [
-    { id: 'api', load_balancing: 'round_robin', connect_attempts: 3, source: 'config' },
-    { id: 'static-files', load_balancing: 'power_of_two', connect_attempts: 1, source: 'runtime' },
+    { id: 'api', load_balancing: 'round_robin', source: 'config', backends: 2, ...live, drain: 1 },
+    { id: 'static-files', load_balancing: 'power_of_two', source: 'runtime', backends: 1, ...live },
   ],
 };
 
@@ -77,12 +81,13 @@ describe('kakehi ctl queries', () => {
     answer = (_req, r) => r.ok(CLUSTERS);
     const run = await ctl('clusters');
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(lastRequest().type, 'list_clusters');
+    assert.equal(lastRequest().type, 'query_backends');
     assert.equal(
       run.stdout,
-      'ID            LOAD_BALANCING  CONNECT_ATTEMPTS  SOURCE\n' +
-        'api           round_robin     3                 config\n' +
-        'static-files  power_of_two    1                 runtime\n',
+      'ID            LOAD_BALANCING  BACKENDS  ACTIVE  DRAIN  MAINTENANCE  DOWN  IN_FLIGHT  CONNECTIONS  SOURCE\n' +
+        'api           round_robin     2         1       1      0            0     0          0            config\n' +
+        'static-files  power_of_two    1         1       0      0            0     0          0            runtime\n' +
+        'live numbers from 2 worker(s) at generation 4\n',
     );
   });
 
@@ -93,13 +98,22 @@ describe('kakehi ctl queries', () => {
     assert.deepEqual(JSON.parse(run.stdout), CLUSTERS);
   });
 
-  it('sends backends --cluster as list_backends {cluster}', async () => {
+  it('sends backends --cluster as query_backends {cluster}', async () => {
     answer = (_req, r) =>
-      r.ok({ backends: [{ cluster: 'api', id: 'b1', address: '10.0.0.1:80', weight: 100 }] });
+      r.ok({
+        generation: 3,
+        workers: 1,
+        clusters: [],
+        backends: [{ cluster: 'api', id: 'b1', address: '10.0.0.1:80', state: 'drain', in_flight: 2 }],
+      });
     const run = await ctl('backends', '--cluster', 'api');
     assert.equal(run.code, 0, run.stderr);
+    assert.equal(lastRequest().type, 'query_backends');
     assert.deepEqual(lastRequest().body, { cluster: 'api' });
-    assert.match(run.stdout, /^CLUSTER {2}ID {2}ADDRESS {6}WEIGHT\napi {6}b1 {2}10\.0\.0\.1:80 {2}100\n$/);
+    assert.match(
+      run.stdout,
+      /^CLUSTER {2}ID {2}ADDRESS {6}STATE {2}IN_FLIGHT {2}SINCE\napi {6}b1 {2}10\.0\.0\.1:80 {2}drain {2}2 {10}-\nlive numbers from 1 worker\(s\) at generation 3\n$/,
+    );
   });
 
   it('prints status as key: value lines and workers as a table', async () => {

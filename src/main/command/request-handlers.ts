@@ -21,6 +21,8 @@ import { stateAsChanges } from '../../state/diff.js';
 import { listenerFrontends, sourceKey } from '../../state/proxy-state.js';
 import { loadStateFile, mergeSavedState, saveStateFile, sourcedPuts } from '../../state/state-file.js';
 import { VERSION } from '../../version.js';
+import { setBackendState } from '../backend-state-request.js';
+import { backendsResult } from '../backend-status.js';
 import type { Supervisor } from '../supervisor.js';
 import { certificateSummary, redactChange } from './certificate-output.js';
 import type { Handler, RequestContext } from './command-server.js';
@@ -172,6 +174,12 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
       return { generation: sup.generation, changes: stateAsChanges(sup.state).map(redactChange) };
     },
     query_metrics: (b) => queryMetrics(sup, b),
+    query_backends: async (b) => {
+      const cluster = str(b, 'cluster', false);
+      const views = await sup.workerBackends(METRICS_QUERY_TIMEOUT_MS);
+      return backendsResult(sup.state, sup.generation, views, cluster);
+    },
+    set_backend_state: (b) => setBackendState(sup, b),
     ...aliases,
     transaction: (b, ctx) => change(b['changes'], b, ctx),
     save_state: (b) => {
