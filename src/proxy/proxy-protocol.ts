@@ -324,6 +324,6 @@ function ipBytes(address: string, v4: boolean): Buffer {
   const left = head === '' ? [] : head.split(':');
   const right = tail === undefined || tail === '' ? [] : tail.split(':');
   const groups = [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] as string[];
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), 2 * i));
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), 2 * i);
   return out;
 }
