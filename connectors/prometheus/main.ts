@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { untilStopped } from '../shared/lifetime.js';
+import { defaultSocketPath } from '../shared/settings.js';
 import { BackendBudget, renderFamilies, validResult } from './render.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:9464';
@@ -24,7 +25,8 @@ export const PROMETHEUS_HELP = `kakehi prometheus — serve the proxy's metrics 
 
 Usage: kakehi prometheus [options]
 
-  -s, --socket PATH            command socket (default $KAKEHI_SOCKET or ./kakehi.sock)
+  -s, --socket PATH            command socket (default $KAKEHI_SOCKET, else $RUNTIME_DIRECTORY/kakehi.sock,
+                               else /run/kakehi/kakehi.sock, else ./kakehi.sock)
       --listen HOST:PORT       HTTP address (default ${DEFAULT_LISTEN}; port 0 picks one)
       --cache-ms N             reuse a query's answer for N ms (default ${DEFAULT_CACHE_MS})
       --timeout-ms N           give up on a query after N ms (default ${DEFAULT_TIMEOUT_MS})
@@ -283,7 +285,7 @@ export function parseConnectorArgs(argv: string[]): ConnectorOptions | 'help' {
   if (!m) throw new Error(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
   const host = (m[1] as string).replace(/^\[(.*)\]$/, '$1');
   return {
-    socketPath: values.socket ?? process.env.KAKEHI_SOCKET ?? './kakehi.sock',
+    socketPath: values.socket ?? defaultSocketPath(process.env),
     host,
     port: int('--listen port', m[2] as string, 0, 65_535),
     cacheMs: int('--cache-ms', values['cache-ms'], 0, 3_600_000, DEFAULT_CACHE_MS),

@@ -3,6 +3,7 @@
 // codes scripts can branch on: 0 ok, 1 the proxy said no, 2 usage, 4 unreachable.
 
 import { CommandClient, CommandError, CommandTransportError } from '../client/command-client.js';
+import { defaultCommandSocket } from '../command/default-socket.js';
 import type { RequestType } from '../command/frames.js';
 import { parseArgs } from './args.js';
 import {
@@ -19,8 +20,6 @@ import {
 } from './ctl-commands.js';
 import { changeResult, eventLine, isChangeResult, issueLines, keyValues } from './ctl-output.js';
 import { EXIT } from './exit-codes.js';
-
-const DEFAULT_SOCKET = './kakehi.sock';
 
 function flagHelp(flags: Record<string, Flag>): string {
   const rows = Object.entries(flags).map(([name, f]) => [
@@ -147,7 +146,8 @@ export async function runCtl(argv: string[]): Promise<number> {
     throw e;
   }
 
-  const socketPath = str(g, 'socket') ?? (process.env.KAKEHI_SOCKET || DEFAULT_SOCKET);
+  const socketPath =
+    str(g, 'socket') ?? (process.env.KAKEHI_SOCKET || defaultCommandSocket('connect', process.env));
   const json = g.flags.has('json');
   let client: CommandClient | undefined;
   try {
