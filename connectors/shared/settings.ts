@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_SOCKET_TEXT, defaultCommandSocket } from '../../src/command/default-socket.js';
+import { clientSocketPath, DEFAULT_SOCKET_TEXT } from '../../src/command/default-socket.js';
 import { sourceProblem } from '../../src/state/transaction.js';
 
 export type MistakeKind = 'usage' | 'config';
@@ -43,9 +43,7 @@ export function sourceName(what: string, v: unknown, kind: MistakeKind): string 
 }
 
 /** The proxy's command socket when no flag or settings key names it: the proxy's own default. */
-export function defaultSocketPath(env: NodeJS.ProcessEnv): string {
-  return env.KAKEHI_SOCKET || defaultCommandSocket('connect', env);
-}
+export const defaultSocketPath = clientSocketPath;
 
 export const SOCKET_DEFAULT_HELP = `$KAKEHI_SOCKET, else ${DEFAULT_SOCKET_TEXT}`;
 

@@ -3,7 +3,7 @@
 // codes scripts can branch on: 0 ok, 1 the proxy said no, 2 usage, 4 unreachable.
 
 import { CommandClient, CommandError, CommandTransportError } from '../client/command-client.js';
-import { defaultCommandSocket } from '../command/default-socket.js';
+import { clientSocketPath } from '../command/default-socket.js';
 import type { RequestType } from '../command/frames.js';
 import { parseArgs } from './args.js';
 import {
@@ -146,8 +146,7 @@ export async function runCtl(argv: string[]): Promise<number> {
     throw e;
   }
 
-  const socketPath =
-    str(g, 'socket') ?? (process.env.KAKEHI_SOCKET || defaultCommandSocket('connect', process.env));
+  const socketPath = str(g, 'socket') ?? clientSocketPath(process.env);
   const json = g.flags.has('json');
   let client: CommandClient | undefined;
   try {

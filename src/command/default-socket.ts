@@ -30,6 +30,11 @@ export function defaultCommandSocket(
   return `./${SOCKET_NAME}`; // the quick start, in the working directory
 }
 
+/** Where a client (ctl, a connector) dials when no flag or key names the socket. */
+export function clientSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.KAKEHI_SOCKET || defaultCommandSocket('connect', env);
+}
+
 /** The default in words, for help texts and docs. */
 export const DEFAULT_SOCKET_TEXT = `$RUNTIME_DIRECTORY/${SOCKET_NAME}, else ${SYSTEM_SOCKET_DIR}/${SOCKET_NAME} when that directory is writable, else ./${SOCKET_NAME}`;
 

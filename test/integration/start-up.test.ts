@@ -128,6 +128,19 @@ describe('kakehi run: a start-up failure is one line naming the key', () => {
     assert.ok(!existsSync(join(root, 'taken.sock')), 'no command socket left behind');
   });
 
+  test('a command socket held by a live kakehi: exit 1 naming command_socket, the live one keeps it', async (t) => {
+    const sock = join(root, 'live.sock');
+    const file = config(`workers: 1\naccess_log: 'off'\ncommand_socket: ${sock}\n${LISTEN}`);
+    const first = await cli(['run', '-c', file], { until: '"kakehi ready"' });
+    t.after(() => first.kill());
+    const second = await cli(['run', '-c', file]);
+    const line = assertOneLineStartFailure(second, 'command_socket');
+    assert.match(line, /another kakehi is running/);
+    assert.match(second.stderr, /"code":"KKH_SOCKET_IN_USE"/);
+    const status = await cli(['ctl', '-s', sock, 'status']);
+    assert.equal(status.code, 0, 'the first kakehi still answers on its socket');
+  });
+
   test('an access_log in a missing directory: exit 1 naming access_log, and the directory is not created', async () => {
     const missing = join(root, 'no-logs');
     const file = config(
