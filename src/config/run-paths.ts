@@ -79,7 +79,9 @@ function fileProblem(path: string, use: 'append to' | 'read and replace'): strin
     const st = statSync(path);
     if (st.isDirectory()) return `${path} is a directory; name a file`;
     exists = true;
-  } catch {
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') return `cannot use ${path} (${code}); choose another path`;
     exists = false;
   }
   if (!exists) return directoryProblem(path);

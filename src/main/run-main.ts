@@ -99,7 +99,7 @@ export async function runMain(
     await sup.start(entry);
   } catch (err) {
     await sup.stop(true); // workers that did start must not keep the process alive
-    throw workerStartError(err, config.state);
+    throw workerStartError(err, config.state, config.settings.accessLog);
   }
   server = new CommandServer(
     config.settings.commandSocket,

@@ -46,7 +46,7 @@ export function commandSocketError(path: string, err: unknown): StartUpError {
  * A worker could not serve the initial state. A listener that cannot bind is
  * named by its place among the configuration's listeners.
  */
-export function workerStartError(err: unknown, configState: ProxyState): StartUpError {
+export function workerStartError(err: unknown, configState: ProxyState, accessLog: string): StartUpError {
   const e = err as Error & { code?: string };
   if (e instanceof KakehiError && e.code === 'KKH_LISTEN_FAILED') {
     const listeners = [...configState.listeners.values()];
@@ -58,6 +58,12 @@ export function workerStartError(err: unknown, configState: ProxyState): StartUp
         ? 'use a port from 1024, or grant CAP_NET_BIND_SERVICE'
         : 'choose an address this machine has';
     return new StartUpError([{ path: key, reason: `${e.message}; ${fix}` }], { code: e.code, cause: err });
+  }
+  // The directory passed checkRunPaths, then changed (or a limit was hit) before the worker opened it.
+  if (e.message.includes(`'${accessLog}'`)) {
+    return new StartUpError([{ path: 'access_log', reason: `a worker cannot open it: ${e.message}` }], {
+      cause: err,
+    });
   }
   return new StartUpError(
     [{ path: 'workers', reason: `${e.message}; the log lines above say why the worker stopped` }],
