@@ -174,6 +174,10 @@ describe('kakehi validate: what run would fail on', () => {
     assert.match(r.stderr, /^command_socket: the directory .*gone-c does not exist/m);
     assert.equal(r.stdout, '');
     for (const d of ['gone-a', 'gone-s', 'gone-c']) assert.ok(!existsSync(join(root, d)), `${d} not created`);
+    // A file meant for another machine is checked on its own with --no-paths.
+    const fileOnly = await cli(['validate', '--no-paths', '-c', file]);
+    assert.equal(fileOnly.code, 0, fileOnly.stderr);
+    assert.match(fileOnly.stdout, /is valid/);
   });
 
   test('names a state_file that is a directory', async () => {
