@@ -22,7 +22,6 @@ export const RETIRED_LISTENER_DRAIN_MS = 60_000;
 export const WORKER_TIMEOUT_MS = 10_000;
 /** query_metrics leaves out a worker that has not sent its metrics by then. */
 export const METRICS_QUERY_TIMEOUT_MS = 2_000;
-export const COMMAND_SOCKET = 'kakehi.sock';
 
 /** Request or response head (start line and headers) bigger than this is refused (431 / 502). */
 export const MAX_HEADER_BYTES = 32 * 1024;

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
     'a worker could not apply a change (e.g. a listener cannot bind); it was rolled back everywhere',
   KKH_GENERATION_MISMATCH: 'expect_generation does not match the current generation; nothing changed',
   KKH_INTERNAL: 'an unexpected failure inside kakehi while answering a command (a bug: please report it)',
+  KKH_START_FAILED:
+    'kakehi run could not start: a path, group or worker it needs is unusable; the key at fault is named',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -3,7 +3,15 @@
 
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { int, listenAddr, logLevel, OptionsError, readSettingsFile, sourceName } from '../shared/settings.js';
+import {
+  defaultSocketPath,
+  int,
+  listenAddr,
+  logLevel,
+  OptionsError,
+  readSettingsFile,
+  sourceName,
+} from '../shared/settings.js';
 
 export { OptionsError };
 
@@ -52,7 +60,8 @@ the proxy's certificates (source "pki", or --source) equal to them, over the
 command socket.
 
   -c, --config FILE               YAML settings (keys below in snake_case); flags win
-  -s, --socket PATH               command socket (default $KAKEHI_SOCKET or ./kakehi.sock)
+  -s, --socket PATH               command socket (default $KAKEHI_SOCKET, else $RUNTIME_DIRECTORY/kakehi.sock,
+                                  else /run/kakehi/kakehi.sock, else ./kakehi.sock)
   -d, --dir PATH                  a directory to watch (repeatable; also positional)
   -l, --listener ADDR             serve on this HTTPS listener only (repeatable; applies
                                   to the directories given on the command line; default:
@@ -273,9 +282,7 @@ export function parsePkiArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     'usage',
   );
   return {
-    socketPath: resolve(
-      (v.socket as string | undefined) ?? file.socketPath ?? env.KAKEHI_SOCKET ?? './kakehi.sock',
-    ),
+    socketPath: resolve((v.socket as string | undefined) ?? file.socketPath ?? defaultSocketPath(env)),
     directories,
     settleMs:
       v['settle-ms'] !== undefined

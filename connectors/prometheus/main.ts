@@ -1,7 +1,8 @@
 // `kakehi prometheus`: a separate process that asks the proxy for `query_metrics`
 // over the command socket and serves it as Prometheus text. Scrapes share one
 // query (single flight), are cached briefly and bounded by a timeout; when the
-// proxy can't answer, /metrics says 503 and the connector's own metrics say why.
+// proxy can't answer, /metrics still answers 200 with the connector's own metrics,
+// kakehi_proxy_up 0 among them, and they say why.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -9,6 +10,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { untilStopped } from '../shared/lifetime.js';
+import { defaultSocketPath } from '../shared/settings.js';
 import { BackendBudget, renderFamilies, validResult } from './render.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:9464';
@@ -24,7 +26,8 @@ export const PROMETHEUS_HELP = `kakehi prometheus — serve the proxy's metrics 
 
 Usage: kakehi prometheus [options]
 
-  -s, --socket PATH            command socket (default $KAKEHI_SOCKET or ./kakehi.sock)
+  -s, --socket PATH            command socket (default $KAKEHI_SOCKET, else $RUNTIME_DIRECTORY/kakehi.sock,
+                               else /run/kakehi/kakehi.sock, else ./kakehi.sock)
       --listen HOST:PORT       HTTP address (default ${DEFAULT_LISTEN}; port 0 picks one)
       --cache-ms N             reuse a query's answer for N ms (default ${DEFAULT_CACHE_MS})
       --timeout-ms N           give up on a query after N ms (default ${DEFAULT_TIMEOUT_MS})
@@ -53,6 +56,7 @@ export class PrometheusConnector {
   readonly registry = new Registry();
   readonly #log: Logger;
   readonly #up: Gauge;
+  readonly #proxyUp: Gauge;
   readonly #errors: Counter;
   readonly #dropped: Counter;
   readonly #querySeconds: Histogram;
@@ -74,6 +78,11 @@ export class PrometheusConnector {
       help: 'Whether the last query_metrics to the proxy succeeded (1) or not (0).',
       registers,
     });
+    this.#proxyUp = new Gauge({
+      name: 'kakehi_proxy_up',
+      help: "Whether the proxy answered the last query_metrics (1) or not (0); Prometheus's up is about this exporter.",
+      registers,
+    });
     this.#errors = new Counter({
       name: 'kakehi_connector_scrape_errors_total',
       help: 'Failed query_metrics requests, by reason (unreachable, timeout, refused, invalid).',
@@ -93,6 +102,7 @@ export class PrometheusConnector {
       registers,
     });
     this.#up.set(0);
+    this.#proxyUp.set(0);
   }
 
   get ready(): boolean {
@@ -177,6 +187,7 @@ export class PrometheusConnector {
         this.#log.warn({ families: rendered.skippedFamilies }, 'skipped malformed metric families');
       }
       this.#up.set(1);
+      this.#proxyUp.set(1);
       return { ok: true, text: rendered.text };
     } catch (err) {
       if (err instanceof QueryTimeout)
@@ -201,6 +212,7 @@ export class PrometheusConnector {
   #fail(reason: string, message: string): Outcome {
     this.#errors.inc({ reason });
     this.#up.set(0);
+    this.#proxyUp.set(0);
     this.#log.warn({ reason, message }, 'query_metrics failed');
     return { ok: false, reason, message };
   }
@@ -238,10 +250,14 @@ export class PrometheusConnector {
         case '/connector-metrics':
           return send(res, 200, await this.registry.metrics(), this.registry.contentType);
         case '/metrics': {
+          // The exporter answered: 200 even with the proxy away, so that Prometheus's
+          // own `up` means "the exporter is scraped" and kakehi_proxy_up 0 says the rest.
           const outcome = await this.scrape();
-          if (!outcome.ok) return send(res, 503, `proxy ${outcome.reason}: ${oneLine(outcome.message)}\n`);
           const own = await this.registry.metrics();
-          return send(res, 200, `${outcome.text}\n${own}`, this.registry.contentType);
+          const body = outcome.ok
+            ? `${outcome.text}\n${own}`
+            : `# proxy ${outcome.reason}: ${oneLine(outcome.message)}\n${own}`;
+          return send(res, 200, body, this.registry.contentType);
         }
         default:
           return send(res, 404, 'not found; try /metrics\n');
@@ -256,6 +272,7 @@ export class PrometheusConnector {
 
 class QueryTimeout extends Error {}
 
+// The reason rides as an exposition comment: one line, and no way to end the comment early.
 const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ').slice(0, 500);
 
 function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -283,7 +300,7 @@ export function parseConnectorArgs(argv: string[]): ConnectorOptions | 'help' {
   if (!m) throw new Error(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
   const host = (m[1] as string).replace(/^\[(.*)\]$/, '$1');
   return {
-    socketPath: values.socket ?? process.env.KAKEHI_SOCKET ?? './kakehi.sock',
+    socketPath: values.socket ?? defaultSocketPath(process.env),
     host,
     port: int('--listen port', m[2] as string, 0, 65_535),
     cacheMs: int('--cache-ms', values['cache-ms'], 0, 3_600_000, DEFAULT_CACHE_MS),

@@ -79,7 +79,10 @@ export async function renderFamilies(result: MetricsResult, opts: RenderOptions)
   let droppedSeries = 0;
   const skippedFamilies: string[] = [];
   const registry = new Registry();
-  for (const fam of result.families) {
+  const families = result.families.flatMap((f) =>
+    f.name === BACKEND_UP && validFamily(f) ? backendStates(f, opts.perBackend ? keep : () => false) : [f],
+  );
+  for (const fam of families) {
     if (!validFamily(fam)) {
       skippedFamilies.push(String((fam as { name?: unknown }).name));
       continue;
@@ -115,6 +118,42 @@ export async function renderFamilies(result: MetricsResult, opts: RenderOptions)
     } as unknown as Parameters<Registry['registerMetric']>[0]);
   }
   return { text: await registry.metrics(), droppedSeries, skippedFamilies };
+}
+
+const BACKEND_UP = 'kakehi_backend_up';
+
+/**
+ * An `_up` gauge must stay 0 or 1 per backend: summed over backends whose
+ * label is dropped or folded it would read 2 for a cluster. Backends that keep
+ * their label keep their `kakehi_backend_up`; every backend is also counted per
+ * cluster in `kakehi_backends_up` and `kakehi_backends`, which fold honestly.
+ */
+function backendStates(f: Family, keep: (key: string) => boolean): Family[] {
+  const own = f.samples.filter((s) => keep(backendKey(s.labels)));
+  const up = new Map<string, number>();
+  const all = new Map<string, number>();
+  for (const s of f.samples) {
+    const cluster = s.labels.cluster ?? '';
+    all.set(cluster, (all.get(cluster) ?? 0) + 1);
+    up.set(cluster, (up.get(cluster) ?? 0) + ((s as { value: number }).value >= 1 ? 1 : 0));
+  }
+  const perCluster = (counts: Map<string, number>) =>
+    [...counts].map(([cluster, value]) => ({ labels: { cluster }, value }));
+  return [
+    ...(own.length > 0 ? [{ ...f, samples: own }] : []),
+    {
+      name: 'kakehi_backends_up',
+      help: 'Backends of the cluster that are up (kakehi_backend_up is 1).',
+      type: 'gauge',
+      samples: perCluster(up),
+    },
+    {
+      name: 'kakehi_backends',
+      help: 'Backends of the cluster that the proxy reports a state for.',
+      type: 'gauge',
+      samples: perCluster(all),
+    },
+  ];
 }
 
 function validFamily(f: Family): boolean {

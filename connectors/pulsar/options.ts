@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  defaultSocketPath,
   int,
   type ListenAddress,
   listenAddr,
@@ -13,6 +14,7 @@ import {
   type MistakeKind,
   OptionsError,
   readSettingsFile,
+  SOCKET_DEFAULT_HELP,
   sourceName,
 } from '../shared/settings.js';
 import { type ClientOptions, PulsarClient, tokenAuth } from './client/index.js';
@@ -144,9 +146,9 @@ const SETTINGS: { [K in keyof PulsarOptions]: Setting<K> } = {
     short: 's',
     kind: 'string',
     arg: 'PATH',
-    doc: 'command socket (default $KAKEHI_SOCKET or ./kakehi.sock)',
+    doc: `command socket (default ${SOCKET_DEFAULT_HELP})`,
     parse: path,
-    fallback: (env) => resolve(env.KAKEHI_SOCKET ?? './kakehi.sock'),
+    fallback: (env) => resolve(defaultSocketPath(env)),
   },
   source: {
     field: 'source',

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { clientSocketPath, DEFAULT_SOCKET_TEXT } from '../../src/command/default-socket.js';
 import { sourceProblem } from '../../src/state/transaction.js';
 
 export type MistakeKind = 'usage' | 'config';
@@ -40,6 +41,11 @@ export function sourceName(what: string, v: unknown, kind: MistakeKind): string 
   if (problem !== undefined) throw new OptionsError(`${what}: ${problem}`, kind);
   return v as string;
 }
+
+/** The proxy's command socket when no flag or settings key names it: the proxy's own default. */
+export const defaultSocketPath = clientSocketPath;
+
+export const SOCKET_DEFAULT_HELP = `$KAKEHI_SOCKET, else ${DEFAULT_SOCKET_TEXT}`;
 
 export type ListenAddress = { host: string; port: number } | undefined;
 

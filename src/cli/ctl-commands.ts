@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_SOCKET_TEXT } from '../command/default-socket.js';
 import type { RequestType } from '../command/frames.js';
 import type { FlagSpec } from './args.js';
 import { renderBackends, renderClusters, renderTop, TOP_FAMILIES } from './ctl-live-output.js';
@@ -50,7 +51,7 @@ export const GLOBAL_FLAGS: Record<string, Flag> = {
     value: true,
     short: 's',
     arg: 'PATH',
-    doc: 'command socket (default: $KAKEHI_SOCKET, else ./kakehi.sock)',
+    doc: `command socket (default: $KAKEHI_SOCKET, else ${DEFAULT_SOCKET_TEXT})`,
   },
   json: { value: false, doc: "print the proxy's raw result as JSON, for scripts" },
   timeout: {

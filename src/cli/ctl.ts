@@ -4,6 +4,7 @@
 
 import { CommandClient, CommandError, CommandTransportError } from '../client/command-client.js';
 import type { TransportFailure } from '../client/command-errors.js';
+import { clientSocketPath } from '../command/default-socket.js';
 import type { RequestType } from '../command/frames.js';
 import { parseArgs } from './args.js';
 import {
@@ -20,8 +21,6 @@ import {
 } from './ctl-commands.js';
 import { changeResult, eventLine, isChangeResult, issueLines, keyValues } from './ctl-output.js';
 import { EXIT } from './exit-codes.js';
-
-const DEFAULT_SOCKET = './kakehi.sock';
 
 function flagHelp(flags: Record<string, Flag>): string {
   const rows = Object.entries(flags).map(([name, f]) => [
@@ -178,7 +177,7 @@ export async function runCtl(argv: string[]): Promise<number> {
     throw e;
   }
 
-  const socketPath = str(g, 'socket') ?? (process.env.KAKEHI_SOCKET || DEFAULT_SOCKET);
+  const socketPath = str(g, 'socket') ?? clientSocketPath(process.env);
   const json = g.flags.has('json');
   let client: CommandClient | undefined;
   try {

@@ -7,8 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { configSchema } from '../config/config-schema.js';
 import { embeddedDefault } from '../config/embedded-default.js';
 import { type Config, loadConfigFile } from '../config/load-config.js';
+import { checkRunPaths } from '../config/run-paths.js';
 import { ERROR_CODES, formatIssue, KakehiError } from '../errors.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { StartUpError } from '../main/start-up-error.js';
 import { VERSION } from '../version.js';
 import { parseArgs } from './args.js';
 import { runCtl } from './ctl.js';
@@ -49,11 +51,15 @@ Options:
   validate: `Usage: kakehi validate -c FILE | FILE
 
 Checks a configuration file without running it, printing every error with its
-place (e.g. frontends[3].hostname). Exits 0 when valid, 3 when not.
+place (e.g. frontends[3].hostname). Also checks, as the user running it, what
+run needs from this machine: the directories of command_socket, access_log and
+state_file, and command_socket_group. Exits 0 when valid, 3 when not.
 
 Options:
   -c, --config FILE   configuration file (YAML)
   -q, --quiet         print nothing when valid
+      --no-paths      check the file only, not this machine (for a file that
+                      runs elsewhere, e.g. checked in CI)
   -h, --help          this help
 `,
   schema: `Usage: kakehi schema
@@ -78,6 +84,28 @@ function reportConfigError(err: unknown): number {
     return EXIT.CONFIG;
   }
   throw err;
+}
+
+/**
+ * Whatever stops `run` before it is ready ends as one line naming the key at
+ * fault (StartUpError) and one JSON log line; a stack helps no operator here.
+ */
+function reportStartFailure(err: unknown, log: Logger): number {
+  const message =
+    err instanceof KakehiError
+      ? err.message
+      : `cannot start: ${err instanceof Error ? err.message : String(err)}`;
+  const line = message.replace(/\s*\n\s*/g, '; ');
+  log.fatal(
+    {
+      code: err instanceof KakehiError ? err.code : 'KKH_START_FAILED',
+      ...(err instanceof StartUpError ? { key: err.key } : {}),
+    },
+    line,
+  );
+  log.flush();
+  process.stderr.write(`kakehi: ${line}\n`);
+  return EXIT.FAILURE;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -105,7 +133,7 @@ async function main(argv: string[]): Promise<number> {
   const parsed = parseArgs(rest, {
     config: { value: true, short: 'c' },
     help: { value: false, short: 'h' },
-    ...(command === 'validate' ? { quiet: { value: false, short: 'q' } } : {}),
+    ...(command === 'validate' ? { quiet: { value: false, short: 'q' }, 'no-paths': { value: false } } : {}),
   });
   if ('error' in parsed) return usage(parsed.error, command);
   if (parsed.flags.has('help')) {
@@ -132,6 +160,14 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         return reportConfigError(err);
       }
+      // What run would fail on that the file alone does not show: its paths on this machine.
+      const unusable = parsed.flags.has('no-paths') ? [] : checkRunPaths(config.settings);
+      if (unusable.length > 0) {
+        process.stderr.write(
+          `kakehi: ${file} cannot run here (checked as uid ${process.getuid?.() ?? '?'}):\n${unusable.map(formatIssue).join('\n')}\n`,
+        );
+        return EXIT.CONFIG;
+      }
       if (!parsed.flags.has('quiet')) {
         const s = config.state;
         process.stdout.write(
@@ -147,8 +183,8 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         return reportConfigError(err);
       }
+      const log = createLogger(config.settings.logLevel);
       try {
-        const log = createLogger(config.settings.logLevel);
         const { runMain } = await import('../main/run-main.js');
         await runMain(
           config,
@@ -166,11 +202,7 @@ async function main(argv: string[]): Promise<number> {
         }
         return -1; // keep running
       } catch (err) {
-        if (err instanceof KakehiError) {
-          process.stderr.write(`kakehi: ${err.message}\n`);
-          return EXIT.FAILURE;
-        }
-        throw err;
+        return reportStartFailure(err, log);
       }
     }
     default:

@@ -66,13 +66,16 @@ const configFields = {
   },
   command_socket: {
     schema: str({ maxLength: 100 }),
-    default: D.COMMAND_SOCKET,
-    doc: 'path of the Unix command socket (relative to the working directory)',
+    doc: 'path of the Unix command socket; unset: $RUNTIME_DIRECTORY/kakehi.sock, else /run/kakehi/kakehi.sock when writable, else ./kakehi.sock',
   },
   command_socket_mode: {
     schema: oneOf(['0600', '0660'] as const),
     default: '0600',
     doc: 'file mode of the command socket: owner only, or owner and group',
+  },
+  command_socket_group: {
+    schema: str({ maxLength: 64 }),
+    doc: 'group (name or gid) the command socket is given, for connectors running as another user (with mode 0660)',
   },
   state_file: {
     schema: str({ maxLength: 4096 }),

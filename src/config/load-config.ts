@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { inspectCertificate } from '../certificate/inspect.js';
+import { defaultCommandSocket } from '../command/default-socket.js';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
 import type { AccessLogField } from '../log/access-log-fields.js';
 import { type Certificate, certificateSchema, keyOf } from '../model/objects.js';
@@ -27,6 +28,8 @@ export interface Settings {
   readonly workerTimeoutMs: number;
   readonly commandSocket: string;
   readonly commandSocketMode: number;
+  /** Group name or gid the socket is chowned to; checked by checkRunPaths. */
+  readonly commandSocketGroup: string | undefined;
   readonly stateFile: string | undefined;
 }
 
@@ -90,8 +93,9 @@ function settingsOf(file: ConfigFile): Settings {
     drainTimeoutMs: file.drain_timeout_ms,
     workers: file.workers,
     workerTimeoutMs: file.worker_timeout_ms,
-    commandSocket: file.command_socket,
+    commandSocket: file.command_socket ?? defaultCommandSocket('listen'),
     commandSocketMode: Number.parseInt(file.command_socket_mode, 8),
+    commandSocketGroup: file.command_socket_group,
     stateFile: file.state_file,
   };
 }

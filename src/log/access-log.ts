@@ -1,8 +1,7 @@
 // One JSON line per request on its own stream (stdout, stderr or a file),
 // written from the data plane's request events rather than from the hot path.
 
-import { mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { openSync } from 'node:fs';
 import { type RequestEnd, requestEnd } from '../proxy/request-events.js';
 import { ACCESS_LOG_FIELD_NAMES, type AccessLogField, lineMaker } from './access-log-fields.js';
 import { LineWriter } from './line-writer.js';
@@ -23,7 +22,7 @@ export function startAccessLog(
   if (target === 'stdout') fd = 1;
   else if (target === 'stderr') fd = 2;
   else {
-    mkdirSync(dirname(target), { recursive: true });
+    // No mkdir: a missing directory is the operator's to create (kakehi validate names it).
     fd = openSync(target, 'a'); // O_APPEND: small writes from every worker land whole
   }
   const dest = new LineWriter(fd);

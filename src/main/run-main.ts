@@ -2,13 +2,15 @@
 // and the command socket, and turns signals into drains and reloads.
 
 import cluster from 'node:cluster';
-import { existsSync } from 'node:fs';
+import { chownSync, existsSync } from 'node:fs';
 import type { Config } from '../config/load-config.js';
+import { checkRunPaths, groupId } from '../config/run-paths.js';
 import type { Logger } from '../log/logger.js';
 import { changeKey } from '../state/change.js';
 import { loadStateFile, mergeSavedState } from '../state/state-file.js';
 import { CommandServer } from './command/command-server.js';
 import { createRequestHandler } from './command/request-handlers.js';
+import { commandSocketError, StartUpError, workerStartError } from './start-up-error.js';
 import { Supervisor } from './supervisor.js';
 
 /** The config state plus what the state file holds from other sources (added at runtime). */
@@ -37,12 +39,37 @@ function resumeState(config: Config, log: Logger): Config {
   }
 }
 
+/** command_socket_group: connectors running as another user reach a 0660 socket through it. */
+function giveSocketToGroup(config: Config): void {
+  const { commandSocket, commandSocketGroup } = config.settings;
+  if (commandSocketGroup === undefined) return;
+  const gid = groupId(commandSocketGroup); // checkRunPaths has found it already
+  if (gid === undefined) return;
+  try {
+    chownSync(commandSocket, -1, gid);
+  } catch (err) {
+    throw new StartUpError(
+      [
+        {
+          path: 'command_socket_group',
+          reason: `cannot give ${commandSocket} to group ${commandSocketGroup} (${(err as NodeJS.ErrnoException).code}); run kakehi as a member of that group, or as root`,
+        },
+      ],
+      { cause: err },
+    );
+  }
+}
+
 export async function runMain(
   config: Config,
   configPath: string | undefined,
   log: Logger,
   entry: string,
 ): Promise<void> {
+  // Paths and the group are checked before any worker forks: the operator gets
+  // the key to fix instead of a worker dying on its access log.
+  const issues = checkRunPaths(config.settings);
+  if (issues.length > 0) throw new StartUpError(issues);
   const sup = new Supervisor(resumeState(config, log), configPath, log);
   let stopping = false;
   const stop = async (hard: boolean, why: string) => {
@@ -72,7 +99,7 @@ export async function runMain(
     await sup.start(entry);
   } catch (err) {
     await sup.stop(true); // workers that did start must not keep the process alive
-    throw err;
+    throw workerStartError(err, config.state, config.settings.accessLog);
   }
   server = new CommandServer(
     config.settings.commandSocket,
@@ -82,9 +109,11 @@ export async function runMain(
   );
   try {
     await server.listen();
+    giveSocketToGroup(config);
   } catch (err) {
     await sup.stop(true);
-    throw err;
+    await server.close();
+    throw err instanceof StartUpError ? err : commandSocketError(config.settings.commandSocket, err);
   }
   for (const l of sup.boundListeners()) log.info({ address: l.address, port: l.port }, 'listening');
   log.info(

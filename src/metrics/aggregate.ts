@@ -15,7 +15,19 @@ function isHistogram(s: Sample): s is HistogramSample {
   return 'counts' in s;
 }
 
-/** Sums same-named families and same-labelled samples; order follows first appearance. */
+/**
+ * A gauge named `…_up` is a state (1 up, 0 down), not an amount: summed over
+ * two workers it would read 2. Merged, it is up only when every process that
+ * reports it says so, so one worker seeing a backend down shows.
+ */
+function isStateGauge(f: Family): boolean {
+  return f.type === 'gauge' && f.name.endsWith('_up');
+}
+
+/**
+ * Sums same-named families and same-labelled samples (`…_up` states take the
+ * lowest instead); order follows first appearance.
+ */
 export function mergeFamilies(sets: Family[][]): Family[] {
   const out = new Map<string, { family: Family; byLabels: Map<string, Sample> }>();
   for (const families of sets) {
@@ -45,7 +57,7 @@ export function mergeFamilies(sets: Family[][]): Family[] {
           have.sum += s.sum;
           have.count += s.count;
         } else if (!isHistogram(have) && !isHistogram(s)) {
-          have.value += s.value;
+          have.value = isStateGauge(f) ? Math.min(have.value, s.value) : have.value + s.value;
         }
       }
     }

@@ -88,7 +88,12 @@ export class ClientSession implements UpstreamOwner, BodySink {
   private listener: ListenerRuntime | undefined;
   private req: RequestHead | undefined;
   private requestId = '';
-  private started = 0;
+  /**
+   * When the exchange began: the first byte of its request head, so that a
+   * request refused before its head is complete (400, 408, 431) is timed too.
+   * Never 0: that would time from the worker's start (its uptime).
+   */
+  private started = performance.now();
   private target: RouteTarget | undefined;
   private cluster: ClusterRuntime | undefined;
   private backend: BackendRuntime | undefined;
@@ -155,6 +160,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     const stage = this.stage;
     switch (stage.name) {
       case 'head':
+        if (this.buf === undefined) this.started = performance.now();
         this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
         this.readHead();
         return;
@@ -288,7 +294,6 @@ export class ClientSession implements UpstreamOwner, BodySink {
     const headText = buf.toString('latin1', 0, headEnd);
     this.buf = headEnd === buf.length ? undefined : buf.subarray(headEnd);
     this.scanFrom = 0;
-    this.started = performance.now();
     this.bytesIn = headEnd;
     this.bytesOut = 0;
     this.backendMs = -1;
@@ -680,6 +685,8 @@ export class ClientSession implements UpstreamOwner, BodySink {
     }
     this.transition(HEAD);
     this.resumeClient();
+    // A pipelined request waited in buf: its exchange begins now, not when its bytes came.
+    this.started = performance.now();
     if (this.buf !== undefined) this.readHead();
     if (this.stage.name === 'head' && this.buf === undefined) this.armIdle();
   }

@@ -30,18 +30,20 @@ export function runWorker(): void {
   const handle = async (m: ToWorker): Promise<void> => {
     switch (m.t) {
       case 'init': {
-        runtime = new ProxyRuntime(
-          emptyState(),
-          startAccessLog(m.accessLog, m.accessLogFields),
-          log,
-          (event) => send({ t: 'health', event }),
-          {
-            ...(m.tls.selfSigned === undefined ? {} : { selfSigned: m.tls.selfSigned }),
-            ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
-          },
-        );
         let state: ProxyState;
+        // Inside the try: an access log that cannot be opened is a start failure main
+        // reports with its reason, not a worker dying with no word.
         try {
+          runtime = new ProxyRuntime(
+            emptyState(),
+            startAccessLog(m.accessLog, m.accessLogFields),
+            log,
+            (event) => send({ t: 'health', event }),
+            {
+              ...(m.tls.selfSigned === undefined ? {} : { selfSigned: m.tls.selfSigned }),
+              ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
+            },
+          );
           state = stateOfSnapshot(m.snapshot);
           await runtime.apply(state);
         } catch (err) {

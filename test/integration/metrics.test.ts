@@ -137,8 +137,15 @@ describe('query_metrics', () => {
     assert.equal(agg.count, 400);
     const summed = agg.counts.map((_, i) => m.workers!.reduce((a, w) => a + hist(w.families).counts[i]!, 0));
     assert.deepEqual(agg.counts, summed);
-    // backend_up is a gauge summed across workers: each worker sees the backend up.
-    assert.equal(total(m.families, 'kakehi_backend_up'), 2);
+    // backend_up is a state, not an amount: two workers seeing the backend up make 1, not 2.
+    assert.deepEqual(
+      scalars(m.families, 'kakehi_backend_up').map((s) => s.value),
+      [1],
+    );
+    assert.deepEqual(
+      m.workers!.map((w) => total(w.families, 'kakehi_backend_up')),
+      [1, 1],
+    );
     assert.equal(total(m.families, 'kakehi_workers'), 2);
   });
 

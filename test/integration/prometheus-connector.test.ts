@@ -129,12 +129,13 @@ describe('prometheus connector', () => {
     assert.equal(fake.queries, 2, 'queried again once the cache expired');
   });
 
-  test('a proxy that does not answer within timeout-ms gives 503 and a timeout error', async () => {
+  test('a proxy that does not answer within timeout-ms gives 200 with kakehi_proxy_up 0 and a timeout error', async () => {
     const { port } = await setup(() => 'hang', { timeoutMs: 200 });
     const started = Date.now();
     const res = await httpGet(port, '/metrics');
-    assert.equal(res.status, 503);
-    assert.match(res.body, /^proxy timeout: .+\n$/);
+    assert.equal(res.status, 200);
+    assert.match(res.body, /^# proxy timeout: .+\n/);
+    assert.equal(value(res.body, 'kakehi_proxy_up'), 0);
     assert.ok(Date.now() - started < 1_500, 'bounded by the timeout');
     const own = (await httpGet(port, '/connector-metrics')).body;
     assert.equal(value(own, 'kakehi_connector_scrape_errors_total{reason="timeout"}'), 1);
@@ -143,11 +144,13 @@ describe('prometheus connector', () => {
     assert.equal((await httpGet(port, '/readyz')).status, 503);
   });
 
-  test('proxy down gives 503 with the reason, proxy back gives 200 again', async () => {
+  test('proxy down gives 200 with kakehi_proxy_up 0 and the reason, proxy back gives its metrics again', async () => {
     const { fake, port } = await setup(() => ({ families: SAMPLE_FAMILIES }), { timeoutMs: 500 }, false);
     const down = await httpGet(port, '/metrics');
-    assert.equal(down.status, 503);
-    assert.match(down.body, /^proxy unreachable: /);
+    assert.equal(down.status, 200);
+    assert.match(down.body, /^# proxy unreachable: /);
+    assert.equal(value(down.body, 'kakehi_proxy_up'), 0);
+    assert.equal(promtoolCheck(down.body).status, 0);
     assert.equal((await httpGet(port, '/healthz')).status, 200);
     assert.equal((await httpGet(port, '/readyz')).status, 503);
     let own = (await httpGet(port, '/connector-metrics')).body;
@@ -155,30 +158,32 @@ describe('prometheus connector', () => {
     assert.equal(value(own, 'kakehi_connector_scrape_errors_total{reason="unreachable"}'), 1);
 
     await fake.listen();
-    const up = await until('200 after the proxy started', async () => {
+    const up = await until('the proxy up again', async () => {
       const r = await httpGet(port, '/metrics');
-      return r.status === 200 ? r : undefined;
+      return value(r.body, 'kakehi_proxy_up') === 1 ? r : undefined;
     });
     assert.equal(value(up.body, 'kakehi_connector_up'), 1);
     assert.equal((await httpGet(port, '/readyz')).status, 200);
 
-    // Lost after being connected: 503 while gone, then the client's reconnect brings it back.
+    // Lost after being connected: proxy_up 0 while gone, then the client's reconnect brings it back.
     await fake.stop();
     const lost = await httpGet(port, '/metrics');
-    assert.equal(lost.status, 503);
+    assert.equal(lost.status, 200);
+    assert.equal(value(lost.body, 'kakehi_proxy_up'), 0);
     own = (await httpGet(port, '/connector-metrics')).body;
     assert.equal(value(own, 'kakehi_connector_up'), 0);
     await fake.listen();
-    await until('200 after the proxy came back', async () =>
-      (await httpGet(port, '/metrics')).status === 200 ? true : undefined,
+    await until('the proxy back', async () =>
+      value((await httpGet(port, '/metrics')).body, 'kakehi_proxy_up') === 1 ? true : undefined,
     );
   });
 
-  test('the proxy refusing query_metrics gives 503 with its error code', async () => {
+  test('the proxy refusing query_metrics gives 200 with kakehi_proxy_up 0 and its error code', async () => {
     const { port } = await setup(() => ({ error: 'no metrics here' }));
     const res = await httpGet(port, '/metrics');
-    assert.equal(res.status, 503);
-    assert.match(res.body, /^proxy refused: KKH_TEST: no metrics here\n$/);
+    assert.equal(res.status, 200);
+    assert.match(res.body, /^# proxy refused: KKH_TEST: no metrics here\n/);
+    assert.equal(value(res.body, 'kakehi_proxy_up'), 0);
   });
 
   test('per-backend series beyond max-backend-series fold into backend="other" and are counted', async () => {
@@ -225,6 +230,46 @@ describe('prometheus connector', () => {
     assert.doesNotMatch(text, /^kakehi_\w+\{[^}]*backend=/m);
     assert.equal(value(text, 'kakehi_http_requests_total{cluster="c",code="200"}'), 15);
     assert.equal(value(text, 'kakehi_connector_series_dropped_total'), 0);
+  });
+
+  test('kakehi_backend_up stays 0/1: folded backends are counted per cluster in kakehi_backends_up / kakehi_backends', async () => {
+    const families: Family[] = [
+      {
+        name: 'kakehi_backend_up',
+        help: 'Whether the backend is considered up (1) or down (0).',
+        type: 'gauge',
+        samples: [
+          { labels: { cluster: 'api', backend: 'a-0' }, value: 1 },
+          { labels: { cluster: 'api', backend: 'a-1' }, value: 1 },
+          { labels: { cluster: 'api', backend: 'a-2' }, value: 0 },
+          { labels: { cluster: 'web', backend: 'w-0' }, value: 0 },
+        ],
+      },
+    ];
+    // Without --per-backend: no summed _up gauge, counts instead.
+    const plain = await setup(() => ({ families }));
+    const text = (await httpGet(plain.port, '/metrics')).body;
+    const check = promtoolCheck(text);
+    assert.equal(check.status, 0, check.output);
+    assert.doesNotMatch(text, /^kakehi_backend_up\{/m);
+    assert.equal(value(text, 'kakehi_backends_up{cluster="api"}'), 2);
+    assert.equal(value(text, 'kakehi_backends{cluster="api"}'), 3);
+    assert.equal(value(text, 'kakehi_backends_up{cluster="web"}'), 0);
+    assert.equal(value(text, 'kakehi_backends{cluster="web"}'), 1);
+
+    // --per-backend over budget: admitted backends keep their own 0/1, none goes to "other".
+    const budget = await setup(() => ({ families }), { perBackend: true, maxBackendSeries: 2 });
+    const body = (await httpGet(budget.port, '/metrics')).body;
+    assert.equal(promtoolCheck(body).status, 0);
+    const ups = [...body.matchAll(/^kakehi_backend_up\{.*\} (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.equal(ups.length, 2);
+    assert.ok(
+      ups.every((v) => v === 0 || v === 1),
+      body,
+    );
+    assert.doesNotMatch(body, /^kakehi_backend_up\{[^}]*backend="other"/m);
+    assert.equal(value(body, 'kakehi_backends_up{cluster="api"}'), 2);
+    assert.equal(value(body, 'kakehi_backends{cluster="api"}'), 3);
   });
 
   test('as a process: logs the bound port for --listen :0, answers, and exits 0 on SIGTERM', async () => {

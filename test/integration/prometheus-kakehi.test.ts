@@ -96,3 +96,65 @@ test('TLS handshakes and certificate expiry come out of /metrics, and promtool a
     Date.parse(new X509Certificate(leaf.certPem).validTo) / 1000,
   );
 });
+
+test('kakehi_backend_up is 0/1 per backend across two workers; folded, backends are counted per cluster', async () => {
+  const b1 = await echoBackend('b1');
+  const b2 = await echoBackend('b2');
+  cleanups.push(
+    () => b1.close(),
+    () => b2.close(),
+  );
+  const kakehi = await startKakehi({
+    workers: 2,
+    listeners: [{ address: '127.0.0.1:0' }],
+    clusters: [
+      {
+        id: 'api',
+        backends: [
+          { id: 'b1', address: b1.address },
+          { id: 'b2', address: b2.address },
+        ],
+      },
+    ],
+    frontends: [{ hostname: '*', cluster: 'api' }],
+    access_log: 'off',
+  });
+  cleanups.push(() => kakehi.stop());
+  const perBackend = await spawnConnector([
+    '-s',
+    kakehi.socketPath,
+    '--listen',
+    '127.0.0.1:0',
+    '--per-backend',
+  ]);
+  cleanups.push(() => perBackend.stop());
+  const own = (await scrapeLinted(perBackend.port)).body;
+  assert.equal(own.match(/^kakehi_backend_up\{cluster="api",backend="b[12]"\} 1$/gm)?.length, 2, own);
+
+  const folded = await spawnConnector(['-s', kakehi.socketPath, '--listen', '127.0.0.1:0']);
+  cleanups.push(() => folded.stop());
+  const text = (await scrapeLinted(folded.port)).body;
+  assert.doesNotMatch(text, /^kakehi_backend_up/m);
+  assert.match(text, /^kakehi_backends_up\{cluster="api"\} 2$/m);
+  assert.match(text, /^kakehi_backends\{cluster="api"\} 2$/m);
+});
+
+test('with the proxy stopped, the connector process still answers 200: its own metrics, kakehi_proxy_up 0, promtool-clean', async () => {
+  const kakehi = await startKakehi({ listeners: [{ address: '127.0.0.1:0' }], access_log: 'off' });
+  cleanups.push(() => kakehi.stop());
+  const connector = await spawnConnector([
+    '-s',
+    kakehi.socketPath,
+    '--listen',
+    '127.0.0.1:0',
+    '--cache-ms',
+    '0',
+  ]);
+  cleanups.push(() => connector.stop());
+  assert.match((await scrapeLinted(connector.port)).body, /^kakehi_proxy_up 1$/m);
+  assert.equal(await kakehi.stop(), 0);
+  const res = await scrapeLinted(connector.port);
+  assert.match(res.body, /^kakehi_proxy_up 0$/m);
+  assert.match(res.body, /^kakehi_connector_up 0$/m);
+  assert.doesNotMatch(res.body, /^kakehi_http_requests_total/m, 'nothing stale from the proxy');
+});
