@@ -87,8 +87,10 @@ function reportConfigError(err: unknown): number {
 }
 
 /**
- * Whatever stops `run` before it is ready ends as one line naming the key at
- * fault (StartUpError) and one JSON log line; a stack helps no operator here.
+ * Whatever stops `run` before it is ready ends as one fatal JSON log line naming
+ * the key at fault (StartUpError) and the fix, and, for a person at a terminal,
+ * the same sentence as plain text; a stack helps no operator here. Under a
+ * supervisor stderr is a log stream, and a plain line in it breaks its parse.
  */
 function reportStartFailure(err: unknown, log: Logger): number {
   const message =
@@ -104,7 +106,7 @@ function reportStartFailure(err: unknown, log: Logger): number {
     line,
   );
   log.flush();
-  process.stderr.write(`kakehi: ${line}\n`);
+  if (process.stderr.isTTY) process.stderr.write(`kakehi: ${line}\n`);
   return EXIT.FAILURE;
 }
 

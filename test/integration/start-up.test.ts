@@ -62,22 +62,26 @@ function plainLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
 }
 
-/** Exit 1, exactly one plain line, naming `key`, and no stack frame anywhere on stderr. */
+/**
+ * Exit 1, one fatal JSON line naming `key` and the fix (with its code), nothing
+ * on stderr that is not JSON (stderr is a pipe here, as under a supervisor: the
+ * plain sentence is for a terminal only), and no stack frame anywhere.
+ */
 function assertOneLineStartFailure(r: CliResult, key: string): string {
   assert.equal(r.code, 1, r.stderr);
-  const plain = plainLines(r.stderr);
-  assert.equal(plain.length, 1, `one plain line, got:\n${r.stderr}`);
-  assert.match(plain[0]!, new RegExp(`^kakehi: cannot start: ${key.replace(/[[\]]/g, '\\$&')}: `));
+  assert.deepEqual(plainLines(r.stderr), [], 'nothing but JSON on a stderr that is not a terminal');
   assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
-  const json = r.stderr
+  const fatal = r.stderr
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { level: number; key?: string; code?: string });
-  assert.ok(
-    json.some((l) => l.level === 60 && typeof l.code === 'string' && l.key === key),
-    'one fatal JSON log line with the code and the key',
-  );
-  return plain[0]!;
+    .map((l) => JSON.parse(l) as { level: string; key?: string; code?: string; msg: string })
+    .filter((l) => l.level === 'fatal');
+  assert.equal(fatal.length, 1, `one fatal line, got:\n${r.stderr}`);
+  assert.equal(typeof fatal[0]!.code, 'string');
+  assert.equal(fatal[0]!.key, key);
+  assert.doesNotMatch(fatal[0]!.msg, /\n/, 'one line');
+  assert.match(fatal[0]!.msg, new RegExp(`^cannot start: ${key.replace(/[[\]]/g, '\\$&')}: `));
+  return `kakehi: ${fatal[0]!.msg}`;
 }
 
 const root = mkdtempSync(join(tmpdir(), 'kakehi-start-'));
