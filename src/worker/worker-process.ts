@@ -2,7 +2,8 @@
 // serves traffic with them, and acknowledges every generation it reaches. It
 // exits when main tells it to drain, or when main goes away.
 
-import { type FromWorker, isFromWorker, type ToWorker } from '../ipc/messages.js';
+import type { SendHandle } from 'node:child_process';
+import { type FromWorker, isFromWorker, type ListeningHandle, type ToWorker } from '../ipc/messages.js';
 import { createLogger } from '../log/logger.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
@@ -14,6 +15,12 @@ import { ProxyRuntime } from './proxy-runtime.js';
 function send(m: FromWorker): void {
   // A failed send means main is gone; 'disconnect' (below) ends this worker then.
   if (process.connected) process.send?.(m, undefined, {}, () => {});
+}
+
+/** A message carrying a listening socket; the worker keeps its own copy (a bare handle is not closed on send). */
+function sendHandle(m: FromWorker, handle: ListeningHandle): void {
+  // Node types sendHandle as Socket | Server; a bare TCP handle is what it sends underneath.
+  if (process.connected) process.send?.(m, handle as unknown as SendHandle, {}, () => {});
 }
 
 export function runWorker(): void {
@@ -33,6 +40,8 @@ export function runWorker(): void {
           ...(m.tls.selfSigned === undefined ? {} : { selfSigned: m.tls.selfSigned }),
           ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
         });
+        for (const [key, h] of adopted) runtime.adopt(key, h);
+        adopted.clear();
         let state: ProxyState;
         try {
           state = stateOfSnapshot(m.snapshot);
@@ -85,6 +94,14 @@ export function runWorker(): void {
           ],
         });
         return;
+      case 'send_listener_handles': {
+        const handles = runtime?.listeningHandles() ?? [];
+        for (const { key, handle } of handles) sendHandle({ t: 'listener_handle', key }, handle);
+        send({ t: 'listener_handles_sent', seq: m.seq, keys: handles.map((h) => h.key) });
+        return;
+      }
+      case 'listener_handle':
+        return; // taken as it arrives (below), before init
       case 'drain': {
         const draining = runtime ? runtime.drain(m.timeoutMs) : Promise.resolve(0);
         send({ t: 'closed' });
@@ -106,9 +123,15 @@ export function runWorker(): void {
     }
   };
 
-  process.on('message', (m: unknown) => {
+  // Handed-over sockets arrive before init, so the init's apply listens on them.
+  const adopted = new Map<string, ListeningHandle>();
+  process.on('message', (m: unknown, passed: unknown) => {
     if (!isFromWorker(m)) return;
     const msg = m as unknown as ToWorker;
+    if (msg.t === 'listener_handle') {
+      if (typeof passed === 'object' && passed !== null) adopted.set(msg.key, passed);
+      return;
+    }
     if (msg.t === 'metrics') {
       void handle(msg);
       return;
