@@ -9,7 +9,9 @@ import { changeKey } from '../state/change.js';
 import { loadStateFile, mergeSavedState } from '../state/state-file.js';
 import { CommandServer } from './command/command-server.js';
 import { createRequestHandler } from './command/request-handlers.js';
+import { inheritFromPredecessor, type MainUpgradeResult, upgradeMain } from './succession.js';
 import { Supervisor } from './supervisor.js';
+import { notifySystemd } from './systemd-notify.js';
 
 /** The config state plus what the state file holds from other sources (added at runtime). */
 function resumeState(config: Config, log: Logger): Config {
@@ -43,7 +45,14 @@ export async function runMain(
   log: Logger,
   entry: string,
 ): Promise<void> {
-  const sup = new Supervisor(resumeState(config, log), configPath, log);
+  // Started by `ctl upgrade --main`: the state and the sockets come from the old main.
+  const takeover = await inheritFromPredecessor(log);
+  const sup = new Supervisor(
+    takeover === undefined ? resumeState(config, log) : { ...config, state: takeover.state },
+    configPath,
+    log,
+    takeover?.inheritance,
+  );
   let stopping = false;
   const stop = async (hard: boolean, why: string) => {
     if (stopping) return;
@@ -72,18 +81,26 @@ export async function runMain(
     await sup.start(entry);
   } catch (err) {
     await sup.stop(true); // workers that did start must not keep the process alive
+    takeover?.abandon();
     throw err;
   }
-  server = new CommandServer(
-    config.settings.commandSocket,
+  const commandServer: CommandServer = new CommandServer(
+    takeover?.bindPath(config.settings.commandSocket) ?? config.settings.commandSocket,
     config.settings.commandSocketMode,
-    createRequestHandler(sup, (hard) => void stop(hard, hard ? 'hard_stop' : 'soft_stop')),
+    createRequestHandler(
+      sup,
+      (hard) => void stop(hard, hard ? 'hard_stop' : 'soft_stop'),
+      (progress): Promise<MainUpgradeResult> => upgradeMain(sup, commandServer, log, progress),
+    ),
     log,
   );
+  server = commandServer;
   try {
-    await server.listen();
+    await commandServer.listen();
+    await takeover?.serving(commandServer);
   } catch (err) {
     await sup.stop(true);
+    takeover?.abandon();
     throw err;
   }
   for (const l of sup.boundListeners()) log.info({ address: l.address, port: l.port }, 'listening');
@@ -102,6 +119,7 @@ export async function runMain(
     'kakehi ready',
   );
   ready = true;
+  void notifySystemd(['--ready', `--pid=${process.pid}`], log);
   if (stopAsked !== undefined) void stop(false, stopAsked);
   // logrotate renames the access log and sends SIGUSR1: every worker opens it again.
   process.on('SIGUSR1', () => {

@@ -1,0 +1,152 @@
+// `kakehi ctl upgrade --main` against a real kakehi: a new main takes over the
+// listening sockets, the state and the command socket while traffic flows, and
+// a successor that fails leaves the old main serving.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { type Backend, echoBackend } from '../helpers/backends.js';
+import { ok } from '../helpers/command.js';
+import { httpGet } from '../helpers/http.js';
+import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
+import { startLoad } from '../helpers/load.js';
+
+const run = promisify(execFile);
+
+function ctl(socket: string, ...args: string[]) {
+  return run(process.execPath, [CLI, 'ctl', '-s', socket, ...args]).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (err: { code: number; stdout: string; stderr: string }) => ({
+      code: err.code,
+      stdout: err.stdout,
+      stderr: err.stderr,
+    }),
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once every process writing to kakehi's stderr (old main, successor, their workers) is gone. */
+function allGone(k: Kakehi): Promise<void> {
+  return new Promise((resolve) => {
+    if (k.proc.stderr?.readableEnded) resolve();
+    else k.proc.stderr?.once('end', () => resolve());
+  });
+}
+
+function config(backend: Backend) {
+  return {
+    workers: 2,
+    listeners: [{ address: '127.0.0.1:0' }],
+    clusters: [{ id: 'app', backends: [{ id: 'a', address: backend.address }] }],
+    frontends: [{ hostname: 'load.test', cluster: 'app' }],
+    access_log: 'off',
+  };
+}
+
+describe('ctl upgrade --main', () => {
+  let backend: Backend;
+  before(async () => {
+    backend = await echoBackend('a');
+  });
+  after(() => backend.close());
+
+  it('hands the sockets and state to a new main under load: no failed request, same generation, old processes gone', async () => {
+    const kakehi = await startKakehi(config(backend));
+    let successor = 0;
+    try {
+      // A runtime change, so the state and generation are more than the file's.
+      await ok(kakehi.socketPath, 'add_cluster', { cluster: { id: 'extra' } });
+      const before = await ok(kakehi.socketPath, 'status');
+      const stateBefore = await ok(kakehi.socketPath, 'get_state', { sources: true });
+      const oldWorkers = (before['workers'] as { pid: number }[]).map((w) => w.pid);
+      assert.equal(oldWorkers.length, 2);
+
+      const keepAlive = startLoad(kakehi.port, { concurrency: 4, host: 'load.test' });
+      let fresh = true;
+      const freshFailures: string[] = [];
+      let freshOk = 0;
+      const freshLoop = (async () => {
+        while (fresh) {
+          await httpGet(kakehi.port, '/', { host: 'load.test' }).then(
+            (r) => (r.status === 200 ? freshOk++ : freshFailures.push(`status ${r.status}`)),
+            (err: Error) => freshFailures.push(err.message),
+          );
+        }
+      })();
+
+      const up = await ctl(kakehi.socketPath, 'upgrade', '--main', '--json');
+      assert.equal(up.code, 0, up.stderr);
+      const result = JSON.parse(up.stdout) as { pid: number; previous_pid: number; generation: number };
+      successor = result.pid;
+      assert.equal(result.previous_pid, before['pid']);
+      assert.notEqual(successor, before['pid']);
+      assert.equal(result.generation, before['generation']);
+
+      // The old main drains its workers and exits 0 while the load goes on.
+      assert.equal(await kakehi.exited, 0);
+      for (let i = 0; i < 20; i++)
+        assert.equal((await httpGet(kakehi.port, '/', { host: 'load.test' })).status, 200);
+      fresh = false;
+      await freshLoop;
+      const res = await keepAlive.stop();
+      assert.deepEqual(res.failed.slice(0, 5), []);
+      assert.deepEqual(freshFailures.slice(0, 5), []);
+      assert.ok(res.ok > 0 && freshOk > 0);
+
+      const afterStatus = await ok(kakehi.socketPath, 'status');
+      assert.equal(afterStatus['pid'], successor, 'the command socket answers from the new main');
+      assert.equal(afterStatus['generation'], before['generation']);
+      assert.deepEqual(await ok(kakehi.socketPath, 'get_state', { sources: true }), stateBefore);
+      const newWorkers = (afterStatus['workers'] as { pid: number; state: string }[]).map((w) => w.pid);
+      assert.equal(newWorkers.length, 2);
+      assert.ok(!alive(before['pid'] as number), 'the old main is gone');
+      for (const pid of oldWorkers) {
+        assert.ok(!newWorkers.includes(pid));
+        assert.ok(!alive(pid), `old worker ${pid} exited`);
+      }
+      // The new main is a main like any other: it applies changes.
+      await ok(kakehi.socketPath, 'remove_cluster', { cluster: 'extra' });
+      assert.equal(
+        (await ok(kakehi.socketPath, 'status'))['generation'],
+        (before['generation'] as number) + 1,
+      );
+    } finally {
+      const gone = allGone(kakehi);
+      if (successor !== 0 && alive(successor)) process.kill(successor, 'SIGTERM');
+      await kakehi.stop();
+      await gone;
+    }
+  });
+
+  it('keeps the old main serving when the new main fails to start, and ctl reports KKH_UPGRADE_FAILED', async () => {
+    const kakehi = await startKakehi(config(backend), { env: { KAKEHI_TEST_SUCCESSOR_EXIT: '7' } });
+    try {
+      const before = await ok(kakehi.socketPath, 'status');
+      const up = await ctl(kakehi.socketPath, 'upgrade', '--main');
+      assert.notEqual(up.code, 0);
+      assert.match(up.stderr, /KKH_UPGRADE_FAILED/);
+      assert.match(up.stderr, /exited \(7\)/);
+      const afterStatus = await ok(kakehi.socketPath, 'status');
+      assert.equal(afterStatus['pid'], before['pid']);
+      assert.deepEqual(
+        (afterStatus['workers'] as { pid: number }[]).map((w) => w.pid),
+        (before['workers'] as { pid: number }[]).map((w) => w.pid),
+      );
+      for (let i = 0; i < 10; i++)
+        assert.equal((await httpGet(kakehi.port, '/', { host: 'load.test' })).status, 200);
+      // The sockets main held for the hand-over were let go: a listener can still move.
+      await ok(kakehi.socketPath, 'add_cluster', { cluster: { id: 'extra' } });
+    } finally {
+      await kakehi.stop();
+    }
+  });
+});
