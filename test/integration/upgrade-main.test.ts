@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { type Backend, echoBackend } from '../helpers/backends.js';
@@ -42,10 +43,25 @@ function allGone(k: Kakehi): Promise<void> {
   });
 }
 
-function config(backend: Backend) {
+/** A port free now (bound once, then let go), for a listener that must come back on the same address. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function config(backend: Backend, extraListener?: string) {
   return {
     workers: 2,
-    listeners: [{ address: '127.0.0.1:0' }],
+    listeners: [
+      { address: '127.0.0.1:0' },
+      ...(extraListener === undefined ? [] : [{ address: extraListener }]),
+    ],
     clusters: [{ id: 'app', backends: [{ id: 'a', address: backend.address }] }],
     frontends: [{ hostname: 'load.test', cluster: 'app' }],
     access_log: 'off',
@@ -60,7 +76,8 @@ describe('ctl upgrade --main', () => {
   after(() => backend.close());
 
   it('hands the sockets and state to a new main under load: no failed request, same generation, old processes gone', async () => {
-    const kakehi = await startKakehi(config(backend));
+    const extra = `127.0.0.1:${await freePort()}`;
+    const kakehi = await startKakehi(config(backend, extra));
     let successor = 0;
     try {
       // A runtime change, so the state and generation are more than the file's.
@@ -113,12 +130,17 @@ describe('ctl upgrade --main', () => {
         assert.ok(!newWorkers.includes(pid));
         assert.ok(!alive(pid), `old worker ${pid} exited`);
       }
-      // The new main is a main like any other: it applies changes.
+      // The new main is a main like any other: it applies changes. A listener it
+      // inherited can go and come back on the same port (main let its copy go).
       await ok(kakehi.socketPath, 'remove_cluster', { cluster: 'extra' });
       assert.equal(
         (await ok(kakehi.socketPath, 'status'))['generation'],
         (before['generation'] as number) + 1,
       );
+      await ok(kakehi.socketPath, 'remove_listener', { address: extra });
+      await ok(kakehi.socketPath, 'add_http_listener', { listener: { address: extra } });
+      const port = Number(extra.split(':')[1]);
+      assert.equal((await httpGet(port, '/', { host: 'load.test' })).status, 200);
     } finally {
       const gone = allGone(kakehi);
       if (successor !== 0 && alive(successor)) process.kill(successor, 'SIGTERM');
