@@ -2,7 +2,8 @@
 # Debian packages the tests drive as real third-party tools, installed only
 # when missing: prometheus and promtool (metrics connector), testssl (TLS
 # policy gauge), openssl (test certificates), pebble and certbot (ACME flow),
-# systemd-analyze (checks the units in packaging/systemd; no running systemd).
+# systemd-analyze (checks the units in packaging/systemd; no running systemd),
+# systemd-notify (main's readiness and new pid, ctl upgrade --main).
 # Usage: scripts/debian-tools.sh [command...]  (default: every tool)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -15,6 +16,7 @@ declare -A PACKAGE=(
   [pebble]=pebble
   [certbot]=certbot
   [systemd-analyze]=systemd
+  [systemd-notify]=systemd
 )
 
 wanted=("$@")

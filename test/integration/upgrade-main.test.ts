@@ -3,8 +3,11 @@
 // a successor that fails leaves the old main serving.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { type Backend, echoBackend } from '../helpers/backends.js';
@@ -14,6 +17,58 @@ import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
 import { startLoad } from '../helpers/load.js';
 
 const run = promisify(execFile);
+
+/**
+ * Stands in for systemd's notify socket (Node has no Unix datagram socket):
+ * prints each message on one line, then closes the descriptors a BARRIER=1
+ * carries, which is how systemd tells systemd-notify it has read everything.
+ */
+const NOTIFY_RECEIVER = `
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print('bound', flush=True)
+while True:
+    msg, anc, _flags, _addr = s.recvmsg(4096, socket.CMSG_SPACE(16 * 4))
+    print(msg.decode().replace('\\n', ' '), flush=True)
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds = array.array('i')
+            fds.frombytes(data[: len(data) - len(data) % 4])
+            for fd in fds:
+                os.close(fd)
+`;
+
+/** Lines a process prints, and a wait for one that matches (bounded). */
+function printedLines(proc: ChildProcess) {
+  const lines: string[] = [];
+  const waiters: (() => void)[] = [];
+  let rest = '';
+  proc.stdout?.setEncoding('utf8');
+  proc.stdout?.on('data', (chunk: string) => {
+    rest += chunk;
+    const parts = rest.split('\n');
+    rest = parts.pop() ?? '';
+    lines.push(...parts);
+    for (const w of waiters.splice(0)) w();
+  });
+  return {
+    lines,
+    wait(pred: (l: string) => boolean, what: string): Promise<string> {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${what}; got ${JSON.stringify(lines)}`)), 15_000);
+        const check = () => {
+          const found = lines.find(pred);
+          if (found !== undefined) {
+            clearTimeout(timer);
+            resolve(found);
+          } else waiters.push(check);
+        };
+        check();
+      });
+    },
+  };
+}
 
 function ctl(socket: string, ...args: string[]) {
   return run(process.execPath, [CLI, 'ctl', '-s', socket, ...args]).then(
@@ -169,6 +224,39 @@ describe('ctl upgrade --main', () => {
       await ok(kakehi.socketPath, 'add_cluster', { cluster: { id: 'extra' } });
     } finally {
       await kakehi.stop();
+    }
+  });
+
+  it('tells systemd through NOTIFY_SOCKET: READY=1 once serving, then the new main pid before the old main exits', async (t) => {
+    if (spawnSync('sh', ['-c', 'command -v systemd-notify'], { stdio: 'ignore' }).status !== 0) {
+      const install = spawnSync('bash', [join('scripts', 'debian-tools.sh'), 'systemd-notify'], {
+        stdio: 'inherit',
+        timeout: 240_000,
+      });
+      assert.equal(install.status, 0, 'could not install systemd-notify (scripts/debian-tools.sh)');
+    }
+    const sock = join(mkdtempSync(join(tmpdir(), 'kakehi-notify-')), 'notify.sock');
+    const receiver = spawn('python3', ['-c', NOTIFY_RECEIVER, sock], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    t.after(() => receiver.kill());
+    const got = printedLines(receiver);
+    await got.wait((l) => l === 'bound', 'bound notify socket');
+    const kakehi = await startKakehi(config(backend), { env: { NOTIFY_SOCKET: sock } });
+    let successor = 0;
+    try {
+      await got.wait((l) => l === `READY=1 MAINPID=${kakehi.proc.pid}`, 'READY=1 from main');
+      const up = await ctl(kakehi.socketPath, 'upgrade', '--main', '--json');
+      assert.equal(up.code, 0, up.stderr);
+      successor = (JSON.parse(up.stdout) as { pid: number }).pid;
+      await got.wait((l) => l === `MAINPID=${successor}`, 'MAINPID of the new main');
+      assert.equal(await kakehi.exited, 0);
+      assert.equal((await ok(kakehi.socketPath, 'status'))['pid'], successor);
+    } finally {
+      const gone = allGone(kakehi);
+      if (successor !== 0 && alive(successor)) process.kill(successor, 'SIGTERM');
+      await kakehi.stop();
+      await gone;
     }
   });
 });
