@@ -110,7 +110,10 @@ export function upgradeMain(
     child.unref();
     child.disconnect?.();
     log.info({ successor_pid: pid }, 'upgrade --main: handed over; draining the old workers');
+    // After this answer is written: every client (connectors too) reconnects and
+    // reaches the new main, instead of waiting on one that takes no more changes.
     setImmediate(() => {
+      server.endConnections();
       void sup.stop(false).then(() => {
         log.info('old main stopped');
         process.exit(0);

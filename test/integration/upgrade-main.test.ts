@@ -4,13 +4,14 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { type Backend, echoBackend } from '../helpers/backends.js';
+import { type Backend, echoBackend, gatedBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
 import { httpGet } from '../helpers/http.js';
 import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
@@ -204,6 +205,41 @@ describe('ctl upgrade --main', () => {
     }
   });
 
+  it('lets a request in flight on an old worker finish, and ends command connections to the old main at once', async () => {
+    const gated = await gatedBackend('g', { holds: (req) => req.url === '/slow' });
+    const kakehi = await startKakehi(config(gated));
+    let successor = 0;
+    try {
+      const slow = httpGet(kakehi.port, '/slow', { host: 'load.test' });
+      await gated.holding;
+      const conn = connect(kakehi.socketPath);
+      await once(conn, 'connect');
+      const ended = once(conn, 'close');
+      const up = await ctl(kakehi.socketPath, 'upgrade', '--main', '--json');
+      assert.equal(up.code, 0, up.stderr);
+      successor = (JSON.parse(up.stdout) as { pid: number }).pid;
+      // Ended while the old main still drains the held request: a client does not
+      // wait on a main that takes no more changes.
+      await Promise.race([
+        ended,
+        kakehi.exited.then(() => assert.fail('the old main exited before ending its command connections')),
+      ]);
+      assert.equal(kakehi.proc.exitCode, null);
+      gated.release();
+      const r = await slow;
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'finished');
+      assert.equal(await kakehi.exited, 0);
+    } finally {
+      gated.release();
+      const gone = allGone(kakehi);
+      if (successor !== 0 && alive(successor)) process.kill(successor, 'SIGTERM');
+      await kakehi.stop();
+      await gone;
+      await gated.close();
+    }
+  });
+
   it('keeps the old main serving when the new main fails to start, and ctl reports KKH_UPGRADE_FAILED', async () => {
     const kakehi = await startKakehi(config(backend), { env: { KAKEHI_TEST_SUCCESSOR_EXIT: '7' } });
     try {
@@ -222,6 +258,21 @@ describe('ctl upgrade --main', () => {
         assert.equal((await httpGet(kakehi.port, '/', { host: 'load.test' })).status, 200);
       // The sockets main held for the hand-over were let go: a listener can still move.
       await ok(kakehi.socketPath, 'add_cluster', { cluster: { id: 'extra' } });
+    } finally {
+      await kakehi.stop();
+    }
+  });
+
+  it('keeps the old main serving when the configuration file broke since it started: the new main exits 3 before taking over', async () => {
+    const kakehi = await startKakehi(config(backend));
+    try {
+      const pid = (await ok(kakehi.socketPath, 'status'))['pid'];
+      writeFileSync(kakehi.configPath, 'listeners: [{ address: 127.0.0.1:0, no_such_key: 1 }]\n');
+      const up = await ctl(kakehi.socketPath, 'upgrade', '--main');
+      assert.equal(up.code, 1, up.stderr);
+      assert.match(up.stderr, /KKH_UPGRADE_FAILED.*exited \(3\)/);
+      assert.equal((await ok(kakehi.socketPath, 'status'))['pid'], pid);
+      assert.equal((await httpGet(kakehi.port, '/', { host: 'load.test' })).status, 200);
     } finally {
       await kakehi.stop();
     }

@@ -104,6 +104,11 @@ export class CommandServer {
     chmodSync(this.boundPath, this.mode);
   }
 
+  /** Ends every open connection once what was written to it is sent (a hand-over: clients reconnect to the new main). */
+  endConnections(): void {
+    for (const s of this.sockets) s.end();
+  }
+
   /** Drops every open connection and keeps listening (also used by tests' fakes). */
   dropConnections(): void {
     for (const s of this.sockets) s.destroy();
