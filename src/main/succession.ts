@@ -90,13 +90,8 @@ export function upgradeMain(
       child.kill('SIGKILL');
       rmSync(pending, { force: true });
       log.error({ err: (err as Error).message, successor_pid: pid }, 'upgrade --main failed; serving on');
-      throw new KakehiError(
-        'KKH_UPGRADE_FAILED',
-        `the new main did not take over: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
+      const why = `the new main did not take over: ${(err as Error).message}`;
+      throw new KakehiError('KKH_UPGRADE_FAILED', why, { cause: err });
     } finally {
       for (const h of handles.values()) h.close?.();
     }
@@ -108,7 +103,7 @@ export function upgradeMain(
       .next('done')
       .catch((err: Error) => log.warn({ err: err.message }, 'successor did not confirm'));
     child.unref();
-    child.disconnect?.();
+    if (child.connected) child.disconnect();
     log.info({ successor_pid: pid }, 'upgrade --main: handed over; draining the old workers');
     // After this answer is written: every client (connectors too) reconnects and
     // reaches the new main, instead of waiting on one that takes no more changes.
@@ -172,6 +167,11 @@ class SuccessorChannel {
   }
 }
 
+/** Closes the channel to the old main (an open one keeps this process alive). */
+function letGo(): void {
+  if (process.connected) process.disconnect();
+}
+
 /** What a successor takes over: the state and what its supervisor inherits. */
 export interface Takeover {
   state: ProxyState;
@@ -215,7 +215,7 @@ export async function inheritFromPredecessor(log: Logger): Promise<Takeover | un
   );
   if (!built.ok) {
     // The old main admitted every one of these; a refusal is a bug (or an incompatible version).
-    process.disconnect?.();
+    letGo();
     throw new Error(
       `the inherited state is refused: ${built.issues.map((i) => `${i.path}: ${i.reason}`).join('; ')}`,
     );
@@ -228,7 +228,7 @@ export async function inheritFromPredecessor(log: Logger): Promise<Takeover | un
       commandSocket = path;
       return pendingSocketPath(path, process.pid);
     },
-    abandon: () => process.disconnect?.(),
+    abandon: letGo,
     async serving(server) {
       const committed = new Promise<void>((resolve, reject) => {
         process.on('message', (m: ToSuccessor) => {
@@ -242,7 +242,7 @@ export async function inheritFromPredecessor(log: Logger): Promise<Takeover | un
       // systemd follows the main pid: this process is the service's main from now on.
       await notifySystemd([`--pid=${process.pid}`], log);
       send({ t: 'done' } satisfies FromSuccessor);
-      process.disconnect?.();
+      letGo();
     },
   };
 }
