@@ -3,7 +3,8 @@
 # when missing: prometheus and promtool (metrics connector), testssl (TLS
 # policy gauge), openssl (test certificates), pebble and certbot (ACME flow),
 # systemd-analyze (checks the units in packaging/systemd; no running systemd),
-# haproxy (a real PROXY-protocol peer).
+# haproxy (a real PROXY-protocol peer), systemd-notify (main's readiness and new
+# pid, ctl upgrade --main).
 # Usage: scripts/debian-tools.sh [command...]  (default: every tool)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -17,6 +18,7 @@ declare -A PACKAGE=(
   [certbot]=certbot
   [systemd-analyze]=systemd
   [haproxy]=haproxy
+  [systemd-notify]=systemd
 )
 
 wanted=("$@")

@@ -20,6 +20,12 @@ export const DRAIN_TIMEOUT_MS = 30_000;
 export const RETIRED_LISTENER_DRAIN_MS = 60_000;
 /** A worker that has not acknowledged a change by then is reported and replaced. */
 export const WORKER_TIMEOUT_MS = 10_000;
+/**
+ * ctl upgrade --main: how long the new main may take to load, start its workers
+ * and answer each step of the hand-over before it is stopped (workers alone may
+ * take 3 × worker_timeout_ms to start).
+ */
+export const SUCCESSOR_TIMEOUT_MS = 60_000;
 /** query_metrics leaves out a worker that has not sent its metrics by then. */
 export const METRICS_QUERY_TIMEOUT_MS = 2_000;
 

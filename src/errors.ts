@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   KKH_CHANGE_FAILED:
     'a worker could not apply a change (e.g. a listener cannot bind); it was rolled back everywhere',
   KKH_GENERATION_MISMATCH: 'expect_generation does not match the current generation; nothing changed',
+  KKH_UPGRADE_FAILED:
+    'ctl upgrade --main: the new main did not start or take over in time; it was stopped and the old main serves on',
   KKH_INTERNAL: 'an unexpected failure inside kakehi while answering a command (a bug: please report it)',
   KKH_START_FAILED:
     'kakehi run could not start: a path, group or worker it needs is unusable; the key at fault is named',

@@ -549,9 +549,14 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['upgrade'],
     args: [],
-    summary: 'replace the workers one by one with the code now on disk',
-    flags: {},
-    build: simple('upgrade'),
+    summary: 'replace the workers one by one with the code now on disk (--main: main too)',
+    flags: {
+      main: {
+        value: false,
+        doc: 'replace main as well: a new main from the files on disk takes over the sockets and state, then the old one drains and exits',
+      },
+    },
+    build: (g) => ({ type: 'upgrade', body: g.flags.has('main') ? { main: true } : {} }),
   },
   {
     words: ['tickets', 'rotate'],

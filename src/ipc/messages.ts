@@ -19,6 +19,12 @@ export interface BoundListener {
   port: number;
 }
 
+/**
+ * A listening socket's native handle as it travels over IPC (Node's TCP wrap,
+ * which has no public type); close() frees this process's copy of the socket.
+ */
+export type ListeningHandle = object & { close?: () => void };
+
 /** What every worker's HTTPS listeners share; buffers travel as base64 in JSON IPC. */
 export interface TlsSetupMessage {
   /** Made when the first https listener appears (RSA keygen is slow); sent ahead of that change. */
@@ -47,7 +53,15 @@ export type ToWorker =
   /** Answered at once, outside the transaction queue: a scrape never waits for a change. */
   | { t: 'metrics'; seq: number }
   /** Like metrics, answered at once: each backend as this worker sees it (query_backends). */
-  | { t: 'backends'; seq: number };
+  | { t: 'backends'; seq: number }
+  /**
+   * Carries a listening socket (the IPC handle) that a previous main handed over
+   * (ctl upgrade --main); sent before init, the listener with this key listens on
+   * it instead of binding, so the port is never closed.
+   */
+  | { t: 'listener_handle'; key: string }
+  /** Main is handing over: send each listening socket back as a listener_handle, then listener_handles_sent. */
+  | { t: 'send_listener_handles'; seq: number };
 
 export type FromWorker =
   /** Sent once the worker listens for messages: anything sent before would be lost. */
@@ -65,7 +79,11 @@ export type FromWorker =
   | { t: 'metrics'; seq: number; families: Family[] }
   | { t: 'backends'; seq: number; backends: BackendLive[] }
   /** Answers a numbered ticket_keys once new handshakes use the new keys. */
-  | { t: 'ticket_keys_set'; seq: number };
+  | { t: 'ticket_keys_set'; seq: number }
+  /** One listening socket, as the IPC handle of this message (answering send_listener_handles). */
+  | { t: 'listener_handle'; key: string }
+  /** Every listener_handle for that round was sent before this. */
+  | { t: 'listener_handles_sent'; seq: number; keys: string[] };
 
 export function isFromWorker(m: unknown): m is FromWorker {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';

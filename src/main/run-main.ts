@@ -11,7 +11,9 @@ import { loadStateFile, mergeSavedState } from '../state/state-file.js';
 import { CommandServer } from './command/command-server.js';
 import { createRequestHandler } from './command/request-handlers.js';
 import { commandSocketError, StartUpError, workerStartError } from './start-up-error.js';
+import { inheritFromPredecessor, type MainUpgradeResult, upgradeMain } from './succession.js';
 import { Supervisor } from './supervisor.js';
+import { notifySystemd } from './systemd-notify.js';
 
 /** The config state plus what the state file holds from other sources (added at runtime). */
 function resumeState(config: Config, log: Logger): Config {
@@ -40,8 +42,8 @@ function resumeState(config: Config, log: Logger): Config {
 }
 
 /** command_socket_group: connectors running as another user reach a 0660 socket through it. */
-function giveSocketToGroup(config: Config): void {
-  const { commandSocket, commandSocketGroup } = config.settings;
+function giveSocketToGroup(config: Config, commandSocket: string): void {
+  const { commandSocketGroup } = config.settings;
   if (commandSocketGroup === undefined) return;
   const gid = groupId(commandSocketGroup); // checkRunPaths has found it already
   if (gid === undefined) return;
@@ -70,7 +72,14 @@ export async function runMain(
   // the key to fix instead of a worker dying on its access log.
   const issues = checkRunPaths(config.settings);
   if (issues.length > 0) throw new StartUpError(issues);
-  const sup = new Supervisor(resumeState(config, log), configPath, log);
+  // Started by `ctl upgrade --main`: the state and the sockets come from the old main.
+  const takeover = await inheritFromPredecessor(log);
+  const sup = new Supervisor(
+    takeover === undefined ? resumeState(config, log) : { ...config, state: takeover.state },
+    configPath,
+    log,
+    takeover?.inheritance,
+  );
   let stopping = false;
   const stop = async (hard: boolean, why: string) => {
     if (stopping) return;
@@ -99,20 +108,34 @@ export async function runMain(
     await sup.start(entry);
   } catch (err) {
     await sup.stop(true); // workers that did start must not keep the process alive
+    takeover?.abandon();
     throw workerStartError(err, config.state, config.settings.accessLog);
   }
-  server = new CommandServer(
-    config.settings.commandSocket,
+  // A successor listens beside the socket, then the old main renames it over the path.
+  const socketPath = takeover?.bindPath(config.settings.commandSocket) ?? config.settings.commandSocket;
+  const commandServer: CommandServer = new CommandServer(
+    socketPath,
     config.settings.commandSocketMode,
-    createRequestHandler(sup, (hard) => void stop(hard, hard ? 'hard_stop' : 'soft_stop')),
+    createRequestHandler(
+      sup,
+      (hard) => void stop(hard, hard ? 'hard_stop' : 'soft_stop'),
+      (progress): Promise<MainUpgradeResult> => upgradeMain(sup, commandServer, log, progress),
+    ),
     log,
   );
+  server = commandServer;
   try {
-    await server.listen();
-    giveSocketToGroup(config);
+    await commandServer.listen();
+    giveSocketToGroup(config, socketPath);
+    await takeover?.serving(commandServer);
   } catch (err) {
     await sup.stop(true);
-    await server.close();
+    if (takeover !== undefined) {
+      // The successor's socket file is its own (path.pid.next); abandon removes it.
+      takeover.abandon();
+      throw err;
+    }
+    await commandServer.close();
     throw err instanceof StartUpError ? err : commandSocketError(config.settings.commandSocket, err);
   }
   for (const l of sup.boundListeners()) log.info({ address: l.address, port: l.port }, 'listening');
@@ -131,6 +154,7 @@ export async function runMain(
     'kakehi ready',
   );
   ready = true;
+  void notifySystemd(['--ready', `--pid=${process.pid}`], log);
   if (stopAsked !== undefined) void stop(false, stopAsked);
   // logrotate renames the access log and sends SIGUSR1: every worker opens it again.
   process.on('SIGUSR1', () => {

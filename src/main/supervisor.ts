@@ -12,6 +12,7 @@ import { backoffMs } from '../backoff.js';
 import type { ChangeResult, DryRunResult } from '../command/protocol.js';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
+import type { ListeningHandle, TlsSetupMessage } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
 import type { Family } from '../metrics/registry.js';
 import type { BackendLive } from '../proxy/backend-runtime.js';
@@ -19,7 +20,7 @@ import type { Change } from '../state/change.js';
 import { diffStates, reloadDiff } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { snapshotOf } from '../state/snapshot.js';
-import { saveStateFile } from '../state/state-file.js';
+import { saveStateFile, sourcedPuts } from '../state/state-file.js';
 import { applyChanges, applyTransaction } from '../state/transaction.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
 import { MainMetrics } from './main-metrics.js';
@@ -27,6 +28,13 @@ import { listenersLosingDefaults, TlsMaterial } from './tls-material.js';
 import { type SupervisorEvent, type WorkerInfo, WorkerPool } from './worker-pool.js';
 
 export type { ChangeResult, DryRunResult } from '../command/protocol.js';
+
+/** What a main started by `ctl upgrade --main` takes over from the one before (succession.ts). */
+export interface Inheritance {
+  generation: number;
+  tls: TlsSetupMessage;
+  listeners: Map<string, ListeningHandle>;
+}
 export type { SupervisorEvent } from './worker-pool.js';
 
 export class Supervisor extends EventEmitter {
@@ -38,15 +46,23 @@ export class Supervisor extends EventEmitter {
   readonly #pool: WorkerPool;
   /** Every change, restart and upgrade runs in turn, so each sees the state the last one committed. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** Listening sockets handed over by a previous main, by listener key (succession.ts). */
+  readonly #adopted: Map<string, ListeningHandle>;
 
   constructor(
     private readonly config: Config,
     private readonly configPath: string | undefined,
     readonly log: Logger,
+    takeover?: Inheritance,
   ) {
     super();
     this.state = config.state;
     this.#tls = new TlsMaterial(log);
+    this.#adopted = takeover?.listeners ?? new Map();
+    if (takeover !== undefined) {
+      this.generation = takeover.generation;
+      Object.assign(this.#tls.setup, takeover.tls);
+    }
     this.#pool = new WorkerPool(config.settings, log, this.#metrics, {
       init: () => ({
         t: 'init',
@@ -60,6 +76,7 @@ export class Supervisor extends EventEmitter {
       // Through the queue: the replacement's snapshot is then the committed state.
       crashed: (id) => this.#restart(id, 0),
       allClosed: () => this.emit('closed'),
+      adopted: () => this.#adopted,
     });
   }
 
@@ -228,6 +245,7 @@ export class Supervisor extends EventEmitter {
         return { generation: this.generation, live_ms: 0, applied: r.applied };
       }
       const next = this.generation + 1;
+      this.#releaseAdopted(r.state);
       await this.#ensureSelfSigned(r.state);
       const outcome = await this.#broadcast(changes, next);
       if (!outcome.ok) {
@@ -249,6 +267,44 @@ export class Supervisor extends EventEmitter {
       });
       return { generation: next, live_ms: liveMs, applied: r.applied };
     });
+  }
+
+  /**
+   * A handed-over socket whose listener goes away or changes protocol is closed
+   * here first: while main holds it the port stays bound, and the workers'
+   * fresh bind (or a later re-add) would fail.
+   */
+  #releaseAdopted(next: ProxyState): void {
+    for (const [key, handle] of this.#adopted) {
+      const spec = next.listeners.get(key);
+      if (spec !== undefined && spec.protocol === this.state.listeners.get(key)?.protocol) continue;
+      handle.close?.();
+      this.#adopted.delete(key);
+    }
+  }
+
+  /**
+   * Runs `job` alone, like a change. If it succeeds nothing else ever runs after
+   * it: main has handed over to a successor and is leaving, so a change asked of
+   * it now would be lost (it waits until main exits and its connection closes).
+   */
+  last<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.#enqueue(job);
+    this.#queue = run.then(
+      () => new Promise(() => {}),
+      () => {},
+    );
+    return run;
+  }
+
+  /** Each listener's listening socket, from a serving worker (handing over to a new main). */
+  listeningHandles(): Promise<Map<string, ListeningHandle>> {
+    return this.#pool.listeningHandles(this.settings.workerTimeoutMs);
+  }
+
+  /** What a successor main needs besides the sockets: the state with each object's source, the TLS material. */
+  inheritance(): Omit<Inheritance, 'listeners'> & { puts: ReturnType<typeof sourcedPuts> } {
+    return { generation: this.generation, tls: { ...this.#tls.setup }, puts: sourcedPuts(this.state) };
   }
 
   #persist(): void {

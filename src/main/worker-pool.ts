@@ -3,11 +3,12 @@
 // and the rounds that wait for every worker to answer (worker-gather.ts).
 // What to do with a crashed worker, and every change, is the supervisor's.
 
+import type { SendHandle } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import type { ProxyEvent, WorkerInfo } from '../command/protocol.js';
 import type { Settings } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
-import type { FromWorker, ToWorker } from '../ipc/messages.js';
+import type { FromWorker, ListeningHandle, ToWorker } from '../ipc/messages.js';
 import { isFromWorker } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
 import type { Family } from '../metrics/registry.js';
@@ -46,6 +47,8 @@ export interface WorkerHandle extends Answering {
   /** Its families as of the last metrics query: what of its counts survives a crash. */
   lastFamilies?: Family[];
   failure?: { code: string; message: string };
+  /** Listening sockets this worker sent back (send_listener_handles), by listener key. */
+  handedBack?: Map<string, ListeningHandle>;
 }
 
 export interface PoolHooks {
@@ -57,6 +60,8 @@ export interface PoolHooks {
   crashed(id: number): void;
   /** Every worker stopped accepting. */
   allClosed(): void;
+  /** Listening sockets a previous main handed over: each worker listens on these before binding. */
+  adopted(): ReadonlyMap<string, ListeningHandle>;
 }
 
 export class WorkerPool {
@@ -161,8 +166,13 @@ export class WorkerPool {
         worker.process.kill('SIGKILL');
       }
     }, this.settings.workerTimeoutMs * 3);
-    worker.on('message', (m: unknown) => {
-      if (isFromWorker(m)) this.#onMessage(h, m);
+    worker.on('message', (m: unknown, passed: unknown) => {
+      if (!isFromWorker(m)) return;
+      if (m.t === 'listener_handle' && typeof passed === 'object' && passed !== null) {
+        h.handedBack?.set(m.key, passed);
+        return;
+      }
+      this.#onMessage(h, m);
     });
     // IPC errors (EPIPE, a channel closed mid-send) come here; an unhandled one would crash main.
     worker.on('error', (err: Error) => {
@@ -214,6 +224,10 @@ export class WorkerPool {
         // fork waits in the outbox and follows it, in order.
         const held = h.outbox ?? [];
         h.outbox = undefined;
+        for (const [key, handle] of this.hooks.adopted()) {
+          // Node types sendHandle as Socket | Server; a bare TCP handle is what it sends underneath.
+          h.worker.send({ t: 'listener_handle', key } satisfies ToWorker, handle as unknown as SendHandle);
+        }
         this.send(h, this.hooks.init());
         for (const msg of held) this.send(h, msg);
         return;
@@ -238,9 +252,12 @@ export class WorkerPool {
         if (awaited(h, m)) h.lastFamilies = m.families;
         answer(h, m);
         return;
+      case 'listener_handle':
+        return; // one without its handle: nothing to keep
       case 'nack':
       case 'backends':
       case 'ticket_keys_set':
+      case 'listener_handles_sent':
         answer(h, m satisfies Reply);
         return;
       case 'health':
@@ -260,6 +277,34 @@ export class WorkerPool {
         this.log.info({ worker: h.id, worker_pid: h.worker.process.pid, cut: m.cut }, 'worker drained');
         return;
     }
+  }
+
+  /**
+   * The listening sockets, from one serving worker (all share the same ones), by
+   * listener key: for handing them to a new main. Main's copies stay open until
+   * closed; they do not accept (bare handles, never listened on here).
+   */
+  async listeningHandles(timeoutMs: number): Promise<Map<string, ListeningHandle>> {
+    const w = this.all().find((x) => x.state === 'ready');
+    if (w === undefined)
+      throw new KakehiError('KKH_UPGRADE_FAILED', 'no serving worker to take the listening sockets from');
+    const handles = new Map<string, ListeningHandle>();
+    w.handedBack = handles;
+    const [r] = await this.gather([w], (seq) => ({ t: 'send_listener_handles', seq }), { timeoutMs });
+    w.handedBack = undefined;
+    const reply = r?.reply;
+    const missing =
+      typeof reply === 'object' && reply.t === 'listener_handles_sent'
+        ? reply.keys.filter((k) => !handles.has(k))
+        : ['(no answer)'];
+    if (missing.length > 0) {
+      for (const h of handles.values()) h.close?.();
+      throw new KakehiError(
+        'KKH_UPGRADE_FAILED',
+        `worker ${w.id} did not hand over every listening socket: ${missing.join(', ')}`,
+      );
+    }
+    return handles;
   }
 
   /** Drains every worker (soft) or kills them (hard); resolves once all have exited. */

@@ -4,6 +4,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { KakehiError } from '../errors.js';
+import type { ListeningHandle } from '../ipc/messages.js';
 import { parseAddress } from '../model/address.js';
 import type { Certificate, Listener } from '../model/objects.js';
 import { CertificateStore, type Served } from '../tls/certificate-store.js';
@@ -97,7 +98,11 @@ export class HttpListener implements SessionHost {
     return this.sessions.size;
   }
 
-  listen(): Promise<void> {
+  /**
+   * Binds the spec's address, or listens on `adopted`: a listening socket a
+   * previous main handed over (ctl upgrade --main), already bound to that address.
+   */
+  listen(adopted?: ListeningHandle): Promise<void> {
     const a = parseAddress(this.spec.address, { allowPortZero: true });
     if (typeof a === 'string') return Promise.reject(new KakehiError('KKH_LISTEN_FAILED', a));
     return new Promise((resolve, reject) => {
@@ -117,13 +122,24 @@ export class HttpListener implements SessionHost {
         );
       };
       this.server.once('error', onError);
-      this.server.listen({ host: a.host, port: a.port, backlog: 4096 }, () => {
+      const listening = () => {
         this.server.off('error', onError);
         const addr = this.server.address();
         this.port = typeof addr === 'object' && addr !== null ? addr.port : a.port;
         resolve();
-      });
+      };
+      if (adopted !== undefined) this.server.listen(adopted, 4096, listening);
+      else this.server.listen({ host: a.host, port: a.port, backlog: 4096 }, listening);
     });
+  }
+
+  /**
+   * The listening socket's native handle, to pass to main over IPC (handing over
+   * to a new main). Node's net.Server keeps it in `_handle`; sent bare (not the
+   * Server), the receiving process holds the socket without accepting on it.
+   */
+  get listeningHandle(): ListeningHandle | undefined {
+    return (this.server as unknown as { _handle?: ListeningHandle | null })._handle ?? undefined;
   }
 
   private accept(socket: Socket): void {

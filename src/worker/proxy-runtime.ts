@@ -3,7 +3,7 @@
 // at once, new listeners bind first, removed ones drain their connections.
 
 import { RETIRED_LISTENER_DRAIN_MS } from '../defaults.js';
-import type { BoundListener } from '../ipc/messages.js';
+import type { BoundListener, ListeningHandle } from '../ipc/messages.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { type Certificate, keyOf } from '../model/objects.js';
@@ -18,6 +18,8 @@ export class ProxyRuntime {
   private readonly listeners = new Map<string, HttpListener>();
   private readonly access: AccessLog;
   private state: ProxyState;
+  /** Listening sockets a previous main handed over, by listener key, until the first apply takes them. */
+  private readonly adopted = new Map<string, ListeningHandle>();
 
   constructor(
     state: ProxyState,
@@ -53,6 +55,22 @@ export class ProxyRuntime {
     return this.plane.backendsLive();
   }
 
+  /** A handed-over listening socket for the listener `key` (ctl upgrade --main). */
+  adopt(key: string, handle: ListeningHandle): void {
+    this.adopted.get(key)?.close?.();
+    this.adopted.set(key, handle);
+  }
+
+  /** The listening sockets, to hand to a new main. */
+  listeningHandles(): { key: string; handle: ListeningHandle }[] {
+    const out: { key: string; handle: ListeningHandle }[] = [];
+    for (const [key, l] of this.listeners) {
+      const handle = l.listeningHandle;
+      if (handle !== undefined) out.push({ key, handle });
+    }
+    return out;
+  }
+
   bound(): BoundListener[] {
     return [...this.listeners].map(([key, l]) => ({ key, address: l.spec.address, port: l.port }));
   }
@@ -81,7 +99,9 @@ export class ProxyRuntime {
         const have = this.listeners.get(key);
         if (have !== undefined && !switched.includes(have)) continue;
         const l = new HttpListener(spec, key, this.plane, this.tls, certs.get(key) ?? []);
-        await l.listen();
+        const adopted = this.adopted.get(key);
+        this.adopted.delete(key);
+        await l.listen(adopted);
         added.push(l);
       }
     } catch (err) {
@@ -89,6 +109,9 @@ export class ProxyRuntime {
       for (const l of switched) await l.listen().catch(() => undefined);
       throw err;
     }
+    // A handed-over socket the state no longer has must not hold its port bound.
+    for (const h of this.adopted.values()) h.close?.();
+    this.adopted.clear();
     for (const l of switched) this.retire(l.listenerKey, l, 'replaced');
     for (const l of added) this.listeners.set(l.listenerKey, l);
     this.plane.update(next);

@@ -2,7 +2,8 @@
 // serves traffic with them, and acknowledges every generation it reaches. It
 // exits when main tells it to drain, or when main goes away.
 
-import { type FromWorker, isFromWorker, type ToWorker } from '../ipc/messages.js';
+import type { SendHandle } from 'node:child_process';
+import { type FromWorker, isFromWorker, type ListeningHandle, type ToWorker } from '../ipc/messages.js';
 import { startAccessLog } from '../log/access-log.js';
 import { createLogger } from '../log/logger.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
@@ -15,6 +16,12 @@ import { ProxyRuntime } from './proxy-runtime.js';
 function send(m: FromWorker): void {
   // A failed send means main is gone; 'disconnect' (below) ends this worker then.
   if (process.connected) process.send?.(m, undefined, {}, () => {});
+}
+
+/** A message carrying a listening socket; the worker keeps its own copy (a bare handle is not closed on send). */
+function sendHandle(m: FromWorker, handle: ListeningHandle): void {
+  // Node types sendHandle as Socket | Server; a bare TCP handle is what it sends underneath.
+  if (process.connected) process.send?.(m, handle as unknown as SendHandle, {}, () => {});
 }
 
 export function runWorker(): void {
@@ -44,6 +51,8 @@ export function runWorker(): void {
               ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
             },
           );
+          for (const [key, h] of adopted) runtime.adopt(key, h);
+          adopted.clear();
           state = stateOfSnapshot(m.snapshot);
           await runtime.apply(state);
         } catch (err) {
@@ -97,6 +106,14 @@ export function runWorker(): void {
       case 'backends':
         send({ t: 'backends', seq: m.seq, backends: runtime?.backendsLive() ?? [] });
         return;
+      case 'send_listener_handles': {
+        const handles = runtime?.listeningHandles() ?? [];
+        for (const { key, handle } of handles) sendHandle({ t: 'listener_handle', key }, handle);
+        send({ t: 'listener_handles_sent', seq: m.seq, keys: handles.map((h) => h.key) });
+        return;
+      }
+      case 'listener_handle':
+        return; // taken as it arrives (below), before init
       case 'drain': {
         const draining = runtime ? runtime.drain(m.timeoutMs) : Promise.resolve(0);
         send({ t: 'closed' });
@@ -118,9 +135,15 @@ export function runWorker(): void {
     }
   };
 
-  process.on('message', (m: unknown) => {
+  // Handed-over sockets arrive before init, so the init's apply listens on them.
+  const adopted = new Map<string, ListeningHandle>();
+  process.on('message', (m: unknown, passed: unknown) => {
     if (!isFromWorker(m)) return;
     const msg = m as unknown as ToWorker;
+    if (msg.t === 'listener_handle') {
+      if (typeof passed === 'object' && passed !== null) adopted.set(msg.key, passed);
+      return;
+    }
     if (msg.t === 'metrics' || msg.t === 'backends') {
       void handle(msg);
       return;

@@ -53,7 +53,7 @@ function lineReader(stream: NodeJS.ReadableStream, onLine: (line: string) => voi
 
 export async function startKakehi(
   config: object | string,
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<Kakehi> {
   const dir = mkdtempSync(join(tmpdir(), 'kakehi-test-'));
   const configPath = join(dir, 'config.yaml');
@@ -62,7 +62,10 @@ export async function startKakehi(
   const full =
     typeof config === 'string' ? config : stringify({ workers: 1, command_socket: socketPath, ...config });
   writeFileSync(configPath, full);
-  const proc = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'run', '-c', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
   const logs: LogLine[] = [];
   const access: LogLine[] = [];
   const raw: string[] = [];

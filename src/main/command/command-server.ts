@@ -3,7 +3,7 @@
 // malformed input gets an error naming it and the connection stays usable; only
 // an oversized frame closes it. Nothing a client sends can crash the proxy.
 
-import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, rmSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { FrameDecoder } from '../../command/frame-decoder.js';
 import {
@@ -33,9 +33,13 @@ const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
 export class CommandServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Set by handedOver(): the path leads to a successor main now. */
+  #handedOver = false;
+  /** Set by movedTo(): the path this socket was renamed to, which close() must remove itself. */
+  #movedTo: string | undefined;
 
   constructor(
-    readonly path: string,
+    private readonly boundPath: string,
     private readonly mode: number,
     private readonly handle: Handler,
     private readonly log: Logger,
@@ -44,29 +48,52 @@ export class CommandServer {
     this.server.maxConnections = MAX_CONNECTIONS;
   }
 
+  /** Where clients reach this socket. */
+  get path(): string {
+    return this.#movedTo ?? this.boundPath;
+  }
+
+  /**
+   * The old main renamed this socket (bound beside the real path) over the real
+   * path (ctl upgrade --main). Node removes the path a socket was bound at when
+   * it closes, which is not this one any more.
+   */
+  movedTo(path: string): void {
+    this.#movedTo = path;
+  }
+
+  /**
+   * The path now names the successor's socket. From here close() leaves the
+   * listening socket open: closing it would remove the path, and with it the
+   * successor's socket. It goes when the process exits.
+   */
+  handedOver(): void {
+    this.#handedOver = true;
+  }
+
   /** Binds the socket; a stale file is replaced, a live kakehi on the same path is an error. */
   async listen(): Promise<void> {
-    if (existsSync(this.path)) {
-      if (!lstatSync(this.path).isSocket()) {
+    if (existsSync(this.boundPath)) {
+      if (!lstatSync(this.boundPath).isSocket()) {
         throw new KakehiError(
           'KKH_SOCKET_IN_USE',
-          `${this.path} exists and is not a socket; refusing to replace it`,
+          `${this.boundPath} exists and is not a socket; refusing to replace it`,
         );
       }
-      if (await answers(this.path)) {
+      if (await answers(this.boundPath)) {
         throw new KakehiError(
           'KKH_SOCKET_IN_USE',
-          `another kakehi is running on the command socket ${this.path}; stop it or configure another command_socket`,
+          `another kakehi is running on the command socket ${this.boundPath}; stop it or configure another command_socket`,
         );
       }
-      unlinkSync(this.path); // stale: left by a process that died
+      unlinkSync(this.boundPath); // stale: left by a process that died
     }
     // The socket must never exist with a wider mode than asked, even briefly.
     const old = process.umask(0o777 & ~this.mode);
     try {
       await new Promise<void>((resolve, reject) => {
         this.server.once('error', reject);
-        this.server.listen(this.path, () => {
+        this.server.listen(this.boundPath, () => {
           this.server.off('error', reject);
           resolve();
         });
@@ -74,7 +101,12 @@ export class CommandServer {
     } finally {
       process.umask(old);
     }
-    chmodSync(this.path, this.mode);
+    chmodSync(this.boundPath, this.mode);
+  }
+
+  /** Ends every open connection once what was written to it is sent (a hand-over: clients reconnect to the new main). */
+  endConnections(): void {
+    for (const s of this.sockets) s.end();
   }
 
   /** Drops every open connection and keeps listening (also used by tests' fakes). */
@@ -84,7 +116,13 @@ export class CommandServer {
 
   close(): Promise<void> {
     this.dropConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    if (this.#handedOver) return Promise.resolve();
+    return new Promise((resolve) =>
+      this.server.close(() => {
+        if (this.#movedTo !== undefined) rmSync(this.#movedTo, { force: true });
+        resolve();
+      }),
+    );
   }
 
   private accept(socket: Socket): void {

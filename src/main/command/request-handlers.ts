@@ -55,7 +55,12 @@ type RequestFn<T extends RequestType = RequestType> = (
   ctx: RequestContext,
 ) => ResultOf<T> | Promise<ResultOf<T>>;
 
-export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolean) => void): Handler {
+export function createRequestHandler(
+  sup: Supervisor,
+  stopProcess: (hard: boolean) => void,
+  /** `upgrade` with `main: true`: the whole binary (succession.ts). */
+  upgradeMain?: (progress: (message: string) => void) => Promise<unknown>,
+): Handler {
   const connectors = new ConnectorReports();
   // Every change request ends here: one transaction, optionally a dry run or
   // bound to the generation the caller saw.
@@ -200,7 +205,18 @@ export function createRequestHandler(sup: Supervisor, stopProcess: (hard: boolea
     },
     reload: (b) => sup.reload(str(b, 'path', false)),
     rotate_ticket_keys: () => sup.rotateTicketKeys('command'),
-    upgrade: (_b, ctx) => sup.upgrade((m) => ctx.processing(m)),
+    upgrade: (b, ctx) => {
+      const main = b['main'];
+      if (main !== undefined && typeof main !== 'boolean') {
+        throw new KakehiError('KKH_REQUEST_INVALID', 'main: expected true or false', {
+          issues: [{ path: 'main', reason: 'expected true or false' }],
+        });
+      }
+      if (main !== true) return sup.upgrade((m) => ctx.processing(m));
+      if (upgradeMain === undefined)
+        throw new KakehiError('KKH_UPGRADE_FAILED', 'this main cannot hand over');
+      return upgradeMain((m) => ctx.processing(m));
+    },
     soft_stop: () => stop(false),
     hard_stop: () => stop(true),
     subscribe_events: (_b, ctx) => {
