@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   KKH_CHANGE_FAILED:
     'a worker could not apply a change (e.g. a listener cannot bind); it was rolled back everywhere',
   KKH_GENERATION_MISMATCH: 'expect_generation does not match the current generation; nothing changed',
+  KKH_OBJECT_NOT_FOUND: 'a remove names an object that does not exist (and no if_exists); nothing changed',
   KKH_INTERNAL: 'an unexpected failure inside kakehi while answering a command (a bug: please report it)',
 } as const;
 
