@@ -82,6 +82,12 @@ const list =
   };
 const simple = (type: RequestType) => () => ({ type, body: {} });
 
+// A remove of something absent is an error (KKH_OBJECT_NOT_FOUND, exit 1) unless asked not to be.
+const REMOVE_FLAGS: Record<string, Flag> = {
+  'if-exists': { value: false, doc: 'succeed (unchanged) when there is nothing to remove' },
+};
+const ifExists = (g: Given) => (g.flags.has('if-exists') ? { if_exists: true } : {});
+
 const frontendKeyFlags: Record<string, Flag> = {
   hostname: { value: true, arg: 'H', doc: 'exact name, *.wildcard, /regex/ labels, or *' },
   listener: { value: true, arg: 'ADDR', doc: 'listener address (default: every listener)' },
@@ -259,14 +265,18 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['state'],
     args: [],
-    summary: 'the whole state, as the changes that rebuild it',
+    summary: 'the whole state, as the changes that rebuild it, each with its source',
     flags: {},
-    build: simple('get_state'),
+    build: () => ({ type: 'get_state', body: { sources: true } }),
     render: (r) => {
       const o = r as { generation?: unknown; changes?: Record<string, unknown>[] };
       if (!Array.isArray(o.changes)) return keyValues(r as Record<string, unknown>);
-      const rows = o.changes.map(({ op, ...rest }) => ({ op, object: Object.values(rest)[0] ?? rest }));
-      return `generation ${o.generation}\n${table(rows, ['op', 'object'])}`;
+      const rows = o.changes.map(({ op, source, ...rest }) => ({
+        op,
+        ...(source === undefined ? {} : { source }),
+        object: Object.values(rest)[0] ?? rest,
+      }));
+      return `generation ${o.generation}\n${table(rows, ['op', 'source', 'object'])}`;
     },
   },
   {
@@ -299,9 +309,9 @@ export const CTL_COMMANDS: CtlCommand[] = [
     words: ['listener', 'remove'],
     args: ['ADDRESS'],
     summary: 'remove a listener',
-    flags: {},
+    flags: REMOVE_FLAGS,
     change: true,
-    build: (g) => ({ type: 'remove_listener', body: { address: g.args[0] } }),
+    build: (g) => ({ type: 'remove_listener', body: { address: g.args[0], ...ifExists(g) } }),
   },
   {
     words: ['cluster', 'add'],
@@ -336,10 +346,10 @@ export const CTL_COMMANDS: CtlCommand[] = [
     words: ['cluster', 'remove'],
     args: ['ID'],
     summary: 'remove a cluster',
-    flags: {},
+    flags: REMOVE_FLAGS,
     change: true,
     // Not `id`: that field is the request's own id (docs/protocol.md).
-    build: (g) => ({ type: 'remove_cluster', body: { cluster: g.args[0] } }),
+    build: (g) => ({ type: 'remove_cluster', body: { cluster: g.args[0], ...ifExists(g) } }),
   },
   {
     words: ['backend', 'add'],
@@ -370,9 +380,12 @@ export const CTL_COMMANDS: CtlCommand[] = [
     words: ['backend', 'remove'],
     args: ['CLUSTER', 'ID'],
     summary: 'remove a backend (its in-flight requests finish)',
-    flags: {},
+    flags: REMOVE_FLAGS,
     change: true,
-    build: (g) => ({ type: 'remove_backend', body: { cluster: g.args[0], backend: g.args[1] } }),
+    build: (g) => ({
+      type: 'remove_backend',
+      body: { cluster: g.args[0], backend: g.args[1], ...ifExists(g) },
+    }),
   },
   {
     words: ['frontend', 'add'],
@@ -399,9 +412,9 @@ export const CTL_COMMANDS: CtlCommand[] = [
     words: ['frontend', 'remove'],
     args: [],
     summary: 'remove a frontend, named by its key fields',
-    flags: frontendKeyFlags,
+    flags: { ...frontendKeyFlags, ...REMOVE_FLAGS },
     change: true,
-    build: (g) => ({ type: 'remove_http_frontend', body: { frontend: frontendKey(g) } }),
+    build: (g) => ({ type: 'remove_http_frontend', body: { frontend: frontendKey(g), ...ifExists(g) } }),
   },
   {
     words: ['certificate', 'add'],
@@ -433,9 +446,12 @@ export const CTL_COMMANDS: CtlCommand[] = [
     words: ['certificate', 'remove'],
     args: ['LISTENER', 'FINGERPRINT'],
     summary: 'remove a certificate from a listener',
-    flags: {},
+    flags: REMOVE_FLAGS,
     change: true,
-    build: (g) => ({ type: 'remove_certificate', body: { listener: g.args[0], fingerprint: g.args[1] } }),
+    build: (g) => ({
+      type: 'remove_certificate',
+      body: { listener: g.args[0], fingerprint: g.args[1], ...ifExists(g) },
+    }),
   },
   {
     words: ['apply'],

@@ -134,12 +134,8 @@ export function configItems(raw: unknown): ConfigItems {
   return {
     listeners: each(src['listeners'], listenerSchema, (l) => {
       if (typeof l['address'] !== 'string') return;
-      listenerKeys.add(l['address']);
-      try {
-        listenerKeys.add(keyOf('listener', { address: l['address'] }));
-      } catch {
-        // not an address keyOf can read: the raw text is all there is to match
-      }
+      // keyOf keeps an address it cannot read as written.
+      listenerKeys.add(keyOf('listener', { address: l['address'] }));
     }),
     clusters: each(src['clusters'], clusterWithBackendsSchema, (c) => {
       if (typeof c['id'] === 'string') clusterIds.add(c['id']);
@@ -209,7 +205,6 @@ export function crossCheck(c: ConfigItems, issues: FieldIssue[]): void {
       c.listeners !== undefined &&
       f.listener !== undefined &&
       !listeners.has(keyOf('listener', { address: f.listener })) &&
-      !c.unsure?.listeners.has(f.listener) &&
       !c.unsure?.listeners.has(keyOf('listener', { address: f.listener }))
     ) {
       issues.push({

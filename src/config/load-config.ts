@@ -137,10 +137,7 @@ function readCertificates(
     const listenerKey = keyOf('listener', { address: c.listener });
     const l = listeners.get(listenerKey);
     // A listener list that did not parse, or a listener that failed by this address: not judged.
-    const unsure =
-      items.listeners === undefined ||
-      items.unsure?.listeners.has(listenerKey) === true ||
-      items.unsure?.listeners.has(c.listener) === true;
+    const unsure = items.listeners === undefined || items.unsure?.listeners.has(listenerKey) === true;
     if (l === undefined && !unsure)
       issues.push({ path: `${at}.listener`, reason: `no listener has the address "${c.listener}"` });
     else if (l !== undefined && l.protocol !== 'https')
