@@ -37,7 +37,9 @@ export function auditChange(log: Logger, facts: AuditFacts, outcome: AuditOutcom
         generation_after: facts.generationBefore,
         refused: outcome.refused,
         ...(outcome.keys === undefined ? {} : { keys: outcome.keys.slice(0, MAX_LISTED) }),
-        issues: outcome.issues.slice(0, MAX_LISTED),
+        // Paths only: a reason may echo what was sent (a key pasted in the wrong field);
+        // the client got the reasons in its answer.
+        issues: outcome.issues.slice(0, MAX_LISTED).map((i) => i.path),
         ...(outcome.issues.length > MAX_LISTED
           ? { issues_not_shown: outcome.issues.length - MAX_LISTED }
           : {}),
@@ -65,10 +67,7 @@ export function auditChange(log: Logger, facts: AuditFacts, outcome: AuditOutcom
 
 /** The refusal code and issues of whatever a change threw. */
 export function refusalOf(err: unknown): { refused: string; issues: readonly FieldIssue[] } {
-  const e = err as { code?: unknown; issues?: unknown; message?: unknown };
+  const e = err as { code?: unknown; issues?: unknown };
   const issues = Array.isArray(e.issues) ? (e.issues as FieldIssue[]) : [];
-  return {
-    refused: typeof e.code === 'string' ? e.code : 'KKH_INTERNAL',
-    issues: issues.length > 0 ? issues : [{ path: '', reason: String(e.message ?? err) }],
-  };
+  return { refused: typeof e.code === 'string' ? e.code : 'KKH_INTERNAL', issues };
 }
