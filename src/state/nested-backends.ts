@@ -40,8 +40,18 @@ export function parseChangesWithBackends(
       return item;
     if (!('backends' in cluster)) return item;
     const { backends, ...rest } = cluster as { backends: unknown };
-    const parsed = nestedList.parse(backends, `${path}[${i}].cluster.backends`, issues);
-    if (parsed !== undefined) listed.push({ at: i, backends: parsed });
+    const at = `${path}[${i}].cluster.backends`;
+    const parsed = nestedList.parse(backends, at, issues);
+    if (parsed !== undefined) {
+      // As in the file: one id, one backend (a second would silently win).
+      const first = new Map<string, number>();
+      parsed.forEach((b, j) => {
+        const k = first.get(b.id);
+        if (k === undefined) first.set(b.id, j);
+        else issues.push({ path: `${at}[${j}].id`, reason: `"${b.id}" is already used by ${at}[${k}]` });
+      });
+      listed.push({ at: i, backends: parsed });
+    }
     return { ...(item as object), cluster: rest };
   });
   const r = parseChanges(plain, path);

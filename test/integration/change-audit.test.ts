@@ -259,13 +259,21 @@ describe('changes behind the operator’s back', () => {
     cleanup.push(() => kakehi.stop());
     await ok(kakehi.socketPath, 'add_backend', { backend: { cluster: 'app', id: 'b', address: a.address } });
 
-    const bad = await command(kakehi.socketPath, 'add_cluster', {
-      cluster: { id: 'app', backends: [{ id: 'c', address: 'nohost' }] },
-    });
-    assert.equal(bad.error?.code, 'KKH_CHANGE_INVALID');
+    const refused = async (backends: object[]) =>
+      (await command(kakehi.socketPath, 'add_cluster', { cluster: { id: 'app', backends } })).error;
+    const bad = await refused([{ id: 'c', address: 'nohost' }]);
+    assert.equal(bad?.code, 'KKH_CHANGE_INVALID');
     assert.deepEqual(
-      bad.error?.issues?.map((i) => i.path),
+      bad?.issues?.map((i) => i.path),
       ['changes[0].cluster.backends[0].address'],
+    );
+    const twice = await refused([
+      { id: 'd', address: c.address },
+      { id: 'd', address: a.address },
+    ]);
+    assert.deepEqual(
+      twice?.issues?.map((i) => i.path),
+      ['changes[0].cluster.backends[1].id'],
     );
 
     const r = await ok(kakehi.socketPath, 'add_cluster', {
