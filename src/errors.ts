@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   KKH_GENERATION_MISMATCH: 'expect_generation does not match the current generation; nothing changed',
   KKH_UPGRADE_FAILED:
     'ctl upgrade --main: the new main did not start or take over in time; it was stopped and the old main serves on',
+  KKH_OBJECT_NOT_FOUND: 'a remove names an object that does not exist (and no if_exists); nothing changed',
   KKH_INTERNAL: 'an unexpected failure inside kakehi while answering a command (a bug: please report it)',
   KKH_START_FAILED:
     'kakehi run could not start: a path, group or worker it needs is unusable; the key at fault is named',

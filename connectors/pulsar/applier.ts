@@ -42,10 +42,7 @@ export async function applyPlan(
     let rest = part;
     for (let round = 0; rest.length > 0; round++) {
       try {
-        const answer = await send(
-          rest.map((p) => p.change),
-          expect,
-        );
+        const answer = await send(rest.map(tolerant), expect);
         out.applied += rest.length;
         out.effective += (answer.applied ?? []).filter((a) => a.effect !== 'unchanged').length;
         out.generation = answer.generation;
@@ -77,6 +74,24 @@ export async function applyPlan(
     expect = undefined;
   }
   return out;
+}
+
+/**
+ * The topic's word may delete what is already gone (a delete after a delete, an
+ * object another source removed meanwhile): that is the state wanted, not a fault.
+ */
+function tolerant(p: PlannedChange): Change {
+  const c = p.change;
+  switch (c.op) {
+    case 'delete_listener':
+    case 'delete_cluster':
+    case 'delete_backend':
+    case 'delete_frontend':
+    case 'delete_certificate':
+      return { ...c, if_exists: true };
+    default:
+      return c;
+  }
 }
 
 function* split(plan: readonly PlannedChange[], maxBytes: number): Generator<PlannedChange[]> {

@@ -99,6 +99,12 @@ const list =
   };
 const simple = (type: RequestType) => () => ({ type, body: {} });
 
+// A remove of something absent is an error (KKH_OBJECT_NOT_FOUND, exit 1) unless asked not to be.
+const REMOVE_FLAGS: Record<string, Flag> = {
+  'if-exists': { value: false, doc: 'succeed (unchanged) when there is nothing to remove' },
+};
+const ifExists = (g: Given) => (g.flags.has('if-exists') ? { if_exists: true } : {});
+
 const frontendKeyFlags: Record<string, Flag> = {
   hostname: { value: true, arg: 'H', doc: 'exact name, *.wildcard, /regex/ labels, or *' },
   listener: { value: true, arg: 'ADDR', doc: 'listener address (default: every listener)' },
@@ -299,14 +305,18 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['state'],
     args: [],
-    summary: 'the whole state, as the changes that rebuild it',
+    summary: 'the whole state, as the changes that rebuild it, each with its source',
     flags: {},
-    build: simple('get_state'),
+    build: () => ({ type: 'get_state', body: { sources: true } }),
     render: (r) => {
       const o = r as { generation?: unknown; changes?: Record<string, unknown>[] };
       if (!Array.isArray(o.changes)) return keyValues(r as Record<string, unknown>);
-      const rows = o.changes.map(({ op, ...rest }) => ({ op, object: Object.values(rest)[0] ?? rest }));
-      return `generation ${o.generation}\n${table(rows, ['op', 'object'])}`;
+      const rows = o.changes.map(({ op, source, ...rest }) => ({
+        op,
+        ...(source === undefined ? {} : { source }),
+        object: Object.values(rest)[0] ?? rest,
+      }));
+      return `generation ${o.generation}\n${table(rows, ['op', 'source', 'object'])}`;
     },
   },
   {
@@ -345,9 +355,9 @@ export const CTL_COMMANDS: CtlCommand[] = [
     args: ['ADDRESS'],
     operands: ['address'],
     summary: 'remove a listener',
-    flags: {},
+    flags: REMOVE_FLAGS,
     change: true,
-    build: (g) => ({ type: 'remove_listener', body: { address: g.args[0] } }),
+    build: (g) => ({ type: 'remove_listener', body: { address: g.args[0], ...ifExists(g) } }),
   },
   {
     words: ['cluster', 'add'],
@@ -383,10 +393,10 @@ export const CTL_COMMANDS: CtlCommand[] = [
     args: ['ID'],
     operands: ['id'],
     summary: 'remove a cluster',
-    flags: {},
+    flags: REMOVE_FLAGS,
     change: true,
     // Not `id`: that field is the request's own id (docs/protocol.md).
-    build: (g) => ({ type: 'remove_cluster', body: { cluster: g.args[0] } }),
+    build: (g) => ({ type: 'remove_cluster', body: { cluster: g.args[0], ...ifExists(g) } }),
   },
   {
     words: ['backend', 'add'],
@@ -418,9 +428,12 @@ export const CTL_COMMANDS: CtlCommand[] = [
     args: ['CLUSTER', 'ID'],
     operands: ['cluster', 'id'],
     summary: 'remove a backend (its in-flight requests finish)',
-    flags: {},
+    flags: REMOVE_FLAGS,
     change: true,
-    build: (g) => ({ type: 'remove_backend', body: { cluster: g.args[0], backend: g.args[1] } }),
+    build: (g) => ({
+      type: 'remove_backend',
+      body: { cluster: g.args[0], backend: g.args[1], ...ifExists(g) },
+    }),
   },
   ...BACKEND_STATE_WORDS.map(
     ([word, state, summary]): CtlCommand => ({
@@ -463,9 +476,9 @@ export const CTL_COMMANDS: CtlCommand[] = [
     words: ['frontend', 'remove'],
     args: [],
     summary: 'remove a frontend, named by its key fields',
-    flags: frontendKeyFlags,
+    flags: { ...frontendKeyFlags, ...REMOVE_FLAGS },
     change: true,
-    build: (g) => ({ type: 'remove_http_frontend', body: { frontend: frontendKey(g) } }),
+    build: (g) => ({ type: 'remove_http_frontend', body: { frontend: frontendKey(g), ...ifExists(g) } }),
   },
   {
     words: ['certificate', 'add'],
@@ -498,9 +511,12 @@ export const CTL_COMMANDS: CtlCommand[] = [
     args: ['LISTENER', 'FINGERPRINT'],
     operands: ['listener', 'fingerprint'],
     summary: 'remove a certificate from a listener',
-    flags: {},
+    flags: REMOVE_FLAGS,
     change: true,
-    build: (g) => ({ type: 'remove_certificate', body: { listener: g.args[0], fingerprint: g.args[1] } }),
+    build: (g) => ({
+      type: 'remove_certificate',
+      body: { listener: g.args[0], fingerprint: g.args[1], ...ifExists(g) },
+    }),
   },
   {
     words: ['apply'],

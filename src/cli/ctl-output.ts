@@ -63,7 +63,25 @@ export function changeResult(result: unknown): string {
   const applied = Array.isArray(result.applied) ? result.applied : [];
   const live = result.live_ms === undefined ? '' : `, live in every worker after ${cell(result.live_ms)} ms`;
   const head = `generation ${cell(result.generation)}${live}\n`;
-  return applied.length === 0 ? head : head + table(applied, ['op', 'key', 'effect']);
+  return (
+    (applied.length === 0 ? head : head + table(applied, ['op', 'key', 'effect'])) + shadowedLines(result)
+  );
+}
+
+/** A reload's file objects held by another source: the reload left them alone, so say which. */
+function shadowedLines(result: Row): string {
+  const shadowed = Array.isArray(result.shadowed) ? result.shadowed.filter(isRow) : [];
+  if (shadowed.length === 0) return '';
+  const rows = shadowed.map((s) => ({
+    kind: s.kind,
+    key: s.key,
+    held_by: s.held_by,
+    file_wants: s.differs === true ? (s.file_wants ?? 'another version') : 'the same',
+  }));
+  return (
+    `\n${shadowed.length} object(s) of the file are held by another source and did not follow it` +
+    ` (remove them there to give them back to the file):\n${table(rows, ['kind', 'key', 'held_by', 'file_wants'])}`
+  );
 }
 
 /** Whether an answer looks like a change's answer (reload and load_state give one too). */

@@ -8,6 +8,7 @@ import type { CertificateFacts } from '../certificate/inspect.js';
 import type { Family } from '../metrics/registry.js';
 import type { Backend, Certificate, Cluster, Frontend, Listener } from '../model/objects.js';
 import type { Change, ChangeRequestType } from '../state/change.js';
+import type { ShadowedObject } from '../state/diff.js';
 import type { Applied } from '../state/transaction.js';
 import type { RequestType } from './frames.js';
 
@@ -35,6 +36,9 @@ export interface DryRunResult {
   generation: number;
   diff: Applied[];
 }
+
+/** A reload's answer: a change result, and the file objects another source holds, left alone. */
+export type ReloadResult = ChangeResult & { shadowed: ShadowedObject[] };
 
 /** What every change request (an alias, `transaction`, `load_state`, `reload`) answers. */
 export type TransactionResult = ChangeResult | DryRunResult;
@@ -157,6 +161,7 @@ export interface Results {
   set_backend_state: TransactionResult;
   transaction: TransactionResult;
   load_state: TransactionResult;
+  reload: ReloadResult;
   save_state: { path: string; generation: number; objects: number };
 }
 

@@ -9,8 +9,10 @@ import { ACCESS_LOG_FIELD_NAMES } from '../log/access-log-fields.js';
 import {
   certificateSchema,
   clusterWithBackendsSchema,
+  type Frontend,
   frontendSchema,
   keyOf,
+  type Listener,
   listenerSchema,
 } from '../model/objects.js';
 import { bool, type Field, int, list, type ObjectOf, object, oneOf, str } from '../model/schema.js';
@@ -89,7 +91,9 @@ const configFields = {
 } satisfies Record<string, Field<unknown>>;
 
 export type ConfigFile = ObjectOf<typeof configFields>;
+type ClusterWithBackends = ConfigFile['clusters'][number];
 
+/** Field by field; the cross-checks between objects are crossCheck's (load-config.ts runs both). */
 export const configSchema = object(configFields, {
   renamed: {
     worker_count: 'workers',
@@ -98,17 +102,68 @@ export const configSchema = object(configFields, {
     log_target: 'access_log / log output on stderr',
     access_logs_target: 'access_log',
   },
-  checkPartial: crossCheck,
 });
 
 /**
- * Duplicate keys and dangling references. A list that failed its own checks is
- * undefined here: references into it are not judged, so no false error follows
- * a real one.
+ * The routing lists of a file, each item parsed on its own: `undefined` for an
+ * item that failed its own checks (its own issues are reported by the schema),
+ * and the whole list undefined when it is not a list at all.
  */
-function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[]): void {
+export interface ConfigItems {
+  listeners?: readonly (Listener | undefined)[] | undefined;
+  clusters?: readonly (ClusterWithBackends | undefined)[] | undefined;
+  frontends?: readonly (Frontend | undefined)[] | undefined;
+  /** Keys of items that failed but name one: a reference to them is not judged (no false error). */
+  unsure?: { listeners: ReadonlySet<string>; clusters: ReadonlySet<string> };
+}
+
+/**
+ * Each routing list of a file that did not parse whole, item by item, so the
+ * cross-checks of the items that did parse are reported in the same pass as the
+ * syntax errors of the others.
+ */
+export function configItems(raw: unknown): ConfigItems {
+  const src = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const listenerKeys = new Set<string>();
+  const clusterIds = new Set<string>();
+  const each = <T>(
+    value: unknown,
+    schema: { parse(v: unknown, path: string, issues: FieldIssue[]): T | undefined },
+    unsure: (item: Record<string, unknown>) => void,
+  ): (T | undefined)[] | undefined => {
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) return undefined;
+    return value.map((item: unknown) => {
+      const parsed = schema.parse(item, '', []); // its issues come from the whole-file parse
+      if (parsed === undefined && typeof item === 'object' && item !== null)
+        unsure(item as Record<string, unknown>);
+      return parsed;
+    });
+  };
+  return {
+    listeners: each(src['listeners'], listenerSchema, (l) => {
+      if (typeof l['address'] !== 'string') return;
+      // keyOf keeps an address it cannot read as written.
+      listenerKeys.add(keyOf('listener', { address: l['address'] }));
+    }),
+    clusters: each(src['clusters'], clusterWithBackendsSchema, (c) => {
+      if (typeof c['id'] === 'string') clusterIds.add(c['id']);
+    }),
+    frontends: each(src['frontends'], frontendSchema, () => {}),
+    unsure: { listeners: listenerKeys, clusters: clusterIds },
+  };
+}
+
+/**
+ * Duplicate keys and dangling references, each named by its place in the file.
+ * Items that failed their own checks are undefined here: they are skipped, and
+ * references to what they may name are not judged, so no false error follows a
+ * real one.
+ */
+export function crossCheck(c: ConfigItems, issues: FieldIssue[]): void {
   const listeners = new Map<string, number>();
   c.listeners?.forEach((l, i) => {
+    if (l === undefined) return;
     const key = keyOf('listener', l);
     const first = listeners.get(key);
     if (first !== undefined)
@@ -120,6 +175,7 @@ function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[])
   });
   const clusters = new Map<string, number>();
   c.clusters?.forEach((cl, i) => {
+    if (cl === undefined) return;
     const first = clusters.get(cl.id);
     if (first !== undefined)
       issues.push({ path: `clusters[${i}].id`, reason: `"${cl.id}" is already used by clusters[${first}]` });
@@ -137,6 +193,7 @@ function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[])
   });
   const frontends = new Map<string, number>();
   c.frontends?.forEach((f, i) => {
+    if (f === undefined) return;
     const key = keyOf('frontend', f);
     const first = frontends.get(key);
     if (first !== undefined) {
@@ -145,13 +202,19 @@ function crossCheck(c: Partial<ConfigFile>, _path: string, issues: FieldIssue[])
         reason: `same listener, hostname, path and method as frontends[${first}]`,
       });
     } else frontends.set(key, i);
-    if (c.clusters !== undefined && f.cluster !== undefined && !clusters.has(f.cluster)) {
+    if (
+      c.clusters !== undefined &&
+      f.cluster !== undefined &&
+      !clusters.has(f.cluster) &&
+      !c.unsure?.clusters.has(f.cluster)
+    ) {
       issues.push({ path: `frontends[${i}].cluster`, reason: `no cluster has the id "${f.cluster}"` });
     }
     if (
       c.listeners !== undefined &&
       f.listener !== undefined &&
-      !listeners.has(keyOf('listener', { address: f.listener }))
+      !listeners.has(keyOf('listener', { address: f.listener })) &&
+      !c.unsure?.listeners.has(keyOf('listener', { address: f.listener }))
     ) {
       issues.push({
         path: `frontends[${i}].listener`,

@@ -9,11 +9,19 @@ import { inspectCertificate } from '../certificate/inspect.js';
 import { defaultCommandSocket } from '../command/default-socket.js';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
 import type { AccessLogField } from '../log/access-log-fields.js';
-import { type Certificate, certificateSchema, keyOf } from '../model/objects.js';
+import { type Certificate, certificateSchema, keyOf, type Listener } from '../model/objects.js';
 import type { Change } from '../state/change.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { buildState } from '../state/transaction.js';
-import { type ConfigCertificate, type ConfigFile, configSchema } from './config-schema.js';
+import {
+  type ConfigCertificate,
+  type ConfigFile,
+  type ConfigItems,
+  configCertificateSchema,
+  configItems,
+  configSchema,
+  crossCheck,
+} from './config-schema.js';
 
 /** The source name of the configuration built into kakehi. */
 export const EMBEDDED_SOURCE = 'embedded default';
@@ -78,11 +86,26 @@ export function parseConfigText(text: string, source: string): Config {
 export function configFromObject(raw: unknown, source: string): Config {
   const issues: FieldIssue[] = [];
   const file = configSchema.parse(raw, '', issues);
-  const certificates = file === undefined ? [] : readCertificates(file, source, issues);
+  // A file that did not parse whole still gets the cross-checks and certificate
+  // files of the items that did, so one pass reports every error.
+  const items = file ?? configItems(raw);
+  crossCheck(items, issues);
+  const certificates = readCertificates(items, certificateItems(raw, file), source, issues);
   if (file === undefined || issues.length > 0) {
     throw invalid(source, issues);
   }
   return { source, settings: settingsOf(file), state: stateOf(file, certificates, source) };
+}
+
+/** The certificates of a file, each parsed on its own when the file did not parse whole. */
+function certificateItems(
+  raw: unknown,
+  file: ConfigFile | undefined,
+): readonly (ConfigCertificate | undefined)[] {
+  if (file !== undefined) return file.certificates;
+  const list = (raw as { certificates?: unknown } | null)?.certificates;
+  // Its own issues come from the whole-file parse.
+  return Array.isArray(list) ? list.map((c: unknown) => configCertificateSchema.parse(c, '', [])) : [];
 }
 
 function settingsOf(file: ConfigFile): Settings {
@@ -105,16 +128,26 @@ function settingsOf(file: ConfigFile): Settings {
  * the result like any certificate change, dates included: a config that would
  * serve an expired certificate is refused unless it says allow_expired.
  */
-function readCertificates(file: ConfigFile, source: string, issues: FieldIssue[]): Certificate[] {
+function readCertificates(
+  items: ConfigItems,
+  certificates: readonly (ConfigCertificate | undefined)[],
+  source: string,
+  issues: FieldIssue[],
+): Certificate[] {
   const base = source === EMBEDDED_SOURCE ? process.cwd() : dirname(resolve(source));
-  const listeners = new Map(file.listeners.map((l) => [keyOf('listener', l), l]));
+  const listeners = new Map<string, Listener>();
+  for (const l of items.listeners ?? []) if (l !== undefined) listeners.set(keyOf('listener', l), l);
   const out: Certificate[] = [];
-  file.certificates.forEach((c: ConfigCertificate, i) => {
+  certificates.forEach((c, i) => {
+    if (c === undefined) return;
     const at = `certificates[${i}]`;
-    const l = listeners.get(keyOf('listener', { address: c.listener }));
-    if (l === undefined)
+    const listenerKey = keyOf('listener', { address: c.listener });
+    const l = listeners.get(listenerKey);
+    // A listener list that did not parse, or a listener that failed by this address: not judged.
+    const unsure = items.listeners === undefined || items.unsure?.listeners.has(listenerKey) === true;
+    if (l === undefined && !unsure)
       issues.push({ path: `${at}.listener`, reason: `no listener has the address "${c.listener}"` });
-    else if (l.protocol !== 'https')
+    else if (l !== undefined && l.protocol !== 'https')
       issues.push({
         path: `${at}.listener`,
         reason: `listener "${c.listener}" is ${l.protocol}; certificates go on https listeners`,
@@ -171,7 +204,7 @@ function stateOf(file: ConfigFile, certs: readonly Certificate[], source: string
     'config',
   );
   if (r.ok) return r.state;
-  // configSchema's cross-checks name these by their place in the file first; reaching here is a bug.
+  // crossCheck names these by their place in the file first; reaching here is a bug.
   throw invalid(source, r.issues);
 }
 

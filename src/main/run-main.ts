@@ -162,7 +162,7 @@ export async function runMain(
     log.info('SIGUSR1: workers reopen the access log');
   });
   process.on('SIGHUP', () => {
-    sup.reload().then(
+    sup.reload(undefined, 'SIGHUP').then(
       (r) => log.info({ generation: r.generation }, 'SIGHUP reload applied'),
       (err: Error & { issues?: unknown }) =>
         log.error(

@@ -9,20 +9,21 @@ import cluster from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { backoffMs } from '../backoff.js';
-import type { ChangeResult, DryRunResult } from '../command/protocol.js';
+import type { ChangeResult, DryRunResult, ReloadResult } from '../command/protocol.js';
 import { type Config, loadConfigFile } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
 import type { ListeningHandle, TlsSetupMessage } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
 import type { Family } from '../metrics/registry.js';
 import type { BackendLive } from '../proxy/backend-runtime.js';
-import type { Change } from '../state/change.js';
-import { diffStates, reloadDiff } from '../state/diff.js';
+import { type Change, changeKey } from '../state/change.js';
+import { diffStates, reloadDiff, type ShadowedObject, shadowedObjects } from '../state/diff.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { snapshotOf } from '../state/snapshot.js';
 import { saveStateFile, sourcedPuts } from '../state/state-file.js';
 import { applyChanges, applyTransaction } from '../state/transaction.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
+import { auditChange, refusalOf } from './change-audit.js';
 import { MainMetrics } from './main-metrics.js';
 import { listenersLosingDefaults, TlsMaterial } from './tls-material.js';
 import { type SupervisorEvent, type WorkerInfo, WorkerPool } from './worker-pool.js';
@@ -35,6 +36,10 @@ export interface Inheritance {
   tls: TlsSetupMessage;
   listeners: Map<string, ListeningHandle>;
 }
+
+/** A log line names this many shadowed objects and counts the rest (the reload answer has them all). */
+const MAX_SHADOWED_LOGGED = 50;
+
 export type { SupervisorEvent } from './worker-pool.js';
 
 export class Supervisor extends EventEmitter {
@@ -204,23 +209,28 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
-   * Validates and applies a transaction; nothing changes unless all of it applies everywhere.
-   * `changes` may be made from the state in its turn (set_backend_state), so no
-   * transaction queued ahead of it is undone by a put built from an older state.
+   * Validates and applies a transaction; nothing changes unless all of it applies
+   * everywhere. `given` may be a function of the state the transaction meets, for
+   * changes that depend on it (a cluster's nested backends replace its others).
    */
   transact(
-    changesOrMake: Change[] | ((state: ProxyState) => Change[]),
+    given: Change[] | ((state: ProxyState) => Change[]),
     opts: {
       source: string;
       /** One source per change, when they differ (a state file restores each object's own). */
       sources?: readonly string[];
       dryRun?: boolean;
       expectGeneration?: number | undefined;
+      /** What asked, for the audit line: a request type, `reload` or `SIGHUP`. */
+      request?: string;
     },
   ): Promise<ChangeResult | DryRunResult> {
-    return this.#enqueue(async () => {
+    let before = this.generation;
+    let changes: Change[] = typeof given === 'function' ? [] : given;
+    const applied = this.#enqueue(async (): Promise<ChangeResult | DryRunResult> => {
+      before = this.generation;
+      changes = typeof given === 'function' ? given(this.state) : given;
       const t0 = performance.now();
-      const changes = typeof changesOrMake === 'function' ? changesOrMake(this.state) : changesOrMake;
       if (opts.expectGeneration !== undefined && opts.expectGeneration !== this.generation) {
         throw new KakehiError(
           'KKH_GENERATION_MISMATCH',
@@ -230,13 +240,14 @@ export class Supervisor extends EventEmitter {
       const sources = opts.sources;
       const r =
         sources === undefined
-          ? applyChanges(this.state, changes, opts.source, { now: Date.now() })
+          ? applyChanges(this.state, changes, opts.source, { now: Date.now(), refuseAbsent: true })
           : applyTransaction(
               this.state,
               changes.map((change, i) => ({ change, source: sources[i] ?? opts.source })),
             );
       if (!r.ok) {
-        throw new KakehiError('KKH_CHANGE_INVALID', `the change was refused: ${r.issues.length} problem(s)`, {
+        const code = r.notFound === true ? 'KKH_OBJECT_NOT_FOUND' : 'KKH_CHANGE_INVALID';
+        throw new KakehiError(code, `the change was refused: ${r.issues.length} problem(s)`, {
           issues: r.issues,
         });
       }
@@ -267,6 +278,24 @@ export class Supervisor extends EventEmitter {
       });
       return { generation: next, live_ms: liveMs, applied: r.applied };
     });
+    if (opts.dryRun === true) return applied;
+    const facts = { request: opts.request ?? 'transaction', source: opts.source };
+    return applied.then(
+      (r) => {
+        if (!('dry_run' in r))
+          auditChange(
+            this.log,
+            { ...facts, generationBefore: before },
+            { ...r, generationAfter: r.generation },
+          );
+        return r;
+      },
+      (err: unknown) => {
+        const keys = changes.map(changeKey);
+        auditChange(this.log, { ...facts, generationBefore: before }, { ...refusalOf(err), keys });
+        throw err;
+      },
+    );
   }
 
   /**
@@ -317,20 +346,53 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** Re-reads the config file and applies its difference to config-sourced objects. */
-  async reload(path?: string): Promise<ChangeResult | DryRunResult> {
+  /**
+   * Re-reads the config file and applies its difference to config-sourced
+   * objects; the answer names the file objects another source holds (shadowed).
+   */
+  async reload(path?: string, by: 'reload' | 'SIGHUP' = 'reload'): Promise<ReloadResult> {
     const file = path ?? this.configPath;
-    if (file === undefined) {
-      throw new KakehiError(
-        'KKH_CONFIG_UNREADABLE',
-        'kakehi runs on its embedded default: there is no file to reload',
+    let next: Config;
+    try {
+      if (file === undefined) {
+        throw new KakehiError(
+          'KKH_CONFIG_UNREADABLE',
+          'kakehi runs on its embedded default: there is no file to reload',
+        );
+      }
+      next = loadConfigFile(file);
+    } catch (err) {
+      // Refused before any transaction: its audit line is written here.
+      auditChange(
+        this.log,
+        { request: by, source: 'config', generationBefore: this.generation },
+        refusalOf(err),
       );
+      throw err;
     }
-    const next = loadConfigFile(file);
-    const changes = reloadDiff(this.state, next.state);
-    const result = await this.transact(changes, { source: 'config' });
-    this.log.info({ file, generation: result.generation, changes: changes.length }, 'configuration reloaded');
-    return result;
+    // Diffed against the state the transaction meets, not the one seen now.
+    let shadowed: ShadowedObject[] = [];
+    let changes = 0;
+    const diff = (state: ProxyState) => {
+      shadowed = shadowedObjects(state, next.state);
+      const d = reloadDiff(state, next.state);
+      changes = d.length;
+      return d;
+    };
+    const result = (await this.transact(diff, { source: 'config', request: by })) as ChangeResult;
+    this.log.info(
+      {
+        file,
+        generation: result.generation,
+        changes,
+        shadowed: shadowed.slice(0, MAX_SHADOWED_LOGGED),
+        ...(shadowed.length > MAX_SHADOWED_LOGGED ? { shadowed_count: shadowed.length } : {}),
+      },
+      shadowed.length > 0
+        ? `configuration reloaded; ${shadowed.length} file object(s) are held by another source and were left alone`
+        : 'configuration reloaded',
+    );
+    return { ...result, shadowed };
   }
 
   /** Replaces every worker with a fresh process running the code now on disk, one at a time. */

@@ -19,7 +19,7 @@ import {
   listenerSchema,
   type ObjectKind,
 } from '../model/objects.js';
-import { object, oneOf, type Schema, str } from '../model/schema.js';
+import { bool, object, oneOf, type Schema, str } from '../model/schema.js';
 
 /** The fields that name a frontend; path and path_type default as in frontendSchema. */
 export interface FrontendRef {
@@ -30,17 +30,26 @@ export interface FrontendRef {
   method?: string;
 }
 
+/**
+ * Where a change enters the proxy, deleting an object that is not there is
+ * refused (KKH_OBJECT_NOT_FOUND) unless the delete says `if_exists: true`: a
+ * typo in a remove would otherwise answer success and change nothing.
+ */
+interface Deletion {
+  if_exists?: boolean | undefined;
+}
+
 export type Change =
   | { op: 'put_listener'; listener: Listener }
-  | { op: 'delete_listener'; address: string }
+  | ({ op: 'delete_listener'; address: string } & Deletion)
   | { op: 'put_cluster'; cluster: Cluster }
-  | { op: 'delete_cluster'; id: string }
+  | ({ op: 'delete_cluster'; id: string } & Deletion)
   | { op: 'put_backend'; backend: Backend }
-  | { op: 'delete_backend'; cluster: string; id: string }
+  | ({ op: 'delete_backend'; cluster: string; id: string } & Deletion)
   | { op: 'put_frontend'; frontend: Frontend }
-  | { op: 'delete_frontend'; frontend: FrontendRef }
+  | ({ op: 'delete_frontend'; frontend: FrontendRef } & Deletion)
   | { op: 'put_certificate'; certificate: Certificate }
-  | { op: 'delete_certificate'; listener: string; fingerprint: string };
+  | ({ op: 'delete_certificate'; listener: string; fingerprint: string } & Deletion);
 
 export type ChangeOp = Change['op'];
 
@@ -49,6 +58,7 @@ export const MAX_CHANGES = 1_000_000;
 
 const required = <T>(schema: Schema<T>) => ({ schema, required: true as const });
 const opField = <const O extends ChangeOp>(op: O) => required(oneOf([op] as const));
+const ifExists = { schema: bool(), doc: 'deleting an absent object is no error' };
 
 const frontendRefSchema = object({
   listener: { schema: frontendSchema.fields.listener.schema },
@@ -65,17 +75,27 @@ const changeSchemas: { [O in ChangeOp]: Schema<Extract<Change, { op: O }>> } = {
   delete_listener: object({
     op: opField('delete_listener'),
     address: required(listenerSchema.fields.address.schema),
+    if_exists: ifExists,
   }),
   put_cluster: object({ op: opField('put_cluster'), cluster: required(clusterSchema) }),
-  delete_cluster: object({ op: opField('delete_cluster'), id: required(clusterSchema.fields.id.schema) }),
+  delete_cluster: object({
+    op: opField('delete_cluster'),
+    id: required(clusterSchema.fields.id.schema),
+    if_exists: ifExists,
+  }),
   put_backend: object({ op: opField('put_backend'), backend: required(backendSchema) }),
   delete_backend: object({
     op: opField('delete_backend'),
     cluster: required(backendSchema.fields.cluster.schema),
     id: required(backendSchema.fields.id.schema),
+    if_exists: ifExists,
   }),
   put_frontend: object({ op: opField('put_frontend'), frontend: required(frontendSchema) }),
-  delete_frontend: object({ op: opField('delete_frontend'), frontend: required(frontendRefSchema) }),
+  delete_frontend: object({
+    op: opField('delete_frontend'),
+    frontend: required(frontendRefSchema),
+    if_exists: ifExists,
+  }),
   put_certificate: object({ op: opField('put_certificate'), certificate: required(certificateSchema) }),
   delete_certificate: object({
     op: opField('delete_certificate'),
@@ -88,6 +108,7 @@ const changeSchemas: { [O in ChangeOp]: Schema<Extract<Change, { op: O }>> } = {
             : undefined,
       }),
     ),
+    if_exists: ifExists,
   }),
 };
 
@@ -106,21 +127,29 @@ type AliasedChange = { [O in ChangeOp]: { op: O; from: Record<FieldsOf<O>, strin
  */
 export const CHANGE_REQUESTS = {
   add_http_listener: [{ op: 'put_listener', from: { listener: 'listener' } }],
-  remove_listener: [{ op: 'delete_listener', from: { address: 'address' } }],
+  remove_listener: [{ op: 'delete_listener', from: { address: 'address', if_exists: 'if_exists' } }],
   add_cluster: [{ op: 'put_cluster', from: { cluster: 'cluster' } }],
-  remove_cluster: [{ op: 'delete_cluster', from: { id: 'cluster' } }],
+  remove_cluster: [{ op: 'delete_cluster', from: { id: 'cluster', if_exists: 'if_exists' } }],
   add_backend: [{ op: 'put_backend', from: { backend: 'backend' } }],
-  remove_backend: [{ op: 'delete_backend', from: { cluster: 'cluster', id: 'backend' } }],
+  remove_backend: [
+    { op: 'delete_backend', from: { cluster: 'cluster', id: 'backend', if_exists: 'if_exists' } },
+  ],
   add_http_frontend: [{ op: 'put_frontend', from: { frontend: 'frontend' } }],
-  remove_http_frontend: [{ op: 'delete_frontend', from: { frontend: 'frontend' } }],
+  remove_http_frontend: [{ op: 'delete_frontend', from: { frontend: 'frontend', if_exists: 'if_exists' } }],
   add_certificate: [{ op: 'put_certificate', from: { certificate: 'certificate' } }],
   // One transaction: the new certificate is in before the old one goes.
   replace_certificate: [
     { op: 'put_certificate', from: { certificate: 'certificate' } },
-    { op: 'delete_certificate', from: { listener: 'certificate.listener', fingerprint: 'old_fingerprint' } },
+    {
+      op: 'delete_certificate',
+      from: { listener: 'certificate.listener', fingerprint: 'old_fingerprint', if_exists: 'if_exists' },
+    },
   ],
   remove_certificate: [
-    { op: 'delete_certificate', from: { listener: 'listener', fingerprint: 'fingerprint' } },
+    {
+      op: 'delete_certificate',
+      from: { listener: 'listener', fingerprint: 'fingerprint', if_exists: 'if_exists' },
+    },
   ],
 } as const satisfies Record<string, readonly AliasedChange[]>;
 export type ChangeRequestType = keyof typeof CHANGE_REQUESTS;

@@ -142,6 +142,43 @@ export function reloadDiff(running: ProxyState, fromConfig: ProxyState): Change[
   );
 }
 
+/** A file object a reload leaves alone because another source holds its key. */
+export interface ShadowedObject {
+  kind: ObjectKind;
+  key: string;
+  /** The source that holds it ('runtime', 'pulsar', 'pki'…). */
+  held_by: string;
+  /** Whether the file's version differs from the one serving. */
+  differs: boolean;
+  /** The file's version, when it differs (never for a certificate: it would carry the key). */
+  file_wants?: unknown;
+}
+
+/**
+ * Every object the configuration file declares that `running` holds from another
+ * source: reloadDiff leaves each alone, so a reload names them instead of
+ * silently not following the file.
+ */
+export function shadowedObjects(running: ProxyState, fromConfig: ProxyState): ShadowedObject[] {
+  const out: ShadowedObject[] = [];
+  for (const kind of PUT_ORDER) {
+    const serving = running[STATE_MAPS[kind]] as ReadonlyMap<string, unknown>;
+    for (const [key, wanted] of entries(fromConfig, kind)) {
+      const held = running.sources.get(sourceKey(kind, key));
+      if (held === undefined || held === 'config') continue;
+      const differs = !deepEqual(serving.get(key), wanted);
+      out.push({
+        kind,
+        key,
+        held_by: held,
+        differs,
+        ...(differs && kind !== 'certificate' ? { file_wants: wanted } : {}),
+      });
+    }
+  }
+  return out;
+}
+
 /** The whole state as puts, parents first: a snapshot that applies to an empty state. */
 export function stateAsChanges(state: ProxyState): Change[] {
   const out: Change[] = [];

@@ -26,7 +26,8 @@ export interface Applied {
 
 export type TransactionResult =
   | { ok: true; state: ProxyState; applied: Applied[] }
-  | { ok: false; issues: FieldIssue[] };
+  /** `notFound`: every issue is a delete of an absent object (KKH_OBJECT_NOT_FOUND, not a bad change). */
+  | { ok: false; issues: FieldIssue[]; notFound?: boolean };
 
 /** A change with the source that makes it (a state file mixes sources). */
 export interface SourcedChange {
@@ -207,6 +208,7 @@ export function applyTransaction(
   // Listeners put in this transaction: an https listener turned http must not keep certificates.
   const listenerPuts = new Map<string, number>();
   const deletes = new Map<string, { kind: 'cluster' | 'listener'; key: string; i: number }>();
+  let absent = 0;
 
   entries.forEach(({ change, source }, i) => {
     const at = `${path}[${i}]`;
@@ -234,6 +236,13 @@ export function applyTransaction(
         putRefs.set(`${kind} ${key}`, { kind, key, i });
       if (kind === 'listener') listenerPuts.set(key, i);
     } else if (current === undefined) {
+      if (opts.refuseAbsent === true && !('if_exists' in c && c.if_exists === true)) {
+        absent++;
+        issues.push({
+          path: at,
+          reason: `${kind} ${key} does not exist; nothing to remove (send if_exists: true to allow that)`,
+        });
+      }
       effect = 'unchanged';
     } else {
       countRefs(delta, kind, current, -1);
@@ -309,7 +318,8 @@ export function applyTransaction(
     }
   }
 
-  if (issues.length > 0) return { ok: false, issues };
+  if (issues.length > 0)
+    return { ok: false, issues, ...(absent === issues.length ? { notFound: true } : {}) };
   if (!draft.changed) return { ok: true, state, applied };
   const counts = countsOf.get(state);
   if (counts !== undefined) {
@@ -330,6 +340,11 @@ export interface AdmitOptions {
    * state files), so a certificate that expired since is still loaded.
    */
   now?: number;
+  /**
+   * Set where a client's change enters (main): a delete of an absent object
+   * without `if_exists` is refused. Unset for replays and a reload's own diff.
+   */
+  refuseAbsent?: boolean;
 }
 
 function admitDates(c: Certificate, now: number, at: string, issues: FieldIssue[]): void {

@@ -260,6 +260,54 @@ frontends:
     assert.match(r.stderr, /^frontends\[0\]\.cluster: no cluster has the id "nope"$/m);
   });
 
+  test('reports the cross-checks of the objects that parsed in the same pass as the syntax errors of their neighbours', async () => {
+    // Issue 13 §3: an unknown cluster or a duplicate id used to show only once
+    // every object of its list had parsed.
+    const text = `listeners:
+  - address: 127.0.0.1:0
+  - address: nohost
+  - address: 127.0.0.1:0
+clusters:
+  - id: app
+    load_balancing: fastest
+  - id: web
+  - id: web
+    backends:
+      - id: w1
+        address: 127.0.0.1:3000
+      - id: w1
+        address: 127.0.0.1:3001
+frontends:
+  - hostname: "*.*.example.com"
+    cluster: web
+  - hostname: a.example.com
+    cluster: nope
+  - hostname: b.example.com
+    cluster: app
+  - hostname: c.example.com
+    cluster: web
+    listener: 127.0.0.1:9
+`;
+    const r = await cli(['validate', '-c', file(text)]);
+    assert.equal(r.code, 3);
+    const lines = r.stderr
+      .split('\n')
+      .slice(1)
+      .filter((l) => l !== '');
+    assert.deepEqual(lines.sort(), [
+      'clusters[0].load_balancing: must be one of "round_robin", "random", "least_connections", "power_of_two" (got the string "fastest")',
+      'clusters[2].backends[1].id: "w1" is already used by clusters[2].backends[0]',
+      'clusters[2].id: "web" is already used by clusters[1]',
+      'frontends[0].hostname: "*.*.example.com": only one leading wildcard label is allowed',
+      'frontends[1].cluster: no cluster has the id "nope"',
+      'frontends[3].listener: no listener has the address "127.0.0.1:9"',
+      'listeners[1].address: "nohost": expected host:port',
+      'listeners[2].address: "127.0.0.1:0" is already used by listeners[0]',
+    ]);
+    // frontends[2] names the cluster that failed its own checks: no second, false error for it.
+    assert.match(r.stderr, /has 8 errors:/);
+  });
+
   test('exits 3 naming the file when it does not exist', async () => {
     const missing = join(dir, 'absent.yaml');
     const r = await cli(['validate', '-c', missing]);

@@ -10,19 +10,19 @@ import { filterFamilies, mergeFamilies } from '../../metrics/aggregate.js';
 import { keyOf } from '../../model/objects.js';
 import { decideRoute, frontendRoute } from '../../proxy/route-decision.js';
 import { Router } from '../../router/router.js';
-import {
-  CHANGE_REQUESTS,
-  type Change,
-  type ChangeRequestType,
-  parseChanges,
-  requestChanges,
-} from '../../state/change.js';
+import { CHANGE_REQUESTS, type Change, type ChangeRequestType, requestChanges } from '../../state/change.js';
 import { stateAsChanges } from '../../state/diff.js';
-import { listenerFrontends, sourceKey } from '../../state/proxy-state.js';
+import {
+  expandNestedBackends,
+  type NestedBackends,
+  parseChangesWithBackends,
+} from '../../state/nested-backends.js';
+import { listenerFrontends, type ProxyState, sourceKey } from '../../state/proxy-state.js';
 import { loadStateFile, mergeSavedState, saveStateFile, sourcedPuts } from '../../state/state-file.js';
 import { VERSION } from '../../version.js';
 import { setBackendState } from '../backend-state-request.js';
 import { backendsResult } from '../backend-status.js';
+import { auditChange, refusalOf } from '../change-audit.js';
 import type { Supervisor } from '../supervisor.js';
 import { certificateSummary, redactChange } from './certificate-output.js';
 import type { Handler, RequestContext } from './command-server.js';
@@ -39,14 +39,14 @@ function str(body: Record<string, unknown>, field: string, required = true): str
   return v;
 }
 
-function validChanges(raw: unknown): Change[] {
-  const r = parseChanges(raw, 'changes');
+function validChanges(raw: unknown): { changes: Change[]; nested: NestedBackends[] } {
+  const r = parseChangesWithBackends(raw, 'changes');
   if ('issues' in r) {
     throw new KakehiError('KKH_CHANGE_INVALID', `the change was refused: ${r.issues.length} problem(s)`, {
       issues: r.issues,
     });
   }
-  return r.changes;
+  return r;
 }
 
 /** What one request type does with the request's body fields: its answer as the protocol types it. */
@@ -64,19 +64,32 @@ export function createRequestHandler(
   const connectors = new ConnectorReports();
   // Every change request ends here: one transaction, optionally a dry run or
   // bound to the generation the caller saw.
-  const change = (raw: unknown, b: Record<string, unknown>, ctx: RequestContext) => {
-    const changes = validChanges(raw);
+  const change = (type: RequestType, raw: unknown, b: Record<string, unknown>, ctx: RequestContext) => {
+    const source = typeof b['source'] === 'string' ? b['source'] : 'runtime';
+    let changes: Change[];
+    let nested: NestedBackends[];
     const expect = b['expect_generation'];
-    if (expect !== undefined && (typeof expect !== 'number' || !Number.isInteger(expect))) {
-      throw new KakehiError('KKH_REQUEST_INVALID', 'expect_generation: expected a whole number', {
-        issues: [{ path: 'expect_generation', reason: 'expected a whole number' }],
-      });
+    try {
+      ({ changes, nested } = validChanges(raw));
+      if (expect !== undefined && (typeof expect !== 'number' || !Number.isInteger(expect))) {
+        throw new KakehiError('KKH_REQUEST_INVALID', 'expect_generation: expected a whole number', {
+          issues: [{ path: 'expect_generation', reason: 'expected a whole number' }],
+        });
+      }
+    } catch (err) {
+      // Refused before reaching the transaction, which audits everything after.
+      if (b['dry_run'] !== true)
+        auditChange(sup.log, { request: type, source, generationBefore: sup.generation }, refusalOf(err));
+      throw err;
     }
     if (changes.length > 100) ctx.processing(`applying ${changes.length} changes`);
-    return sup.transact(changes, {
-      source: typeof b['source'] === 'string' ? b['source'] : 'runtime',
+    const given =
+      nested.length === 0 ? changes : (s: ProxyState) => [...changes, ...expandNestedBackends(s, nested)];
+    return sup.transact(given, {
+      source,
       dryRun: b['dry_run'] === true,
       expectGeneration: expect as number | undefined,
+      request: type,
     });
   };
   // Object.fromEntries loses the key type; its keys are exactly CHANGE_REQUESTS' own.
@@ -84,7 +97,7 @@ export function createRequestHandler(
     (Object.keys(CHANGE_REQUESTS) as ChangeRequestType[]).map(
       (type): [ChangeRequestType, RequestFn<ChangeRequestType>] => [
         type,
-        (b, ctx) => change(requestChanges(type, b), b, ctx),
+        (b, ctx) => change(type, requestChanges(type, b), b, ctx),
       ],
     ),
   ) as { [T in ChangeRequestType]: RequestFn<T> };
@@ -186,21 +199,27 @@ export function createRequestHandler(
     },
     set_backend_state: (b) => setBackendState(sup, b),
     ...aliases,
-    transaction: (b, ctx) => change(b['changes'], b, ctx),
+    transaction: (b, ctx) => change('transaction', b['changes'], b, ctx),
     save_state: (b) => {
       const path = str(b, 'path')!;
       saveStateFile(path, sup.state, sup.generation);
       return { path, generation: sup.generation, objects: stateAsChanges(sup.state).length };
     },
     load_state: (b) => {
-      const path = str(b, 'path')!;
-      const loaded = loadStateFile(path);
+      let loaded: ReturnType<typeof loadStateFile>;
+      try {
+        loaded = loadStateFile(str(b, 'path')!);
+      } catch (err) {
+        const facts = { request: 'load_state', source: 'state_file', generationBefore: sup.generation };
+        auditChange(sup.log, facts, refusalOf(err));
+        throw err;
+      }
       // The file replaces the running state as one transaction: everything or nothing.
       // Every object comes back with the source recorded for it in the file.
       const entries = mergeSavedState(sup.state, loaded.state, 'replace').changes;
       return sup.transact(
         entries.map((e) => e.change),
-        { source: 'state_file', sources: entries.map((e) => e.source) },
+        { source: 'state_file', sources: entries.map((e) => e.source), request: 'load_state' },
       );
     },
     reload: (b) => sup.reload(str(b, 'path', false)),
