@@ -1,10 +1,12 @@
 // A worker's TLS counters, fed by the HTTPS listeners' events
-// (src/tls/tls-events.ts): handshakes by version and cipher, failures by
-// reason. Labels come from small fixed sets (OpenSSL's names, our reasons).
+// (src/tls/tls-events.ts): handshakes by version and cipher, failures and
+// fatal errors by reason. Labels come from small fixed sets (OpenSSL's names, our reasons).
 
 import {
+  type TlsErrorEvent,
   type TlsFailureEvent,
   type TlsHandshakeEvent,
+  tlsError,
   tlsHandshake,
   tlsHandshakeFailure,
 } from '../tls/tls-events.js';
@@ -19,6 +21,10 @@ export class TlsMetrics {
   private readonly failures = this.registry.counter(
     'kakehi_tls_handshake_failures_total',
     'TLS handshakes that failed, by listener and reason.',
+  );
+  private readonly errors = this.registry.counter(
+    'kakehi_tls_errors_total',
+    'Connections ended with a fatal TLS alert (a refused ClientHello, or an error after the handshake), by listener and reason.',
   );
   private readonly onHandshake = (m: unknown) => {
     const e = m as TlsHandshakeEvent;
@@ -37,15 +43,24 @@ export class TlsMetrics {
       .add(1);
   };
 
+  private readonly onError = (m: unknown) => {
+    const e = m as TlsErrorEvent;
+    this.errors
+      .get(`${e.listener}\u0000${e.reason}`, () => ({ listener: e.listener, reason: e.reason }))
+      .add(1);
+  };
+
   start(): this {
     tlsHandshake.subscribe(this.onHandshake);
     tlsHandshakeFailure.subscribe(this.onFailure);
+    tlsError.subscribe(this.onError);
     return this;
   }
 
   stop(): void {
     tlsHandshake.unsubscribe(this.onHandshake);
     tlsHandshakeFailure.unsubscribe(this.onFailure);
+    tlsError.unsubscribe(this.onError);
   }
 
   families(): Family[] {

@@ -9,7 +9,7 @@ import { parseAddress } from '../model/address.js';
 import type { Certificate, Listener } from '../model/objects.js';
 import { CertificateStore, type Served } from '../tls/certificate-store.js';
 import { acceptTls } from '../tls/tls-accept.js';
-import { tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
+import { tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import type { DataPlane } from './data-plane.js';
 import { connectionClose, connectionOpen } from './request-events.js';
@@ -88,6 +88,9 @@ export class HttpListener implements SessionHost {
       onFailure: (reason) => {
         if (tlsHandshakeFailure.hasSubscribers)
           tlsHandshakeFailure.publish({ listener: this.listenerKey, reason });
+      },
+      onFatal: (reason, detail) => {
+        if (tlsError.hasSubscribers) tlsError.publish({ listener: this.listenerKey, reason, detail });
       },
       onDone: done,
     });

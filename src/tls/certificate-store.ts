@@ -8,6 +8,7 @@ import { type CertificateFacts, inspectCertificate } from '../certificate/inspec
 import { nameMatches } from '../certificate/names.js';
 import type { Certificate, Listener } from '../model/objects.js';
 import { contextOptions, SESSION_TIMEOUT_S } from './policy.js';
+import { renewTicketsOnResumption } from './ticket-renewal.js';
 
 export interface ServedCertificate {
   facts: CertificateFacts;
@@ -151,15 +152,17 @@ export class CertificateStore {
   private build(c: ServedCertificate | undefined): Served {
     const pem = c === undefined ? this.selfSigned.certificate : c.pem;
     const key = c === undefined ? this.selfSigned.key : c.key;
+    const context = createSecureContext({
+      ...contextOptions(this.listener),
+      cert: pem,
+      key,
+      // Every context of every worker shares main's keys: any of them resumes any session.
+      ticketKeys: this.ticketKeys,
+      sessionTimeout: SESSION_TIMEOUT_S,
+    });
+    renewTicketsOnResumption(context, () => this.ticketKeys);
     return {
-      context: createSecureContext({
-        ...contextOptions(this.listener),
-        cert: pem,
-        key,
-        // Every context of every worker shares main's keys: any of them resumes any session.
-        ticketKeys: this.ticketKeys,
-        sessionTimeout: SESSION_TIMEOUT_S,
-      }),
+      context,
       names: c === undefined ? [] : c.facts.names,
       fingerprints: c === undefined ? [] : [c.facts.fingerprint],
     };

@@ -5,8 +5,15 @@
 // mixes the SNI context's certificate with the base context's (docs/tls.md).
 // RFC 8446 §4.1.2 and RFC 5246 §7.4.1.2; bounds are checked at every step.
 
-/** A ClientHello larger than this (after reassembly) is refused: real ones are a few KiB. */
+/**
+ * A ClientHello larger than this (the handshake message, not its framing) is
+ * refused: real ones are a few KiB. Records may be as small as one byte, as
+ * OpenSSL and nginx allow; empty ones are refused, so the bytes read before a
+ * verdict stay bounded too (at most 6 per hello byte, plus one record).
+ */
 export const MAX_CLIENT_HELLO_BYTES = 16 * 1024;
+/** RFC 8446 §5.1: a plaintext record longer than this is a record_overflow. */
+const MAX_RECORD_BYTES = 2 ** 14;
 
 export interface ClientHello {
   servername: string | undefined;
@@ -16,44 +23,125 @@ export interface ClientHello {
   rsa: boolean;
 }
 
+/**
+ * Why a hello is refused. `not_tls`: the bytes are no TLS record at all;
+ * `unexpected_message`: a record or handshake message of another type;
+ * `record_overflow`: a record over 2^14 bytes; `too_large`: a hello over
+ * MAX_CLIENT_HELLO_BYTES; `malformed`: a length or field out of range.
+ */
+export type HelloRefusal = 'not_tls' | 'unexpected_message' | 'record_overflow' | 'too_large' | 'malformed';
+
 export type ClientHelloResult =
   | { kind: 'incomplete' }
   | { kind: 'hello'; hello: ClientHello }
-  | { kind: 'invalid'; reason: 'not_tls' | 'too_large' | 'malformed' };
+  | { kind: 'invalid'; reason: HelloRefusal };
 
+const RECORD_CHANGE_CIPHER_SPEC = 20;
+const RECORD_APPLICATION_DATA = 23;
 const RECORD_HANDSHAKE = 22;
 const HANDSHAKE_CLIENT_HELLO = 1;
 const EXT_SERVER_NAME = 0;
 const EXT_SIGNATURE_ALGORITHMS = 13;
+const INCOMPLETE: ClientHelloResult = { kind: 'incomplete' };
 
-/** Parses the ClientHello at the start of `buf`, reassembling it across TLS records. */
-export function parseClientHello(buf: Buffer): ClientHelloResult {
-  if (buf.length >= 1 && buf[0] !== RECORD_HANDSHAKE) return { kind: 'invalid', reason: 'not_tls' };
-  // Concatenate handshake-record payloads until the ClientHello's own length is covered.
-  const parts: Buffer[] = [];
-  let have = 0;
-  let need = -1;
-  let at = 0;
-  while (need < 0 || have < need) {
-    if (buf.length < at + 5) return { kind: 'incomplete' };
-    if (buf[at] !== RECORD_HANDSHAKE || buf[at + 1] !== 3) return { kind: 'invalid', reason: 'not_tls' };
-    const len = buf.readUInt16BE(at + 3);
-    if (len === 0) return { kind: 'invalid', reason: 'malformed' };
-    if (buf.length < at + 5 + len) return { kind: 'incomplete' };
-    parts.push(buf.subarray(at + 5, at + 5 + len));
-    have += len;
-    at += 5 + len;
-    if (need < 0 && have >= 4) {
-      const head = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
-      if (head[0] !== HANDSHAKE_CLIENT_HELLO) return { kind: 'invalid', reason: 'malformed' };
-      need = 4 + head.readUIntBE(1, 3);
-      if (need > MAX_CLIENT_HELLO_BYTES) return { kind: 'invalid', reason: 'too_large' };
+/**
+ * Reads a ClientHello from the bytes of a connection as they arrive, chunk by
+ * chunk, reassembling it across handshake records. I/O-free; each byte is
+ * copied a bounded number of times, so a client trickling one byte per packet
+ * costs linear work.
+ */
+export class ClientHelloReader {
+  private result: ClientHelloResult = INCOMPLETE;
+  /** Bytes not yet consumed: at most a record header and a partial record. */
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
+  /** The current record's payload length, once its header is read. */
+  private recordLength = -1;
+  private records = 0;
+  /** Handshake payload so far (the ClientHello and its 4-byte header). */
+  private readonly message: Buffer[] = [];
+  private messageLength = 0;
+  /** The whole handshake message's length, once its header is read. */
+  private need = -1;
+
+  push(chunk: Buffer): ClientHelloResult {
+    if (this.result.kind !== 'incomplete' || chunk.length === 0) return this.result;
+    if (this.records === 0 && this.pendingLength === 0 && !isRecordType(chunk[0] as number))
+      return this.finish({ kind: 'invalid', reason: 'not_tls' });
+    this.pending.push(chunk);
+    this.pendingLength += chunk.length;
+    while (this.result.kind === 'incomplete') {
+      const want = this.recordLength < 0 ? 5 : 5 + this.recordLength;
+      if (this.pendingLength < want) break;
+      const buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+      let at = 0;
+      while (this.result.kind === 'incomplete' && buf.length >= at + 5) {
+        if (this.recordLength < 0) {
+          const refused = this.checkHeader(buf, at);
+          if (refused !== undefined) return this.finish({ kind: 'invalid', reason: refused });
+          this.recordLength = buf.readUInt16BE(at + 3);
+        }
+        if (buf.length < at + 5 + this.recordLength) break;
+        this.takeFragment(buf.subarray(at + 5, at + 5 + this.recordLength));
+        at += 5 + this.recordLength;
+        this.recordLength = -1;
+        this.records++;
+      }
+      this.pending = at === buf.length ? [] : [buf.subarray(at)];
+      this.pendingLength = buf.length - at;
     }
-    if (at > MAX_CLIENT_HELLO_BYTES + 5 * 8) return { kind: 'invalid', reason: 'too_large' };
+    return this.result;
   }
-  const msg = (parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)).subarray(4, need);
-  const hello = readHello(msg);
-  return hello === undefined ? { kind: 'invalid', reason: 'malformed' } : { kind: 'hello', hello };
+
+  private checkHeader(buf: Buffer, at: number): HelloRefusal | undefined {
+    const type = buf[at] as number;
+    // Like OpenSSL, a first record that does not look like TLS gets no alert: the peer speaks something else.
+    if (this.records === 0 && (!isRecordType(type) || buf[at + 1] !== 3)) return 'not_tls';
+    if (type !== RECORD_HANDSHAKE) return 'unexpected_message';
+    if (buf[at + 1] !== 3) return 'malformed';
+    const len = buf.readUInt16BE(at + 3);
+    // RFC 8446 §5.1: no zero-length handshake fragments; this also bounds the records per hello.
+    if (len === 0) return 'malformed';
+    if (len > MAX_RECORD_BYTES) return 'record_overflow';
+    return undefined;
+  }
+
+  private takeFragment(fragment: Buffer): void {
+    this.message.push(fragment);
+    this.messageLength += fragment.length;
+    if (this.need < 0 && this.messageLength >= 4) {
+      const head = Buffer.concat(this.message);
+      this.message.splice(0, this.message.length, head);
+      if (head[0] !== HANDSHAKE_CLIENT_HELLO) {
+        this.finish({ kind: 'invalid', reason: 'unexpected_message' });
+        return;
+      }
+      this.need = 4 + head.readUIntBE(1, 3);
+      if (this.need > MAX_CLIENT_HELLO_BYTES) {
+        this.finish({ kind: 'invalid', reason: 'too_large' });
+        return;
+      }
+    }
+    if (this.need < 0 || this.messageLength < this.need) return;
+    const hello = readHello(Buffer.concat(this.message).subarray(4, this.need));
+    this.finish(hello === undefined ? { kind: 'invalid', reason: 'malformed' } : { kind: 'hello', hello });
+  }
+
+  private finish(r: ClientHelloResult): ClientHelloResult {
+    this.result = r;
+    this.pending = [];
+    this.message.length = 0;
+    return r;
+  }
+}
+
+function isRecordType(type: number): boolean {
+  return type >= RECORD_CHANGE_CIPHER_SPEC && type <= RECORD_APPLICATION_DATA;
+}
+
+/** Parses the ClientHello at the start of `buf` in one go. */
+export function parseClientHello(buf: Buffer): ClientHelloResult {
+  return new ClientHelloReader().push(buf);
 }
 
 /** The ClientHello body: version, random, session id, suites, compression, extensions. */

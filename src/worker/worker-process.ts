@@ -11,6 +11,7 @@ import { WorkerMetrics } from '../metrics/worker-metrics.js';
 import { emptyState, type ProxyState } from '../state/proxy-state.js';
 import { stateOfSnapshot, WORKER_SOURCE } from '../state/snapshot.js';
 import { applyChanges } from '../state/transaction.js';
+import { logTlsErrors } from '../tls/tls-error-log.js';
 import { ProxyRuntime } from './proxy-runtime.js';
 
 function send(m: FromWorker): void {
@@ -33,6 +34,7 @@ export function runWorker(): void {
   // Read once: with metrics off nothing subscribes, so the data plane publishes nothing (bench/load).
   const metrics = process.env['KAKEHI_METRICS'] === 'off' ? undefined : new WorkerMetrics().start();
   const tlsMetrics = metrics === undefined ? undefined : new TlsMetrics().start();
+  logTlsErrors(log);
 
   const handle = async (m: ToWorker): Promise<void> => {
     switch (m.t) {

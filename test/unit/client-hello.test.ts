@@ -1,51 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { type AddressInfo, createServer } from 'node:net';
 import { describe, it } from 'node:test';
-import { connect } from 'node:tls';
 import fc from 'fast-check';
-import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from '../../src/tls/client-hello.js';
+import { ClientHelloReader, MAX_CLIENT_HELLO_BYTES, parseClientHello } from '../../src/tls/client-hello.js';
+import { captureHello, reframe } from '../helpers/tls-records.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20261127);
-
-/** The first flight a real Node (OpenSSL) client sends, captured on a plain TCP server. */
-async function captureHello(opts: {
-  servername?: string;
-  sigalgs?: string;
-  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
-}) {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  const got = new Promise<Buffer>((resolve) =>
-    server.once('connection', (s) => {
-      s.once('data', (d: Buffer) => {
-        resolve(d);
-        s.destroy();
-      });
-    }),
-  );
-  const client = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts });
-  client.on('error', () => {});
-  const bytes = await got;
-  client.destroy();
-  server.close();
-  return bytes;
-}
-
-/** The same handshake message, re-framed into TLS records of at most `size` bytes. */
-function reframe(first: Buffer, size: number): Buffer {
-  const msg = first.subarray(5, 5 + first.readUInt16BE(3));
-  const out: Buffer[] = [];
-  for (let i = 0; i < msg.length; i += size) {
-    const part = msg.subarray(i, i + size);
-    const head = Buffer.from([22, 3, 1, 0, 0]);
-    head.writeUInt16BE(part.length, 3);
-    out.push(head, part);
-  }
-  return Buffer.concat(out);
-}
 
 describe('ClientHello parsing', () => {
   it('reads the SNI name and the signature algorithms of real clients', async () => {
@@ -88,14 +47,86 @@ describe('ClientHello parsing', () => {
       assert.deepEqual(parseClientHello(reframe(hello, size)), whole, `records of ${size}`);
   });
 
-  it('refuses plain HTTP, other record types and oversized hellos', () => {
+  it('fed in chunks, reads the same hello at every split point and over any chunking, one byte at a time included', async () => {
+    const hello = await captureHello({ servername: 'chunks.test' });
+    const whole = parseClientHello(hello);
+    const feed = (framed: Buffer, cuts: number[]) => {
+      const reader = new ClientHelloReader();
+      let r = reader.push(Buffer.alloc(0));
+      let at = 0;
+      for (const cut of [...cuts.sort((x, y) => x - y), framed.length]) {
+        r = reader.push(framed.subarray(at, cut));
+        at = cut;
+      }
+      return r;
+    };
+    for (let n = 0; n <= hello.length; n++) assert.deepEqual(feed(hello, [n]), whole, `split at ${n}`);
+    const bytewise = reframe(hello, 3);
+    assert.deepEqual(
+      feed(
+        bytewise,
+        Array.from({ length: bytewise.length }, (_, i) => i),
+      ),
+      whole,
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 400 }), fc.array(fc.nat(), { maxLength: 40 }), (size, cuts) => {
+        const framed = reframe(hello, size);
+        assert.deepEqual(
+          feed(
+            framed,
+            cuts.map((c) => c % (framed.length + 1)),
+          ),
+          whole,
+        );
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
+  it('bounds the hello, not its framing: a 4 KiB hello in 1-byte records is read', async () => {
+    const protocols = Array.from({ length: 30 }, (_, i) => `x-${i}-${'p'.repeat(120)}`);
+    const hello = await captureHello({ servername: 'big.test', ALPNProtocols: protocols });
+    assert.ok(hello.length > 4096);
+    const framed = reframe(hello, 1);
+    // Its framing alone is over the bound: the old reader counted record headers and refused it.
+    assert.ok(framed.length > MAX_CLIENT_HELLO_BYTES);
+    assert.deepEqual(parseClientHello(framed), parseClientHello(hello));
+    assert.equal(parseClientHello(hello).kind, 'hello');
+  });
+
+  it('refuses plain HTTP, other record and message types, empty and oversized records, and oversized hellos', () => {
     assert.deepEqual(parseClientHello(Buffer.from('GET / HTTP/1.1\r\n')), {
       kind: 'invalid',
       reason: 'not_tls',
     });
+    // A TLS record of another type (an alert, application data): RFC 8446 §5 unexpected_message.
     assert.deepEqual(parseClientHello(Buffer.from([21, 3, 3, 0, 2, 2, 40])), {
       kind: 'invalid',
+      reason: 'unexpected_message',
+    });
+    // Looks like a record type, but the version is not TLS: no TLS at all.
+    assert.deepEqual(parseClientHello(Buffer.from([23, 0x48, 0x54, 0x54, 0x50])), {
+      kind: 'invalid',
       reason: 'not_tls',
+    });
+    // A ServerHello (type 2) where a ClientHello belongs.
+    assert.deepEqual(parseClientHello(Buffer.from([22, 3, 1, 0, 4, 2, 0, 0, 0])), {
+      kind: 'invalid',
+      reason: 'unexpected_message',
+    });
+    // A handshake record, then an application data record before the hello is whole.
+    assert.deepEqual(parseClientHello(Buffer.from([22, 3, 1, 0, 2, 1, 0, 23, 3, 3, 0, 1, 0])), {
+      kind: 'invalid',
+      reason: 'unexpected_message',
+    });
+    assert.deepEqual(parseClientHello(Buffer.from([22, 3, 1, 0, 0])), {
+      kind: 'invalid',
+      reason: 'malformed',
+    });
+    assert.deepEqual(parseClientHello(Buffer.from([22, 3, 1, 0x40, 0x01])), {
+      kind: 'invalid',
+      reason: 'record_overflow',
     });
     const huge = Buffer.from([22, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff]);
     assert.deepEqual(parseClientHello(huge), { kind: 'invalid', reason: 'too_large' });
