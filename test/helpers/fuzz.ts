@@ -6,7 +6,8 @@ import fc from 'fast-check';
 import { KakehiError } from '../../src/errors.js';
 
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
-export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+// Fixed in the normal suite (a CI failure replays as is); `npm run fuzz` picks a new one each night.
+export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261203);
 
 /** Runs a property FUZZ_RUNS times from FUZZ_SEED, after saying how to replay it. */
 export function fuzz<Ts extends unknown[]>(name: string, p: fc.IPropertyWithHooks<Ts>): void {
