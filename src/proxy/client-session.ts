@@ -686,7 +686,9 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.clearBackendTimer();
     this.publish(error);
     this.clearExchange();
-    if (this.closeAfter || this.host.draining) {
+    // A client that half-closed during the exchange (after its head was read) has
+    // no more requests coming: close now, not at the keep-alive timeout.
+    if (this.closeAfter || this.host.draining || (this.clientEnded && this.buf === undefined)) {
       this.close();
       return;
     }
