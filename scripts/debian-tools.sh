@@ -2,7 +2,9 @@
 # Debian packages the tests drive as real third-party tools, installed only
 # when missing: prometheus and promtool (metrics connector), testssl (TLS
 # policy gauge), openssl (test certificates), pebble and certbot (ACME flow),
-# systemd-analyze (checks the units in packaging/systemd; no running systemd).
+# systemd-analyze (checks the units in packaging/systemd; no running systemd),
+# varnishtest (from varnish: broken backends scripted to the byte) and
+# slowhttptest (slow clients), for test/hostile.
 # Usage: scripts/debian-tools.sh [command...]  (default: every tool)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -15,6 +17,8 @@ declare -A PACKAGE=(
   [pebble]=pebble
   [certbot]=certbot
   [systemd-analyze]=systemd
+  [varnishtest]=varnish
+  [slowhttptest]=slowhttptest
 )
 
 wanted=("$@")
