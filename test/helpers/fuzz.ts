@@ -6,6 +6,8 @@ import fc from 'fast-check';
 import { KakehiError } from '../../src/errors.js';
 
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
+/** Per-test options: at 1e5 runs a property may outlive the runner's default 10-minute test timeout. */
+export const FUZZ_TEST = { timeout: Math.max(600_000, FUZZ_RUNS * 20) };
 // Fixed in the normal suite (a CI failure replays as is); `npm run fuzz` picks a new one each night.
 export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261203);
 

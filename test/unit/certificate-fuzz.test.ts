@@ -8,7 +8,7 @@ import { fingerprintOf, inspectCertificate, normalizeFingerprint } from '../../s
 import { isCertificateName, nameMatches } from '../../src/certificate/names.js';
 import { splitPem } from '../../src/certificate/pem.js';
 import { issueCert, makeCa, makeIntermediate } from '../helpers/certs.js';
-import { arbEdgeString, fuzz } from '../helpers/fuzz.js';
+import { arbEdgeString, FUZZ_TEST, fuzz } from '../helpers/fuzz.js';
 
 const root = makeCa();
 const mid = makeIntermediate(root);
@@ -45,32 +45,36 @@ const arbPem = fc
 const arbText = fc.oneof({ weight: 4, arbitrary: arbPem }, { weight: 1, arbitrary: arbEdgeString });
 
 describe('certificate fuzz', () => {
-  it('the unedited pieces inspect fine (the edits start from valid input)', () => {
+  it('the unedited pieces inspect fine (the edits start from valid input)', FUZZ_TEST, () => {
     const r = inspectCertificate({ certificate: ec.certPem, chain: ec.chainPem, key: ec.keyPem });
     assert.ok(r.ok, JSON.stringify(r));
   });
 
-  it('cut, corrupted or mixed PEM inspects to a certificate or issues, never throwing or quoting the key', () => {
-    fuzz(
-      'certificate inspect',
-      fc.property(
-        arbText,
-        arbText,
-        arbText,
-        fc.option(fc.array(arbEdgeString, { maxLength: 3 }), { nil: undefined }),
-        fc.boolean(),
-        (certificate, chain, key, names, allowExpired) => {
-          const r = inspectCertificate({ certificate, chain, key, names, allow_expired: allowExpired });
-          if (r.ok) return;
-          assert.ok(r.issues.length > 0);
-          const said = JSON.stringify(r.issues);
-          for (const l of KEY_LINES) assert.ok(!said.includes(l), 'an issue quotes the private key');
-        },
-      ),
-    );
-  });
+  it(
+    'cut, corrupted or mixed PEM inspects to a certificate or issues, never throwing or quoting the key',
+    FUZZ_TEST,
+    () => {
+      fuzz(
+        'certificate inspect',
+        fc.property(
+          arbText,
+          arbText,
+          arbText,
+          fc.option(fc.array(arbEdgeString, { maxLength: 3 }), { nil: undefined }),
+          fc.boolean(),
+          (certificate, chain, key, names, allowExpired) => {
+            const r = inspectCertificate({ certificate, chain, key, names, allow_expired: allowExpired });
+            if (r.ok) return;
+            assert.ok(r.issues.length > 0);
+            const said = JSON.stringify(r.issues);
+            for (const l of KEY_LINES) assert.ok(!said.includes(l), 'an issue quotes the private key');
+          },
+        ),
+      );
+    },
+  );
 
-  it('splitPem, fingerprints and name rules take any text', () => {
+  it('splitPem, fingerprints and name rules take any text', FUZZ_TEST, () => {
     fuzz(
       'certificate text helpers',
       fc.property(arbText, arbEdgeString, arbEdgeString, (text, a, b) => {

@@ -15,7 +15,7 @@ import {
 import { assertInvariants } from '../../src/state/invariants.js';
 import { emptyState, type ProxyState } from '../../src/state/proxy-state.js';
 import { applyChanges } from '../../src/state/transaction.js';
-import { arbEdgeString, arbValue, fuzz } from '../helpers/fuzz.js';
+import { arbEdgeString, arbValue, FUZZ_TEST, fuzz } from '../helpers/fuzz.js';
 
 // A state with one of everything but certificates, for deletes and references to hit.
 function populated(): ProxyState {
@@ -112,14 +112,18 @@ function applyEither(raw: unknown, state: ProxyState): void {
 describe('change list fuzz', () => {
   const base = populated();
 
-  it('any JSON value as a change list is refused with issues, or parses and applies or is refused whole', () => {
-    fuzz(
-      'changes any value',
-      fc.property(arbValue, (raw) => applyEither(raw, base)),
-    );
-  });
+  it(
+    'any JSON value as a change list is refused with issues, or parses and applies or is refused whole',
+    FUZZ_TEST,
+    () => {
+      fuzz(
+        'changes any value',
+        fc.property(arbValue, (raw) => applyEither(raw, base)),
+      );
+    },
+  );
 
-  it('change-shaped lists commit with the invariants kept, or are refused with issues', () => {
+  it('change-shaped lists commit with the invariants kept, or are refused with issues', FUZZ_TEST, () => {
     fuzz(
       'changes shaped',
       fc.property(fc.array(arbChange, { maxLength: 5 }), fc.boolean(), (raw, fromEmpty) =>
@@ -128,7 +132,7 @@ describe('change list fuzz', () => {
     );
   });
 
-  it('Sōzu-style requests with any body become changes that parse or are refused', () => {
+  it('Sōzu-style requests with any body become changes that parse or are refused', FUZZ_TEST, () => {
     const types = Object.keys(CHANGE_REQUESTS) as ChangeRequestType[];
     fuzz(
       'change requests',

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { configFromObject, parseConfigText } from '../../src/config/load-config.js';
 import { issueCert, makeCa } from '../helpers/certs.js';
-import { arbEdgeString, arbValue, fuzz, refusedOnlyWith } from '../helpers/fuzz.js';
+import { arbEdgeString, arbValue, FUZZ_TEST, fuzz, refusedOnlyWith } from '../helpers/fuzz.js';
 
 const CODES = ['KKH_CONFIG_INVALID', 'KKH_CONFIG_UNREADABLE'];
 const dir = mkdtempSync(join(tmpdir(), 'kakehi-config-fuzz-'));
@@ -84,13 +84,13 @@ function edited(edits: Edit[]): unknown {
 }
 
 describe('config loader fuzz', () => {
-  it('the base document is valid (the edits start from a loadable config)', () => {
+  it('the base document is valid (the edits start from a loadable config)', FUZZ_TEST, () => {
     const c = parseConfigText(stringify(BASE), SOURCE);
     assert.equal(c.state.certificates.size, 1);
     assert.equal(c.state.frontends.size, 3);
   });
 
-  it('objects edited at one to three places load or are refused with a config error', () => {
+  it('objects edited at one to three places load or are refused with a config error', FUZZ_TEST, () => {
     fuzz(
       'config objects',
       fc.property(fc.array(arbEdit, { minLength: 1, maxLength: 3 }), (edits) => {
@@ -99,7 +99,7 @@ describe('config loader fuzz', () => {
     );
   });
 
-  it('any value at all as the whole document is refused with a config error, or loads', () => {
+  it('any value at all as the whole document is refused with a config error, or loads', FUZZ_TEST, () => {
     fuzz(
       'config any value',
       fc.property(arbValue, (v) => {
@@ -109,74 +109,86 @@ describe('config loader fuzz', () => {
   });
 
   const text = stringify(BASE);
-  it('YAML text with bytes inserted, deleted or replaced loads or is refused with a config error', () => {
-    fuzz(
-      'config text',
-      fc.property(
-        fc.array(fc.tuple(fc.nat({ max: text.length }), fc.nat({ max: 8 }), fc.string({ maxLength: 8 })), {
-          minLength: 1,
-          maxLength: 4,
+  it(
+    'YAML text with bytes inserted, deleted or replaced loads or is refused with a config error',
+    FUZZ_TEST,
+    () => {
+      fuzz(
+        'config text',
+        fc.property(
+          fc.array(fc.tuple(fc.nat({ max: text.length }), fc.nat({ max: 8 }), fc.string({ maxLength: 8 })), {
+            minLength: 1,
+            maxLength: 4,
+          }),
+          (cuts) => {
+            let t = text;
+            for (const [at, del, ins] of cuts) t = t.slice(0, at) + ins + t.slice(at + del);
+            refusedOnlyWith(CODES, () => parseConfigText(t, SOURCE));
+          },
+        ),
+      );
+    },
+  );
+
+  it(
+    'YAML-shaped text (anchors, aliases, tags, flow collections) loads or is refused with a config error',
+    FUZZ_TEST,
+    () => {
+      const token = fc.constantFrom(
+        '&a ',
+        '*a',
+        '<<: *a',
+        '!!binary ',
+        '!!set ',
+        '!!omap',
+        '? ',
+        '- ',
+        ': ',
+        '{',
+        '}',
+        '[',
+        ']',
+        ',',
+        '\n',
+        '\n  ',
+        '"',
+        "'",
+        '|',
+        '>',
+        '#',
+        '---\n',
+        '...\n',
+        '%YAML 1.2\n',
+        'listeners',
+        'clusters',
+        'frontends',
+        'address',
+        '127.0.0.1:80',
+        '~',
+        'null',
+        '1e999',
+        '0x1f',
+      );
+      fuzz(
+        'config yaml tokens',
+        fc.property(fc.array(fc.oneof(token, fc.string({ maxLength: 4 })), { maxLength: 40 }), (parts) => {
+          refusedOnlyWith(CODES, () => parseConfigText(parts.join(''), SOURCE));
         }),
-        (cuts) => {
-          let t = text;
-          for (const [at, del, ins] of cuts) t = t.slice(0, at) + ins + t.slice(at + del);
-          refusedOnlyWith(CODES, () => parseConfigText(t, SOURCE));
-        },
-      ),
-    );
-  });
+      );
+    },
+  );
 
-  it('YAML-shaped text (anchors, aliases, tags, flow collections) loads or is refused with a config error', () => {
-    const token = fc.constantFrom(
-      '&a ',
-      '*a',
-      '<<: *a',
-      '!!binary ',
-      '!!set ',
-      '!!omap',
-      '? ',
-      '- ',
-      ': ',
-      '{',
-      '}',
-      '[',
-      ']',
-      ',',
-      '\n',
-      '\n  ',
-      '"',
-      "'",
-      '|',
-      '>',
-      '#',
-      '---\n',
-      '...\n',
-      '%YAML 1.2\n',
-      'listeners',
-      'clusters',
-      'frontends',
-      'address',
-      '127.0.0.1:80',
-      '~',
-      'null',
-      '1e999',
-      '0x1f',
-    );
-    fuzz(
-      'config yaml tokens',
-      fc.property(fc.array(fc.oneof(token, fc.string({ maxLength: 4 })), { maxLength: 40 }), (parts) => {
-        refusedOnlyWith(CODES, () => parseConfigText(parts.join(''), SOURCE));
-      }),
-    );
-  });
-
-  it('an alias to no anchor, and an alias bomb, are refused as unreadable YAML, not thrown as ReferenceError', () => {
-    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 10; i++)
-      bomb.push(`b${i}: &b${i} [${`*${i === 1 ? 'a' : `b${i - 1}`}, `.repeat(10)}]`);
-    for (const text of ['<<: *a', 'listeners: *nowhere', bomb.join('\n')]) {
-      const err = refusedOnlyWith(CODES, () => parseConfigText(text, SOURCE));
-      assert.ok(err instanceof Error, `refused: ${text.slice(0, 40)}`);
-    }
-  });
+  it(
+    'an alias to no anchor, and an alias bomb, are refused as unreadable YAML, not thrown as ReferenceError',
+    FUZZ_TEST,
+    () => {
+      const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+      for (let i = 1; i < 10; i++)
+        bomb.push(`b${i}: &b${i} [${`*${i === 1 ? 'a' : `b${i - 1}`}, `.repeat(10)}]`);
+      for (const text of ['<<: *a', 'listeners: *nowhere', bomb.join('\n')]) {
+        const err = refusedOnlyWith(CODES, () => parseConfigText(text, SOURCE));
+        assert.ok(err instanceof Error, `refused: ${text.slice(0, 40)}`);
+      }
+    },
+  );
 });
