@@ -4,7 +4,7 @@
 # policy gauge), openssl (test certificates), pebble and certbot (ACME flow),
 # systemd-analyze (checks the units in packaging/systemd; no running systemd),
 # varnishtest (from varnish: broken backends scripted to the byte) and
-# slowhttptest (slow clients), for test/hostile.
+# slowhttptest (slow clients), for test/hostile; curl (a real h2c client).
 # Usage: scripts/debian-tools.sh [command...]  (default: every tool)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -19,6 +19,7 @@ declare -A PACKAGE=(
   [systemd-analyze]=systemd
   [varnishtest]=varnish
   [slowhttptest]=slowhttptest
+  [curl]=curl
 )
 
 wanted=("$@")
