@@ -5,6 +5,8 @@
 # systemd-analyze (checks the units in packaging/systemd; no running systemd),
 # haproxy (a real PROXY-protocol peer), systemd-notify (main's readiness and new
 # pid, ctl upgrade --main).
+# varnishtest (from varnish: broken backends scripted to the byte) and
+# slowhttptest (slow clients), for test/hostile; curl (a real h2c client).
 # Usage: scripts/debian-tools.sh [command...]  (default: every tool)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -19,6 +21,9 @@ declare -A PACKAGE=(
   [systemd-analyze]=systemd
   [haproxy]=haproxy
   [systemd-notify]=systemd
+  [varnishtest]=varnish
+  [slowhttptest]=slowhttptest
+  [curl]=curl
 )
 
 wanted=("$@")

@@ -32,6 +32,8 @@ async function startServices() {
   if (files.some((f) => f.includes('prometheus-'))) for (const t of ['promtool', 'prometheus']) tools.add(t);
   if (files.some((f) => f.includes('testssl'))) tools.add('testssl');
   if (files.some((f) => f.includes('acme'))) for (const t of ['pebble', 'certbot']) tools.add(t);
+  if (files.some((f) => f.includes(join('test', 'hostile', ''))))
+    for (const t of ['varnishtest', 'slowhttptest']) tools.add(t);
   if (tools.size > 0) {
     const install = spawnSync('bash', [join(root, 'scripts', 'debian-tools.sh'), ...tools], {
       stdio: 'inherit',

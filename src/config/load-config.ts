@@ -79,7 +79,18 @@ export function parseConfigText(text: string, source: string): Config {
       { issues },
     );
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // The yaml library finds an alias to no anchor, or one expanding past
+    // maxAliasCount, only here, and throws a plain ReferenceError.
+    const reason = (err as Error).message;
+    throw new KakehiError('KKH_CONFIG_UNREADABLE', `${source} is not valid YAML: ${reason}`, {
+      issues: [{ path: '', reason }],
+      cause: err,
+    });
+  }
   return configFromObject(raw, source);
 }
 

@@ -198,6 +198,13 @@ export const clusterWithBackendsSchema = object(
 );
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+// RFC 9110 §7.8 protocol: a name, optionally "/version". Lowercase, as requests' are compared lowercased.
+const UPGRADE_PROTOCOL = /^[!#$%&'*+.^_`|~0-9a-z-]+(?:\/[!#$%&'*+.^_`|~0-9a-z-]+)?$/;
+function upgradeProtocolProblem(s: string): string | undefined {
+  return UPGRADE_PROTOCOL.test(s)
+    ? undefined
+    : `"${s}" is not an upgrade protocol name in lowercase (such as "websocket" or "h2c")`;
+}
 const redirectSchema = object({
   to: {
     schema: str({
@@ -232,6 +239,11 @@ export const frontendSchema = object(
       doc: 'copied into access log lines',
     },
     hsts: { schema: hstsSchema, doc: "Strict-Transport-Security for this route, replacing its cluster's" },
+    allowed_upgrades: {
+      schema: list(str({ maxLength: 64, check: upgradeProtocolProblem }), { maxItems: 16 }),
+      default: ['websocket'],
+      doc: 'protocols a request may upgrade to (e.g. "h2c"); any other upgrade goes on as a plain request',
+    },
   },
   {
     renamed: { address: 'listener', cluster_id: 'cluster', domain: 'hostname', host: 'hostname' },

@@ -324,7 +324,12 @@ export class ClientSession implements UpstreamOwner, BodySink {
     }
     this.target = d;
     this.cluster = d.cluster;
-    if (req.upgrade !== undefined && req.upgrade === 'websocket' && !req.wsKey) {
+    // An upgrade this route does not allow goes on as a plain request: a backend
+    // that accepted h2c, say, would hand the client a raw HTTP/2 tunnel whose
+    // later requests bypass kakehi's routing and deny rules.
+    if (req.upgrade !== undefined && !d.frontend.allowed_upgrades.includes(req.upgrade))
+      req.upgrade = undefined;
+    if (req.upgrade === 'websocket' && !req.wsKey) {
       this.answer(400, 'WebSocket upgrade without Sec-WebSocket-Key');
       return;
     }
@@ -605,6 +610,13 @@ export class ClientSession implements UpstreamOwner, BodySink {
       this.badResponse('101 to a WebSocket request without Sec-WebSocket-Accept');
       return;
     }
+    // RFC 9110 §15.2.2: the 101 names the protocol switched to; another than the
+    // one allowed and asked for would tunnel a protocol the route never allowed.
+    const switched = res.values[res.lower.indexOf('upgrade')]?.toLowerCase();
+    if (switched !== req.upgrade) {
+      this.badResponse(`101 switching to "${switched ?? ''}", not to the "${req.upgrade}" asked for`);
+      return;
+    }
     this.status = 101;
     this.res = res;
     this.clearBackendTimer();
@@ -679,7 +691,9 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.clearBackendTimer();
     this.publish(error);
     this.clearExchange();
-    if (this.closeAfter || this.host.draining) {
+    // A client that half-closed during the exchange (after its head was read) has
+    // no more requests coming: close now, not at the keep-alive timeout.
+    if (this.closeAfter || this.host.draining || (this.clientEnded && this.buf === undefined)) {
       this.close();
       return;
     }

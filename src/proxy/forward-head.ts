@@ -81,15 +81,19 @@ export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requ
     (req.host === '' ? '' : `X-Forwarded-Host: ${req.host}\r\n`) +
     `Forwarded: ${req.forwarded === undefined ? fwd : `${req.forwarded}, ${fwd}`}\r\n` +
     `X-Request-Id: ${requestId}\r\n`;
-  if (req.upgrade !== undefined) out += `Connection: Upgrade\r\nUpgrade: ${upgradeHeader(req)}\r\n`;
-  return `${out}\r\n`;
-}
-
-function upgradeHeader(req: RequestHead): string {
-  for (let i = 0; i < req.names.length; i++) {
-    if (req.lower[i] === 'upgrade') return req.values[i]!;
+  if (req.upgrade === 'h2c') {
+    // RFC 7540 §3.2: an h2c upgrade carries exactly one
+    // HTTP2-Settings, named in Connection; without it the upgrade is invalid.
+    const i = req.lower.indexOf('http2-settings');
+    if (i >= 0)
+      out += `Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: ${req.values[i]}\r\n`;
+    else out += 'Connection: Upgrade\r\nUpgrade: h2c\r\n';
+  } else if (req.upgrade !== undefined) {
+    // The value the route allowed, not a raw line: with several Upgrade lines
+    // the first alone could name a protocol that was never allowed.
+    out += `Connection: Upgrade\r\nUpgrade: ${req.upgrade}\r\n`;
   }
-  return req.upgrade ?? '';
+  return `${out}\r\n`;
 }
 
 /**

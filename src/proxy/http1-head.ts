@@ -27,7 +27,12 @@ export interface RequestHead {
   close: boolean;
   /** Lowercased tokens of the Connection header. */
   connectionTokens: string[];
-  /** "websocket" when the request asks for that upgrade (Connection has "upgrade"); no other is forwarded. */
+  /**
+   * The protocol the request asks to upgrade to (the Upgrade value, lowercased),
+   * when Connection names "upgrade" on HTTP/1.1. The session clears it when the
+   * matched frontend's allowed_upgrades does not list it: the request then goes
+   * on as a plain one, its Upgrade fields dropped.
+   */
   upgrade: string | undefined;
   requestId: string | undefined;
   forwardedFor: string | undefined;
@@ -163,7 +168,10 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
         splitTokens(value, connectionTokens);
         break;
       case 'upgrade':
-        upgradeValue = value.toLowerCase();
+        // Several lines are one list (RFC 9110 §5.3): "h2c" then "websocket" is
+        // "h2c, websocket", which no single allowed protocol matches.
+        upgradeValue =
+          upgradeValue === undefined ? value.toLowerCase() : `${upgradeValue}, ${value.toLowerCase()}`;
         break;
       case 'x-request-id':
         requestId = value;
@@ -232,14 +240,9 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
 
   const keepAlive = connectionTokens.includes('keep-alive');
   const close = connectionTokens.includes('close') || (version === 10 && !keepAlive);
-  // Only WebSocket is forwarded as an upgrade. Any other (h2c above all) is
-  // dropped with the hop-by-hop fields and the request goes on as a plain one: a
-  // backend that accepted h2c would hand the client a raw HTTP/2 tunnel whose
-  // later requests bypass kakehi's routing and deny rules.
+  // Whether it is forwarded depends on the route (allowed_upgrades), known only later.
   const upgrade =
-    connectionTokens.includes('upgrade') && version === 11 && upgradeValue === 'websocket'
-      ? upgradeValue
-      : undefined;
+    connectionTokens.includes('upgrade') && version === 11 && upgradeValue !== '' ? upgradeValue : undefined;
   const q = target.indexOf('?');
   return {
     method,
