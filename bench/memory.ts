@@ -9,7 +9,9 @@
 // RSS (what `ps` shows; the pages of the node binary that main and the worker
 // share are counted in each), USS (private pages: what the process alone
 // costs), anonymous pages, and PSS (shared pages divided between their users,
-// so other Node processes on the machine lower it: read it with care).
+// so other Node processes on the machine lower it: read it with care), and
+// "shared once": USS of every process plus the shared pages of the largest,
+// i.e. the binary and libraries counted once (about what the group costs).
 // Figures: at rest (started, one request answered, 5 s quiet), then 5 s and 25 s
 // after the last of the N connections got its response. Per connection is
 // (figure − figure at rest) ÷ N. KAKEHI names one or more builds to compare
@@ -17,7 +19,8 @@
 // installed is skipped with the apt-get line to install it.
 //
 // File descriptors: the bench process holds N client sockets and the proxies N
-// plus their backend connections; N must stay below `ulimit -n` (checked at start).
+// plus their backend connections; N must stay below `ulimit -n` (checked at start),
+// and HAProxy wants two per connection (it is skipped when N does not fit).
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -50,28 +53,30 @@ interface Usage {
   uss: number;
   anon: number;
   pss: number;
+  /** Private pages of every process plus the largest one's shared pages: the node or nginx binary counted once. */
+  once: number;
 }
 
 function usageOf(pid: number): Usage {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
-  return {
-    rss: field('Rss'),
-    uss: field('Private_Clean') + field('Private_Dirty'),
-    anon: field('Anonymous'),
-    pss: field('Pss'),
-  };
+  const rss = field('Rss');
+  const uss = field('Private_Clean') + field('Private_Dirty');
+  return { rss, uss, anon: field('Anonymous'), pss: field('Pss'), once: rss };
 }
 
 function total(pids: number[]): Usage {
-  const t: Usage = { rss: 0, uss: 0, anon: 0, pss: 0 };
+  const t: Usage = { rss: 0, uss: 0, anon: 0, pss: 0, once: 0 };
+  let shared = 0;
   for (const pid of pids) {
     const u = usageOf(pid);
     t.rss += u.rss;
     t.uss += u.uss;
     t.anon += u.anon;
     t.pss += u.pss;
+    shared = Math.max(shared, u.rss - u.uss);
   }
+  t.once = t.uss + shared;
   return t;
 }
 
@@ -191,15 +196,19 @@ frontends:
   };
 }
 
-async function startHaproxy(dir: string, backendPort: number): Promise<Target> {
+/** HAProxy refuses to start unless it has two descriptors per maxconn (its maxsock = 2 × maxconn + 14). */
+function haproxyMaxconn(fdLimit: number): number {
+  return Math.min(N + 100, Math.floor((fdLimit - 14) / 2));
+}
+
+async function startHaproxy(dir: string, backendPort: number, fdLimit: number): Promise<Target> {
   const port = await freePort();
   const cfg = join(dir, 'haproxy.cfg');
-  // Idle connections take one descriptor each: maxconn N fits the bench's own limit.
   writeFileSync(
     cfg,
     `global
     nbthread 1
-    maxconn ${N + 100}
+    maxconn ${haproxyMaxconn(fdLimit)}
 defaults
     mode http
     option http-keep-alive
@@ -352,12 +361,12 @@ function report(rows: Row[], bare: Usage): string {
   const lines = [
     `N=${N} idle keep-alive connections (one request each, ${CONCURRENCY} at a time); MB = MiB, per connection in KiB`,
     '',
-    `| proxy | processes | RSS at rest | USS at rest | ${AFTER_S.map((s) => `RSS +${s} s | USS +${s} s`).join(' | ')} | ${AFTER_S.map((s) => `per conn RSS +${s} s | per conn USS +${s} s`).join(' | ')} |`,
-    `|---|---|---|---|${AFTER_S.map(() => '---|---|').join('')}${AFTER_S.map(() => '---|---|').join('')}`,
+    `| proxy | processes | RSS at rest | shared once at rest | USS at rest | ${AFTER_S.map((s) => `RSS +${s} s | USS +${s} s`).join(' | ')} | ${AFTER_S.map((s) => `per conn RSS +${s} s | per conn USS +${s} s`).join(' | ')} |`,
+    `|---|---|---|---|---|${AFTER_S.map(() => '---|---|').join('')}${AFTER_S.map(() => '---|---|').join('')}`,
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.name} | ${r.processes} | ${mb(r.rest.rss)} MB | ${mb(r.rest.uss)} MB | ${r.after.map((a) => `${mb(a.rss)} MB | ${mb(a.uss)} MB`).join(' | ')} | ${r.after.map((a) => `${perConn(a.rss - r.rest.rss)} | ${perConn(a.uss - r.rest.uss)}`).join(' | ')} |`,
+      `| ${r.name} | ${r.processes} | ${mb(r.rest.rss)} MB | ${mb(r.rest.once)} MB | ${mb(r.rest.uss)} MB | ${r.after.map((a) => `${mb(a.rss)} MB | ${mb(a.uss)} MB`).join(' | ')} | ${r.after.map((a) => `${perConn(a.rss - r.rest.rss)} | ${perConn(a.uss - r.rest.uss)}`).join(' | ')} |`,
     );
   }
   lines.push(
@@ -402,10 +411,24 @@ async function main(): Promise<void> {
       );
       continue;
     }
-    starts.push(() => (peer === 'nginx' ? startNginx(dir, backendPort) : startHaproxy(dir, backendPort)));
+    if (peer === 'haproxy' && haproxyMaxconn(limit) < N) {
+      process.stderr.write(
+        `memory bench: HAProxy needs 2 descriptors per connection: N <= ${haproxyMaxconn(limit)} with ulimit -n ${limit}; skipped\n`,
+      );
+      continue;
+    }
+    starts.push(() =>
+      peer === 'nginx' ? startNginx(dir, backendPort) : startHaproxy(dir, backendPort, limit),
+    );
   }
   for (const start of starts) {
-    const t = await start();
+    let t: Target;
+    try {
+      t = await start();
+    } catch (err) {
+      process.stderr.write(`memory bench: ${(err as Error).message}; skipped (logs in ${dir})\n`);
+      continue;
+    }
     try {
       rows.push(await measure(t));
     } finally {
