@@ -71,6 +71,20 @@ describe('DeadlineLists', () => {
     assert.equal(lists.size, 0);
   });
 
+  it('an entry armed later on the same list fires at its own deadline, not with the earlier one', async () => {
+    const lists = new DeadlineLists();
+    const log = new FiredLog();
+    const early = new Entry('early', log);
+    const late = new Entry('late', log);
+    // `late` joins the 30 ms list about 15 ms after `early`, from another list's callback.
+    const starter = new Entry('starter', log, () => arm(lists, late, 30));
+    arm(lists, early, 30);
+    arm(lists, starter, 15);
+    await log.until(3);
+    assert.deepEqual([...log], ['starter', 'early', 'late']);
+    assert.ok(late.fired[0]! >= 30, `late fired after ${late.fired[0]} ms, armed for 30`);
+  });
+
   it('does not fire a cancelled entry, nor a re-armed one at its old deadline', async () => {
     const lists = new DeadlineLists();
     const log = new FiredLog();
