@@ -42,6 +42,14 @@ const MAX_SHADOWED_LOGGED = 50;
 
 export type { SupervisorEvent } from './worker-pool.js';
 
+/**
+ * A 1 MB young generation per semi-space instead of V8's up to 16 MB: a worker's
+ * garbage is short-lived (one request's strings and heads), and the larger
+ * spaces stayed resident, about 4 KB per idle connection at 10,000 of them
+ * (bench:memory); throughput did not drop with it (docs/performance.md).
+ */
+const WORKER_V8_FLAGS = ['--max-semi-space-size=1'];
+
 export class Supervisor extends EventEmitter {
   state: ProxyState;
   generation = 1;
@@ -99,7 +107,13 @@ export class Supervisor extends EventEmitter {
     // main). Node freezes the policy at the first setupPrimary, so it goes first:
     // set after, every connection went through main and an IPC message.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({ exec: entry, args: ['__worker'], silent: false });
+    cluster.setupPrimary({
+      exec: entry,
+      args: ['__worker'],
+      silent: false,
+      // Ours first, so a flag given to main's node (and inherited) overrides it.
+      execArgv: [...WORKER_V8_FLAGS, ...process.execArgv],
+    });
     this.#tls.scheduleRotation(() => void this.rotateTicketKeys('schedule'));
     this.#tls.warnSelfSignedDefaults(this.state);
     await this.#ensureSelfSigned(this.state);

@@ -15,6 +15,7 @@ import { answer } from './answers.js';
 import { AttemptBudget } from './attempt-budget.js';
 import { type BackendRuntime, ConnectError } from './backend-runtime.js';
 import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
+import { type Deadlined, sessionDeadlines } from './deadline-lists.js';
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import { RequestBody } from './request-body.js';
@@ -71,18 +72,30 @@ export interface SessionHost {
   forget(session: ClientSession): void;
 }
 
-export class ClientSession implements UpstreamOwner, BodySink {
+/** What the client side's deadline (see armTimer) does when it passes. */
+type ClientDeadline = 'idle' | 'head' | 'body' | 'drain';
+
+/** The session a client socket belongs to: its event handlers are shared by every session. */
+const SESSION = Symbol('kakehi.session');
+type SessionSocket = Socket & { [SESSION]: ClientSession };
+
+export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   private stage: Stage = HEAD;
   private buf: Buffer | undefined;
   private scanFrom = 0;
-  private timer: NodeJS.Timeout | undefined;
+  // The client side's one deadline, on the worker's shared lists (Deadlined).
+  dlPrev: Deadlined | undefined = undefined;
+  dlNext: Deadlined | undefined = undefined;
+  dlDue = 0;
+  dlList: Deadlined['dlList'] = undefined;
+  private deadline: ClientDeadline = 'idle';
   private upTimer: NodeJS.Timeout | undefined;
   private readPaused = false;
   /** The head timer runs (from the first byte of a request head). */
   private headTimed = false;
   private clientEnded = false;
   private readonly info: ClientInfo;
-  private readonly clientLabel: string;
+  private readonly remotePort: number;
 
   // The exchange in flight (one at a time; pipelined requests wait in buf).
   private listener: ListenerRuntime | undefined;
@@ -121,13 +134,15 @@ export class ClientSession implements UpstreamOwner, BodySink {
     private readonly served?: Served,
   ) {
     this.info = { address: socket.remoteAddress ?? 'unknown', proto, port: socket.localPort ?? 0 };
-    this.clientLabel = `${this.info.address}:${socket.remotePort ?? 0}`;
+    this.remotePort = socket.remotePort ?? 0;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    socket.on('end', () => this.onClientEnd());
-    socket.on('error', () => this.abort('client connection error'));
-    socket.on('close', () => this.abort('client closed the connection'));
-    socket.on('drain', () => this.onClientDrain());
+    // Shared handlers, not five closures per connection (bench:memory).
+    (socket as SessionSocket)[SESSION] = this;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
     this.armIdle();
   }
 
@@ -138,7 +153,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     // sending its next request right now and would see a reset. It gets a
     // short grace to send it (answered with Connection: close), then goes.
     if (this.stage.name === 'head' && this.buf === undefined) {
-      this.armTimer(DRAIN_IDLE_GRACE_MS, () => this.close());
+      this.armTimer(DRAIN_IDLE_GRACE_MS, 'drain');
     }
   }
 
@@ -156,7 +171,8 @@ export class ClientSession implements UpstreamOwner, BodySink {
     this.stage = to;
   }
 
-  private onClientData(chunk: Buffer): void {
+  /** From the client socket's shared handler. */
+  onClientData(chunk: Buffer): void {
     const stage = this.stage;
     switch (stage.name) {
       case 'head':
@@ -208,7 +224,8 @@ export class ClientSession implements UpstreamOwner, BodySink {
     if (this.buf.length > D.PIPELINE_BUFFER_BYTES) this.pauseClient();
   }
 
-  private onClientEnd(): void {
+  /** From the client socket's shared handler. */
+  onClientEnd(): void {
     this.clientEnded = true;
     const stage = this.stage;
     if (stage.name === 'tunnel') {
@@ -223,7 +240,8 @@ export class ClientSession implements UpstreamOwner, BodySink {
     // Otherwise: answer what was asked, then close (see finishExchange).
   }
 
-  private onClientDrain(): void {
+  /** From the client socket's shared handler. */
+  onClientDrain(): void {
     const stage = this.stage;
     if (stage.name === 'exchange') this.upstream?.resume();
     else if (stage.name === 'tunnel') stage.tunnel.clientDrained();
@@ -729,7 +747,7 @@ export class ClientSession implements UpstreamOwner, BodySink {
     const req = this.req;
     const event: RequestEnd = {
       listener: this.host.listenerKey,
-      client: this.clientLabel,
+      client: `${this.info.address}:${this.remotePort}`,
       method: req?.method ?? '',
       host: req?.host ?? '',
       path: req?.path ?? '',
@@ -787,39 +805,51 @@ export class ClientSession implements UpstreamOwner, BodySink {
 
   // ---- timers ----------------------------------------------------------
 
-  private armTimer(ms: number, fire: () => void): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = setTimeout(fire, ms);
+  /** The client side's deadline (idle, head, body or drain grace); one at a time. */
+  private armTimer(ms: number, deadline: ClientDeadline): void {
+    this.deadline = deadline;
+    sessionDeadlines.arm(this, ms);
   }
 
   private clearTimer(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    sessionDeadlines.cancel(this);
   }
 
   private refreshTimer(): void {
-    this.timer?.refresh();
+    sessionDeadlines.refresh(this);
+  }
+
+  /** Deadlined: the client side's deadline passed. */
+  onDeadline(): void {
+    switch (this.deadline) {
+      case 'idle':
+      case 'drain':
+        this.close();
+        return;
+      case 'head':
+        this.answerAndClose(408, 'the request head did not arrive in time');
+        return;
+      case 'body':
+        this.failRequestBodyTimeout();
+        return;
+    }
   }
 
   private armIdle(): void {
     const listener = this.host.plane.listener(this.host.listenerKey);
-    this.armTimer(listener?.spec.keepalive_timeout_ms ?? D.KEEPALIVE_TIMEOUT_MS, () => this.close());
+    this.armTimer(listener?.spec.keepalive_timeout_ms ?? D.KEEPALIVE_TIMEOUT_MS, 'idle');
   }
 
   private armHeadTimer(ms: number): void {
     this.headTimed = true;
     // Counted from the first byte and never extended: a slowloris client can't
     // keep a connection by trickling bytes (RFC 9112 §9.3 leaves this to us).
-    this.armTimer(ms, () => {
-      this.answerAndClose(408, 'the request head did not arrive in time');
-    });
+    this.armTimer(ms, 'head');
   }
 
   private armBodyTimer(): void {
     const ms = this.listener?.spec.front_timeout_ms ?? D.FRONT_TIMEOUT_MS;
-    this.armTimer(ms, () => this.failRequestBodyTimeout());
+    this.armTimer(ms, 'body');
   }
 
   private failRequestBodyTimeout(): void {
@@ -852,6 +882,27 @@ export class ClientSession implements UpstreamOwner, BodySink {
       this.answer(504, `the backend did not answer within ${ms} ms`);
     } else this.abort(`the backend stalled for ${ms} ms within its response`);
   }
+}
+
+// Node calls a listener with its emitter as `this`: these five serve every session.
+function onSocketData(this: SessionSocket, chunk: Buffer): void {
+  this[SESSION].onClientData(chunk);
+}
+
+function onSocketEnd(this: SessionSocket): void {
+  this[SESSION].onClientEnd();
+}
+
+function onSocketError(this: SessionSocket): void {
+  this[SESSION].kill('client connection error');
+}
+
+function onSocketClose(this: SessionSocket): void {
+  this[SESSION].kill('client closed the connection');
+}
+
+function onSocketDrain(this: SessionSocket): void {
+  this[SESSION].onClientDrain();
 }
 
 const hstsValues = new WeakMap<Hsts, string>();
