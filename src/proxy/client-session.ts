@@ -485,7 +485,9 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
         if (this.req!.version === 11) {
           const head = responseHeadForClient(parsed, 'default', false);
           this.bytesOut += head.length;
-          this.socket.write(head, 'latin1');
+          // Backpressure as for a body: a backend sending 1xx without end to a client
+          // that does not read must not grow this socket's buffer without bound.
+          if (!this.socket.write(head, 'latin1')) this.upstream?.pause();
         }
         if (rest === undefined) {
           this.resHeadBuf = undefined;
