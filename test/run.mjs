@@ -27,13 +27,18 @@ function findTests(dir) {
 async function startServices() {
   const started = [];
   // Tests drive real Debian tools (promtool and prometheus, testssl, pebble and
-  // certbot): on a fresh machine, install the ones missing first (as .ci/run does).
+  // certbot, varnishtest and slowhttptest, haproxy, curl, systemd's notify and
+  // analyze): on a fresh machine, install the ones missing first (as .ci/run does).
   const tools = new Set();
   if (files.some((f) => f.includes('prometheus-'))) for (const t of ['promtool', 'prometheus']) tools.add(t);
   if (files.some((f) => f.includes('testssl'))) tools.add('testssl');
   if (files.some((f) => f.includes('acme'))) for (const t of ['pebble', 'certbot']) tools.add(t);
   if (files.some((f) => f.includes(join('test', 'hostile', ''))))
     for (const t of ['varnishtest', 'slowhttptest']) tools.add(t);
+  if (files.some((f) => f.includes('haproxy'))) tools.add('haproxy');
+  if (files.some((f) => f.includes('upgrades.test'))) tools.add('curl');
+  if (files.some((f) => f.includes('upgrade-main'))) tools.add('systemd-notify');
+  if (files.some((f) => f.includes('packaging'))) tools.add('systemd-analyze');
   if (tools.size > 0) {
     const install = spawnSync('bash', [join(root, 'scripts', 'debian-tools.sh'), ...tools], {
       stdio: 'inherit',
