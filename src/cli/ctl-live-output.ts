@@ -38,6 +38,8 @@ export function renderBackends(r: unknown): string {
     'address',
     'state',
     'health',
+    'check',
+    'check_reason',
     'in_flight',
     'connections',
     'failures',
