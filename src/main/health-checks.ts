@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import * as D from '../defaults.js';
 import type { Logger } from '../log/logger.js';
 import { type Family, Registry } from '../metrics/registry.js';
+import { parseAddress, type SocketAddress } from '../model/address.js';
 import { type Backend, type Cluster, type HealthCheck, keyOf } from '../model/objects.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import {
@@ -240,9 +241,31 @@ function sameCheck(a: HealthCheck, b: HealthCheck): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function hostPort(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  return { host: address.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(address.slice(colon + 1)) };
+function hostPort(address: string): SocketAddress {
+  // Checked when the backend was admitted: a string (a problem) cannot come back here.
+  return parseAddress(address, { allowPortZero: false }) as SocketAddress;
+}
+
+/**
+ * The one way a probe ends: first outcome wins, the deadline is cleared and the
+ * connection closed; the deadline itself is the timeout failure.
+ */
+function settleOnce(
+  timeoutMs: number,
+  timedOut: string,
+  close: () => void,
+  done: (failure: string | undefined) => void,
+): (failure: string | undefined) => void {
+  let settled = false;
+  const settle = (failure: string | undefined) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    close();
+    done(failure);
+  };
+  const timer = setTimeout(() => settle(timedOut), timeoutMs);
+  return settle;
 }
 
 /** A connection that opens within the timeout is good; it is closed at once. */
@@ -253,17 +276,11 @@ function probeTcp(
   done: (failure: string | undefined) => void,
 ): void {
   const socket = connect(hostPort(address));
-  let settled = false;
-  const settle = (failure: string | undefined) => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    socket.destroy();
-    done(failure);
-  };
-  const timer = setTimeout(
-    () => settle(`tcp connect timed out after ${check.timeout_ms} ms`),
+  const settle = settleOnce(
     check.timeout_ms,
+    `tcp connect timed out after ${check.timeout_ms} ms`,
+    () => socket.destroy(),
+    done,
   );
   socket.once('connect', () => settle(undefined));
   socket.once('error', (err) => settle(`tcp connect failed: ${err.message}`));
@@ -281,7 +298,6 @@ function probeHttp(
   done: (failure: string | undefined) => void,
 ): void {
   const { host, port } = hostPort(address);
-  let settled = false;
   const req = request({
     host,
     port,
@@ -291,16 +307,11 @@ function probeHttp(
     maxHeaderSize: D.HEALTH_CHECK_MAX_HEAD_BYTES,
     headers: { host: check.host ?? address, 'user-agent': 'kakehi-health-check', connection: 'close' },
   });
-  const settle = (failure: string | undefined) => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    req.destroy();
-    done(failure);
-  };
-  const timer = setTimeout(
-    () => settle(`http ${check.method} ${check.path} timed out after ${check.timeout_ms} ms`),
+  const settle = settleOnce(
     check.timeout_ms,
+    `http ${check.method} ${check.path} timed out after ${check.timeout_ms} ms`,
+    () => req.destroy(),
+    done,
   );
   req.once('response', (res) => {
     const status = res.statusCode ?? 0;

@@ -96,15 +96,7 @@ export class BackendRuntime implements Candidate {
     if (down) return;
     this.failures = 0;
     this.retryAt = 0;
-    if (this.down) {
-      this.down = false;
-      this.onHealth({
-        type: 'backend_up',
-        backend: this.id,
-        cluster: this.spec.cluster,
-        address: this.spec.address,
-      });
-    }
+    this.markUp();
   }
 
   /** The operator's drain or maintenance: no new requests, so idle connections serve nothing more. */
@@ -262,6 +254,10 @@ export class BackendRuntime implements Candidate {
   private succeeded(): void {
     this.failures = 0;
     this.available = true;
+    this.markUp();
+  }
+
+  private markUp(): void {
     if (this.down) {
       this.down = false;
       this.onHealth({

@@ -6,15 +6,16 @@
 // fails real requests is taken out by its check at once.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { closedPort, echoBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
+import { ctl, ctlRow } from '../helpers/ctl-table.js';
 import { httpGet } from '../helpers/http.js';
-import { CLI, startKakehi } from '../helpers/kakehi-process.js';
+import { startKakehi } from '../helpers/kakehi-process.js';
+import { servedBy, servedByEach } from '../helpers/served-by.js';
 
 interface ProxyEventSeen {
   type: string;
@@ -60,35 +61,6 @@ async function subscribe(socketPath: string): Promise<{
       }),
     close: () => s.destroy(),
   };
-}
-
-function ctl(socket: string, ...args: string[]): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'ctl', '-s', socket, ...args], (err, stdout) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout });
-    });
-  });
-}
-
-/** The row of backend `id` in `ctl backends`, as column name → cell. */
-function ctlRow(stdout: string, id: string): Record<string, string> {
-  const [head, ...lines] = stdout.trim().split('\n');
-  const names = head!.trim().split(/\s{2,}/);
-  const line = lines.find((l) => l.split(/\s{2,}/)[1] === id);
-  assert.ok(line !== undefined, `no row for ${id} in:\n${stdout}`);
-  const cells = line.split(/\s{2,}/);
-  return Object.fromEntries(names.map((n, i) => [n, cells[i] ?? '']));
-}
-
-async function servedBy(port: number): Promise<string> {
-  const r = await httpGet(port, '/');
-  return r.status === 200 ? (JSON.parse(r.body) as { backend: string }).backend : `status ${r.status}`;
-}
-
-async function servedByEach(port: number, n: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(await servedBy(port));
-  return out;
 }
 
 async function metric(
