@@ -11,7 +11,7 @@ import * as D from '../defaults.js';
 import type { Logger } from '../log/logger.js';
 import { type Family, Registry } from '../metrics/registry.js';
 import { parseAddress, type SocketAddress } from '../model/address.js';
-import { type Backend, type Cluster, type HealthCheck, keyOf } from '../model/objects.js';
+import { type Backend, type Cluster, type HealthCheck, keyOf, probeTimeoutMs } from '../model/objects.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import {
   afterPassiveDown,
@@ -277,8 +277,8 @@ function probeTcp(
 ): void {
   const socket = connect(hostPort(address));
   const settle = settleOnce(
-    check.timeout_ms,
-    `tcp connect timed out after ${check.timeout_ms} ms`,
+    probeTimeoutMs(check),
+    `tcp connect timed out after ${probeTimeoutMs(check)} ms`,
     () => socket.destroy(),
     done,
   );
@@ -308,8 +308,8 @@ function probeHttp(
     headers: { host: check.host ?? address, 'user-agent': 'kakehi-health-check', connection: 'close' },
   });
   const settle = settleOnce(
-    check.timeout_ms,
-    `http ${check.method} ${check.path} timed out after ${check.timeout_ms} ms`,
+    probeTimeoutMs(check),
+    `http ${check.method} ${check.path} timed out after ${probeTimeoutMs(check)} ms`,
     () => req.destroy(),
     done,
   );

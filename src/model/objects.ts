@@ -200,8 +200,7 @@ const healthCheckSchema = object(
     },
     timeout_ms: {
       schema: ms(600_000),
-      default: D.HEALTH_CHECK_TIMEOUT_MS,
-      doc: 'a probe with no complete answer head (or no connection, for tcp) this long fails',
+      doc: `a probe with no answer head (tcp: no connection) this long fails; absent: ${D.HEALTH_CHECK_TIMEOUT_MS} or interval_ms if shorter`,
     },
     rise: {
       schema: int({ min: 1, max: 100 }),
@@ -216,7 +215,7 @@ const healthCheckSchema = object(
   },
   {
     check: (h, path, issues) => {
-      if (h.timeout_ms > h.interval_ms)
+      if (h.timeout_ms !== undefined && h.timeout_ms > h.interval_ms)
         issues.push({
           path: path === '' ? 'timeout_ms' : `${path}.timeout_ms`,
           reason: `${h.timeout_ms} is longer than interval_ms (${h.interval_ms}): probes of one backend would overlap`,
@@ -225,6 +224,11 @@ const healthCheckSchema = object(
   },
 );
 export type HealthCheck = ObjectOf<typeof healthCheckSchema.fields>;
+
+/** A probe's deadline: the one set, or the default cut to the interval so probes never overlap. */
+export function probeTimeoutMs(h: HealthCheck): number {
+  return h.timeout_ms ?? Math.min(D.HEALTH_CHECK_TIMEOUT_MS, h.interval_ms);
+}
 
 const clusterFields = {
   id: { schema: str({ check: idCheck }), required: true, doc: 'stable key' },

@@ -225,7 +225,19 @@ describe('active health checks', () => {
     assert.equal(await servedBy(kakehi.port), 'only');
     assert.equal(await metric(sock, 'kakehi_cluster_fail_open', { cluster: 'c' }), 1);
 
-    await ok(sock, 'add_cluster', { cluster: { id: 'c', health_check: CHECK, fail_open: false } });
+    // From ctl, as an operator would; the check changes too (fall 3 by default), and keeps its down.
+    const put = await ctl(
+      sock,
+      ...['cluster', 'add', '--id', 'c', '--health-check', 'http', '--health-check-path', '/healthz'],
+      ...['--health-check-interval-ms', '100', '--no-fail-open'],
+    );
+    assert.equal(put.code, 0, put.stdout);
+    const clusters = await ctl(sock, 'clusters');
+    assert.equal(ctlRow(clusters.stdout, 'c', 0)['FAIL_OPEN'], 'false', clusters.stdout);
+    assert.equal(
+      ctlRow(clusters.stdout, 'c', 0)['HEALTH_CHECK'],
+      'http GET /healthz 200-399 /100ms rise 2 fall 3',
+    );
     assert.equal(await servedBy(kakehi.port), 'status 503');
     assert.equal(await metric(sock, 'kakehi_cluster_fail_open', { cluster: 'c' }), 0);
     assert.equal(

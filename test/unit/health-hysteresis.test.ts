@@ -12,7 +12,7 @@ import {
   statusExpected,
   statusRanges,
 } from '../../src/main/health-hysteresis.js';
-import { clusterSchema, statusRangesProblem } from '../../src/model/objects.js';
+import { clusterSchema, probeTimeoutMs, statusRangesProblem } from '../../src/model/objects.js';
 
 /** The up/down state after each outcome in turn. */
 function run(outcomes: boolean[], rise: number, fall: number, from: ProbeHealth = INITIAL_HEALTH): boolean[] {
@@ -131,10 +131,13 @@ describe('expected statuses', () => {
       method: 'GET',
       expect_status: '200-399',
       interval_ms: 5_000,
-      timeout_ms: 2_000,
       rise: 2,
       fall: 3,
     });
+    assert.equal(probeTimeoutMs(c!.health_check!), 2_000);
+    const short = clusterSchema.parse({ id: 'c', health_check: { interval_ms: 300 } }, '', ok);
+    assert.deepEqual(ok, [], 'a short interval with the default timeout is not refused');
+    assert.equal(probeTimeoutMs(short!.health_check!), 300);
     const overlap: FieldIssue[] = [];
     clusterSchema.parse({ id: 'c', health_check: { interval_ms: 100, timeout_ms: 500 } }, '', overlap);
     assert.deepEqual(
