@@ -169,6 +169,12 @@ describe('active health checks', () => {
     // Health is not configuration: no generation was spent on it.
     assert.equal((await ok(sock, 'status'))['generation'], generation);
 
+    // A worker started now (this one crashed) learns who is down in its init, before it serves.
+    const [pid] = kakehi.workerPids();
+    process.kill(pid!, 'SIGKILL');
+    await kakehi.waitLog((l) => l.msg === 'worker restarted');
+    assert.deepEqual(await servedByEach(kakehi.port, 6), ['well', 'well', 'well', 'well', 'well', 'well']);
+
     sick.health.status = 204;
     const up = await events.waitFor((e) => e.type === 'backend_up' && e['backend'] === 'sick');
     assert.equal(up['by'], 'health_check');
