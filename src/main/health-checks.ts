@@ -48,7 +48,8 @@ export class HealthChecks {
   readonly #targets = new Map<string, Target>();
   /** Clusters whose every backend is down by check: fail-open (or 503) is in force. */
   readonly #allDown = new Set<string>();
-  #clusters = new Map<string, Cluster>();
+  #clusters: ReadonlyMap<string, Cluster> = new Map();
+  #backends: ReadonlyMap<string, Backend> | undefined;
   #inFlight = 0;
   #stopped = false;
   readonly #registry = new Registry();
@@ -78,7 +79,10 @@ export class HealthChecks {
   /** Follows a committed state: new checks start, changed ones restart keeping their health, removed ones stop. */
   sync(state: ProxyState): void {
     if (this.#stopped) return;
-    this.#clusters = new Map(state.clusters);
+    // Maps a transaction leaves alone keep their identity (src/state): most changes (frontends, certificates) cost nothing here.
+    if (state.clusters === this.#clusters && state.backends === this.#backends) return;
+    this.#clusters = state.clusters;
+    this.#backends = state.backends;
     const wanted = new Set<string>();
     let changed = false;
     for (const b of state.backends.values()) {
@@ -238,7 +242,7 @@ export class HealthChecks {
 }
 
 function sameCheck(a: HealthCheck, b: HealthCheck): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 function hostPort(address: string): SocketAddress {
