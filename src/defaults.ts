@@ -55,3 +55,11 @@ export const BACKEND_DOWN_AFTER_FAILURES = 3;
 
 /** Bytes read ahead from a client while a request is in flight (pipelining) before reads pause. */
 export const PIPELINE_BUFFER_BYTES = 64 * 1024;
+
+/** Active health checks (src/main/health-checks.ts): time between probes of one backend. */
+export const HEALTH_CHECK_INTERVAL_MS = 5_000;
+export const HEALTH_CHECK_TIMEOUT_MS = 2_000;
+/** Probes in flight at once across the instance; a probe due while all are busy waits its next turn. */
+export const HEALTH_CHECK_MAX_CONCURRENT = 64;
+/** Bytes of a probe's answer read before giving up on finding its status line. */
+export const HEALTH_CHECK_MAX_HEAD_BYTES = 16 * 1024;

@@ -373,20 +373,35 @@ export const CTL_COMMANDS: CtlCommand[] = [
       'connect-attempts': { value: true, arg: 'N', doc: 'connection attempts per request' },
       'connect-timeout-ms': { value: true, arg: 'MS', doc: 'backend connect timeout' },
       'backend-timeout-ms': { value: true, arg: 'MS', doc: 'backend silence timeout' },
+      'health-check': { value: true, arg: 'T', doc: 'probe every backend from main: http or tcp' },
+      'health-check-path': { value: true, arg: 'P', doc: 'http probe path (default /)' },
+      'health-check-expect': { value: true, arg: 'S', doc: 'good statuses, e.g. 200-399 (default)' },
+      'health-check-interval-ms': { value: true, arg: 'MS', doc: 'time between probes (default 5000)' },
+      'no-fail-open': { value: false, doc: 'answer 503 when every backend is down by health check' },
     },
     change: true,
-    build: (g) => ({
-      type: 'add_cluster',
-      body: {
-        cluster: defined({
-          id: need(g, 'id'),
-          load_balancing: str(g, 'load-balancing'),
-          connect_attempts: int(g, 'connect-attempts'),
-          connect_timeout_ms: int(g, 'connect-timeout-ms'),
-          backend_timeout_ms: int(g, 'backend-timeout-ms'),
-        }),
-      },
-    }),
+    build: (g) => {
+      const check = defined({
+        type: str(g, 'health-check'),
+        path: str(g, 'health-check-path'),
+        expect_status: str(g, 'health-check-expect'),
+        interval_ms: int(g, 'health-check-interval-ms'),
+      });
+      return {
+        type: 'add_cluster',
+        body: {
+          cluster: defined({
+            id: need(g, 'id'),
+            load_balancing: str(g, 'load-balancing'),
+            connect_attempts: int(g, 'connect-attempts'),
+            connect_timeout_ms: int(g, 'connect-timeout-ms'),
+            backend_timeout_ms: int(g, 'backend-timeout-ms'),
+            health_check: Object.keys(check).length === 0 ? undefined : check,
+            fail_open: g.flags.has('no-fail-open') ? false : undefined,
+          }),
+        },
+      };
+    },
   },
   {
     words: ['cluster', 'remove'],

@@ -5,6 +5,7 @@
 
 import type { BackendsResult, Family, MetricsResult, Sample } from '../command/protocol.js';
 import type { HistogramSample } from '../metrics/registry.js';
+import type { HealthCheck } from '../model/objects.js';
 import { keyValues, table } from './ctl-output.js';
 
 /** The families `ctl metrics` reads; asked for by name so the answer stays small. */
@@ -38,6 +39,8 @@ export function renderBackends(r: unknown): string {
     'address',
     'state',
     'health',
+    'check',
+    'check_reason',
     'in_flight',
     'connections',
     'failures',
@@ -53,6 +56,8 @@ export function renderClusters(r: unknown): string {
   const columns = [
     'id',
     'load_balancing',
+    'health_check',
+    'fail_open',
     'backends',
     'active',
     'drain',
@@ -62,7 +67,15 @@ export function renderClusters(r: unknown): string {
     'connections',
     'source',
   ];
-  return `${table(r.clusters, columns, true)}${workersLine(r)}`;
+  const rows = r.clusters.map((c) => ({ ...c, health_check: checkSummary(c.health_check) }));
+  return `${table(rows, columns, true)}${workersLine(r)}`;
+}
+
+/** A cluster's health check in one cell (`http GET /healthz 200-399 /5000ms rise 2 fall 3`), or `-`. */
+function checkSummary(h: HealthCheck | undefined): string {
+  if (h === undefined) return '-';
+  const rhythm = `/${h.interval_ms}ms rise ${h.rise} fall ${h.fall}`;
+  return h.type === 'tcp' ? `tcp ${rhythm}` : `http ${h.method} ${h.path} ${h.expect_status} ${rhythm}`;
 }
 
 function workersLine(r: BackendsResult): string {

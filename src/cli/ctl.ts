@@ -267,6 +267,8 @@ async function followEvents(client: CommandClient, json: boolean): Promise<numbe
         case 'change_applied':
         case 'backend_down':
         case 'backend_up':
+        case 'cluster_all_down':
+        case 'cluster_back_up':
         case 'worker_crashed':
         case 'worker_restarted':
         case 'worker_not_answering':

@@ -120,6 +120,9 @@ export type BackendStatus = Backend &
     last_error_at: string | null;
     /** Since when it is down, in the worker that saw it first; null while up. */
     down_since: string | null;
+    /** What main's active health check says: up, down (with its reason), or off (its cluster has none). */
+    check: string;
+    check_reason: string | null;
   };
 
 /** A cluster with its backends' totals, as `kakehi ctl clusters` shows it. */
@@ -175,7 +178,20 @@ export type ResultOf<T extends RequestType> = T extends keyof Results
 /** Events the proxy sends after subscribe_events (docs/protocol.md). */
 export type ProxyEvent =
   | { type: 'change_applied'; generation: number; source: string; applied: Applied[] }
-  | { type: 'backend_down' | 'backend_up'; backend: string; cluster: string; address: string; worker: number }
+  | {
+      type: 'backend_down' | 'backend_up';
+      backend: string;
+      cluster: string;
+      address: string;
+      /** The worker whose traffic saw it (by: traffic); absent for main's health checks. */
+      worker?: number;
+      by?: 'traffic' | 'health_check';
+      reason?: string;
+    }
+  /** Every backend of a cluster is down by health check; fail_open says whether traffic still goes to them. */
+  | { type: 'cluster_all_down'; cluster: string; fail_open: boolean }
+  /** A backend of a cluster that was all down is up again. */
+  | { type: 'cluster_back_up'; cluster: string }
   | { type: 'worker_crashed'; worker: number; code: number | null; signal: string | null }
   | { type: 'worker_restarted'; worker: number; replaces: number; generation: number }
   | { type: 'worker_not_answering'; worker: number; generation: number };
@@ -184,6 +200,8 @@ export const PROXY_EVENT_TYPES: ReadonlySet<string> = new Set<ProxyEvent['type']
   'change_applied',
   'backend_down',
   'backend_up',
+  'cluster_all_down',
+  'cluster_back_up',
   'worker_crashed',
   'worker_restarted',
   'worker_not_answering',

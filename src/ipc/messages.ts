@@ -40,7 +40,14 @@ export type ToWorker =
       accessLog: string;
       accessLogFields: readonly AccessLogField[];
       tls: TlsSetupMessage;
+      /** Backend keys main's health checks hold down now (a worker started later learns them here). */
+      healthDown: string[];
     }
+  /**
+   * Every backend key main's health checks hold down, whole each time (so order
+   * and a lost message cannot leave a worker wrong for long); not a change: no generation.
+   */
+  | { t: 'health_checks'; down: string[] }
   /**
    * New session ticket keys (base64 of 48 bytes), the same for every worker.
    * With a seq, main waits for the worker to say it uses them (ticket_keys_set).

@@ -19,6 +19,11 @@ export function backendsResult(
   generation: number,
   views: readonly WorkerBackends[],
   cluster?: string,
+  /** Main's health check of a backend, by key; absent: no checks known (pure callers). */
+  checkOf: (key: string) => { check: string; check_reason: string | null } = () => ({
+    check: 'off',
+    check_reason: null,
+  }),
 ): BackendsResult {
   const seen = new Map<string, BackendLive[]>();
   for (const v of views) {
@@ -35,7 +40,7 @@ export function backendsResult(
     backends.push({
       ...b,
       source: state.sources.get(sourceKey('backend', key)),
-      ...liveTotals(seen.get(key) ?? []),
+      ...liveTotals(seen.get(key) ?? [], checkOf(key)),
     });
   }
   const clusters: ClusterStatus[] = [];
@@ -60,7 +65,10 @@ export function backendsResult(
 
 type LiveTotals = Omit<BackendStatus, keyof Backend | 'source'>;
 
-function liveTotals(views: readonly BackendLive[]): LiveTotals {
+function liveTotals(
+  views: readonly BackendLive[],
+  check: { check: string; check_reason: string | null },
+): LiveTotals {
   const down = views.filter((v) => v.down);
   let last: BackendLive | undefined;
   for (const v of views) {
@@ -68,19 +76,23 @@ function liveTotals(views: readonly BackendLive[]): LiveTotals {
   }
   const since = down.map((v) => v.down_since).filter((s): s is string => s !== null);
   return {
+    // Down by health check is down for every worker, whatever its traffic saw.
     health:
-      views.length === 0
-        ? 'unknown'
-        : down.length === 0
-          ? 'up'
-          : down.length === views.length
-            ? 'down'
-            : `down in ${down.length}/${views.length} workers`,
+      check.check === 'down'
+        ? 'down'
+        : views.length === 0
+          ? 'unknown'
+          : down.length === 0
+            ? 'up'
+            : down.length === views.length
+              ? 'down'
+              : `down in ${down.length}/${views.length} workers`,
     in_flight: views.reduce((n, v) => n + v.in_flight, 0),
     connections: views.reduce((n, v) => n + v.connections, 0),
     failures: views.reduce((n, v) => n + v.failures, 0),
     last_error: last?.last_error ?? null,
     last_error_at: last?.last_error_at ?? null,
     down_since: since.length === 0 ? null : since.sort()[0]!,
+    ...check,
   };
 }

@@ -24,6 +24,7 @@ import { saveStateFile, sourcedPuts } from '../state/state-file.js';
 import { applyChanges, applyTransaction } from '../state/transaction.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
 import { auditChange, refusalOf } from './change-audit.js';
+import { HealthChecks } from './health-checks.js';
 import { MainMetrics } from './main-metrics.js';
 import { listenersLosingDefaults, TlsMaterial } from './tls-material.js';
 import { type SupervisorEvent, type WorkerInfo, WorkerPool } from './worker-pool.js';
@@ -57,6 +58,8 @@ export class Supervisor extends EventEmitter {
   readonly #metrics = new MainMetrics();
   readonly #tls: TlsMaterial;
   readonly #pool: WorkerPool;
+  /** Main's active health checks: probed here once, their results sent to every worker. */
+  readonly #checks: HealthChecks;
   /** Every change, restart and upgrade runs in turn, so each sees the state the last one committed. */
   #queue: Promise<unknown> = Promise.resolve();
   /** Listening sockets handed over by a previous main, by listener key (succession.ts). */
@@ -76,6 +79,10 @@ export class Supervisor extends EventEmitter {
       this.generation = takeover.generation;
       Object.assign(this.#tls.setup, takeover.tls);
     }
+    this.#checks = new HealthChecks(log, {
+      changed: (down) => this.#pool.sendAll({ t: 'health_checks', down }),
+      event: (ev) => this.emit('event', ev),
+    });
     this.#pool = new WorkerPool(config.settings, log, this.#metrics, {
       init: () => ({
         t: 'init',
@@ -84,8 +91,16 @@ export class Supervisor extends EventEmitter {
         accessLog: this.settings.accessLog,
         accessLogFields: this.settings.accessLogFields,
         tls: this.#tls.setup,
+        healthDown: this.#checks.down(),
       }),
-      event: (ev: SupervisorEvent) => this.emit('event', ev),
+      event: (ev: SupervisorEvent) => {
+        // A worker's traffic found a backend failing: its health check takes it out everywhere now.
+        if (ev.type === 'backend_down' && ev.worker !== undefined)
+          this.#checks.passiveDown(ev.cluster, ev.backend, ev.reason ?? 'connections failed');
+        const fromTraffic =
+          (ev.type === 'backend_down' || ev.type === 'backend_up') && ev.worker !== undefined;
+        this.emit('event', fromTraffic ? { ...ev, by: 'traffic' } : ev);
+      },
       // Through the queue: the replacement's snapshot is then the committed state.
       crashed: (id) => this.#restart(id, 0),
       allClosed: () => this.emit('closed'),
@@ -118,6 +133,7 @@ export class Supervisor extends EventEmitter {
     this.#tls.warnSelfSignedDefaults(this.state);
     await this.#ensureSelfSigned(this.state);
     await Promise.all(Array.from({ length: this.workerCount }, () => this.#pool.fork().ready));
+    this.#checks.sync(this.state);
   }
 
   /** The self-signed default certificate goes to every worker ahead of the change that needs it. */
@@ -280,6 +296,7 @@ export class Supervisor extends EventEmitter {
       }
       this.state = r.state;
       this.generation = next;
+      this.#checks.sync(r.state);
       const liveMs = Math.round((performance.now() - t0) * 1000) / 1000;
       this.#metrics.observeApply(liveMs / 1000);
       this.#persist();
@@ -425,7 +442,10 @@ export class Supervisor extends EventEmitter {
 
   /** Main's own families, read now. */
   mainMetrics(): Family[] {
-    return this.#metrics.families(this.generation, this.#pool.size, this.state);
+    return [
+      ...this.#metrics.families(this.generation, this.#pool.size, this.state),
+      ...this.#checks.families(),
+    ];
   }
 
   /** Counters and histograms kept from workers that drained and left; a copy. */
@@ -466,9 +486,15 @@ export class Supervisor extends EventEmitter {
     return out;
   }
 
+  /** What main's health check says of each backend (query_backends). */
+  checkView(key: string): ReturnType<HealthChecks['view']> {
+    return this.#checks.view(key);
+  }
+
   /** Drains every worker (soft) or kills them (hard). */
   async stop(hard: boolean): Promise<void> {
     this.#tls.stopRotation();
+    this.#checks.stop();
     await this.#pool.stop(hard);
   }
 }

@@ -38,6 +38,7 @@ const backendAddress = str({
   },
 });
 const ms = (max: number) => int({ min: 1, max });
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 
 export const listenerSchema = object(
   {
@@ -148,6 +149,87 @@ const hstsSchema = object({
 });
 export type Hsts = ObjectOf<typeof hstsSchema.fields>;
 
+/** `200-399`, `200,204` or `200-299,404`: the statuses a health probe counts as good. */
+export function statusRangesProblem(s: string): string | undefined {
+  for (const part of s.split(',')) {
+    const m = /^\s*([1-5]\d\d)\s*(?:-\s*([1-5]\d\d)\s*)?$/.exec(part);
+    if (m === null) return `"${part.trim()}" is not a status or a range like 200-399 (statuses are 100-599)`;
+    if (m[2] !== undefined && Number(m[2]) < Number(m[1]))
+      return `range "${part.trim()}" ends before it starts`;
+  }
+  return undefined;
+}
+
+const healthCheckSchema = object(
+  {
+    type: {
+      schema: oneOf(['http', 'tcp'] as const),
+      default: 'http',
+      doc: 'http: a request whose status must be expected; tcp: a connection that opens',
+    },
+    path: {
+      schema: str({
+        maxLength: 2048,
+        check: (s) =>
+          /^\/[\x21-\x7e]*$/.test(s) ? undefined : 'must start with / and hold no spaces or controls',
+      }),
+      default: '/',
+      doc: 'http only: path (with query) requested',
+    },
+    method: {
+      schema: str({ check: (s) => (METHOD.test(s) ? undefined : `"${s}" is not an HTTP method token`) }),
+      default: 'GET',
+      doc: 'http only: request method',
+    },
+    host: {
+      schema: str({
+        maxLength: 253,
+        check: (s) => (/^[\x21-\x7e]+$/.test(s) ? undefined : 'no spaces or controls'),
+      }),
+      doc: "http only: Host header; absent: the backend's address",
+    },
+    expect_status: {
+      schema: str({ maxLength: 256, check: statusRangesProblem }),
+      default: '200-399',
+      doc: 'http only: good statuses, ranges and single codes separated by commas',
+    },
+    interval_ms: {
+      schema: int({ min: 100, max: 3_600_000 }),
+      default: D.HEALTH_CHECK_INTERVAL_MS,
+      doc: 'time between probes of one backend, jittered by up to a tenth either way',
+    },
+    timeout_ms: {
+      schema: ms(600_000),
+      doc: `a probe with no answer head (tcp: no connection) this long fails; absent: ${D.HEALTH_CHECK_TIMEOUT_MS} or interval_ms if shorter`,
+    },
+    rise: {
+      schema: int({ min: 1, max: 100 }),
+      default: 2,
+      doc: 'good probes in a row that bring a down backend up',
+    },
+    fall: {
+      schema: int({ min: 1, max: 100 }),
+      default: 3,
+      doc: 'failed probes in a row that take an up backend down',
+    },
+  },
+  {
+    check: (h, path, issues) => {
+      if (h.timeout_ms !== undefined && h.timeout_ms > h.interval_ms)
+        issues.push({
+          path: path === '' ? 'timeout_ms' : `${path}.timeout_ms`,
+          reason: `${h.timeout_ms} is longer than interval_ms (${h.interval_ms}): probes of one backend would overlap`,
+        });
+    },
+  },
+);
+export type HealthCheck = ObjectOf<typeof healthCheckSchema.fields>;
+
+/** A probe's deadline: the one set, or the default cut to the interval so probes never overlap. */
+export function probeTimeoutMs(h: HealthCheck): number {
+  return h.timeout_ms ?? Math.min(D.HEALTH_CHECK_TIMEOUT_MS, h.interval_ms);
+}
+
 const clusterFields = {
   id: { schema: str({ check: idCheck }), required: true, doc: 'stable key' },
   load_balancing: { schema: oneOf(LOAD_BALANCING), default: 'round_robin' },
@@ -180,6 +262,15 @@ const clusterFields = {
     doc: 'port in the redirect location; absent: 443, left out of the location',
   },
   hsts: { schema: hstsSchema, doc: 'Strict-Transport-Security sent on HTTPS responses of this cluster' },
+  health_check: {
+    schema: healthCheckSchema,
+    doc: 'active health check of every backend, probed once per instance by main; absent: none',
+  },
+  fail_open: {
+    schema: bool(),
+    default: true,
+    doc: 'when every backend is down by health check, send traffic to them anyway instead of answering 503',
+  },
 } satisfies Record<string, Field<unknown>>;
 const clusterRenames = {
   cluster_id: 'id',
@@ -197,7 +288,6 @@ export const clusterWithBackendsSchema = object(
   { renamed: clusterRenames },
 );
 
-const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 // RFC 9110 §7.8 protocol: a name, optionally "/version". Lowercase, as requests' are compared lowercased.
 const UPGRADE_PROTOCOL = /^[!#$%&'*+.^_`|~0-9a-z-]+(?:\/[!#$%&'*+.^_`|~0-9a-z-]+)?$/;
 function upgradeProtocolProblem(s: string): string | undefined {

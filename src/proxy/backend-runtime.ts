@@ -51,6 +51,8 @@ export class BackendRuntime implements Candidate {
   failures = 0;
   retryAt = 0;
   down = false;
+  /** Main's health check holds it down: picked only when its cluster fails open. */
+  checkedDown = false;
   /** Removed from the state: finish in-flight requests, keep nothing idle. */
   retired = false;
   private downSince = 0;
@@ -75,8 +77,26 @@ export class BackendRuntime implements Candidate {
 
   /** Re-evaluates `available` from the backoff clock; called before a pick. */
   refresh(now: number): void {
+    this.available = this.usable(now) && !this.checkedDown;
+  }
+
+  /** Could take a request but for health: what fail-open may still pick. */
+  usable(now: number): boolean {
     // Weight 0 drains a backend under every algorithm, as operators expect from HAProxy.
-    this.available = this.weight > 0 && this.state === 'active' && !this.retired && now >= this.retryAt;
+    return this.weight > 0 && this.state === 'active' && !this.retired && now >= this.retryAt;
+  }
+
+  /**
+   * Main's health check says down or up. Up clears what this worker's traffic
+   * held against it (failures, backoff): the probes are the newer word.
+   */
+  setCheckedDown(down: boolean): void {
+    if (this.checkedDown === down) return;
+    this.checkedDown = down;
+    if (down) return;
+    this.failures = 0;
+    this.retryAt = 0;
+    this.markUp();
   }
 
   /** The operator's drain or maintenance: no new requests, so idle connections serve nothing more. */
@@ -226,6 +246,7 @@ export class BackendRuntime implements Candidate {
         backend: this.id,
         cluster: this.spec.cluster,
         address: this.spec.address,
+        reason: `${this.failures} connection attempts in a row failed; last: ${message}`,
       });
     }
   }
@@ -233,6 +254,10 @@ export class BackendRuntime implements Candidate {
   private succeeded(): void {
     this.failures = 0;
     this.available = true;
+    this.markUp();
+  }
+
+  private markUp(): void {
     if (this.down) {
       this.down = false;
       this.onHealth({

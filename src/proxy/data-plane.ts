@@ -37,6 +37,8 @@ export class DataPlane {
   private listeners = new Map<string, ListenerRuntime>();
   private clusters = new Map<string, ClusterRuntime>();
   private backends = new Map<string, BackendRuntime>();
+  /** Backend keys main's health checks hold down; kept so a backend added later starts right. */
+  private checkedDown = new Set<string>();
   private sweeper: NodeJS.Timeout;
   private state: ProxyState | undefined;
   private readonly routes = new WeakMap<Frontend, Route<RouteTarget>>();
@@ -90,7 +92,10 @@ export class DataPlane {
           old.backup = b.backup;
           if (old.state !== b.state) old.setState(b.state);
           rt = old;
-        } else rt = new BackendRuntime(b, this.onHealth);
+        } else {
+          rt = new BackendRuntime(b, this.onHealth);
+          rt.checkedDown = this.checkedDown.has(key);
+        }
         backends.set(key, rt);
         return rt;
       });
@@ -129,6 +134,12 @@ export class DataPlane {
     return route;
   }
 
+  /** The whole set of backends main's health checks hold down now. */
+  setCheckedDown(keys: readonly string[]): void {
+    this.checkedDown = new Set(keys);
+    for (const [key, rt] of this.backends) rt.setCheckedDown(this.checkedDown.has(key));
+  }
+
   /** Each backend of the state as this worker sees it now (query_backends). */
   backendsLive(): BackendLive[] {
     return [...this.backends.values()].map((b) => b.live());
@@ -142,8 +153,10 @@ export class DataPlane {
 
 /**
  * The backend for one connection attempt: the balancer's choice among those not
- * yet tried; if every backend is backing off, the one whose backoff ends first
- * (fail-open, as Sōzu does, so one bad minute never blackholes a cluster).
+ * yet tried. With none available, fail-open (as Sōzu does, so one bad minute
+ * never blackholes a cluster): backends down by health check, spread by the
+ * balancer, when the cluster's fail_open allows; then the one whose backoff ends
+ * first.
  */
 export function chooseBackend(
   cluster: ClusterRuntime,
@@ -155,10 +168,22 @@ export function chooseBackend(
   const candidates = tried.length === 0 ? all : all.filter((b) => !tried.includes(b));
   const picked = pickBackend(cluster.balancer, candidates) as BackendRuntime | undefined;
   if (picked !== undefined) return picked;
+  const failOpen = cluster.spec.fail_open;
+  if (failOpen) {
+    let any = false;
+    for (const b of candidates) {
+      if (!b.checkedDown || !b.usable(now)) continue;
+      b.available = true; // until the next pick's refresh
+      any = true;
+    }
+    const open = any ? (pickBackend(cluster.balancer, candidates) as BackendRuntime | undefined) : undefined;
+    if (open !== undefined) return open;
+  }
   let best: BackendRuntime | undefined;
   for (const b of candidates) {
     // Fail-open is for backends that fail, not for those the operator took out.
     if (b.retired || b.weight === 0 || b.state !== 'active') continue;
+    if (b.checkedDown && !failOpen) continue;
     if (best === undefined || b.retryAt < best.retryAt) best = b;
   }
   return best;

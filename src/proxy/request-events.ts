@@ -36,6 +36,8 @@ export type HealthEvent = {
   backend: string;
   cluster: string;
   address: string;
+  /** Why it went down (its last connection error); absent when it came up. */
+  reason?: string;
 };
 export const backendHealth = diagnostics_channel.channel('kakehi:backend:health');
 

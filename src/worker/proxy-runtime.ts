@@ -50,6 +50,11 @@ export class ProxyRuntime {
     return this.plane.requestsInFlight;
   }
 
+  /** Main's health checks: the backend keys down now. */
+  setHealthDown(keys: readonly string[]): void {
+    this.plane.setCheckedDown(keys);
+  }
+
   /** Answers query_backends: what this worker's data plane sees of each backend. */
   backendsLive(): BackendLive[] {
     return this.plane.backendsLive();

@@ -54,6 +54,7 @@ export function runWorker(): void {
             },
           );
           for (const [key, h] of adopted) runtime.adopt(key, h);
+          runtime.setHealthDown(m.healthDown);
           adopted.clear();
           state = stateOfSnapshot(m.snapshot);
           await runtime.apply(state);
@@ -87,6 +88,9 @@ export function runWorker(): void {
         send({ t: 'ack', seq: m.seq, generation, listeners: runtime.bound() });
         return;
       }
+      case 'health_checks':
+        runtime?.setHealthDown(m.down);
+        return;
       case 'self_signed':
         runtime?.setSelfSigned({ certificate: m.certificate, key: m.key });
         return;

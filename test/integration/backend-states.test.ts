@@ -5,7 +5,6 @@
 // set at runtime comes back after a restart through the state file.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -14,35 +13,10 @@ import { after, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { echoBackend, gatedBackend } from '../helpers/backends.js';
 import { command, ok } from '../helpers/command.js';
+import { ctl, ctlRow } from '../helpers/ctl-table.js';
 import { httpGet } from '../helpers/http.js';
-import { CLI, startKakehi } from '../helpers/kakehi-process.js';
-
-interface Ctl {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function ctl(socket: string, ...args: string[]): Promise<Ctl> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'ctl', '-s', socket, ...args], (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Which backend answered, from the echo backend's JSON; the status otherwise. */
-async function servedBy(port: number): Promise<string> {
-  const r = await httpGet(port, '/');
-  return r.status === 200 ? (JSON.parse(r.body) as { backend: string }).backend : `status ${r.status}`;
-}
-
-async function servedByEach(port: number, n: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(await servedBy(port));
-  return out;
-}
+import { startKakehi } from '../helpers/kakehi-process.js';
+import { servedByEach } from '../helpers/served-by.js';
 
 interface LiveBackend {
   id: string;
@@ -55,16 +29,6 @@ interface LiveBackend {
 async function liveBackends(socket: string): Promise<Map<string, LiveBackend>> {
   const r = await ok(socket, 'query_backends');
   return new Map((r['backends'] as LiveBackend[]).map((b) => [b.id, b]));
-}
-
-/** The row whose cell `column` is `id` in a ctl table, as column name → cell. */
-function ctlRow(stdout: string, id: string, column = 1): Record<string, string> {
-  const [head, ...lines] = stdout.trim().split('\n');
-  const names = head!.trim().split(/\s{2,}/);
-  const line = lines.find((l) => l.split(/\s{2,}/)[column] === id);
-  assert.ok(line !== undefined, `no row for ${id} in:\n${stdout}`);
-  const cells = line.split(/\s{2,}/);
-  return Object.fromEntries(names.map((n, i) => [n, cells[i] ?? '']));
 }
 
 /** One cluster `c` of `backends`, served for every host on one listener. */

@@ -48,6 +48,11 @@ describe('reference docs match the code', () => {
     ['listeners[]', listenerSchema.fields],
     ['clusters[]', clusterWithBackendsSchema.fields],
     ['clusters[].backends[]', nestedBackendSchema.fields],
+    [
+      'clusters[].health_check',
+      (clusterSchema.fields.health_check.schema as unknown as { fields: Record<string, Field<unknown>> })
+        .fields,
+    ],
     ['frontends[]', frontendSchema.fields],
     [
       'frontends[].redirect',

@@ -195,7 +195,7 @@ export function createRequestHandler(
     query_backends: async (b) => {
       const cluster = str(b, 'cluster', false);
       const views = await sup.workerBackends(METRICS_QUERY_TIMEOUT_MS);
-      return backendsResult(sup.state, sup.generation, views, cluster);
+      return backendsResult(sup.state, sup.generation, views, cluster, (key) => sup.checkView(key));
     },
     set_backend_state: (b) => setBackendState(sup, b),
     ...aliases,
