@@ -58,6 +58,11 @@ export const listenerSchema = object(
       doc: 'https only: answer 421 when the Host is not a name of the certificate the handshake served',
     },
     answers: { schema: answers, default: {}, doc: 'page bodies replacing the built-in answers, by status' },
+    expect_proxy: {
+      schema: bool(),
+      default: false,
+      doc: 'every connection starts with a PROXY header (v1 or v2) naming the client; one without is closed',
+    },
     request_head_timeout_ms: {
       schema: ms(3_600_000),
       default: D.REQUEST_HEAD_TIMEOUT_MS,
@@ -180,6 +185,11 @@ const clusterFields = {
     doc: 'port in the redirect location; absent: 443, left out of the location',
   },
   hsts: { schema: hstsSchema, doc: 'Strict-Transport-Security sent on HTTPS responses of this cluster' },
+  send_proxy: {
+    schema: bool(),
+    default: false,
+    doc: 'each backend connection starts with a PROXY v2 header naming the client; it then serves that client only',
+  },
 } satisfies Record<string, Field<unknown>>;
 const clusterRenames = {
   cluster_id: 'id',
