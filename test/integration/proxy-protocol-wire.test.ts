@@ -28,6 +28,8 @@ let ca: TestCa;
 let http: number;
 let https: number;
 let toHaproxy: number;
+/** http with expect_proxy and a short head timeout. */
+let quick: number;
 /** HAProxy: send-proxy-v2 and send-proxy to `http`, send-proxy-v2 to `https` (mode tcp), accept-proxy. */
 let sendV2: number;
 let sendV1: number;
@@ -39,7 +41,12 @@ before(async () => {
   ca = makeCa();
   const sni = issueCert(ca, ['sni.test']);
   const fallback = issueCert(ca, ['default.test']);
-  [http, https, toHaproxy] = [await closedPort(), await closedPort(), await closedPort()];
+  [http, https, toHaproxy, quick] = [
+    await closedPort(),
+    await closedPort(),
+    await closedPort(),
+    await closedPort(),
+  ];
   [sendV2, sendV1, sendTls, acceptProxy] = [
     await closedPort(),
     await closedPort(),
@@ -51,6 +58,7 @@ before(async () => {
       { address: `127.0.0.1:${http}`, expect_proxy: true },
       { address: `127.0.0.1:${https}`, protocol: 'https', expect_proxy: true },
       { address: `127.0.0.1:${toHaproxy}` },
+      { address: `127.0.0.1:${quick}`, expect_proxy: true, request_head_timeout_ms: 300 },
     ],
     clusters: [
       { id: 'echo', backends: [{ id: 'b', address: backend.address }] },
@@ -210,6 +218,26 @@ describe('PROXY protocol on the wire, with HAProxy', () => {
     await kakehi.waitLog(
       (l) => l.msg?.includes('PROXY header') === true && l['reason'] === 'not_proxy_protocol',
     );
+  });
+
+  it('closes, and counts, a header cut short by the peer and one not whole by the head timeout', async () => {
+    const count = (s: ScalarSample[], reason: string) =>
+      s.find((x) => x.labels['listener'] === `127.0.0.1:${quick}` && x.labels['reason'] === reason)?.value ??
+      0;
+    const before = await proxyErrors();
+    const cut = await open(quick);
+    // Read (and drop) whatever comes, so that the close is seen whatever kakehi sends.
+    cut.socket.resume();
+    cut.socket.end('PROXY TCP4 198.51.100.4 ');
+    await once(cut.socket, 'close');
+    const stalled = await open(quick);
+    stalled.socket.resume();
+    stalled.socket.write(encodeProxyV2('local').subarray(0, 10));
+    // The peer never finishes its header: kakehi closes at the listener's head timeout.
+    await once(stalled.socket, 'close');
+    const now = await proxyErrors();
+    assert.equal(count(now, 'truncated'), count(before, 'truncated') + 1);
+    assert.equal(count(now, 'timeout'), count(before, 'timeout') + 1);
   });
 
   it('reads a v2 header arriving one byte at a time', async () => {
