@@ -7,6 +7,7 @@
 // (docs/performance.md, "Cost of metrics on the hot path").
 
 import type diagnostics_channel from 'node:diagnostics_channel';
+import { type ProxyProtocolError, proxyProtocolError } from '../proxy/proxy-accept.js';
 import {
   type BackendAttempt,
   backendConnectFailure,
@@ -73,6 +74,10 @@ export class WorkerMetrics {
     'kakehi_backend_retries_total',
     'Requests tried again on another backend after a failed connect.',
   );
+  private readonly proxyErrors = this.registry.counter(
+    'kakehi_proxy_protocol_errors_total',
+    'Connections to a listener with expect_proxy closed for want of a valid PROXY header, by listener and reason.',
+  );
   // The global series, made once: gauges read 0 rather than being absent.
   private readonly conn = this.connections.get('', () => ({}));
   private readonly act = this.active.get('', () => ({}));
@@ -90,6 +95,7 @@ export class WorkerMetrics {
     [backendHealth, (m) => this.onHealth(m as HealthEvent)],
     [backendConnectFailure, (m) => this.onConnectFailure(m as BackendAttempt)],
     [backendRetry, (m) => this.onRetry(m as BackendAttempt)],
+    [proxyProtocolError, (m) => this.onProxyError(m as ProxyProtocolError)],
   ];
 
   start(): this {
@@ -179,6 +185,12 @@ export class WorkerMetrics {
   private onConnectFailure(e: BackendAttempt): void {
     this.connectFailures
       .get(e.cluster + SEP + e.backend, () => ({ cluster: e.cluster, backend: e.backend }))
+      .add(1);
+  }
+
+  private onProxyError(e: ProxyProtocolError): void {
+    this.proxyErrors
+      .get(e.listener + SEP + e.reason, () => ({ listener: e.listener, reason: e.reason }))
       .add(1);
   }
 

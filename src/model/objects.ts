@@ -59,6 +59,11 @@ export const listenerSchema = object(
       doc: 'https only: answer 421 when the Host is not a name of the certificate the handshake served',
     },
     answers: { schema: answers, default: {}, doc: 'page bodies replacing the built-in answers, by status' },
+    expect_proxy: {
+      schema: bool(),
+      default: false,
+      doc: 'every connection starts with a PROXY header (v1 or v2) naming the client; one without is closed',
+    },
     request_head_timeout_ms: {
       schema: ms(3_600_000),
       default: D.REQUEST_HEAD_TIMEOUT_MS,
@@ -270,6 +275,11 @@ const clusterFields = {
     schema: bool(),
     default: true,
     doc: 'when every backend is down by health check, send traffic to them anyway instead of answering 503',
+  },
+  send_proxy: {
+    schema: bool(),
+    default: false,
+    doc: 'each backend connection starts with a PROXY v2 header naming the client; it then serves that client only',
   },
 } satisfies Record<string, Field<unknown>>;
 const clusterRenames = {

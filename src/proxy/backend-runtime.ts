@@ -120,14 +120,21 @@ export class BackendRuntime implements Candidate {
     };
   }
 
-  /** An idle pooled connection, or undefined. Stale ones are dropped on the way. */
-  takeIdle(now: number): UpstreamConnection | undefined {
-    for (;;) {
-      const conn = this.idle.pop();
-      if (conn === undefined) return undefined;
+  /**
+   * An idle pooled connection, the most recent first, or undefined; stale ones
+   * are dropped on the way. `client`: only one bound to that client connection
+   * (send_proxy); without it, only one bound to none.
+   */
+  takeIdle(now: number, client?: object): UpstreamConnection | undefined {
+    const idle = this.idle;
+    for (let i = idle.length - 1; i >= 0; i--) {
+      const conn = idle[i]!;
+      if (conn.boundTo !== client) continue;
+      idle.splice(i, 1);
       if (!conn.closed && now - conn.idleSince < this.idleLimitMs(conn)) return conn;
       conn.destroy();
     }
+    return undefined;
   }
 
   private idleLimitMs(conn: UpstreamConnection): number {

@@ -14,10 +14,12 @@ import type { Served } from '../tls/certificate-store.js';
 import { answer } from './answers.js';
 import { AttemptBudget } from './attempt-budget.js';
 import { type BackendRuntime, ConnectError } from './backend-runtime.js';
+import { type ConnectionPeer, proxyEndpoints } from './connection-peer.js';
 import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
 import { type Deadlined, sessionDeadlines } from './deadline-lists.js';
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
+import { encodeProxyV2 } from './proxy-protocol.js';
 import { RequestBody } from './request-body.js';
 import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
 import { type BodySink, ResponseBody } from './response-body.js';
@@ -95,7 +97,6 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   private headTimed = false;
   private clientEnded = false;
   private readonly info: ClientInfo;
-  private readonly remotePort: number;
 
   // The exchange in flight (one at a time; pipelined requests wait in buf).
   private listener: ListenerRuntime | undefined;
@@ -112,6 +113,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   private backend: BackendRuntime | undefined;
   private readonly attempts = new AttemptBudget();
   private upstream: UpstreamConnection | undefined;
+  /** send_proxy: an idle backend connection whose PROXY header named this client (keepBound). */
+  private bound: UpstreamConnection | undefined;
   private readonly reqBody = new RequestBody();
   /** Body bytes read before the backend connection is there; reused, never reallocated. */
   private readonly pending: Buffer[] = [];
@@ -130,11 +133,12 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     private readonly socket: Socket,
     private readonly host: SessionHost,
     proto: 'http' | 'https',
+    /** Who the client is (connection-peer.ts): the one answer every use of its address reads. */
+    private readonly peer: ConnectionPeer,
     /** What the TLS handshake served (https only): strict SNI checks the Host against its names. */
     private readonly served?: Served,
   ) {
-    this.info = { address: socket.remoteAddress ?? 'unknown', proto, port: socket.localPort ?? 0 };
-    this.remotePort = socket.remotePort ?? 0;
+    this.info = { address: peer.client.address, proto, port: peer.target.port };
     socket.setNoDelay(true);
     // Shared handlers, not five closures per connection (bench:memory).
     (socket as SessionSocket)[SESSION] = this;
@@ -396,15 +400,20 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     }
     this.backend = backend;
     backend.acquire();
-    const idle = backend.takeIdle(Date.now());
+    // send_proxy: a connection whose PROXY header named this client, or a new one.
+    const idle = backend.takeIdle(Date.now(), cluster.spec.send_proxy ? this : undefined);
     if (idle !== undefined) {
       this.attach(idle);
       return;
     }
     backend.connect(cluster.spec.connect_timeout_ms, (err, conn) => {
       if (this.stage.name !== 'exchange' || this.backend !== backend) {
-        // The client went away while we connected; keep the connection for others.
-        if (conn !== undefined) backend.recycle(conn, Date.now());
+        // The client went away while we connected; keep the connection for others
+        // (not with send_proxy: a backend connection there serves one client only).
+        if (conn !== undefined) {
+          if (cluster.spec.send_proxy) conn.destroy();
+          else backend.recycle(conn, Date.now());
+        }
         return;
       }
       if (err !== undefined || conn === undefined) {
@@ -435,7 +444,12 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     this.upstream = conn;
     conn.owner = this;
     const head = requestHeadForBackend(req, this.info, this.requestId);
-    const ok = conn.writeHead(head, this.pending);
+    let preface: Buffer | undefined;
+    if (this.cluster!.spec.send_proxy && conn.boundTo === undefined) {
+      conn.boundTo = this;
+      preface = encodeProxyV2(proxyEndpoints(this.peer));
+    }
+    const ok = conn.writeHead(head, this.pending, preface);
     this.pending.length = 0;
     this.pendingBytes = 0;
     this.sentAt = performance.now();
@@ -611,11 +625,29 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       const reusable = extra === undefined && !res.close && this.reqBody.done && this.body.mode !== 'close';
       if (reusable) {
         if (res.keepAliveTimeoutS > 0) conn.keepAliveMs = res.keepAliveTimeoutS * 1000;
+        if (conn.boundTo === this) this.keepBound(conn);
         backend.recycle(conn, Date.now());
       } else conn.destroy();
     }
     this.releaseBackend();
     this.finishExchange(undefined);
+  }
+
+  /**
+   * send_proxy: the one idle backend connection bound to this client that it
+   * keeps (a second one, on another backend, replaces it), closed when it ends.
+   */
+  private keepBound(conn: UpstreamConnection): void {
+    const old = this.bound;
+    if (old !== undefined && old !== conn && old.owner === undefined) old.destroy();
+    this.bound = conn;
+  }
+
+  /** The bound idle connection goes with the client: nobody else may use it. */
+  private dropBound(): void {
+    const conn = this.bound;
+    this.bound = undefined;
+    if (conn !== undefined && conn.owner === undefined) conn.destroy();
   }
 
   // ---- WebSocket and other upgrades --------------------------------------
@@ -749,7 +781,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     const req = this.req;
     const event: RequestEnd = {
       listener: this.host.listenerKey,
-      client: `${this.info.address}:${this.remotePort}`,
+      client: `${this.info.address}:${this.peer.client.port}`,
       method: req?.method ?? '',
       host: req?.host ?? '',
       path: req?.path ?? '',
@@ -786,6 +818,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       conn.destroy();
     }
     this.releaseBackend();
+    this.dropBound();
     if (inFlight && this.req !== undefined) {
       if (this.status === 0) this.status = 499; // the nginx convention: client closed first
       this.publish(stage.name === 'tunnel' ? undefined : reason);
@@ -800,6 +833,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     this.transition(CLOSED);
     this.clearTimer();
     this.clearBackendTimer();
+    this.dropBound();
     this.socket.destroySoon();
     setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
     this.host.forget(this);

@@ -11,7 +11,9 @@ import { CertificateStore, type Served } from '../tls/certificate-store.js';
 import { acceptTls } from '../tls/tls-accept.js';
 import { tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import { ClientSession, type SessionHost } from './client-session.js';
+import { type ConnectionPeer, socketPeer } from './connection-peer.js';
 import type { DataPlane } from './data-plane.js';
+import { acceptProxyHeader } from './proxy-accept.js';
 import { connectionClose, connectionOpen } from './request-events.js';
 
 /** What an HTTPS listener needs beyond its spec; the same in every worker. */
@@ -30,7 +32,7 @@ export class HttpListener implements SessionHost {
   private readonly sessions = new Set<ClientSession>();
   private readonly server: Server;
   private readonly store: CertificateStore | undefined;
-  /** Connections still in their TLS handshake: not sessions yet, but a drain must end them. */
+  /** Connections still in their PROXY header or TLS handshake: not sessions yet, but a drain must end them. */
   private readonly handshaking = new Set<() => void>();
   /** Port actually bound (differs from the spec's when it asks for port 0). */
   port = 0;
@@ -44,7 +46,7 @@ export class HttpListener implements SessionHost {
   ) {
     if (spec.protocol !== 'https') {
       this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
-        this.accept(socket),
+        this.withPeer(socket, (peer) => this.accept(socket, peer)),
       );
       return;
     }
@@ -52,8 +54,35 @@ export class HttpListener implements SessionHost {
     const store = new CertificateStore(spec, certificates, tls.selfSigned, tls.ticketKeys);
     this.store = store;
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
-      this.acceptTcpForTls(socket, store),
+      this.withPeer(socket, (peer) => this.acceptTcpForTls(socket, store, peer)),
     );
+  }
+
+  /**
+   * Who the client is, then `next`: at once from the socket, or with
+   * expect_proxy once the PROXY header is read (the socket then paused, what
+   * followed the header unshifted). Tracked like a handshake: a drain ends it.
+   */
+  private withPeer(socket: Socket, next: (peer: ConnectionPeer) => void): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    if (!this.spec.expect_proxy) {
+      next(socketPeer(socket));
+      return;
+    }
+    const abandon = acceptProxyHeader(socket, {
+      listener: this.listenerKey,
+      // The header is part of the request head: the same bound against slow peers.
+      timeoutMs: this.spec.request_head_timeout_ms,
+      onPeer: (peer) => {
+        next(peer);
+        if (!socket.destroyed) socket.resume();
+      },
+      onDone: () => this.handshaking.delete(abandon),
+    });
+    this.handshaking.add(abandon);
   }
 
   /**
@@ -70,7 +99,7 @@ export class HttpListener implements SessionHost {
     this.store?.setTicketKeys(keys);
   }
 
-  private acceptTcpForTls(socket: Socket, store: CertificateStore): void {
+  private acceptTcpForTls(socket: Socket, store: CertificateStore, peer: ConnectionPeer): void {
     if (this.draining) {
       socket.destroy();
       return;
@@ -84,7 +113,7 @@ export class HttpListener implements SessionHost {
       store,
       // A handshake is part of the request head: the same bound against slow clients.
       timeoutMs: this.spec.request_head_timeout_ms,
-      onSecure: (tls, served) => this.acceptTls(tls, served),
+      onSecure: (tls, served) => this.acceptTls(tls, served, peer),
       onFailure: (reason) => {
         if (tlsHandshakeFailure.hasSubscribers)
           tlsHandshakeFailure.publish({ listener: this.listenerKey, reason });
@@ -145,21 +174,21 @@ export class HttpListener implements SessionHost {
     return (this.server as unknown as { _handle?: ListeningHandle | null })._handle ?? undefined;
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, peer: ConnectionPeer): void {
     if (this.draining) {
       socket.destroy();
       return;
     }
-    this.sessions.add(new ClientSession(socket, this, 'http'));
+    this.sessions.add(new ClientSession(socket, this, 'http', peer));
     if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
   }
 
-  private acceptTls(socket: TLSSocket, served: Served): void {
+  private acceptTls(socket: TLSSocket, served: Served, peer: ConnectionPeer): void {
     if (this.draining) {
       socket.destroy();
       return;
     }
-    this.sessions.add(new ClientSession(socket, this, 'https', served));
+    this.sessions.add(new ClientSession(socket, this, 'https', peer, served));
     if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
     if (tlsHandshake.hasSubscribers) {
       const cipher = socket.getCipher();

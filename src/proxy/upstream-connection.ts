@@ -27,6 +27,11 @@ export class UpstreamConnection {
   /** The backend's Keep-Alive timeout, when it gave one. */
   keepAliveMs = -1;
   closed = false;
+  /**
+   * The client connection it was opened for, on a cluster with send_proxy: its
+   * PROXY header named that client, so no other client's request may use it.
+   */
+  boundTo: object | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -58,12 +63,14 @@ export class UpstreamConnection {
   }
 
   /**
-   * Writes a request head and the body bytes held for it as one segment; false
-   * when the last body write found the socket full (the head alone never pauses the client).
+   * Writes a request head and the body bytes held for it as one segment, after
+   * `preface` (a PROXY header, once per connection); false when the last body
+   * write found the socket full (the head alone never pauses the client).
    */
-  writeHead(head: string, held: readonly Buffer[]): boolean {
+  writeHead(head: string, held: readonly Buffer[], preface?: Buffer): boolean {
     const socket = this.socket;
     socket.cork();
+    if (preface !== undefined) socket.write(preface);
     socket.write(head, 'latin1');
     let ok = true;
     for (const part of held) ok = socket.write(part);

@@ -8,6 +8,7 @@ import { startAccessLog } from '../log/access-log.js';
 import { createLogger } from '../log/logger.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
+import { logProxyProtocolErrors } from '../proxy/proxy-protocol-log.js';
 import { emptyState, type ProxyState } from '../state/proxy-state.js';
 import { stateOfSnapshot, WORKER_SOURCE } from '../state/snapshot.js';
 import { applyChanges } from '../state/transaction.js';
@@ -35,6 +36,7 @@ export function runWorker(): void {
   const metrics = process.env['KAKEHI_METRICS'] === 'off' ? undefined : new WorkerMetrics().start();
   const tlsMetrics = metrics === undefined ? undefined : new TlsMetrics().start();
   logTlsErrors(log);
+  logProxyProtocolErrors(log);
 
   const handle = async (m: ToWorker): Promise<void> => {
     switch (m.t) {

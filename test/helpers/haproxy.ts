@@ -11,6 +11,14 @@ import { until } from './prometheus.js';
 
 export const HAPROXY = '/usr/sbin/haproxy';
 
+/** The start of every test configuration: errors to stderr (output()), timeouts well past a test's. */
+export const HAPROXY_PREAMBLE = `global
+  log stderr format raw local0 err
+defaults
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s`;
+
 export interface Haproxy {
   proc: ChildProcess;
   output(): string;

@@ -9,7 +9,7 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeProxyV2, type ProxyHeader, readProxyHeader, TLV } from '../../src/proxy/proxy-protocol.js';
 import { closedPort } from '../helpers/backends.js';
-import { type Haproxy, startHaproxy } from '../helpers/haproxy.js';
+import { HAPROXY_PREAMBLE, type Haproxy, startHaproxy } from '../helpers/haproxy.js';
 
 let haproxy: Haproxy;
 let sendV1: number;
@@ -39,12 +39,7 @@ before(async () => {
   const backend = (capture.address() as AddressInfo).port;
   [sendV1, sendV2, acceptProxy] = [await closedPort(), await closedPort(), await closedPort()];
   haproxy = await startHaproxy(
-    `global
-  log stderr format raw local0 err
-defaults
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
+    `${HAPROXY_PREAMBLE}
 frontend send_v1
   mode tcp
   bind 127.0.0.1:${sendV1}
