@@ -191,6 +191,15 @@ export function crossCheck(c: ConfigItems, issues: FieldIssue[]): void {
       } else backends.set(b.id, j);
     });
   });
+  c.listeners?.forEach((l, i) => {
+    if (
+      l?.cluster !== undefined &&
+      c.clusters !== undefined &&
+      !clusters.has(l.cluster) &&
+      !c.unsure?.clusters.has(l.cluster)
+    )
+      issues.push({ path: `listeners[${i}].cluster`, reason: `no cluster has the id "${l.cluster}"` });
+  });
   const frontends = new Map<string, number>();
   c.frontends?.forEach((f, i) => {
     if (f === undefined) return;

@@ -39,13 +39,28 @@ const backendAddress = str({
 });
 const ms = (max: number) => int({ min: 1, max });
 
+export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls'] as const;
+export type ListenerProtocol = (typeof LISTENER_PROTOCOLS)[number];
+/** Listeners that pass a connection's bytes to one cluster, with no HTTP parsed. */
+export function carriesBytes(protocol: ListenerProtocol): protocol is 'tcp' | 'tls' {
+  return protocol === 'tcp' || protocol === 'tls';
+}
+/** Listeners that terminate TLS, so take certificates. */
+export function terminatesTls(protocol: ListenerProtocol): protocol is 'https' | 'tls' {
+  return protocol === 'https' || protocol === 'tls';
+}
+
 export const listenerSchema = object(
   {
     address: { schema: listenAddress, required: true, doc: 'host:port to listen on; its stable key' },
     protocol: {
-      schema: oneOf(['http', 'https'] as const),
+      schema: oneOf(LISTENER_PROTOCOLS),
       default: 'http',
-      doc: 'http, or https to terminate TLS with the certificates put for this listener',
+      doc: 'http; https to terminate TLS with the certificates put for this listener; tcp to pass bytes to its cluster; tls to terminate TLS, then pass bytes',
+    },
+    cluster: {
+      schema: str({ check: idCheck }),
+      doc: 'tcp and tls only, and required there: the cluster every connection goes to',
     },
     tls_versions: {
       schema: list(str({ check: tlsVersionProblem }), { maxItems: 2 }),
@@ -66,7 +81,7 @@ export const listenerSchema = object(
     keepalive_timeout_ms: {
       schema: ms(3_600_000),
       default: D.KEEPALIVE_TIMEOUT_MS,
-      doc: 'an idle client connection between requests is closed after this',
+      doc: 'an idle client connection between requests is closed after this; tcp and tls: a connection with no byte either way this long',
     },
     front_timeout_ms: {
       schema: ms(3_600_000),
@@ -85,7 +100,18 @@ export const listenerSchema = object(
     },
   },
   {
+    check: (l, path, issues) => {
+      const at = path === '' ? 'cluster' : `${path}.cluster`;
+      if (carriesBytes(l.protocol) && l.cluster === undefined)
+        issues.push({ path: at, reason: `a ${l.protocol} listener needs the cluster its connections go to` });
+      else if (!carriesBytes(l.protocol) && l.cluster !== undefined)
+        issues.push({
+          path: at,
+          reason: `an ${l.protocol} listener routes by its frontends; cluster is for tcp and tls listeners`,
+        });
+    },
     renamed: {
+      cluster_id: 'cluster',
       idle_timeout: 'keepalive_timeout_ms',
       front_timeout: 'front_timeout_ms',
       request_timeout: 'request_head_timeout_ms',

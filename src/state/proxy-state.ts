@@ -11,6 +11,7 @@ import {
   keyOf,
   type Listener,
   type ObjectKind,
+  terminatesTls,
 } from '../model/objects.js';
 
 /** Every map is keyed by keyOf(kind, object) (src/model/objects.ts). */
@@ -82,11 +83,16 @@ export function referenceIssues(state: ProxyState): FieldIssue[] {
     const l = state.listeners.get(keyOf('listener', { address: c.listener }));
     if (l === undefined)
       issues.push({ path: `certificate ${key}`, reason: `listener "${c.listener}" does not exist` });
-    else if (l.protocol !== 'https')
+    else if (!terminatesTls(l.protocol))
       issues.push({
         path: `certificate ${key}`,
-        reason: `listener "${c.listener}" is not an https listener`,
+        reason: `listener "${c.listener}" is not an https or tls listener`,
       });
+  }
+  for (const [key, l] of state.listeners) {
+    if (l.cluster !== undefined && !state.clusters.has(l.cluster)) {
+      issues.push({ path: `listener ${key}`, reason: `cluster "${l.cluster}" does not exist` });
+    }
   }
   return issues;
 }
