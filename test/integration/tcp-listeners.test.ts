@@ -4,18 +4,21 @@
 // drain on SIGTERM, the access log line and the metrics.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
 import type { Family, ScalarSample } from '../../src/metrics/registry.js';
 import { closedPort } from '../helpers/backends.js';
 import { issueCert, makeCa } from '../helpers/certs.js';
 import { command, ok } from '../helpers/command.js';
-import { startKakehi } from '../helpers/kakehi-process.js';
+import { CLI, startKakehi } from '../helpers/kakehi-process.js';
 
 const MB = 1024 * 1024;
+const run = promisify(execFile);
 
 interface TcpBackend {
   server: Server;
@@ -113,6 +116,17 @@ function rssBytes(pid: number): number {
 
 describe('tcp listeners', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
+  /** An echo backend behind one tcp listener (cluster c), both stopped after the suite. */
+  async function echoThroughKakehi(extra: Record<string, unknown> = {}) {
+    const be = await tcpBackend(echo);
+    cleanup.push(() => be.close());
+    return startKakehi({
+      listeners: [{ address: '127.0.0.1:0', protocol: 'tcp', cluster: 'c' }],
+      clusters: [{ id: 'c', backends: [{ id: 'b', address: be.address }] }],
+      access_log: 'off',
+      ...extra,
+    });
+  }
   after(async () => {
     for (const c of cleanup.reverse()) await c();
   });
@@ -363,14 +377,7 @@ describe('tcp listeners', () => {
   });
 
   it('lets an open connection finish while draining on SIGTERM', async () => {
-    const be = await tcpBackend(echo);
-    cleanup.push(() => be.close());
-    const kakehi = await startKakehi({
-      listeners: [{ address: '127.0.0.1:0', protocol: 'tcp', cluster: 'c' }],
-      clusters: [{ id: 'c', backends: [{ id: 'b', address: be.address }] }],
-      access_log: 'off',
-      drain_timeout_ms: 60_000,
-    });
+    const kakehi = await echoThroughKakehi({ drain_timeout_ms: 60_000 });
     cleanup.push(() => kakehi.stop());
     const c = await open(kakehi.port);
     assert.equal(await roundTrip(c, 'before'), 'before');
@@ -381,6 +388,42 @@ describe('tcp listeners', () => {
     c.end();
     assert.equal((await r).ended, true);
     assert.equal(await exited, 0);
+  });
+
+  it('hands a tcp listener to a new main (ctl upgrade --main) while an open connection finishes on the old worker', async () => {
+    const kakehi = await echoThroughKakehi();
+    // The successor writes to the same stderr: once it ends, every process is gone.
+    const gone = new Promise<void>((resolve) => kakehi.proc.stderr?.once('end', () => resolve()));
+    let successor = 0;
+    try {
+      const old = await open(kakehi.port);
+      assert.equal(await roundTrip(old, 'old'), 'old');
+      const up = await run(process.execPath, [
+        CLI,
+        'ctl',
+        '-s',
+        kakehi.socketPath,
+        'upgrade',
+        '--main',
+        '--json',
+      ]);
+      successor = (JSON.parse(up.stdout) as { pid: number }).pid;
+      // The same port, never closed, now served by the successor's workers.
+      const fresh = await open(kakehi.port);
+      assert.equal(await roundTrip(fresh, 'new'), 'new');
+      assert.equal(await roundTrip(old, 'still'), 'still');
+      for (const s of [old, fresh]) {
+        const r = collect(s);
+        s.end();
+        assert.equal((await r).ended, true);
+      }
+      // The old main exits once its worker has drained the old connection.
+      assert.equal(await kakehi.exited, 0);
+    } finally {
+      if (successor !== 0) process.kill(successor, 'SIGTERM');
+      await kakehi.stop();
+      await gone;
+    }
   });
 
   it('terminates TLS on a tls listener with the SNI certificate store, then carries plain bytes', async () => {
