@@ -167,7 +167,7 @@ function readCertificates(
     else if (l !== undefined && !terminatesTls(l.protocol))
       issues.push({
         path: `${at}.listener`,
-        reason: `listener "${c.listener}" is ${l.protocol}; certificates go on https and tls listeners`,
+        reason: `listener "${c.listener}" is ${l.protocol}; certificates go on tls and https listeners`,
       });
     const read = (field: string, file: string | undefined): string | undefined => {
       if (file === undefined) return '';

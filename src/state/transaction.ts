@@ -267,7 +267,7 @@ export function applyTransaction(
       else if (!terminatesTls(l.protocol))
         issues.push({
           path: `${at}.listener`,
-          reason: `listener "${address}" is ${l.protocol}; certificates go on https and tls listeners`,
+          reason: `listener "${address}" is ${l.protocol}; certificates go on tls and https listeners`,
         });
       continue;
     }
