@@ -301,11 +301,10 @@ describe('tcp listeners', () => {
     const first = await open(kakehi.port);
     assert.equal(await roundTrip(first, 'a'), 'a');
 
-    // A tcp listener added at run time serves at once.
+    // A tcp listener added at run time (with kakehi ctl) serves at once.
     const added = '127.0.0.3:0';
-    await ok(kakehi.socketPath, 'transaction', {
-      changes: [{ op: 'put_listener', listener: { address: added, protocol: 'tcp', cluster: 'one' } }],
-    });
+    const ctl = ['ctl', '-s', kakehi.socketPath, 'listener', 'add', '--address', added];
+    await run(process.execPath, [CLI, ...ctl, '--protocol', 'tcp', '--cluster', 'one']);
     const third = await open(await listenerPort(kakehi.socketPath, added), '127.0.0.3');
     assert.equal(await roundTrip(third, 'c'), 'c');
 
