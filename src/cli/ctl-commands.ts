@@ -328,7 +328,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
       protocol: {
         value: true,
         arg: 'P',
-        doc: 'http (default), https, tcp or tls: https and tls terminate TLS; tcp and tls pass bytes to --cluster',
+        doc: 'http (default), https, tcp or tls: https and tls terminate TLS; tcp and tls pass bytes to --cluster (tls_passthrough needs sni_clusters: use a transaction)',
       },
       cluster: { value: true, arg: 'ID', doc: 'tcp and tls: the cluster every connection goes to' },
       https: { value: false, doc: 'the same as --protocol https' },

@@ -8,7 +8,7 @@ import diagnostics_channel from 'node:diagnostics_channel';
 /** Published once per tcp/tls connection, when both sockets are gone (or it failed). */
 export interface TcpConnectionEnd {
   listener: string;
-  protocol: 'tcp' | 'tls';
+  protocol: 'tcp' | 'tls' | 'tls_passthrough';
   client: string;
   cluster: string;
   /** The backend that carried it; undefined when none could be connected. */

@@ -5,8 +5,9 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ListeningHandle } from '../ipc/messages.js';
-import type { Certificate, Listener } from '../model/objects.js';
+import { type Certificate, carriesBytes, type Listener } from '../model/objects.js';
 import { CertificateStore } from '../tls/certificate-store.js';
+import { ClientHelloReader } from '../tls/client-hello.js';
 import { acceptTls } from '../tls/tls-accept.js';
 import { publishHandshake, tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import type { DataPlane } from './data-plane.js';
@@ -16,7 +17,7 @@ import { connectionClose, connectionOpen } from './request-events.js';
 import { noPrelude, type TcpPrelude, TcpSession, type TcpSessionHost } from './tcp-session.js';
 
 export class TcpListener implements TcpSessionHost {
-  readonly protocol: 'tcp' | 'tls';
+  readonly protocol: 'tcp' | 'tls' | 'tls_passthrough';
   port = 0;
   private draining = false;
   private readonly sessions = new Set<TcpSession>();
@@ -35,8 +36,8 @@ export class TcpListener implements TcpSessionHost {
     tls?: TlsSetup,
     certificates: Iterable<Certificate> = [],
   ) {
-    if (spec.protocol !== 'tcp' && spec.protocol !== 'tls')
-      throw new Error(`listener ${listenerKey} is ${spec.protocol}, not tcp or tls`);
+    if (!carriesBytes(spec.protocol))
+      throw new Error(`listener ${listenerKey} is ${spec.protocol}, not tcp, tls or tls_passthrough`);
     this.protocol = spec.protocol;
     if (spec.protocol === 'tls') {
       if (tls?.selfSigned === undefined) throw new Error(`tls listener ${listenerKey} without its TLS setup`);
@@ -44,8 +45,9 @@ export class TcpListener implements TcpSessionHost {
     }
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
       if (this.draining) socket.destroy();
-      else if (this.store === undefined) this.start(socket);
-      else this.handshake(socket, this.store);
+      else if (this.store !== undefined) this.handshake(socket, this.store);
+      else if (this.protocol === 'tls_passthrough') this.readServerName(socket);
+      else this.start(socket, this.spec.cluster);
     });
   }
 
@@ -85,7 +87,7 @@ export class TcpListener implements TcpSessionHost {
       onSecure: (tls) => {
         if (tlsHandshake.hasSubscribers) publishHandshake(this.listenerKey, tls);
         if (this.draining) tls.destroy();
-        else this.start(tls);
+        else this.start(tls, this.spec.cluster);
       },
       onFailure: (reason) => {
         if (tlsHandshakeFailure.hasSubscribers)
@@ -101,9 +103,54 @@ export class TcpListener implements TcpSessionHost {
     this.handshaking.add(abandon);
   }
 
-  private start(socket: Socket): void {
-    // The state never holds a tcp listener whose cluster is missing (referenceIssues).
-    const cluster = this.spec.cluster === undefined ? undefined : this.plane.cluster(this.spec.cluster);
+  /**
+   * tls_passthrough: reads the ClientHello without answering it (bounded in
+   * size by the reader, in time like a handshake), picks the cluster by its
+   * server name, and hands every byte read on to the backend, which terminates TLS.
+   */
+  private readServerName(socket: Socket): void {
+    const reader = new ClientHelloReader();
+    const read: Buffer[] = [];
+    let done = false;
+    const stop = () => {
+      done = true;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', abandon);
+      socket.off('close', abandon);
+      socket.off('error', abandon);
+      this.handshaking.delete(abandon);
+    };
+    const abandon = () => {
+      if (done) return;
+      stop();
+      socket.destroy();
+    };
+    const timer = setTimeout(abandon, this.spec.request_head_timeout_ms);
+    const onData = (chunk: Buffer) => {
+      read.push(chunk);
+      const r = reader.push(chunk);
+      if (r.kind === 'incomplete') return;
+      stop();
+      if (r.kind === 'invalid') {
+        socket.destroy();
+        return;
+      }
+      socket.pause();
+      socket.unshift(Buffer.concat(read));
+      this.start(socket, clusterForName(this.spec, r.hello.servername));
+    };
+    socket.on('data', onData);
+    socket.on('end', abandon);
+    socket.on('close', abandon);
+    socket.on('error', abandon);
+    this.handshaking.add(abandon);
+  }
+
+  private start(socket: Socket, clusterId: string | undefined): void {
+    // The state never holds a listener whose clusters are missing (referenceIssues);
+    // a passthrough name with no cluster and no fallback gets no connection.
+    const cluster = clusterId === undefined ? undefined : this.plane.cluster(clusterId);
     if (cluster === undefined) {
       socket.destroy();
       return;
@@ -138,4 +185,15 @@ export class TcpListener implements TcpSessionHost {
     await closed;
     return cut;
   }
+}
+
+/** The cluster for a passthrough connection's server name: exact, then *.wildcard of one label, then the listener's cluster. */
+export function clusterForName(spec: Listener, servername: string | undefined): string | undefined {
+  const map = spec.sni_clusters;
+  if (map === undefined || servername === undefined) return spec.cluster;
+  // Own keys only: a client's name must not find Object.prototype's members.
+  const own = (k: string) => (Object.hasOwn(map, k) ? map[k] : undefined);
+  const name = servername.toLowerCase();
+  const dot = name.indexOf('.');
+  return own(name) ?? (dot > 0 ? own(`*${name.slice(dot)}`) : undefined) ?? spec.cluster;
 }

@@ -14,7 +14,7 @@ import { tcpConnectionEnd, tcpConnectionStart } from './tcp-events.js';
 
 export interface TcpSessionHost {
   readonly listenerKey: string;
-  readonly protocol: 'tcp' | 'tls';
+  readonly protocol: 'tcp' | 'tls' | 'tls_passthrough';
   /** The session ended: both sockets are gone. */
   forget(session: TcpSession): void;
 }

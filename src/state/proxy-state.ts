@@ -10,6 +10,7 @@ import {
   type Frontend,
   keyOf,
   type Listener,
+  listenerClusters,
   type ObjectKind,
   terminatesTls,
 } from '../model/objects.js';
@@ -90,9 +91,9 @@ export function referenceIssues(state: ProxyState): FieldIssue[] {
       });
   }
   for (const [key, l] of state.listeners) {
-    if (l.cluster !== undefined && !state.clusters.has(l.cluster)) {
-      issues.push({ path: `listener ${key}`, reason: `cluster "${l.cluster}" does not exist` });
-    }
+    for (const cluster of listenerClusters(l))
+      if (!state.clusters.has(cluster))
+        issues.push({ path: `listener ${key}`, reason: `cluster "${cluster}" does not exist` });
   }
   return issues;
 }

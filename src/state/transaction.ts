@@ -10,6 +10,7 @@ import {
   type Frontend,
   keyOf,
   type Listener,
+  listenerClusters,
   type ObjectKind,
   terminatesTls,
 } from '../model/objects.js';
@@ -284,12 +285,14 @@ export function applyTransaction(
     }
   }
   for (const [key, i] of listenerPuts) {
-    const cluster = (final.listeners.get(key) as Listener | undefined)?.cluster;
-    if (cluster !== undefined && !final.clusters.has(cluster))
-      issues.push({
-        path: `${path}[${i}].listener.cluster`,
-        reason: `cluster "${cluster}" does not exist${deletedBy(cluster)}`,
-      });
+    const l = final.listeners.get(key) as Listener | undefined;
+    if (l === undefined) continue;
+    for (const cluster of listenerClusters(l))
+      if (!final.clusters.has(cluster))
+        issues.push({
+          path: `${path}[${i}].listener.${l.cluster === cluster ? 'cluster' : 'sni_clusters'}`,
+          reason: `cluster "${cluster}" does not exist${deletedBy(cluster)}`,
+        });
   }
   if (listenerPuts.size > 0) {
     const base = refCounts(state);
@@ -319,7 +322,7 @@ export function applyTransaction(
           ? used('backendsByCluster', key) ||
             used('frontendsByCluster', key) ||
             // Listeners are few: a scan, not a count kept per change.
-            [...final.listeners.values()].some((l) => l.cluster === key)
+            [...final.listeners.values()].some((l) => listenerClusters(l).includes(key))
           : used('frontendsByListener', key) || used('certificatesByListener', key);
       if (!inUse) continue;
       const users = usersOf(final, kind, key);
@@ -388,7 +391,7 @@ function usersOf(state: ProxyState, kind: 'cluster' | 'listener', key: string): 
   if (kind === 'cluster') {
     for (const [k, f] of state.frontends) if (f.cluster === key) names.push(`frontend ${k}`);
     for (const [k, b] of state.backends) if (b.cluster === key) names.push(`backend ${k}`);
-    for (const [k, l] of state.listeners) if (l.cluster === key) names.push(`listener ${k}`);
+    for (const [k, l] of state.listeners) if (listenerClusters(l).includes(key)) names.push(`listener ${k}`);
   } else {
     for (const [k, f] of state.frontends) {
       if (f.listener !== undefined && keyOf('listener', { address: f.listener }) === key)

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import type { Family, ScalarSample } from '../../src/metrics/registry.js';
 import { closedPort } from '../helpers/backends.js';
@@ -454,5 +454,68 @@ describe('tcp listeners', () => {
     const line = await kakehi.waitAccessLine((l) => l['protocol'] === 'tls');
     assert.equal(line['bytes_in'], 8);
     assert.equal(line['backend'], 'b');
+  });
+
+  it('passes TLS through unopened on a tls_passthrough listener, to the cluster its server name maps to', async () => {
+    const ca = makeCa({ keyType: 'ec' });
+    const tlsEcho = async (name: string) => {
+      const cert = issueCert(ca, [name]);
+      const server = createTlsServer(
+        { cert: cert.fullchainPem, key: cert.keyPem, allowHalfOpen: true },
+        (s) => s.pipe(s),
+      );
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      cleanup.push(() => new Promise((r) => server.close(r)));
+      return `127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+    const a = await tlsEcho('a.pass.test');
+    const w = await tlsEcho('x.wild.test');
+    const kakehi = await startKakehi({
+      listeners: [
+        {
+          address: '127.0.0.1:0',
+          protocol: 'tls_passthrough',
+          sni_clusters: { 'a.pass.test': 'a', '*.wild.test': 'w' },
+        },
+      ],
+      clusters: [
+        { id: 'a', backends: [{ id: 'a1', address: a }] },
+        { id: 'w', backends: [{ id: 'w1', address: w }] },
+      ],
+      access_log: 'stdout',
+    });
+    cleanup.push(() => kakehi.stop());
+    const through = async (servername: string) => {
+      const s: TLSSocket = tlsConnect({ host: '127.0.0.1', port: kakehi.port, servername, ca: ca.certPem });
+      await once(s, 'secureConnect');
+      // The backend's own certificate: kakehi never terminated the handshake.
+      const cn = s.getPeerCertificate().subjectaltname;
+      const r = collect(s);
+      s.end(`to ${servername}`);
+      return { cn, ...(await r) };
+    };
+    assert.deepEqual(await through('a.pass.test'), {
+      cn: 'DNS:a.pass.test',
+      data: 'to a.pass.test',
+      ended: true,
+    });
+    assert.deepEqual(await through('x.wild.test'), {
+      cn: 'DNS:x.wild.test',
+      data: 'to x.wild.test',
+      ended: true,
+    });
+    // A name with no cluster and no fallback cluster: closed before any byte of a handshake.
+    const lost = tlsConnect({
+      host: '127.0.0.1',
+      port: kakehi.port,
+      servername: 'none.test',
+      ca: ca.certPem,
+    });
+    const [err] = (await once(lost, 'error')) as [NodeJS.ErrnoException];
+    assert.match(err.code ?? err.message, /ECONNRESET|socket disconnected/);
+    const line = await kakehi.waitAccessLine((l) => l['cluster'] === 'w');
+    assert.equal(line['protocol'], 'tls_passthrough');
+    assert.equal(line['backend'], 'w1');
   });
 });

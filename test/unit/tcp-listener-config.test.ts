@@ -52,4 +52,24 @@ describe('tcp and tls listeners in a configuration file', () => {
       ],
     );
   });
+
+  it('judges sni_clusters: tls_passthrough only, needs it or a cluster, and names existing clusters', () => {
+    assert.deepEqual(
+      issuesOf({
+        listeners: [
+          { address: '127.0.0.1:1', protocol: 'tls_passthrough' },
+          { address: '127.0.0.1:2', protocol: 'tcp', cluster: 'pg', sni_clusters: { 'a.test': 'pg' } },
+          { address: '127.0.0.1:3', protocol: 'tls_passthrough', sni_clusters: { 'a.test': 'nope' } },
+          { address: '127.0.0.1:4', protocol: 'tls_passthrough', sni_clusters: { 'A.test': 'pg' } },
+        ],
+        clusters: [{ id: 'pg' }],
+      }),
+      [
+        'listeners[0].sni_clusters: a tls_passthrough listener needs sni_clusters, cluster, or both',
+        'listeners[1].sni_clusters: sni_clusters is for tls_passthrough listeners',
+        'listeners[3].sni_clusters.A.test: "A.test" is not a lowercase DNS name or a one-label *.wildcard',
+        'listeners[2].sni_clusters: no cluster has the id "nope"',
+      ],
+    );
+  });
 });
