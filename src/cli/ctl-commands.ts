@@ -322,10 +322,15 @@ export const CTL_COMMANDS: CtlCommand[] = [
   {
     words: ['listener', 'add'],
     args: [],
-    summary: 'add or replace an HTTP or HTTPS listener',
+    summary: 'add or replace a listener (http, https, tcp or tls)',
     flags: {
       address: { value: true, arg: 'A', doc: 'host:port to listen on' },
-      protocol: { value: true, arg: 'P', doc: 'http (default) or https: https terminates TLS' },
+      protocol: {
+        value: true,
+        arg: 'P',
+        doc: 'http (default), https, tcp or tls: https and tls terminate TLS; tcp and tls pass bytes to --cluster (tls_passthrough needs sni_clusters: use a transaction)',
+      },
+      cluster: { value: true, arg: 'ID', doc: 'tcp and tls: the cluster every connection goes to' },
       https: { value: false, doc: 'the same as --protocol https' },
       'tls-versions': { value: true, arg: 'V', doc: 'comma-separated: 1.2,1.3 (default) or 1.3' },
       'strict-sni': { value: false, doc: 'answer 421 when Host is not a name of the served certificate' },
@@ -343,6 +348,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
             address: need(g, 'address'),
             // The proxy names a wrong protocol value, with the accepted ones.
             protocol: protocol ?? (g.flags.has('https') ? 'https' : undefined),
+            cluster: str(g, 'cluster'),
             tls_versions: versions?.split(',').map((v) => v.trim()),
             strict_sni: g.flags.has('strict-sni') ? true : undefined,
           }),

@@ -13,6 +13,7 @@ import {
   frontendSchema,
   keyOf,
   type Listener,
+  listenerClusters,
   listenerSchema,
 } from '../model/objects.js';
 import { bool, type Field, int, list, type ObjectOf, object, oneOf, str } from '../model/schema.js';
@@ -190,6 +191,15 @@ export function crossCheck(c: ConfigItems, issues: FieldIssue[]): void {
         });
       } else backends.set(b.id, j);
     });
+  });
+  c.listeners?.forEach((l, i) => {
+    if (l === undefined || c.clusters === undefined) return;
+    for (const cluster of listenerClusters(l))
+      if (!clusters.has(cluster) && !c.unsure?.clusters.has(cluster))
+        issues.push({
+          path: `listeners[${i}].${l.cluster === cluster ? 'cluster' : 'sni_clusters'}`,
+          reason: `no cluster has the id "${cluster}"`,
+        });
   });
   const frontends = new Map<string, number>();
   c.frontends?.forEach((f, i) => {

@@ -9,7 +9,13 @@ import { inspectCertificate } from '../certificate/inspect.js';
 import { defaultCommandSocket } from '../command/default-socket.js';
 import { type FieldIssue, formatIssue, KakehiError } from '../errors.js';
 import type { AccessLogField } from '../log/access-log-fields.js';
-import { type Certificate, certificateSchema, keyOf, type Listener } from '../model/objects.js';
+import {
+  type Certificate,
+  certificateSchema,
+  keyOf,
+  type Listener,
+  terminatesTls,
+} from '../model/objects.js';
 import type { Change } from '../state/change.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import { buildState } from '../state/transaction.js';
@@ -158,10 +164,10 @@ function readCertificates(
     const unsure = items.listeners === undefined || items.unsure?.listeners.has(listenerKey) === true;
     if (l === undefined && !unsure)
       issues.push({ path: `${at}.listener`, reason: `no listener has the address "${c.listener}"` });
-    else if (l !== undefined && l.protocol !== 'https')
+    else if (l !== undefined && !terminatesTls(l.protocol))
       issues.push({
         path: `${at}.listener`,
-        reason: `listener "${c.listener}" is ${l.protocol}; certificates go on https listeners`,
+        reason: `listener "${c.listener}" is ${l.protocol}; certificates go on tls and https listeners`,
       });
     const read = (field: string, file: string | undefined): string | undefined => {
       if (file === undefined) return '';

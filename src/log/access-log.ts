@@ -1,9 +1,10 @@
-// One JSON line per request on its own stream (stdout, stderr or a file),
+// One JSON line per request (and per tcp/tls connection) on its own stream (stdout, stderr or a file),
 // written from the data plane's request events rather than from the hot path.
 
 import { openSync } from 'node:fs';
 import { type RequestEnd, requestEnd } from '../proxy/request-events.js';
-import { ACCESS_LOG_FIELD_NAMES, type AccessLogField, lineMaker } from './access-log-fields.js';
+import { type TcpConnectionEnd, tcpConnectionEnd } from '../proxy/tcp-events.js';
+import { ACCESS_LOG_FIELD_NAMES, type AccessLogField, lineMaker, tcpLineMaker } from './access-log-fields.js';
 import { LineWriter } from './line-writer.js';
 
 export interface AccessLog {
@@ -33,6 +34,11 @@ export function startAccessLog(
     dest.write(`${JSON.stringify(make(message as RequestEnd))}\n`);
   };
   requestEnd.subscribe(onEnd);
+  const makeTcp = tcpLineMaker(fields);
+  const onTcpEnd = (message: unknown) => {
+    dest.write(`${JSON.stringify(makeTcp(message as TcpConnectionEnd))}\n`);
+  };
+  tcpConnectionEnd.subscribe(onTcpEnd);
   return {
     reopen() {
       if (fd <= 2) return;
@@ -46,6 +52,7 @@ export function startAccessLog(
     },
     close() {
       requestEnd.unsubscribe(onEnd);
+      tcpConnectionEnd.unsubscribe(onTcpEnd);
       dest.flushSync();
     },
   };

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TlsSetupMessage } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
-import { keyOf } from '../model/objects.js';
+import { keyOf, terminatesTls } from '../model/objects.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import type { Applied } from '../state/transaction.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
@@ -24,7 +24,7 @@ export class TlsMaterial {
    */
   async selfSignedFor(state: ProxyState): Promise<{ certificate: string; key: string } | undefined> {
     if (this.setup.selfSigned !== undefined) return undefined;
-    if (![...state.listeners.values()].some((l) => l.protocol === 'https')) return undefined;
+    if (![...state.listeners.values()].some((l) => terminatesTls(l.protocol))) return undefined;
     // node-forge is loaded only by proxies that serve HTTPS.
     const { selfSignedCertificateAsync } = await import('../tls/self-signed.js');
     const made = await selfSignedCertificateAsync(['localhost']);
@@ -53,7 +53,7 @@ export class TlsMaterial {
   warnSelfSignedDefaults(state: ProxyState, only?: ReadonlySet<string>): void {
     if (only !== undefined && only.size === 0) return;
     for (const [key, l] of state.listeners) {
-      if (l.protocol !== 'https' || (only !== undefined && !only.has(key))) continue;
+      if (!terminatesTls(l.protocol) || (only !== undefined && !only.has(key))) continue;
       const hasDefault = [...state.certificates.values()].some(
         (c) => c.default && keyOf('listener', { address: c.listener }) === key,
       );

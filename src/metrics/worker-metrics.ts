@@ -19,6 +19,7 @@ import {
   type RequestEnd,
   requestEnd,
 } from '../proxy/request-events.js';
+import { type TcpConnectionEnd, tcpConnectionEnd, tcpConnectionStart } from '../proxy/tcp-events.js';
 import { type Family, type Histogram, Registry, type Scalar } from './registry.js';
 
 const SEP = '\u0000';
@@ -78,6 +79,26 @@ export class WorkerMetrics {
     'kakehi_proxy_protocol_errors_total',
     'Connections to a listener with expect_proxy closed for want of a valid PROXY header, by listener and reason.',
   );
+  private readonly tcpActive = this.registry.gauge(
+    'kakehi_tcp_connections_active',
+    'Connections of tcp and tls listeners open now, by cluster.',
+  );
+  private readonly tcpTotal = this.registry.counter(
+    'kakehi_tcp_connections_total',
+    'Connections of tcp and tls listeners ended, by cluster (with or without a backend).',
+  );
+  private readonly tcpBytesIn = this.registry.counter(
+    'kakehi_tcp_bytes_received_total',
+    'Bytes received from clients of tcp and tls listeners, by cluster, counted when a connection ends.',
+  );
+  private readonly tcpBytesOut = this.registry.counter(
+    'kakehi_tcp_bytes_sent_total',
+    'Bytes sent to clients of tcp and tls listeners, by cluster, counted when a connection ends.',
+  );
+  private readonly tcpDuration = this.registry.histogram(
+    'kakehi_tcp_connection_duration_seconds',
+    'How long connections of tcp and tls listeners lasted, by cluster, in seconds.',
+  );
   // The global series, made once: gauges read 0 rather than being absent.
   private readonly conn = this.connections.get('', () => ({}));
   private readonly act = this.active.get('', () => ({}));
@@ -96,6 +117,8 @@ export class WorkerMetrics {
     [backendConnectFailure, (m) => this.onConnectFailure(m as BackendAttempt)],
     [backendRetry, (m) => this.onRetry(m as BackendAttempt)],
     [proxyProtocolError, (m) => this.onProxyError(m as ProxyProtocolError)],
+    [tcpConnectionStart, (m) => this.tcpActiveOf(m as string).add(1)],
+    [tcpConnectionEnd, (m) => this.onTcpEnd(m as TcpConnectionEnd)],
   ];
 
   start(): this {
@@ -175,6 +198,23 @@ export class WorkerMetrics {
     const s = this.requests.get(cluster + SEP + backend + SEP + code, () => ({ cluster, backend, code }));
     if (status >= 0 && status < r.byStatus.length) r.byStatus[status] = s;
     return s;
+  }
+
+  // Per connection, not per request: a label lookup each is cheap next to a connection.
+  private tcpActiveOf(cluster: string): Scalar {
+    return this.tcpActive.get(cluster, () => ({ cluster }));
+  }
+
+  private onTcpEnd(e: TcpConnectionEnd): void {
+    const labels = () => ({ cluster: e.cluster });
+    this.tcpActiveOf(e.cluster).add(-1);
+    this.tcpTotal.get(e.cluster, labels).add(1);
+    this.tcpBytesIn.get(e.cluster, labels).add(e.bytesIn);
+    this.tcpBytesOut.get(e.cluster, labels).add(e.bytesOut);
+    this.tcpDuration.get(e.cluster, labels).observe(e.durationMs / 1000);
+    // The client byte totals cover every listener.
+    this.inB.value += e.bytesIn;
+    this.outB.value += e.bytesOut;
   }
 
   private onHealth(e: HealthEvent): void {

@@ -40,13 +40,44 @@ const backendAddress = str({
 const ms = (max: number) => int({ min: 1, max });
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 
+export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls', 'tls_passthrough'] as const;
+export type ListenerProtocol = (typeof LISTENER_PROTOCOLS)[number];
+/** Listeners that pass a connection's bytes to a cluster, with no HTTP parsed. */
+export function carriesBytes(protocol: ListenerProtocol): protocol is 'tcp' | 'tls' | 'tls_passthrough' {
+  return protocol === 'tcp' || protocol === 'tls' || protocol === 'tls_passthrough';
+}
+/** Listeners that terminate TLS, so take certificates. */
+export function terminatesTls(protocol: ListenerProtocol): protocol is 'https' | 'tls' {
+  return protocol === 'https' || protocol === 'tls';
+}
+/** Every cluster a listener names: its own and those of its server names. */
+export function listenerClusters(l: Pick<Listener, 'cluster' | 'sni_clusters'>): string[] {
+  const out = l.sni_clusters === undefined ? [] : Object.values(l.sni_clusters);
+  if (l.cluster !== undefined) out.push(l.cluster);
+  return out;
+}
+
 export const listenerSchema = object(
   {
     address: { schema: listenAddress, required: true, doc: 'host:port to listen on; its stable key' },
     protocol: {
-      schema: oneOf(['http', 'https'] as const),
+      schema: oneOf(LISTENER_PROTOCOLS),
       default: 'http',
-      doc: 'http, or https to terminate TLS with the certificates put for this listener',
+      doc: 'http; https to terminate TLS with the certificates put for this listener; tcp to pass bytes to its cluster; tls to terminate TLS, then pass bytes',
+    },
+    cluster: {
+      schema: str({ check: idCheck }),
+      doc: 'tcp and tls only, and required there: the cluster every connection goes to; tls_passthrough: the cluster for a server name sni_clusters lacks',
+    },
+    sni_clusters: {
+      schema: dict(str({ check: idCheck }), {
+        maxEntries: 10_000,
+        keyCheck: (k) =>
+          CERT_NAME.test(k) && k === k.toLowerCase()
+            ? undefined
+            : `"${k}" is not a lowercase DNS name or a one-label *.wildcard`,
+      }),
+      doc: 'tls_passthrough only: server name (SNI) to cluster id; TLS is not terminated',
     },
     tls_versions: {
       schema: list(str({ check: tlsVersionProblem }), { maxItems: 2 }),
@@ -72,7 +103,7 @@ export const listenerSchema = object(
     keepalive_timeout_ms: {
       schema: ms(3_600_000),
       default: D.KEEPALIVE_TIMEOUT_MS,
-      doc: 'an idle client connection between requests is closed after this',
+      doc: 'an idle client connection between requests is closed after this; tcp and tls: a connection with no byte either way this long',
     },
     front_timeout_ms: {
       schema: ms(3_600_000),
@@ -91,7 +122,31 @@ export const listenerSchema = object(
     },
   },
   {
+    check: (l, path, issues) => {
+      const at = path === '' ? 'cluster' : `${path}.cluster`;
+      if (l.protocol === 'tls_passthrough') {
+        if (l.sni_clusters === undefined && l.cluster === undefined)
+          issues.push({
+            path: path === '' ? 'sni_clusters' : `${path}.sni_clusters`,
+            reason: 'a tls_passthrough listener needs sni_clusters, cluster, or both',
+          });
+        return;
+      }
+      if (l.sni_clusters !== undefined)
+        issues.push({
+          path: path === '' ? 'sni_clusters' : `${path}.sni_clusters`,
+          reason: 'sni_clusters is for tls_passthrough listeners',
+        });
+      if (carriesBytes(l.protocol) && l.cluster === undefined)
+        issues.push({ path: at, reason: `a ${l.protocol} listener needs the cluster its connections go to` });
+      else if (!carriesBytes(l.protocol) && l.cluster !== undefined)
+        issues.push({
+          path: at,
+          reason: `an ${l.protocol} listener routes by its frontends; cluster is for tcp and tls listeners`,
+        });
+    },
     renamed: {
+      cluster_id: 'cluster',
       idle_timeout: 'keepalive_timeout_ms',
       front_timeout: 'front_timeout_ms',
       request_timeout: 'request_head_timeout_ms',

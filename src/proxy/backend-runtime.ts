@@ -4,7 +4,7 @@
 // past a threshold it is reported down until a connection succeeds. Its admin
 // state (drain, maintenance) comes from the operator and keeps it out of picks.
 
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { backoffMs } from '../backoff.js';
 import type { Candidate } from '../balancer/candidate.js';
 import * as D from '../defaults.js';
@@ -149,6 +149,32 @@ export class BackendRuntime implements Candidate {
     timeoutMs: number,
     done: (err: ConnectError | undefined, conn: UpstreamConnection | undefined) => void,
   ): void {
+    this.dial(timeoutMs, false, (err, socket) =>
+      done(err, socket === undefined ? undefined : new UpstreamConnection(socket, this)),
+    );
+  }
+
+  /**
+   * A bare socket for a tcp listener's connection, half-open allowed (each side
+   * ends on its own); never pooled. Its owner calls streamClosed() once it closes.
+   */
+  connectStream(
+    timeoutMs: number,
+    done: (err: ConnectError | undefined, socket: Socket | undefined) => void,
+  ): void {
+    this.dial(timeoutMs, true, done);
+  }
+
+  /** A socket from connectStream closed. */
+  streamClosed(): void {
+    this.open--;
+  }
+
+  private dial(
+    timeoutMs: number,
+    allowHalfOpen: boolean,
+    done: (err: ConnectError | undefined, socket: Socket | undefined) => void,
+  ): void {
     if (this.open >= D.BACKEND_MAX_CONNECTIONS) {
       done(
         new ConnectError(
@@ -160,7 +186,7 @@ export class BackendRuntime implements Candidate {
       return;
     }
     this.open++;
-    const socket = connect({ host: this.host, port: this.port });
+    const socket = connect({ host: this.host, port: this.port, allowHalfOpen });
     let settled = false;
     const timer = setTimeout(() => {
       if (settled) return;
@@ -188,7 +214,7 @@ export class BackendRuntime implements Candidate {
       clearTimeout(timer);
       socket.off('error', onError);
       this.succeeded();
-      done(undefined, new UpstreamConnection(socket, this));
+      done(undefined, socket);
     });
   }
 

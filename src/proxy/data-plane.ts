@@ -59,6 +59,11 @@ export class DataPlane {
     return this.listeners.get(key);
   }
 
+  /** A cluster by id: a tcp listener finds its own per connection, so a change of it applies to the next one. */
+  cluster(id: string): ClusterRuntime | undefined {
+    return this.clusters.get(id);
+  }
+
   /** Replaces the routing tables; sessions pick them up on their next request. */
   update(state: ProxyState): void {
     const prev = this.state;

@@ -3,16 +3,15 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { KakehiError } from '../errors.js';
 import type { ListeningHandle } from '../ipc/messages.js';
-import { parseAddress } from '../model/address.js';
 import type { Certificate, Listener } from '../model/objects.js';
 import { CertificateStore, type Served } from '../tls/certificate-store.js';
 import { acceptTls } from '../tls/tls-accept.js';
-import { tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
+import { publishHandshake, tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { type ConnectionPeer, socketPeer } from './connection-peer.js';
 import type { DataPlane } from './data-plane.js';
+import { listeningHandleOf, listenOn, stopAccepting, untilCalledOr } from './listening-server.js';
 import { acceptProxyHeader } from './proxy-accept.js';
 import { connectionClose, connectionOpen } from './request-events.js';
 
@@ -130,48 +129,13 @@ export class HttpListener implements SessionHost {
     return this.sessions.size;
   }
 
-  /**
-   * Binds the spec's address, or listens on `adopted`: a listening socket a
-   * previous main handed over (ctl upgrade --main), already bound to that address.
-   */
-  listen(adopted?: ListeningHandle): Promise<void> {
-    const a = parseAddress(this.spec.address, { allowPortZero: true });
-    if (typeof a === 'string') return Promise.reject(new KakehiError('KKH_LISTEN_FAILED', a));
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => {
-        const hint =
-          err.code === 'EADDRINUSE'
-            ? ' (another process is listening there)'
-            : err.code === 'EACCES'
-              ? ' (ports below 1024 need privileges)'
-              : '';
-        reject(
-          new KakehiError(
-            'KKH_LISTEN_FAILED',
-            `cannot listen on ${this.spec.address}: ${err.message}${hint}`,
-            { cause: err },
-          ),
-        );
-      };
-      this.server.once('error', onError);
-      const listening = () => {
-        this.server.off('error', onError);
-        const addr = this.server.address();
-        this.port = typeof addr === 'object' && addr !== null ? addr.port : a.port;
-        resolve();
-      };
-      if (adopted !== undefined) this.server.listen(adopted, 4096, listening);
-      else this.server.listen({ host: a.host, port: a.port, backlog: 4096 }, listening);
-    });
+  /** Binds the spec's address, or listens on a handed-over socket (listenOn). */
+  async listen(adopted?: ListeningHandle): Promise<void> {
+    this.port = await listenOn(this.server, this.spec.address, adopted);
   }
 
-  /**
-   * The listening socket's native handle, to pass to main over IPC (handing over
-   * to a new main). Node's net.Server keeps it in `_handle`; sent bare (not the
-   * Server), the receiving process holds the socket without accepting on it.
-   */
   get listeningHandle(): ListeningHandle | undefined {
-    return (this.server as unknown as { _handle?: ListeningHandle | null })._handle ?? undefined;
+    return listeningHandleOf(this.server);
   }
 
   private accept(socket: Socket, peer: ConnectionPeer): void {
@@ -190,14 +154,7 @@ export class HttpListener implements SessionHost {
     }
     this.sessions.add(new ClientSession(socket, this, 'https', peer, served));
     if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
-    if (tlsHandshake.hasSubscribers) {
-      const cipher = socket.getCipher();
-      tlsHandshake.publish({
-        listener: this.listenerKey,
-        version: socket.getProtocol() ?? 'unknown',
-        cipher: cipher?.standardName ?? cipher?.name ?? 'unknown',
-      });
-    }
+    if (tlsHandshake.hasSubscribers) publishHandshake(this.listenerKey, socket);
   }
 
   forget(session: ClientSession): void {
@@ -209,16 +166,9 @@ export class HttpListener implements SessionHost {
 
   private onEmpty: (() => void) | undefined;
 
-  /**
-   * Closes the listening socket only; open connections carry on. close() frees the
-   * port at once (in a cluster worker, main hears of it before any later listen);
-   * its callback waits for every open connection, which a listener switching
-   * between http and https must not: an idle keep-alive connection would hold the
-   * change until the worker was declared stuck and replaced, cutting everything.
-   */
+  /** Closes the listening socket only; open connections carry on (see stopAccepting). */
   stopAccepting(): Promise<void> {
-    if (this.server.listening) this.server.close();
-    return new Promise((resolve) => setImmediate(resolve));
+    return stopAccepting(this.server);
   }
 
   /** Stops accepting, lets sessions finish until the deadline, then cuts the rest. Resolves with how many were cut. */
@@ -232,14 +182,10 @@ export class HttpListener implements SessionHost {
       }, DRAIN_HANDSHAKE_GRACE_MS).unref();
     }
     for (const s of [...this.sessions]) s.drain();
-    if (this.sessions.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
+    if (this.sessions.size > 0)
+      await untilCalledOr(timeoutMs, (resolve) => {
         this.onEmpty = resolve;
-        timer = setTimeout(resolve, timeoutMs);
       });
-      clearTimeout(timer);
-    }
     const cut = this.sessions.size;
     for (const s of [...this.sessions]) s.kill('the drain timeout passed');
     await closed;

@@ -10,7 +10,9 @@ import {
   type Frontend,
   keyOf,
   type Listener,
+  listenerClusters,
   type ObjectKind,
+  terminatesTls,
 } from '../model/objects.js';
 
 /** Every map is keyed by keyOf(kind, object) (src/model/objects.ts). */
@@ -82,11 +84,16 @@ export function referenceIssues(state: ProxyState): FieldIssue[] {
     const l = state.listeners.get(keyOf('listener', { address: c.listener }));
     if (l === undefined)
       issues.push({ path: `certificate ${key}`, reason: `listener "${c.listener}" does not exist` });
-    else if (l.protocol !== 'https')
+    else if (!terminatesTls(l.protocol))
       issues.push({
         path: `certificate ${key}`,
-        reason: `listener "${c.listener}" is not an https listener`,
+        reason: `listener "${c.listener}" is not an https or tls listener`,
       });
+  }
+  for (const [key, l] of state.listeners) {
+    for (const cluster of listenerClusters(l))
+      if (!state.clusters.has(cluster))
+        issues.push({ path: `listener ${key}`, reason: `cluster "${cluster}" does not exist` });
   }
   return issues;
 }

@@ -10,7 +10,9 @@ import {
   type Frontend,
   keyOf,
   type Listener,
+  listenerClusters,
   type ObjectKind,
+  terminatesTls,
 } from '../model/objects.js';
 import { type Change, changeTarget, parseChange } from './change.js';
 import { LayeredMap } from './layered-map.js';
@@ -263,10 +265,10 @@ export function applyTransaction(
       const l = final.listeners.get(keyOf('listener', { address }));
       if (l === undefined)
         issues.push({ path: `${at}.listener`, reason: `listener "${address}" does not exist` });
-      else if (l.protocol !== 'https')
+      else if (!terminatesTls(l.protocol))
         issues.push({
           path: `${at}.listener`,
-          reason: `listener "${address}" is ${l.protocol}; certificates go on https listeners`,
+          reason: `listener "${address}" is ${l.protocol}; certificates go on tls and https listeners`,
         });
       continue;
     }
@@ -282,11 +284,21 @@ export function applyTransaction(
       issues.push({ path: `${at}.listener`, reason: `listener "${listener}" does not exist` });
     }
   }
+  for (const [key, i] of listenerPuts) {
+    const l = final.listeners.get(key) as Listener | undefined;
+    if (l === undefined) continue;
+    for (const cluster of listenerClusters(l))
+      if (!final.clusters.has(cluster))
+        issues.push({
+          path: `${path}[${i}].listener.${l.cluster === cluster ? 'cluster' : 'sni_clusters'}`,
+          reason: `cluster "${cluster}" does not exist${deletedBy(cluster)}`,
+        });
+  }
   if (listenerPuts.size > 0) {
     const base = refCounts(state);
     for (const [key, i] of listenerPuts) {
       const l = final.listeners.get(key) as Listener | undefined;
-      if (l === undefined || l.protocol === 'https') continue;
+      if (l === undefined || terminatesTls(l.protocol)) continue;
       const n = (base.certificatesByListener.get(key) ?? 0) + (delta.certificatesByListener.get(key) ?? 0);
       if (n > 0)
         issues.push({
@@ -307,7 +319,10 @@ export function applyTransaction(
       if (draft.get(kind, key) !== undefined) continue; // put back later in the same transaction
       const inUse =
         kind === 'cluster'
-          ? used('backendsByCluster', key) || used('frontendsByCluster', key)
+          ? used('backendsByCluster', key) ||
+            used('frontendsByCluster', key) ||
+            // Listeners are few: a scan, not a count kept per change.
+            [...final.listeners.values()].some((l) => listenerClusters(l).includes(key))
           : used('frontendsByListener', key) || used('certificatesByListener', key);
       if (!inUse) continue;
       const users = usersOf(final, kind, key);
@@ -376,6 +391,7 @@ function usersOf(state: ProxyState, kind: 'cluster' | 'listener', key: string): 
   if (kind === 'cluster') {
     for (const [k, f] of state.frontends) if (f.cluster === key) names.push(`frontend ${k}`);
     for (const [k, b] of state.backends) if (b.cluster === key) names.push(`backend ${k}`);
+    for (const [k, l] of state.listeners) if (listenerClusters(l).includes(key)) names.push(`listener ${k}`);
   } else {
     for (const [k, f] of state.frontends) {
       if (f.listener !== undefined && keyOf('listener', { address: f.listener }) === key)

@@ -16,6 +16,12 @@ export interface TlsAcceptOptions {
   store: CertificateStore;
   /** From the first byte to the end of the handshake: a slow client gets no more (slowloris). */
   timeoutMs: number;
+  /**
+   * A tls listener's connection, whose bytes go to a backend as they are: no ALPN
+   * offered (what runs inside is the backend's business, not http/1.1), and
+   * half-open allowed, so the client's end can be passed on while the backend answers.
+   */
+  passBytes?: boolean;
   onSecure(socket: TLSSocket, served: Served): void;
   onFailure(reason: string): void;
   /**
@@ -99,7 +105,7 @@ export function acceptTls(raw: Socket, opts: TlsAcceptOptions): () => void {
     const tls = new TLSSocket(raw, {
       isServer: true,
       secureContext: served.context,
-      ALPNProtocols: ALPN,
+      ...(opts.passBytes === true ? { allowHalfOpen: true } : { ALPNProtocols: ALPN }),
       requestCert: false,
     });
     current = tls;

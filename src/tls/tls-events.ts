@@ -2,6 +2,7 @@
 // computed unless someone subscribes.
 
 import diagnostics_channel from 'node:diagnostics_channel';
+import type { TLSSocket } from 'node:tls';
 
 /** { listener, version, cipher } after each completed handshake. */
 export const tlsHandshake = diagnostics_channel.channel('kakehi:tls:handshake');
@@ -63,4 +64,14 @@ export function failureReason(err: Error & { code?: string; reason?: string }): 
   if (/alert/i.test(err.message)) return 'client_alert';
   if (/http request|wrong version number/i.test(err.message)) return 'not_tls';
   return 'other';
+}
+
+/** A completed handshake, with what it negotiated; callers check hasSubscribers first. */
+export function publishHandshake(listener: string, socket: TLSSocket): void {
+  const cipher = socket.getCipher();
+  tlsHandshake.publish({
+    listener,
+    version: socket.getProtocol() ?? 'unknown',
+    cipher: cipher?.standardName ?? cipher?.name ?? 'unknown',
+  });
 }

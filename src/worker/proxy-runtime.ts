@@ -1,21 +1,38 @@
 // The data plane of one worker: its routing state, the DataPlane built from it
-// and one HttpListener per listener. A new state is applied whole: routes swap
+// and one listener per listener spec (HttpListener for http and https,
+// TcpListener for tcp and tls). A new state is applied whole: routes swap
 // at once, new listeners bind first, removed ones drain their connections.
 
 import { RETIRED_LISTENER_DRAIN_MS } from '../defaults.js';
 import type { BoundListener, ListeningHandle } from '../ipc/messages.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
-import { type Certificate, keyOf } from '../model/objects.js';
+import { type Certificate, carriesBytes, keyOf, type Listener } from '../model/objects.js';
 import type { BackendLive } from '../proxy/backend-runtime.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { HttpListener, type TlsSetup } from '../proxy/http-listener.js';
 import { backendHealth, type HealthEvent } from '../proxy/request-events.js';
+import { TcpListener } from '../proxy/tcp-listener.js';
 import type { ProxyState } from '../state/proxy-state.js';
+
+/** What the runtime does with a listener, whatever its protocol. */
+type AnyListener = HttpListener | TcpListener;
+
+function createListener(
+  spec: Listener,
+  key: string,
+  plane: DataPlane,
+  tls: TlsSetup,
+  certificates: Certificate[],
+): AnyListener {
+  return carriesBytes(spec.protocol)
+    ? new TcpListener(spec, key, plane, tls, certificates)
+    : new HttpListener(spec, key, plane, tls, certificates);
+}
 
 export class ProxyRuntime {
   private readonly plane: DataPlane;
-  private readonly listeners = new Map<string, HttpListener>();
+  private readonly listeners = new Map<string, AnyListener>();
   private readonly access: AccessLog;
   private state: ProxyState;
   /** Listening sockets a previous main handed over, by listener key, until the first apply takes them. */
@@ -86,11 +103,11 @@ export class ProxyRuntime {
    * stop accepting and finish what they carry.
    */
   async apply(next: ProxyState): Promise<void> {
-    const added: HttpListener[] = [];
+    const added: AnyListener[] = [];
     const certs = certificatesByListener(next);
-    // A listener switching between http and https is a new server on the same
+    // A listener switching protocol (between http, https, tcp and tls) is a new server on the same
     // port: the old one stops accepting first, so the port is free to bind.
-    const switched: HttpListener[] = [];
+    const switched: AnyListener[] = [];
     for (const [key, l] of this.listeners) {
       const spec = next.listeners.get(key);
       if (spec !== undefined && spec.protocol !== l.spec.protocol) {
@@ -103,7 +120,7 @@ export class ProxyRuntime {
         const key = keyOf('listener', spec);
         const have = this.listeners.get(key);
         if (have !== undefined && !switched.includes(have)) continue;
-        const l = new HttpListener(spec, key, this.plane, this.tls, certs.get(key) ?? []);
+        const l = createListener(spec, key, this.plane, this.tls, certs.get(key) ?? []);
         const adopted = this.adopted.get(key);
         this.adopted.delete(key);
         await l.listen(adopted);
@@ -136,7 +153,7 @@ export class ProxyRuntime {
   }
 
   /** A listener the new state no longer has (removed) or has anew (replaced): it drains in the background. */
-  private retire(key: string, l: HttpListener, why: 'removed' | 'replaced'): void {
+  private retire(key: string, l: AnyListener, why: 'removed' | 'replaced'): void {
     void l.drain(RETIRED_LISTENER_DRAIN_MS).then((cut) => {
       if (cut > 0)
         this.log.warn({ listener: key, connections: cut }, `${why} listener drained; connections cut`);

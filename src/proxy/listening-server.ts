@@ -1,0 +1,71 @@
+// Binding a listener's server, and the native handle handed to a new main:
+// the same for every kind of listener (http, https, tcp, tls).
+
+import type { Server } from 'node:net';
+import { KakehiError } from '../errors.js';
+import type { ListeningHandle } from '../ipc/messages.js';
+import { parseAddress } from '../model/address.js';
+
+/**
+ * Binds `address`, or listens on `adopted`: a listening socket a previous main
+ * handed over (ctl upgrade --main), already bound to that address. Resolves
+ * with the port actually bound (differs from the address's when it asks for 0).
+ */
+export function listenOn(server: Server, address: string, adopted?: ListeningHandle): Promise<number> {
+  const a = parseAddress(address, { allowPortZero: true });
+  if (typeof a === 'string') return Promise.reject(new KakehiError('KKH_LISTEN_FAILED', a));
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const hint =
+        err.code === 'EADDRINUSE'
+          ? ' (another process is listening there)'
+          : err.code === 'EACCES'
+            ? ' (ports below 1024 need privileges)'
+            : '';
+      reject(
+        new KakehiError('KKH_LISTEN_FAILED', `cannot listen on ${address}: ${err.message}${hint}`, {
+          cause: err,
+        }),
+      );
+    };
+    server.once('error', onError);
+    const listening = () => {
+      server.off('error', onError);
+      const addr = server.address();
+      resolve(typeof addr === 'object' && addr !== null ? addr.port : a.port);
+    };
+    if (adopted !== undefined) server.listen(adopted, 4096, listening);
+    else server.listen({ host: a.host, port: a.port, backlog: 4096 }, listening);
+  });
+}
+
+/**
+ * The listening socket's native handle, to pass to main over IPC (handing over
+ * to a new main). Node's net.Server keeps it in `_handle`; sent bare (not the
+ * Server), the receiving process holds the socket without accepting on it.
+ */
+export function listeningHandleOf(server: Server): ListeningHandle | undefined {
+  return (server as unknown as { _handle?: ListeningHandle | null })._handle ?? undefined;
+}
+
+/**
+ * Closes the listening socket only; open connections carry on. close() frees the
+ * port at once (in a cluster worker, main hears of it before any later listen);
+ * its callback waits for every open connection, which a listener switching
+ * protocol must not: an idle connection would hold the change until the worker
+ * was declared stuck and replaced, cutting everything.
+ */
+export function stopAccepting(server: Server): Promise<void> {
+  if (server.listening) server.close();
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Resolves when the function given to `register` is called, or after `timeoutMs`: a drain's wait. */
+export async function untilCalledOr(timeoutMs: number, register: (done: () => void) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    register(resolve);
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  clearTimeout(timer);
+}
