@@ -6,7 +6,7 @@
 
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { FieldIssue } from '../errors.js';
-import { isCertificateName, namesOf } from './names.js';
+import { isCertificateName, namesOf, unreadableSubjectAltName } from './names.js';
 import { type PemBlock, splitPem } from './pem.js';
 
 export interface CertificateInput {
@@ -159,8 +159,14 @@ function inspectUncached(input: CertificateInput, opts: InspectOptions): Inspect
     checkDates(from, new Date(leaf.x509.validTo), now, input.allow_expired === true, issues);
   }
 
+  if (unreadableSubjectAltName(leaf.x509)) {
+    issues.push({
+      path: 'certificate',
+      reason: 'has a subjectAltName extension that cannot be decoded (a corrupted certificate?)',
+    });
+  }
   const finalNames = names ?? namesOf(leaf.x509);
-  if (finalNames.length === 0) {
+  if (finalNames.length === 0 && !unreadableSubjectAltName(leaf.x509)) {
     issues.push({
       path: 'certificate',
       reason: 'has no DNS name (no subjectAltName dNSName and no DNS-like subject CN); give names explicitly',

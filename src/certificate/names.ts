@@ -30,10 +30,20 @@ export function isCertificateName(name: string): boolean {
   return labels.every((l) => LABEL.test(l));
 }
 
+/**
+ * Node gives `subjectAltName` as null (not undefined, whatever its types say) when
+ * the extension is there but cannot be decoded: such a certificate's names are
+ * unknown, and it must be refused, never served under its CN (inspect.ts).
+ */
+export function unreadableSubjectAltName(x509: X509Certificate): boolean {
+  return (x509.subjectAltName as string | null | undefined) === null;
+}
+
 /** SAN dNSNames, or the subject CN when there is no dNSName at all. */
 export function namesOf(x509: X509Certificate): string[] {
-  const dns = sanDnsNames(x509.subjectAltName);
-  const source = dns.length > 0 ? dns : commonNames(x509.subject).filter(isCertificateName);
+  const dns = sanDnsNames(x509.subjectAltName ?? undefined);
+  const subject = (x509.subject as string | null | undefined) ?? '';
+  const source = dns.length > 0 ? dns : commonNames(subject).filter(isCertificateName);
   const out: string[] = [];
   for (const n of source) {
     const lower = n.toLowerCase();

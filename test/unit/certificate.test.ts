@@ -19,6 +19,28 @@ import { selfSignedCertificate } from '../../src/tls/self-signed.js';
 import { derSha256, issueCert, makeCa, makeIntermediate, type TestCert } from '../helpers/certs.js';
 
 const DAY = 86_400_000;
+/**
+ * Found by `npm run fuzz` (seed 1796302236): a test certificate (rsa.fuzz.test, from
+ * a throwaway test CA) whose SAN value's SEQUENCE tag (0x30) became 0xf8.
+ */
+const CORRUPT_SAN_PEM = [
+  '-----BEGIN CERTIFICATE-----',
+  'MIIClDCCAjqgAwIBAgIUYeyfPVIeNzU51RkASC+xvTbH2GowCgYIKoZIzj0EAwIw',
+  'HjEcMBoGA1UEAwwTS2FrZWhpIFRlc3QgUm9vdCBDQTAeFw0yNjEyMDMxMjUwMzda',
+  'Fw0yNzEyMDMxMjUwMzdaMBgxFjAUBgNVBAMMDXJzYS5mdXp6LnRlc3QwggEiMA0G',
+  'CSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQC2TE3RfN4uU32QTjOyYnbFIxN5rgqE',
+  'nijBpjGZ/tRARxtNZWYm9vbS3quQ9l/bH+jgMOxF+u1TrhlX7y0IDNITF5jxsTif',
+  'HbacfVnzAJYWe2STkdXePaec45wCvgRBi2lBI6N9rOsrxrUkDlNctLABU+ysIvmM',
+  'NRiPfMaXAPZgfm2KunQlrEubBUV/9v98eT+oaSlIUTMGEtNTY9ngmOdylC+6NmA+',
+  '6jjvZU6qK86uPaQTsM03fv6E7YyDH9qqktA+EFVyHZ2WpVHCz3UDeNRPrV9kjvig',
+  'tLUJeftVbePsQCPD4HZBVZm9jDEpbtNrn/+itZmzma6EVnjTnd8WFHWfAgMBAAGj',
+  'gZAwgY0wDAYDVR0TAQH/BAIwADAOBgNVHQ8BAf8EBAMCBaAwEwYDVR0lBAwwCgYI',
+  'KwYBBQUHAwEwHQYDVR0OBBYEFCNflOfFd3oHxYmFmfEzt+wIFJMhMB8GA1UdIwQY',
+  'MBaAFFylwqRB39BLz38S6aYNEgtaOhgIMBgGA1UdEQQR+A+CDXJzYS5mdXp6LnRl',
+  'c3QwCgYIKoZIzj0EAwIDSAAwRQIgXlaQylQY3kWFVGMv2DfY665zM3NGpuOXY6Zq',
+  'cVE9d78CIQDb+S5LAxiVA580Z7nWMl+cduk0y63vPcPKynZW2wJJZQ==',
+  '-----END CERTIFICATE-----',
+].join('\n');
 const root = makeCa();
 const intermediate = makeIntermediate(root);
 const inner = makeIntermediate(intermediate);
@@ -128,6 +150,13 @@ describe('inspectCertificate: key types and formats', () => {
     hasIssue(issues, 'key', /does not match the certificate's public key/);
     const other = issueCert(root, ['other.example.test']);
     hasIssue(bad(input(ecLeaf, { key: other.keyPem })), 'key', /does not match/);
+  });
+
+  it('refuses a certificate whose subjectAltName cannot be decoded, never falling back to its CN', () => {
+    // Node gives subjectAltName as null for it; inspectCertificate threw a TypeError.
+    assert.equal(new X509Certificate(CORRUPT_SAN_PEM).subjectAltName as string | null, null);
+    const issues = bad({ certificate: CORRUPT_SAN_PEM, key: rsaLeaf.keyPem });
+    hasIssue(issues, 'certificate', /subjectAltName extension that cannot be decoded/);
   });
 
   it('wants exactly one private key block', () => {
