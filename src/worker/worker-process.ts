@@ -8,12 +8,12 @@ import { startAccessLog } from '../log/access-log.js';
 import { createLogger } from '../log/logger.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
-import { logProxyProtocolErrors } from '../proxy/proxy-protocol-log.js';
 import { emptyState, type ProxyState } from '../state/proxy-state.js';
 import { stateOfSnapshot, WORKER_SOURCE } from '../state/snapshot.js';
 import { applyChanges } from '../state/transaction.js';
-import { logTlsErrors } from '../tls/tls-error-log.js';
+import { logProxyProtocolErrors } from './proxy-protocol-log.js';
 import { ProxyRuntime } from './proxy-runtime.js';
+import { logTlsErrors } from './tls-error-log.js';
 
 function send(m: FromWorker): void {
   // A failed send means main is gone; 'disconnect' (below) ends this worker then.

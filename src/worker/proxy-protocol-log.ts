@@ -4,7 +4,7 @@
 // since the last one; the metric counts every one.
 
 import type { Logger } from '../log/logger.js';
-import { type ProxyProtocolError, proxyProtocolError } from './proxy-accept.js';
+import { type ProxyProtocolError, proxyProtocolError } from '../proxy/proxy-accept.js';
 
 const WINDOW_MS = 60_000;
 /** Listeners remembered: one entry each, and there are few; a bound all the same. */

@@ -3,7 +3,7 @@
 // why, and OpenSSL's own words, never the connection's data.
 
 import type { Logger } from '../log/logger.js';
-import { type TlsErrorEvent, tlsError } from './tls-events.js';
+import { type TlsErrorEvent, tlsError } from '../tls/tls-events.js';
 
 /** Subscribes; the returned function unsubscribes. */
 export function logTlsErrors(log: Logger): () => void {
