@@ -19,11 +19,8 @@ export interface BoundListener {
   port: number;
 }
 
-/**
- * A listening socket's native handle as it travels over IPC (Node's TCP wrap,
- * which has no public type); close() frees this process's copy of the socket.
- */
-export type ListeningHandle = object & { close?: () => void };
+// Where listening sockets are made and handed over (ctl upgrade --main).
+export type { ListeningHandle } from '../proxy/listening-server.js';
 
 /** What every worker's HTTPS listeners share; buffers travel as base64 in JSON IPC. */
 export interface TlsSetupMessage {

@@ -3,7 +3,6 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { ListeningHandle } from '../ipc/messages.js';
 import type { Certificate, Listener } from '../model/objects.js';
 import { CertificateStore, type Served } from '../tls/certificate-store.js';
 import { acceptTls } from '../tls/tls-accept.js';
@@ -11,7 +10,13 @@ import { publishHandshake, tlsError, tlsHandshake, tlsHandshakeFailure } from '.
 import { ClientSession, type SessionHost } from './client-session.js';
 import { type ConnectionPeer, socketPeer } from './connection-peer.js';
 import type { DataPlane } from './data-plane.js';
-import { listeningHandleOf, listenOn, stopAccepting, untilCalledOr } from './listening-server.js';
+import {
+  type ListeningHandle,
+  listeningHandleOf,
+  listenOn,
+  stopAccepting,
+  untilCalledOr,
+} from './listening-server.js';
 import { acceptProxyHeader } from './proxy-accept.js';
 import { connectionClose, connectionOpen } from './request-events.js';
 

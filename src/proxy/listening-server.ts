@@ -3,8 +3,13 @@
 
 import type { Server } from 'node:net';
 import { KakehiError } from '../errors.js';
-import type { ListeningHandle } from '../ipc/messages.js';
 import { parseAddress } from '../model/address.js';
+
+/**
+ * A listening socket's native handle as it travels over IPC (Node's TCP wrap,
+ * which has no public type); close() frees this process's copy of the socket.
+ */
+export type ListeningHandle = object & { close?: () => void };
 
 /**
  * Binds `address`, or listens on `adopted`: a listening socket a previous main

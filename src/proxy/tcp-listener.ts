@@ -4,7 +4,6 @@
 // changing it applies to connections accepted from then on.
 
 import { createServer, type Server, type Socket } from 'node:net';
-import type { ListeningHandle } from '../ipc/messages.js';
 import { type Certificate, carriesBytes, type Listener } from '../model/objects.js';
 import { CertificateStore } from '../tls/certificate-store.js';
 import { ClientHelloReader } from '../tls/client-hello.js';
@@ -12,7 +11,13 @@ import { acceptTls } from '../tls/tls-accept.js';
 import { publishHandshake, tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import type { DataPlane } from './data-plane.js';
 import type { TlsSetup } from './http-listener.js';
-import { listeningHandleOf, listenOn, stopAccepting, untilCalledOr } from './listening-server.js';
+import {
+  type ListeningHandle,
+  listeningHandleOf,
+  listenOn,
+  stopAccepting,
+  untilCalledOr,
+} from './listening-server.js';
 import { connectionClose, connectionOpen } from './request-events.js';
 import { noPrelude, type TcpPrelude, TcpSession, type TcpSessionHost } from './tcp-session.js';
 
