@@ -7,6 +7,7 @@ import * as D from '../defaults.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { formatAddress, parseAddress } from './address.js';
+import { frontendRuleFields, frontendRulesCheck, redirectCapturesProblem } from './frontend-rules.js';
 import { bool, dict, type Field, int, list, type ObjectOf, object, oneOf, str } from './schema.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -16,7 +17,18 @@ const idCheck = (s: string) =>
     : `"${s}": ids are 1-128 characters of letters, digits, '.', '_' and '-', starting with a letter or digit`;
 
 /** Statuses kakehi answers itself, whose page an operator may replace. */
-export const ANSWER_STATUSES = ['400', '403', '404', '408', '421', '431', '502', '503', '504'] as const;
+export const ANSWER_STATUSES = [
+  '400',
+  '401',
+  '403',
+  '404',
+  '408',
+  '421',
+  '431',
+  '502',
+  '503',
+  '504',
+] as const;
 
 const answers = dict(str({ maxLength: 64 * 1024 }), {
   keyCheck: (k) =>
@@ -363,12 +375,17 @@ function upgradeProtocolProblem(s: string): string | undefined {
 const redirectSchema = object({
   to: {
     schema: str({
-      check: (s) => (/^https?:\/\/|^\//.test(s) ? undefined : 'must start with http://, https:// or /'),
+      check: (s) =>
+        !/^https?:\/\/|^\//.test(s)
+          ? 'must start with http://, https:// or /'
+          : /^[\x21-\x7e]+$/.test(s)
+            ? undefined
+            : 'a location is visible ASCII without spaces (percent-encode the rest)',
     }),
     required: true,
-    doc: 'location; {host} and {path} (with query) are replaced from the request',
+    doc: 'location; {host}, {path} (with query) and, with a regex path, captures {1}-{9} are replaced from the request',
   },
-  status: { schema: oneOf([301, 302, 307, 308] as const), default: 301 },
+  status: { schema: oneOf([301, 302, 303, 307, 308] as const), default: 301 },
 });
 
 export const frontendSchema = object(
@@ -399,6 +416,7 @@ export const frontendSchema = object(
       default: ['websocket'],
       doc: 'protocols a request may upgrade to (e.g. "h2c"); any other upgrade goes on as a plain request',
     },
+    ...frontendRuleFields,
   },
   {
     renamed: { address: 'listener', cluster_id: 'cluster', domain: 'hostname', host: 'hostname' },
@@ -412,6 +430,12 @@ export const frontendSchema = object(
       const problem = ruleProblem(() => parsePathRule(f.path_type, f.path));
       if (problem !== undefined)
         issues.push({ path: path === '' ? 'path' : `${path}.path`, reason: problem });
+      else if (f.redirect !== undefined) {
+        const captures = redirectCapturesProblem(f.redirect.to, f.path_type, f.path);
+        if (captures !== undefined)
+          issues.push({ path: path === '' ? 'redirect.to' : `${path}.redirect.to`, reason: captures });
+      }
+      frontendRulesCheck(f, path, issues);
     },
   },
 );
