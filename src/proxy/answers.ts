@@ -5,9 +5,11 @@
 export const REASONS: Record<number, string> = {
   301: 'Moved Permanently',
   302: 'Found',
+  303: 'See Other',
   307: 'Temporary Redirect',
   308: 'Permanent Redirect',
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
@@ -38,6 +40,8 @@ export interface AnswerOptions {
   template?: string | undefined;
   close: boolean;
   location?: string;
+  /** A 401's WWW-Authenticate challenge. */
+  authenticate?: string;
   /** HEAD requests get the head only. */
   headOnly?: boolean;
 }
@@ -59,6 +63,7 @@ export function answer(o: AnswerOptions): Buffer {
     'Cache-Control: no-store\r\n' +
     `X-Request-Id: ${o.requestId}\r\n`;
   if (o.location !== undefined) head += `Location: ${o.location}\r\n`;
+  if (o.authenticate !== undefined) head += `WWW-Authenticate: ${o.authenticate}\r\n`;
   if (o.close) head += 'Connection: close\r\n';
   head += '\r\n';
   const headBuf = Buffer.from(head, 'latin1');

@@ -23,6 +23,7 @@ import { encodeProxyV2 } from './proxy-protocol.js';
 import { RequestBody } from './request-body.js';
 import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
 import { type BodySink, ResponseBody } from './response-body.js';
+import { type AccessRefusal, accessDecision } from './route-access.js';
 import { decideRoute } from './route-decision.js';
 import { Tunnel } from './tunnel.js';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
@@ -338,12 +339,34 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     if (req.close || this.clientEnded || this.host.draining) this.closeAfter = true;
 
     const d = decideRoute(listener.router, req, this.info.proto, listener.spec.strict_sni, this.served);
+    const access = accessDecision(d, req, this.info.address);
+    if (access !== undefined) {
+      this.target = d.kind === 'forward' ? d : d.target;
+      if (access instanceof Promise) this.awaitAuth(req, d as RouteTarget, access);
+      else this.answer(access.status, access.message, undefined, access.authenticate);
+      return;
+    }
     if (d.kind === 'answer') {
       this.target = d.target;
       this.cluster = d.cluster;
       this.answer(d.status, d.message, d.location);
       return;
     }
+    this.forward(req, d);
+  }
+
+  /** scrypt runs off the event loop: the exchange waits, reading nothing more, then goes on or gets 401. */
+  private awaitAuth(req: RequestHead, d: RouteTarget, checked: Promise<AccessRefusal | undefined>): void {
+    this.pauseClient();
+    void checked.then((refusal) => {
+      if (this.stage.name !== 'exchange' || this.req !== req) return; // the client went away meanwhile
+      this.resumeClient();
+      if (refusal === undefined) this.forward(req, d);
+      else this.answer(refusal.status, refusal.message, undefined, refusal.authenticate);
+    });
+  }
+
+  private forward(req: RequestHead, d: RouteTarget): void {
     this.target = d;
     this.cluster = d.cluster;
     // An upgrade this route does not allow goes on as a plain request: a backend
@@ -443,7 +466,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     const req = this.req!;
     this.upstream = conn;
     conn.owner = this;
-    const head = requestHeadForBackend(req, this.info, this.requestId);
+    const head = requestHeadForBackend(req, this.info, this.requestId, this.target?.rules);
     let preface: Buffer | undefined;
     if (this.cluster!.spec.send_proxy && conn.boundTo === undefined) {
       conn.boundTo = this;
@@ -530,7 +553,15 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     if (body.mode === 'close' || body.dechunk || !this.reqBody.done) this.closeAfter = true;
     const keep = !this.closeAfter;
     const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';
-    const head = responseHeadForClient(res, connection, body.dechunk, this.hstsHeader());
+    const rules = this.target?.rules?.responseHeaders;
+    const head = responseHeadForClient(
+      res,
+      connection,
+      body.dechunk,
+      this.hstsHeader(),
+      rules,
+      rules === undefined ? undefined : { client: this.info, req, requestId: this.requestId },
+    );
     this.bytesOut += head.length;
     if (body.done) {
       this.socket.write(head, 'latin1');
@@ -702,7 +733,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   }
 
   /** Answers on kakehi's own behalf; the connection stays open when it can. */
-  private answer(status: number, message: string, location?: string): void {
+  private answer(status: number, message: string, location?: string, authenticate?: string): void {
     if (!this.reqBody.done) this.closeAfter = true; // the unread body can't be skipped safely
     const listener = this.listener;
     const key = String(status);
@@ -714,6 +745,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       template,
       close: this.closeAfter,
       ...(location === undefined ? {} : { location }),
+      ...(authenticate === undefined ? {} : { authenticate }),
       headOnly: this.req?.method === 'HEAD',
     });
     this.status = status;

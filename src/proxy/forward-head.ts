@@ -3,7 +3,9 @@
 // (X-Forwarded-*, Forwarded per RFC 7239, X-Request-Id). Pure string building:
 // this runs once per request, so it avoids intermediate arrays.
 
+import { type HeaderContext, type HeaderRules, headerLines } from './header-rules.js';
 import type { RequestHead, ResponseHead } from './http1-head.js';
+import type { RouteRules } from './route-rules.js';
 
 export interface ClientInfo {
   /** Client IP address, as the socket reports it. */
@@ -58,17 +60,26 @@ export function forwardedNode(address: string): string {
   return address.includes(':') ? `"[${address}]"` : address;
 }
 
-export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requestId: string): string {
+export function requestHeadForBackend(
+  req: RequestHead,
+  client: ClientInfo,
+  requestId: string,
+  /** The route's rewrites and header rules (route-rules.ts), when it has any. */
+  rules?: RouteRules,
+): string {
   // Host first (RFC 9110 §7.2 asks it of clients): a backend that keeps only its
   // first N fields still sees the one routing used. For absolute-form it is the
   // target's (RFC 9112 §3.2.2).
-  let out = `${req.method} ${req.target} HTTP/1.1\r\nHost: ${req.host}\r\n`;
+  const target = rules?.rewritePath === undefined ? req.target : rules.rewritePath(req.target, req.path);
+  let out = `${req.method} ${target} HTTP/1.1\r\nHost: ${rules?.host ?? req.host}\r\n`;
   const names = req.names;
   const lowers = req.lower;
   const values = req.values;
+  const drops = rules?.requestHeaders?.drops;
   for (let i = 0; i < names.length; i++) {
     const lower = lowers[i]!;
     if (dropped(lower, req.connectionTokens, SET_ON_REQUEST)) continue;
+    if (drops?.has(lower) === true) continue;
     out += `${names[i]}: ${values[i]}\r\n`;
   }
   const xff = req.forwardedFor === undefined ? client.address : `${req.forwardedFor}, ${client.address}`;
@@ -81,6 +92,8 @@ export function requestHeadForBackend(req: RequestHead, client: ClientInfo, requ
     (req.host === '' ? '' : `X-Forwarded-Host: ${req.host}\r\n`) +
     `Forwarded: ${req.forwarded === undefined ? fwd : `${req.forwarded}, ${fwd}`}\r\n` +
     `X-Request-Id: ${requestId}\r\n`;
+  if (rules?.requestHeaders !== undefined)
+    out += headerLines(rules.requestHeaders, { client, req, requestId });
   if (req.upgrade === 'h2c') {
     // RFC 7540 §3.2: an h2c upgrade carries exactly one
     // HTTP2-Settings, named in Connection; without it the upgrade is invalid.
@@ -107,6 +120,9 @@ export function responseHeadForClient(
   dechunk: boolean,
   /** Strict-Transport-Security to send, replacing the backend's. */
   hsts?: string,
+  /** The route's response header rules, and the exchange their variables read. */
+  rules?: HeaderRules,
+  ctx?: HeaderContext,
 ): string {
   let out = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
   const names = res.names;
@@ -121,9 +137,11 @@ export function responseHeadForClient(
     if (dropped(lower, res.connectionTokens, undefined)) continue;
     if (dechunk && lower === 'transfer-encoding') continue;
     if (hsts !== undefined && lower === 'strict-transport-security') continue;
+    if (rules?.drops.has(lower) === true) continue;
     out += `${names[i]}: ${values[i]}\r\n`;
   }
   if (hsts !== undefined) out += `Strict-Transport-Security: ${hsts}\r\n`;
+  if (rules !== undefined && ctx !== undefined) out += headerLines(rules, ctx);
   if (connection === 'close') out += 'Connection: close\r\n';
   else if (connection === 'keep-alive') out += 'Connection: keep-alive\r\n';
   else if (connection === 'upgrade') out += 'Connection: Upgrade\r\n';

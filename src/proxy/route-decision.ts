@@ -8,6 +8,7 @@ import { normalizeHost, parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import type { Route, Router } from '../router/router.js';
 import { hostMatchesServed, type Served } from '../tls/certificate-store.js';
+import { compileRouteRules, type RouteRules } from './route-rules.js';
 
 /**
  * What a router holds per frontend. It is also the decision to forward on it, so
@@ -18,6 +19,8 @@ export interface RouteTarget<C extends { readonly spec: Cluster } = { readonly s
   readonly kind: 'forward';
   readonly frontend: Frontend;
   readonly cluster: C | undefined;
+  /** Its rewrites, redirect and access rules, compiled; undefined when it has none. */
+  readonly rules: RouteRules | undefined;
 }
 
 /** kakehi answers the request itself. */
@@ -75,8 +78,8 @@ export function decideRoute<C extends { readonly spec: Cluster }>(
   if (target === undefined) return NO_ROUTE;
   const f = target.frontend;
   if (f.deny) return answerOf(403, 'this route is closed', target);
-  if (f.redirect !== undefined) {
-    const location = f.redirect.to.replaceAll('{host}', req.host).replaceAll('{path}', req.target);
+  if (f.redirect !== undefined && target.rules?.redirect !== undefined) {
+    const location = target.rules.redirect(req);
     return answerOf(f.redirect.status, `moved to ${location}`, target, location);
   }
   const cluster = target.cluster;
@@ -110,12 +113,13 @@ export function frontendRoute<C extends { readonly spec: Cluster }>(
   f: Frontend,
   cluster: C | undefined,
 ): Route<RouteTarget<C>> {
+  const path = parsePathRule(f.path_type, f.path);
   return {
     key: `${f.hostname};${f.path_type}:${f.path};${f.method ?? '*'}`,
     host: parseHostRule(f.hostname),
-    path: parsePathRule(f.path_type, f.path),
+    path,
     ...(f.method === undefined ? {} : { method: f.method }),
-    target: { kind: 'forward', frontend: f, cluster },
+    target: { kind: 'forward', frontend: f, cluster, rules: compileRouteRules(f, path) },
   };
 }
 
