@@ -27,6 +27,7 @@ Commands:
   pki        serve the certificates found in directories (kakehi pki --help)
   pulsar     follow a Pulsar route topic; publish and export it (kakehi pulsar --help)
   schema     print the JSON Schema of the configuration file (for editors)
+  hash-password  print the scrypt hash of a password, for basic_auth
   version    print the version
 
 Run 'kakehi <command> --help' for a command's options.
@@ -113,6 +114,7 @@ async function reportStartFailure(err: unknown, log: Logger): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'ctl') return (await import('./ctl.js')).runCtl(rest);
+  if (command === 'hash-password') return (await import('./hash-password.js')).runHashPassword(rest);
   if (command === 'prometheus')
     return (await import('../../connectors/prometheus/main.js')).runPrometheusConnector(rest);
   if (command === 'pki') return (await import('../../connectors/pki/main.js')).runPkiConnector(rest);
