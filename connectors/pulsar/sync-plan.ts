@@ -4,6 +4,7 @@
 // source's objects the topic no longer has. Objects of other sources that the
 // topic does not name are never touched. Pure.
 
+import { redactFrontend } from '../../src/model/frontend-rules.js';
 import type { Change } from '../../src/state/change.js';
 import { deletionOf } from '../../src/state/diff.js';
 import { deepEqual } from '../../src/state/transaction.js';
@@ -64,8 +65,13 @@ export function planSync(
   return [...puts, ...deletes];
 }
 
-/** Equal as objects; a certificate's key is not compared, since the proxy never shows it. */
+/**
+ * Equal as objects; a certificate's key is not compared, since the proxy never
+ * shows it, and password hashes are compared by the digest the proxy shows.
+ */
 export function sameObject(held: Change, wanted: Change): boolean {
+  if (held.op === 'put_frontend' && wanted.op === 'put_frontend')
+    return deepEqual(redactFrontend(held.frontend), redactFrontend(wanted.frontend));
   if (held.op === 'put_certificate' && wanted.op === 'put_certificate') {
     const { key: _a, ...h } = held.certificate;
     const { key: _b, ...w } = wanted.certificate;

@@ -16,6 +16,8 @@ const REDACT = [
   'changes[*].certificate.key',
   '*.certificate.key',
   'selfSigned.key',
+  'frontend.basic_auth.users[*].password_hash',
+  'change.frontend.basic_auth.users[*].password_hash',
 ];
 
 /**

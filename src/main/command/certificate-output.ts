@@ -2,6 +2,7 @@
 // answers, events, logs and `kakehi ctl` all go through here.
 
 import type { CertificateSummary } from '../../command/protocol.js';
+import { redactFrontend } from '../../model/frontend-rules.js';
 import type { Certificate } from '../../model/objects.js';
 import type { Change } from '../../state/change.js';
 import { servedCertificate } from '../../tls/certificate-store.js';
@@ -35,8 +36,9 @@ export function certificateSummary(
   return out;
 }
 
-/** A change as it may be shown: a certificate's key replaced by a marker. */
+/** A change as it may be shown: a certificate's key and a frontend's password hashes replaced by markers. */
 export function redactChange(c: Change): Change {
+  if (c.op === 'put_frontend') return { ...c, frontend: redactFrontend(c.frontend) };
   if (c.op !== 'put_certificate') return c;
   return { ...c, certificate: { ...c.certificate, key: REDACTED } };
 }

@@ -7,6 +7,7 @@ import type { ResultOf } from '../../command/protocol.js';
 import { METRICS_QUERY_TIMEOUT_MS } from '../../defaults.js';
 import { KakehiError } from '../../errors.js';
 import { filterFamilies, mergeFamilies } from '../../metrics/aggregate.js';
+import { redactFrontend } from '../../model/frontend-rules.js';
 import { keyOf } from '../../model/objects.js';
 import { decideRoute, frontendRoute } from '../../proxy/route-decision.js';
 import { Router } from '../../router/router.js';
@@ -147,7 +148,7 @@ export function createRequestHandler(
     },
     list_frontends: () => ({
       frontends: [...sup.state.frontends.entries()].map(([key, f]) => ({
-        ...f,
+        ...redactFrontend(f),
         key,
         source: sup.state.sources.get(sourceKey('frontend', key)),
       })),
