@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_SOCKET_TEXT } from '../command/default-socket.js';
 import type { RequestType } from '../command/frames.js';
+import { frontendRulesSummary } from '../model/frontend-rules.js';
 import type { FlagSpec } from './args.js';
 import { renderBackends, renderClusters, renderTop, TOP_FAMILIES } from './ctl-live-output.js';
 import { keyValues, table } from './ctl-output.js';
@@ -227,16 +228,23 @@ export const CTL_COMMANDS: CtlCommand[] = [
     summary: 'list frontends',
     flags: {},
     build: simple('list_frontends'),
-    render: list('frontends', [
-      'listener',
-      'hostname',
-      'path_type',
-      'path',
-      'method',
-      'cluster',
-      'deny',
-      'source',
-    ]),
+    render: (r) => {
+      const o = r as { frontends?: Parameters<typeof frontendRulesSummary>[0][] };
+      const rows = Array.isArray(o.frontends)
+        ? { frontends: o.frontends.map((f) => ({ ...f, rules: frontendRulesSummary(f) })) }
+        : r;
+      return list('frontends', [
+        'listener',
+        'hostname',
+        'path_type',
+        'path',
+        'method',
+        'cluster',
+        'deny',
+        'rules',
+        'source',
+      ])(rows);
+    },
   },
   {
     words: ['certificates'],

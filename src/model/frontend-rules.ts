@@ -306,3 +306,33 @@ export function redactedHash(hash: string): string {
   if (hash.startsWith('<redacted')) return hash;
   return `<redacted sha256:${createHash('sha256').update(hash).digest('hex').slice(0, 16)}>`;
 }
+
+/** The rules of a frontend in a few words, for `kakehi ctl frontends` (never a hash). */
+export function frontendRulesSummary(f: {
+  request_headers?:
+    | { remove: string[]; set: Record<string, string>; add: Record<string, string> }
+    | undefined;
+  response_headers?:
+    | { remove: string[]; set: Record<string, string>; add: Record<string, string> }
+    | undefined;
+  strip_prefix?: string | undefined;
+  replace_prefix?: { from: string; to: string } | undefined;
+  host_rewrite?: string | undefined;
+  basic_auth?: { realm: string; users: unknown[] } | undefined;
+  ip_allow?: string[] | undefined;
+  ip_deny?: string[] | undefined;
+}): string {
+  const out: string[] = [];
+  const count = (r: { remove: string[]; set: object; add: object }) =>
+    r.remove.length + Object.keys(r.set).length + Object.keys(r.add).length;
+  if (f.request_headers !== undefined) out.push(`request headers: ${count(f.request_headers)}`);
+  if (f.response_headers !== undefined) out.push(`response headers: ${count(f.response_headers)}`);
+  if (f.strip_prefix !== undefined) out.push(`strip ${f.strip_prefix}`);
+  if (f.replace_prefix !== undefined) out.push(`${f.replace_prefix.from} -> ${f.replace_prefix.to}`);
+  if (f.host_rewrite !== undefined) out.push(`host ${f.host_rewrite}`);
+  if (f.basic_auth !== undefined)
+    out.push(`basic auth "${f.basic_auth.realm}": ${f.basic_auth.users.length} users`);
+  if (f.ip_allow !== undefined) out.push(`allow ${f.ip_allow.length}`);
+  if (f.ip_deny !== undefined) out.push(`deny ${f.ip_deny.length}`);
+  return out.join(', ');
+}
