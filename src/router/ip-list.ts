@@ -61,7 +61,8 @@ function parseBlock(s: string): Block | string {
   const family = addressWords(addr, words);
   if (family === undefined)
     return `"${s}" is not an IPv4 or IPv6 address or CIDR block (such as 10.0.0.0/8 or fd00::/8)`;
-  const bits = family === 4 ? 32 : 128;
+  const v4Text = isIPv4(addr);
+  const bits = v4Text ? 32 : 128;
   let len = bits;
   if (slash >= 0) {
     const p = s.slice(slash + 1);
@@ -70,7 +71,10 @@ function parseBlock(s: string): Block | string {
     len = Number(p);
   }
   // An IPv4-mapped block is an IPv4 block: clients are compared in that form.
-  if (family === 4 && !isIPv4(addr)) len = Math.max(0, len - 96);
+  if (family === 4 && !v4Text) {
+    if (len < 96) return `"${s}" reaches past the IPv4-mapped range; write it as an IPv4 block`;
+    len -= 96;
+  }
   const mask = maskWords(family === 4 ? 96 + len : len);
   const net = new Uint32Array(4);
   for (let i = 0; i < 4; i++) net[i] = (words[i]! & mask[i]!) >>> 0;
