@@ -7,6 +7,7 @@
 // (docs/performance.md, "Cost of metrics on the hot path").
 
 import type diagnostics_channel from 'node:diagnostics_channel';
+import { basicAuthLoad } from '../proxy/basic-auth.js';
 import { type ProxyProtocolError, proxyProtocolError } from '../proxy/proxy-accept.js';
 import {
   type BackendAttempt,
@@ -99,11 +100,21 @@ export class WorkerMetrics {
     'kakehi_tcp_connection_duration_seconds',
     'How long connections of tcp and tls listeners lasted, by cluster, in seconds.',
   );
+  private readonly authRemembered = this.registry.gauge(
+    'kakehi_basic_auth_remembered',
+    'Basic credentials remembered as checked (bounded LRU), summed over workers.',
+  );
+  private readonly authRunning = this.registry.gauge(
+    'kakehi_basic_auth_checks_running',
+    'scrypt password checks running now off the event loop.',
+  );
   // The global series, made once: gauges read 0 rather than being absent.
   private readonly conn = this.connections.get('', () => ({}));
   private readonly act = this.active.get('', () => ({}));
   private readonly inB = this.bytesIn.get('', () => ({}));
   private readonly outB = this.bytesOut.get('', () => ({}));
+  private readonly remembered = this.authRemembered.get('', () => ({}));
+  private readonly checking = this.authRunning.get('', () => ({}));
 
   /** The series one (cluster, backend) pair updates per request, found without building a key. */
   private readonly routes = new Map<string, Map<string, RouteSeries>>();
@@ -144,6 +155,9 @@ export class WorkerMetrics {
   /** `requestsInFlight`: read, not counted here; the data plane keeps it (DataPlane.requestsInFlight). */
   families(requestsInFlight = 0): Family[] {
     this.act.set(requestsInFlight);
+    const auth = basicAuthLoad();
+    this.remembered.set(auth.remembered);
+    this.checking.set(auth.running);
     return this.registry.families();
   }
 

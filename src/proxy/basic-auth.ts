@@ -100,9 +100,9 @@ function verify(password: string, h: ScryptHash): Promise<boolean> {
   });
 }
 
-/** Remembered successes, for the worker's metrics. */
-export function rememberedCredentials(): number {
-  return remembered.size;
+/** Remembered successes and checks running, for the worker's metrics. */
+export function basicAuthLoad(): { remembered: number; running: number } {
+  return { remembered: remembered.size, running: verifying };
 }
 
 /** A password's hash in the PHC form kakehi reads: `$scrypt$ln=…,r=…,p=…$salt$hash`. */

@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import { type IncomingHttpHeaders, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import type { Family, ScalarSample } from '../../src/metrics/registry.js';
 import { hashPassword } from '../../src/proxy/basic-auth.js';
 import { type Backend, echoBackend } from '../helpers/backends.js';
 import { command, ok } from '../helpers/command.js';
@@ -201,6 +202,13 @@ describe('frontend rules', () => {
     // Twice: the second is answered from the worker's remembered successes.
     for (let i = 0; i < 2; i++)
       assert.equal((await get(v4, 'auth.test', '/', basic('ann', 'correct horse'))).status, 200);
+    const m = (await ok(kakehi.socketPath, 'query_metrics', {
+      names: ['kakehi_basic_auth_remembered', 'kakehi_basic_auth_checks_running'],
+    })) as { families: Family[] };
+    const value = (name: string) =>
+      (m.families.find((f) => f.name === name)?.samples[0] as ScalarSample | undefined)?.value;
+    assert.equal(value('kakehi_basic_auth_remembered'), 1);
+    assert.equal(value('kakehi_basic_auth_checks_running'), 0);
   });
 
   it('never shows a password hash in ctl, get_state, list_frontends or the logs', async () => {

@@ -59,6 +59,16 @@ describe('reference docs match the code', () => {
       (frontendSchema.fields.redirect.schema as unknown as { fields: Record<string, Field<unknown>> }).fields,
     ],
     [
+      'frontends[].request_headers',
+      (frontendSchema.fields.request_headers.schema as unknown as { fields: Record<string, Field<unknown>> })
+        .fields,
+    ],
+    [
+      'frontends[].basic_auth',
+      (frontendSchema.fields.basic_auth.schema as unknown as { fields: Record<string, Field<unknown>> })
+        .fields,
+    ],
+    [
       'hsts',
       (clusterSchema.fields.hsts.schema as unknown as { fields: Record<string, Field<unknown>> }).fields,
     ],
