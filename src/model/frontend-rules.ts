@@ -11,24 +11,19 @@ import { dict, type Field, list, object, str } from './schema.js';
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/**
- * Fields a rule may not touch. Framing and hop-by-hop fields: a rule changing
- * them would let the operator's config desynchronise kakehi and the backend
- * (request smuggling) or the client. Host has host_rewrite; the forwarding
- * fields and X-Request-Id are kakehi's own, set on every request.
- */
-const FRAMING = [
-  'content-length',
-  'transfer-encoding',
+/** Hop-by-hop fields (RFC 9110 §7.6.1): kakehi drops them both ways and writes its own. */
+export const HOP_BY_HOP_FIELDS: readonly string[] = [
   'connection',
   'keep-alive',
   'proxy-connection',
   'te',
-  'trailer',
   'upgrade',
+  'trailer',
   'http2-settings',
 ];
-const KAKEHI_SETS = [
+/** Request fields kakehi sets itself on every request, never passing the client's. */
+export const SET_BY_KAKEHI_FIELDS: readonly string[] = [
+  'host',
   'x-forwarded-for',
   'x-forwarded-proto',
   'x-forwarded-port',
@@ -36,6 +31,13 @@ const KAKEHI_SETS = [
   'forwarded',
   'x-request-id',
 ];
+/**
+ * Fields a rule may not touch. Framing and hop-by-hop fields: a rule changing
+ * them would let the operator's config desynchronise kakehi and the backend
+ * (request smuggling) or the client. Host has host_rewrite; the forwarding
+ * fields and X-Request-Id are kakehi's own, set on every request.
+ */
+const FRAMING = ['content-length', 'transfer-encoding', ...HOP_BY_HOP_FIELDS];
 
 export type HeaderDirection = 'request' | 'response';
 
@@ -48,7 +50,7 @@ export function headerNameProblem(name: string, direction: HeaderDirection): str
     return `${name} frames the message or the connection; kakehi sets it, a rule may not (it would open request smuggling)`;
   if (direction === 'request' && lower === 'host')
     return 'Host is rewritten with host_rewrite, not a header rule';
-  if (direction === 'request' && KAKEHI_SETS.includes(lower))
+  if (direction === 'request' && SET_BY_KAKEHI_FIELDS.includes(lower))
     return `${name} is set by kakehi on every request; a rule may not replace it`;
   if (direction === 'response' && lower === 'strict-transport-security')
     return 'Strict-Transport-Security is set with hsts, not a header rule';

@@ -3,6 +3,7 @@
 // (X-Forwarded-*, Forwarded per RFC 7239, X-Request-Id). Pure string building:
 // this runs once per request, so it avoids intermediate arrays.
 
+import { HOP_BY_HOP_FIELDS, SET_BY_KAKEHI_FIELDS } from '../model/frontend-rules.js';
 import { type HeaderContext, type HeaderRules, headerLines } from './header-rules.js';
 import type { RequestHead, ResponseHead } from './http1-head.js';
 import type { RouteRules } from './route-rules.js';
@@ -19,25 +20,9 @@ export interface ClientInfo {
 // Names removed in both directions, whatever Connection says. Transfer-Encoding
 // is not here: chunked bodies pass through byte for byte, so their framing
 // header goes with them.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'upgrade',
-  'trailer',
-  'http2-settings',
-]);
+const HOP_BY_HOP = new Set(HOP_BY_HOP_FIELDS);
 // Request fields kakehi sets itself; an incoming value is replaced, not trusted.
-const SET_ON_REQUEST = new Set([
-  'host',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-forwarded-host',
-  'forwarded',
-  'x-request-id',
-]);
+const SET_ON_REQUEST = new Set(SET_BY_KAKEHI_FIELDS);
 
 function dropped(
   lower: string,

@@ -14,35 +14,25 @@ import type { Family, ScalarSample } from '../../src/metrics/registry.js';
 import { hashPassword } from '../../src/proxy/basic-auth.js';
 import { type Backend, echoBackend } from '../helpers/backends.js';
 import { command, ok } from '../helpers/command.js';
+import { type HttpResult, readWhole } from '../helpers/http.js';
 import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
 
 const run = promisify(execFile);
 
-interface Got {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 /** One request on a fresh connection, from the loopback address of `family`. */
 function get(port: number, host: string, path: string, headers: Record<string, string> = {}, family = 4) {
-  return new Promise<Got>((resolve, reject) => {
+  return new Promise<HttpResult>((resolve, reject) => {
     const r = request(
       { host: family === 4 ? '127.0.0.1' : '::1', port, path, headers: { host, ...headers }, agent: false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          body += c;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        res.on('error', reject);
-      },
+      (res) => readWhole(res, resolve, reject),
     );
     r.on('error', reject);
     r.end();
   });
 }
+
+/** `kakehi ctl` on the test's proxy; a failure rejects. */
+const ctl = (...args: string[]) => run(process.execPath, [CLI, 'ctl', '-s', kakehi.socketPath, ...args]);
 
 const basic = (user: string, password: string) => ({
   authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
@@ -133,7 +123,7 @@ after(async () => {
 });
 
 /** The request the backend saw last, as its echo tells. */
-function echoed(r: Got): { url: string; headers: IncomingHttpHeaders } {
+function echoed(r: HttpResult): { url: string; headers: IncomingHttpHeaders } {
   assert.equal(r.status, 200, r.body);
   return JSON.parse(r.body) as { url: string; headers: IncomingHttpHeaders };
 }
@@ -222,9 +212,9 @@ describe('frontend rules', () => {
     assert.equal((await get(v4, 'runtime-auth.test', '/', basic('ann', 'correct horse'))).status, 200);
     const state = JSON.stringify(await ok(kakehi.socketPath, 'get_state', { sources: true }));
     const listed = JSON.stringify(await ok(kakehi.socketPath, 'list_frontends'));
-    const ctlState = await run(process.execPath, [CLI, 'ctl', '-s', kakehi.socketPath, 'state']);
-    const ctlJson = await run(process.execPath, [CLI, 'ctl', '-s', kakehi.socketPath, '--json', 'frontends']);
-    const ctlTable = await run(process.execPath, [CLI, 'ctl', '-s', kakehi.socketPath, 'frontends']);
+    const ctlState = await ctl('state');
+    const ctlJson = await ctl('--json', 'frontends');
+    const ctlTable = await ctl('frontends');
     const secret = hash.split('$').at(-1)!;
     for (const [what, text] of [
       ['get_state', state],
@@ -296,15 +286,7 @@ describe('frontend rules', () => {
     kakehi.proc.kill('SIGHUP');
     await kakehi.waitLog((l) => l.msg === 'SIGHUP reload applied');
     await behaves();
-    const up = await run(process.execPath, [
-      CLI,
-      'ctl',
-      '-s',
-      kakehi.socketPath,
-      'upgrade',
-      '--main',
-      '--json',
-    ]);
+    const up = await ctl('upgrade', '--main', '--json');
     successor = (JSON.parse(up.stdout) as { pid: number }).pid;
     assert.equal(await kakehi.exited, 0);
     await behaves();
