@@ -231,7 +231,13 @@ export const CTL_COMMANDS: CtlCommand[] = [
     render: (r) => {
       const o = r as { frontends?: Parameters<typeof frontendRulesSummary>[0][] };
       const rows = Array.isArray(o.frontends)
-        ? { frontends: o.frontends.map((f) => ({ ...f, rules: frontendRulesSummary(f) })) }
+        ? {
+            frontends: o.frontends.map((f) => {
+              // Only frontends with rules get the column: a table of plain routes stays as it was.
+              const rules = frontendRulesSummary(f);
+              return rules === '' ? f : { ...f, rules };
+            }),
+          }
         : r;
       return list('frontends', [
         'listener',
