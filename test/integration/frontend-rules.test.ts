@@ -12,10 +12,11 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Family, ScalarSample } from '../../src/metrics/registry.js';
 import { hashPassword } from '../../src/proxy/basic-auth.js';
-import { type Backend, echoBackend } from '../helpers/backends.js';
+import { type Backend, closedPort, echoBackend } from '../helpers/backends.js';
 import { command, ok } from '../helpers/command.js';
 import { type HttpResult, readWhole } from '../helpers/http.js';
 import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
+import { rawExchange } from '../helpers/raw-client.js';
 
 const run = promisify(execFile);
 
@@ -42,6 +43,8 @@ let backend: Backend;
 let kakehi: Kakehi;
 let v4: number;
 let v6: number;
+/** A listener with expect_proxy: the client is the one its PROXY header names. */
+let proxied: number;
 let hash: string;
 let successor = 0;
 
@@ -62,7 +65,11 @@ before(async () => {
   // The lowest cost the schema takes: the test checks behaviour, not strength.
   hash = await hashPassword('correct horse', 10);
   kakehi = await startKakehi({
-    listeners: [{ address: '127.0.0.1:0' }, { address: '[::1]:0' }],
+    listeners: [
+      { address: '127.0.0.1:0' },
+      { address: '[::1]:0' },
+      { address: `127.0.0.1:${await closedPort()}`, expect_proxy: true },
+    ],
     clusters: [{ id: 'app', backends: [{ id: 'a', address: backend.address }] }],
     frontends: [
       {
@@ -105,9 +112,16 @@ before(async () => {
       { hostname: 'deny4.test', cluster: 'app', ip_deny: ['127.0.0.0/8'] },
       { hostname: 'only6.test', cluster: 'app', ip_allow: ['::1/128'] },
       { hostname: 'deny6.test', cluster: 'app', ip_allow: ['127.0.0.1/32', '::/0'], ip_deny: ['::1'] },
+      {
+        hostname: 'proxied.test',
+        cluster: 'app',
+        ip_allow: ['203.0.113.0/24', '198.51.100.0/24'],
+        ip_deny: ['198.51.100.0/24'],
+        request_headers: { set: { 'X-Client': '{client_ip}' } },
+      },
     ],
   });
-  [v4, v6] = kakehi.ports as [number, number];
+  [v4, v6, proxied] = kakehi.ports as [number, number, number];
 });
 
 after(async () => {
@@ -238,6 +252,20 @@ describe('frontend rules', () => {
     assert.equal((await get(v6, 'only6.test', '/', {}, 6)).status, 200);
     assert.equal((await get(v4, 'deny6.test', '/')).status, 200);
     assert.equal((await get(v6, 'deny6.test', '/', {}, 6)).status, 403, 'deny wins over allow');
+  });
+
+  it('judges the client a PROXY header names, not the balancer that sent it', async () => {
+    const through = (client: string) =>
+      rawExchange(
+        proxied,
+        `PROXY TCP4 ${client} 127.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: proxied.test\r\nConnection: close\r\n\r\n`,
+      );
+    const allowed = await through('203.0.113.9');
+    assert.match(allowed.text, /^HTTP\/1\.1 200 /);
+    assert.match(allowed.text, /"x-client":"203\.0\.113\.9"/);
+    assert.match((await through('198.51.100.4')).text, /^HTTP\/1\.1 403 /);
+    // The balancer's own address, 127.0.0.1, is in neither list.
+    assert.equal((await get(v4, 'proxied.test', '/')).status, 403);
   });
 
   it('refuses rules that would break framing or inject a header, by name, changing nothing', async () => {
