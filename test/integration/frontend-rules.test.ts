@@ -6,12 +6,11 @@
 // kept across SIGHUP and `kakehi ctl upgrade --main`.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { type IncomingHttpHeaders, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Family, ScalarSample } from '../../src/metrics/registry.js';
-import { hashPassword } from '../../src/proxy/basic-auth.js';
 import { type Backend, closedPort, echoBackend } from '../helpers/backends.js';
 import { command, ok } from '../helpers/command.js';
 import { type HttpResult, readWhole } from '../helpers/http.js';
@@ -30,6 +29,11 @@ function get(port: number, host: string, path: string, headers: Record<string, s
     r.on('error', reject);
     r.end();
   });
+}
+
+/** `kakehi hash-password` with `input` on its standard input. */
+function hashPasswordCli(args: string[], input: string) {
+  return spawnSync(process.execPath, [CLI, 'hash-password', ...args], { input, encoding: 'utf8' });
 }
 
 /** `kakehi ctl` on the test's proxy; a failure rejects. */
@@ -62,8 +66,11 @@ before(async () => {
     res.end(out);
     return true;
   });
-  // The lowest cost the schema takes: the test checks behaviour, not strength.
-  hash = await hashPassword('correct horse', 10);
+  // Made as an operator would, by the CLI; the lowest cost the schema takes, as
+  // the test checks behaviour, not strength.
+  const made = hashPasswordCli(['--cost', '10'], 'correct horse\n');
+  assert.equal(made.status, 0, made.stderr);
+  hash = made.stdout.trim();
   kakehi = await startKakehi({
     listeners: [
       { address: '127.0.0.1:0' },
@@ -320,5 +327,19 @@ describe('frontend rules', () => {
     await behaves();
     const state = JSON.stringify(await ok(kakehi.socketPath, 'get_state'));
     assert.ok(!state.includes(hash.split('$').at(-1)!));
+  });
+});
+
+describe('kakehi hash-password', () => {
+  it('has --help, and refuses a password as an argument, a bad cost and an empty password', () => {
+    const help = hashPasswordCli(['--help'], '');
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^Usage: kakehi hash-password/);
+    const arg = hashPasswordCli(['s3cret'], '');
+    assert.equal(arg.status, 2);
+    assert.match(arg.stderr, /read from stdin/);
+    assert.ok(!arg.stdout.includes('$scrypt$'));
+    assert.equal(hashPasswordCli(['--cost', '9'], 'pw\n').status, 2);
+    assert.equal(hashPasswordCli([], '\n').status, 1);
   });
 });
