@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { type IncomingHttpHeaders, request } from 'node:http';
+import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Family, ScalarSample } from '../../src/metrics/registry.js';
@@ -315,6 +315,38 @@ describe('frontend rules', () => {
     }
     assert.equal((await ok(kakehi.socketPath, 'status'))['generation'], generation);
     assert.equal((await get(v4, 'bad.test', '/')).status, 404);
+  });
+
+  it('applies a changed rule from the next request, on a connection kept alive across the change', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const ask = () =>
+      new Promise<{ version: unknown; port: number | undefined }>((resolve, reject) => {
+        const r = request(
+          { host: '127.0.0.1', port: v4, path: '/', headers: { host: 'hot.test' }, agent },
+          (res) => {
+            // Read now: the agent takes the socket back once the response ends.
+            const port = res.socket.localPort;
+            readWhole(res, (got) => resolve({ version: echoed(got).headers['x-version'], port }), reject);
+          },
+        );
+        r.on('error', reject);
+        r.end();
+      });
+    const frontend = (value: string) => ({
+      frontend: { hostname: 'hot.test', cluster: 'app', request_headers: { set: { 'X-Version': value } } },
+    });
+    try {
+      await ok(kakehi.socketPath, 'add_http_frontend', frontend('one'));
+      const first = await ask();
+      assert.equal(first.version, 'one');
+      await ok(kakehi.socketPath, 'add_http_frontend', frontend('two'));
+      const second = await ask();
+      assert.equal(second.version, 'two');
+      assert.equal(second.port, first.port, 'the same client connection');
+    } finally {
+      agent.destroy();
+      await ok(kakehi.socketPath, 'remove_http_frontend', { frontend: { hostname: 'hot.test' } });
+    }
   });
 
   it('keeps every rule across SIGHUP and ctl upgrade --main', async () => {
