@@ -71,7 +71,7 @@ export interface ConnectorReport extends ConnectorReportBody {
   reported_at: string;
 }
 
-/** A change as get_state shows it (a certificate's key redacted), with its source when asked for. */
+/** A change as get_state shows it (a certificate's key and password hashes redacted), with its source when asked for. */
 export type StateChange = Change & { source?: string | undefined };
 
 export interface StatusResult {
