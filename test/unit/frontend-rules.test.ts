@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { sameObject } from '../../connectors/pulsar/sync-plan.js';
 import type { FieldIssue } from '../../src/errors.js';
 import { parseScryptHash, redactFrontend } from '../../src/model/frontend-rules.js';
 import { frontendSchema } from '../../src/model/objects.js';
@@ -8,6 +9,7 @@ import { compilePathRewrite } from '../../src/proxy/path-rewrite.js';
 import { compileRedirect } from '../../src/proxy/redirect.js';
 import { cidrProblem, ipList } from '../../src/router/ip-list.js';
 import { parsePathRule } from '../../src/router/path-rule.js';
+import type { Change } from '../../src/state/change.js';
 
 function issuesOf(frontend: Record<string, unknown>): FieldIssue[] {
   const issues: FieldIssue[] = [];
@@ -199,5 +201,21 @@ describe('basic authentication', () => {
     assert.deepEqual(shown, redactFrontend(f));
     assert.deepEqual(redactFrontend(shown), shown, 'a marker stays a marker');
     assert.equal(f.basic_auth.users[0]!.password_hash, h, 'the frontend itself is untouched');
+  });
+
+  it('lets the Pulsar connector tell a changed hash from the same one through the redaction', async () => {
+    const put = (hash: string): Extract<Change, { op: 'put_frontend' }> => ({
+      op: 'put_frontend',
+      frontend: frontendSchema.parse(
+        { hostname: 'a.test', cluster: 'c', basic_auth: { users: [{ name: 'ann', password_hash: hash }] } },
+        '',
+        [],
+      )!,
+    });
+    const h = await hashPassword('pw', 10);
+    const held = put(h);
+    const shown = { ...held, frontend: redactFrontend(held.frontend) };
+    assert.ok(sameObject(shown, put(h)), 'the same hash: nothing to send');
+    assert.ok(!sameObject(shown, put(await hashPassword('pw', 10))), 'a new hash: sent again');
   });
 });
