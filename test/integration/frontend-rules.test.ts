@@ -132,6 +132,12 @@ before(async () => {
 });
 
 after(async () => {
+  // The successor and its workers inherit the stderr pipe: it ends when the last of them exits.
+  const stderr = kakehi.proc.stderr;
+  const allGone = new Promise<void>((resolve) => {
+    if (stderr === null || stderr.readableEnded) resolve();
+    else stderr.once('end', () => resolve());
+  });
   if (successor !== 0) {
     try {
       process.kill(successor, 'SIGTERM');
@@ -140,6 +146,7 @@ after(async () => {
     }
   }
   await kakehi.stop();
+  await allGone;
   await backend.close();
 });
 
