@@ -60,6 +60,13 @@ export class TcpSession {
       this.clientClosed = true;
       this.closed('the client closed the connection');
     });
+    // Listened for from the start: a socket with nothing buffered emits its end
+    // even while paused, so a client that ends before the backend is connected
+    // (a probe; a PROXY header and nothing else) would otherwise never end it.
+    client.on('end', () => {
+      this.clientEnded = true;
+      this.upstream?.end();
+    });
     if (tcpConnectionStart.hasSubscribers) tcpConnectionStart.publish(cluster.spec.id);
   }
 
@@ -132,10 +139,7 @@ export class TcpSession {
       this.upstreamEnded = true;
       client.end();
     });
-    client.on('end', () => {
-      this.clientEnded = true;
-      upstream.end();
-    });
+    if (this.clientEnded) upstream.end();
     // Bytes the client sent while the backend was being connected wait in its socket.
     client.resume();
   }

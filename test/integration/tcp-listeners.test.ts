@@ -201,6 +201,30 @@ describe('tcp listeners', () => {
     assert.equal(scalarTotal(m, 'kakehi_http_requests_total'), 0);
   });
 
+  it('passes on the end of a client that ends before its backend is connected', async () => {
+    // Greets, then ends once the client's end has come through.
+    const greeter = await tcpBackend((s) => {
+      s.write('hello\n');
+      s.resume();
+      s.on('end', () => s.end());
+    });
+    cleanup.push(() => greeter.close());
+    const kakehi = await startKakehi({
+      // The idle timeout bounds the failure: without the end passed on, nothing moves.
+      listeners: [{ address: '127.0.0.1:0', protocol: 'tcp', cluster: 'g', keepalive_timeout_ms: 10_000 }],
+      clusters: [{ id: 'g', backends: [{ id: 'g1', address: greeter.address }] }],
+      access_log: 'stdout',
+    });
+    cleanup.push(() => kakehi.stop());
+    const c = connect({ host: '127.0.0.1', port: kakehi.port, allowHalfOpen: true });
+    const r = collect(c);
+    // Nothing sent: the end reaches kakehi while its backend is still being connected.
+    c.end();
+    assert.deepEqual(await r, { data: 'hello\n', ended: true });
+    const line = await kakehi.waitAccessLine((l) => l['cluster'] === 'g');
+    assert.equal(line['error'], undefined);
+  });
+
   it('carries 100 MB with bounded proxy memory', async () => {
     let received = 0;
     const sink = await tcpBackend((s) => {
