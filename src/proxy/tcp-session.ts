@@ -48,7 +48,6 @@ export class TcpSession {
     private readonly host: TcpSessionHost,
   ) {
     this.clientAddress = clientText(peer);
-    client.setNoDelay(true);
     this.idle = setTimeout(() => this.abort('idle timeout'), idleMs);
     client.on('error', (err) => this.abort(`client: ${err.message}`));
     client.on('close', () => {
