@@ -6,6 +6,9 @@
 #   bash bench/load/run.sh            (npm run bench:load builds first)
 #   SCHEME=https bash bench/load/run.sh                       (TLS termination, keep-alive)
 #   SCHEME=https CONNECTION=close bash bench/load/run.sh      (one request per TLS handshake)
+#   MODE=tcp bash bench/load/run.sh   (TCP pass-through: kakehi protocol: tcp, HAProxy mode tcp,
+#                                      Sōzu's TCP listener when `sozu` is on PATH, nginx stream
+#                                      when its module is there; wrk's HTTP goes through unparsed)
 #
 # Environment:
 #   DURATION=10s      measured wrk run per target
@@ -13,7 +16,8 @@
 #   WARMUP=10s        unmeasured wrk run before each measured one (Node peers need ~10 s of JIT warm-up)
 #   ROUNDS=1          repeat the whole sequence; the report shows medians
 #   PROXIES="haproxy nginx kakehi reply-from http-proxy"   subset to run; the direct
-#                     baseline is always measured
+#                     baseline is always measured. MODE=tcp: "haproxy kakehi sozu nginx", sozu
+#                     and nginx only when available (a named one that is not fails)
 #   NICE=-10          niceness of every process the benchmark starts (proxies, backend, wrk) and
 #                     of their scheduling autogroups, so that unrelated work on the machine takes
 #                     less of the two cores; negative values need root (else 0 is used)
@@ -27,6 +31,7 @@
 #   KEY=ecdsa         https certificate key: ecdsa (P-256) or rsa (2048 bits)
 #   CONNECTION=keep-alive   close: wrk sends "Connection: close", so every request opens a new
 #                     connection (a full TLS handshake with https: wrk resumes no session)
+#   MODE=http         tcp: the proxies relay bytes (see above); SCHEME must stay http
 #
 # Exit codes: 0 done (even if kakehi was not available), 1 a run failed, 2 missing tools.
 # Installs nothing; every process it starts is stopped on exit, even on failure.
@@ -56,12 +61,15 @@ quiet_wait=${QUIET_WAIT:-30}
 [[ $ready_timeout =~ ^[0-9]+$ ]] || { echo "run.sh: READY_TIMEOUT must be a whole number" >&2; exit 2; }
 [[ $quiet_wait =~ ^[0-9]+$ ]] || { echo "run.sh: QUIET_WAIT must be a whole number of seconds" >&2; exit 2; }
 [[ $niceness =~ ^-?[0-9]+$ ]] || { echo "run.sh: NICE must be an integer" >&2; exit 2; }
+mode=${MODE:-http}
+[[ $mode == http || $mode == tcp ]] || { echo "run.sh: MODE must be http or tcp" >&2; exit 2; }
 scheme=${SCHEME:-http}
 key_type=${KEY:-ecdsa}
 connection=${CONNECTION:-keep-alive}
 [[ $scheme == http || $scheme == https ]] || { echo "run.sh: SCHEME must be http or https" >&2; exit 2; }
 [[ $key_type == ecdsa || $key_type == rsa ]] || { echo "run.sh: KEY must be ecdsa or rsa" >&2; exit 2; }
 [[ $connection == keep-alive || $connection == close ]] || { echo "run.sh: CONNECTION must be keep-alive or close" >&2; exit 2; }
+[[ $mode == tcp && $scheme == https ]] && { echo "run.sh: MODE=tcp relays plain HTTP; SCHEME must be http" >&2; exit 2; }
 wrk_header=()
 [[ $connection == close ]] && wrk_header=(-H 'Connection: close')
 if ((niceness < 0)) && [[ $(id -u) != 0 ]]; then
@@ -82,14 +90,27 @@ on_core() { # core command... : waits for it (stopped on exit like the others), 
   return "$rc"
 }
 
+# nginx's stream module: built in (nothing to load), a dynamic module to load, or absent.
+stream_module=absent
+if [[ " $(PATH="$PATH:/usr/sbin" nginx -V 2>&1 | tr '\n' ' ') " == *" --with-stream "* ]]; then
+  stream_module=""
+else
+  for so in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so; do
+    [[ -f $so ]] && { stream_module="load_module $so;"; break; }
+  done
+fi
 all_proxies=(haproxy nginx kakehi reply-from http-proxy)
 [[ $scheme == https ]] && all_proxies=(haproxy nginx kakehi http-proxy)
+if [[ $mode == tcp ]]; then
+  all_proxies=(haproxy kakehi)
+  command -v sozu >/dev/null 2>&1 && all_proxies+=(sozu)
+  [[ $stream_module != absent ]] && all_proxies+=(nginx)
+fi
 read -r -a proxies <<<"${PROXIES:-${all_proxies[*]}}"
 for name in "${proxies[@]}"; do
-  case $name in
-    haproxy | nginx | kakehi | reply-from | http-proxy) ;;
-    fastify) ;;
-    *) echo "run.sh: unknown proxy '$name' in PROXIES (known: ${all_proxies[*]})" >&2; exit 2 ;;
+  case $mode:$name in
+    *:haproxy | *:nginx | *:kakehi | http:reply-from | http:http-proxy | http:fastify | tcp:sozu) ;;
+    *) echo "run.sh: unknown proxy '$name' in PROXIES for MODE=$mode (known: ${all_proxies[*]})" >&2; exit 2 ;;
   esac
 done
 proxies=("${proxies[@]/#fastify/reply-from}")
@@ -106,6 +127,7 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need wrk wrk
 need nginx nginx-light
 wants haproxy && need haproxy haproxy
+wants sozu && need sozu "sozu (not packaged by Debian: build it from github.com/sozu-proxy/sozu)"
 need taskset util-linux
 need setsid util-linux
 need curl curl
@@ -175,8 +197,8 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 : >"$out/targets.tsv"
 
-read -r backend_port haproxy_port nginx_port kakehi_port reply_from_port http_proxy_port \
-  < <(node dist/bench/load/ports.js 6)
+read -r backend_port haproxy_port nginx_port kakehi_port reply_from_port http_proxy_port sozu_port \
+  < <(node dist/bench/load/ports.js 7)
 port_of() {
   case $1 in
     direct) echo "$backend_port" ;;
@@ -185,6 +207,7 @@ port_of() {
     kakehi) echo "$kakehi_port" ;;
     reply-from) echo "$reply_from_port" ;;
     http-proxy) echo "$http_proxy_port" ;;
+    sozu) echo "$sozu_port" ;;
   esac
 }
 render() { # template port output
@@ -194,9 +217,10 @@ render() { # template port output
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{print $2}' || true)
 nginx_version=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 haproxy_version=$(command -v haproxy >/dev/null && haproxy -v 2>/dev/null | head -1 | awk '{print $3}' || echo "")
+sozu_version=$(command -v sozu >/dev/null && sozu --version 2>/dev/null | head -1 | awk '{print $NF}' || echo "")
 pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
 {
-  echo "command=SCHEME=$scheme KEY=$key_type CONNECTION=$connection DURATION=${duration}s CONNECTIONS=$connections WARMUP=${warmup}s ROUNDS=$rounds PROXIES=\"${proxies[*]}\" bash bench/load/run.sh"
+  echo "command=MODE=$mode SCHEME=$scheme KEY=$key_type CONNECTION=$connection DURATION=${duration}s CONNECTIONS=$connections WARMUP=${warmup}s ROUNDS=$rounds PROXIES=\"${proxies[*]}\" bash bench/load/run.sh"
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "machine=$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/{print $2}') GB RAM, Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME"), Node $(node -v)"
   echo "wrk_args=wrk $wrk_version -t1 -c$connections -d${duration}s --latency$([[ $connection == close ]] && echo " -H 'Connection: close'") $scheme://… (after a ${warmup}s warm-up)"
@@ -204,6 +228,7 @@ pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
   echo "clk_tck=$(getconf CLK_TCK)"
   echo "kakehi_tree=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown) (dist/ as built from it)"
   echo "rounds=$rounds"
+  echo "mode=$mode"
   echo "nice=$niceness"
   echo "label.direct=direct to backend (no proxy$([[ $scheme == https ]] && echo ", plain HTTP"))"
   echo "label.haproxy=HAProxy $haproxy_version"
@@ -211,6 +236,12 @@ pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
   echo "label.kakehi=kakehi"
   echo "label.reply-from=fastify $(pkg_version fastify) + @fastify/reply-from $(pkg_version @fastify/reply-from)"
   echo "label.http-proxy=node-http-proxy $(pkg_version http-proxy)"
+  if [[ $mode == tcp ]]; then
+    echo "label.haproxy=HAProxy $haproxy_version, mode tcp"
+    echo "label.nginx=nginx $nginx_version, stream"
+    echo "label.kakehi=kakehi, protocol: tcp"
+    echo "label.sozu=Sōzu $sozu_version, TCP listener"
+  fi
 } >"$out/meta.txt"
 
 # --- readiness and sanity ---------------------------------------------------------------------
@@ -304,7 +335,26 @@ measure() { # round name port proxy-sid
 start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
   local name=$1 port=$2 log="$out/$1.log"
   why=""
-  case $name in
+  case $mode:$name in
+    tcp:haproxy)
+      render "$here/haproxy-tcp.cfg" "$port" "$out/haproxy.cfg"
+      start "$log" 0 haproxy -db -f "$out/haproxy.cfg"
+      ;;
+    tcp:nginx)
+      render "$here/nginx-stream.conf" "$port" "$out/nginx-stream.conf"
+      sed -i "s|^LOAD_MODULE$|$stream_module|" "$out/nginx-stream.conf"
+      start "$log" 0 nginx -p "$out" -e "$out/nginx-stream.error.log" -c "$out/nginx-stream.conf"
+      ;;
+    tcp:kakehi)
+      render "$here/kakehi-tcp.yaml" "$port" "$out/kakehi.yaml"
+      start "$log" 0 node dist/src/cli/main.js run -c "$out/kakehi.yaml"
+      ;;
+    tcp:sozu)
+      render "$here/sozu-tcp.toml" "$port" "$out/sozu.toml"
+      start "$log" 0 sozu start -c "$out/sozu.toml"
+      ;;
+  esac
+  [[ $mode == tcp ]] || case $name in
     haproxy)
       render "$here/haproxy.cfg" "$port" "$out/haproxy.cfg"
       [[ $scheme == https ]] && sed -i "s|^\( *bind 127.0.0.1:$port\)$|\1 ssl crt $out/tls/bench.pem alpn http/1.1|" "$out/haproxy.cfg"

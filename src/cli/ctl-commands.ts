@@ -11,7 +11,7 @@ import type { RequestType } from '../command/frames.js';
 import { frontendRulesSummary } from '../model/frontend-rules.js';
 import type { FlagSpec } from './args.js';
 import { renderBackends, renderClusters, renderTop, TOP_FAMILIES } from './ctl-live-output.js';
-import { keyValues, table } from './ctl-output.js';
+import { keyValues, listenersTable, table } from './ctl-output.js';
 
 /**
  * How long ctl waits for the proxy to connect and then to say something. A
@@ -188,7 +188,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
     summary: 'list listeners',
     flags: {},
     build: simple('list_listeners'),
-    render: list('listeners', ['address', 'port', 'protocol', 'source']),
+    render: listenersTable,
   },
   {
     words: ['clusters'],

@@ -100,3 +100,23 @@ export function eventLine(ev: Row, now = new Date()): string {
     .map(([k, v]) => `${k}=${cell(v)}`);
   return [now.toISOString(), String(ev.type), ...fields].join(' ') + '\n';
 }
+
+/**
+ * `ctl listeners`: where each listener's connections go comes first (a tcp or
+ * tls listener's cluster, a passthrough listener's server names as
+ * name=cluster pairs), then the rest of its settings.
+ */
+export function listenersTable(result: unknown): string {
+  const rows = isRow(result) && Array.isArray(result.listeners) ? result.listeners.filter(isRow) : [];
+  const shown = rows.map((l) =>
+    isRow(l.sni_clusters)
+      ? {
+          ...l,
+          sni_clusters: Object.entries(l.sni_clusters)
+            .map(([name, cluster]) => `${name}=${cell(cluster)}`)
+            .join(','),
+        }
+      : l,
+  );
+  return table(shown, ['address', 'port', 'protocol', 'cluster', 'sni_clusters', 'source', 'expect_proxy']);
+}

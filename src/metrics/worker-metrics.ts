@@ -152,6 +152,18 @@ export class WorkerMetrics {
     this.up.retain((k) => keys.has(k));
   }
 
+  /**
+   * The kakehi_tcp_* series of a cluster no longer configured go, as a removed
+   * backend's kakehi_backend_up does. A cluster whose connections are still open
+   * (a retired listener draining) keeps them until a sync after they ended.
+   */
+  syncClusters(ids: Iterable<string>): void {
+    const present = new Set(ids);
+    const keep = (k: string) => present.has(k) || (this.tcpActive.has(k) && this.tcpActiveOf(k).value !== 0);
+    for (const m of [this.tcpActive, this.tcpTotal, this.tcpBytesIn, this.tcpBytesOut, this.tcpDuration])
+      m.retain(keep);
+  }
+
   /** `requestsInFlight`: read, not counted here; the data plane keeps it (DataPlane.requestsInFlight). */
   families(requestsInFlight = 0): Family[] {
     this.act.set(requestsInFlight);

@@ -45,3 +45,8 @@ export function proxyEndpoints(peer: ConnectionPeer): { source: Endpoint; destin
   if (client.family === target.family) return { source: client, destination: target };
   return { source: asIPv6(client), destination: asIPv6(target) };
 }
+
+/** The client as the access log names it: address:port. */
+export function clientText(peer: ConnectionPeer): string {
+  return `${peer.client.address}:${peer.client.port}`;
+}

@@ -8,7 +8,7 @@ import { CertificateStore, type Served } from '../tls/certificate-store.js';
 import { acceptTls } from '../tls/tls-accept.js';
 import { publishHandshake, tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import { ClientSession, type SessionHost } from './client-session.js';
-import { type ConnectionPeer, socketPeer } from './connection-peer.js';
+import type { ConnectionPeer } from './connection-peer.js';
 import type { DataPlane } from './data-plane.js';
 import {
   type ListeningHandle,
@@ -17,7 +17,7 @@ import {
   stopAccepting,
   untilCalledOr,
 } from './listening-server.js';
-import { acceptProxyHeader } from './proxy-accept.js';
+import { withPeer } from './proxy-accept.js';
 import { connectionClose, connectionOpen } from './request-events.js';
 
 /** What an HTTPS listener needs beyond its spec; the same in every worker. */
@@ -63,30 +63,18 @@ export class HttpListener implements SessionHost {
   }
 
   /**
-   * Who the client is, then `next`: at once from the socket, or with
-   * expect_proxy once the PROXY header is read (the socket then paused, what
-   * followed the header unshifted). Tracked like a handshake: a drain ends it.
+   * Who the client is (withPeer), then `next`; a socket paused after its PROXY
+   * header is resumed once `next` listens to it.
    */
   private withPeer(socket: Socket, next: (peer: ConnectionPeer) => void): void {
     if (this.draining) {
       socket.destroy();
       return;
     }
-    if (!this.spec.expect_proxy) {
-      next(socketPeer(socket));
-      return;
-    }
-    const abandon = acceptProxyHeader(socket, {
-      listener: this.listenerKey,
-      // The header is part of the request head: the same bound against slow peers.
-      timeoutMs: this.spec.request_head_timeout_ms,
-      onPeer: (peer) => {
-        next(peer);
-        if (!socket.destroyed) socket.resume();
-      },
-      onDone: () => this.handshaking.delete(abandon),
+    withPeer(socket, this, this.handshaking, (peer, paused) => {
+      next(peer);
+      if (paused && !socket.destroyed) socket.resume();
     });
-    this.handshaking.add(abandon);
   }
 
   /**

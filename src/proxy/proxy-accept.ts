@@ -7,7 +7,7 @@
 
 import diagnostics_channel from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
-import { type ConnectionPeer, headerPeer } from './connection-peer.js';
+import { type ConnectionPeer, headerPeer, socketPeer } from './connection-peer.js';
 import { type ProxyRefusal, readProxyHeader } from './proxy-protocol.js';
 
 export type ProxyAcceptFailure = ProxyRefusal | 'timeout' | 'truncated';
@@ -88,4 +88,36 @@ export function acceptProxyHeader(socket: Socket, opts: ProxyAcceptOptions): () 
     finish();
     socket.destroy();
   };
+}
+
+/** What withPeer needs of a listener. */
+export interface PeerSource {
+  readonly listenerKey: string;
+  readonly spec: { expect_proxy: boolean; request_head_timeout_ms: number };
+}
+
+/**
+ * Who the client of an accepted socket is, then `next`: at once from the socket,
+ * or, with expect_proxy, once the PROXY header is read within the head timeout
+ * (the header is part of the head: the same bound against slow peers). Then the
+ * socket is `paused`, what followed the header unshifted: `next` resumes it
+ * when it reads. Kept in `pending` meanwhile, so that a drain can end it.
+ */
+export function withPeer(
+  socket: Socket,
+  from: PeerSource,
+  pending: Set<() => void>,
+  next: (peer: ConnectionPeer, paused: boolean) => void,
+): void {
+  if (!from.spec.expect_proxy) {
+    next(socketPeer(socket), false);
+    return;
+  }
+  const abandon = acceptProxyHeader(socket, {
+    listener: from.listenerKey,
+    timeoutMs: from.spec.request_head_timeout_ms,
+    onPeer: (peer) => next(peer, true),
+    onDone: () => pending.delete(abandon),
+  });
+  pending.add(abandon);
 }

@@ -1,7 +1,9 @@
 // A tcp or tls listener: every connection it accepts goes to its one cluster
 // as bytes (a tls listener first terminates TLS with the same SNI certificate
 // store as https). Sōzu's model: the cluster is a field of the listener, so
-// changing it applies to connections accepted from then on.
+// changing it applies to connections accepted from then on. With expect_proxy
+// the PROXY header comes off first, before TLS or the ClientHello peek: it is
+// the first thing on the wire, and the client it names is the connection's.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { type Certificate, carriesBytes, type Listener } from '../model/objects.js';
@@ -9,6 +11,7 @@ import { CertificateStore } from '../tls/certificate-store.js';
 import { ClientHelloReader } from '../tls/client-hello.js';
 import { acceptTls } from '../tls/tls-accept.js';
 import { publishHandshake, tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
+import type { ConnectionPeer } from './connection-peer.js';
 import type { DataPlane } from './data-plane.js';
 import type { TlsSetup } from './http-listener.js';
 import {
@@ -18,8 +21,9 @@ import {
   stopAccepting,
   untilCalledOr,
 } from './listening-server.js';
+import { withPeer } from './proxy-accept.js';
 import { connectionClose, connectionOpen } from './request-events.js';
-import { noPrelude, type TcpPrelude, TcpSession, type TcpSessionHost } from './tcp-session.js';
+import { TcpSession, type TcpSessionHost } from './tcp-session.js';
 
 export class TcpListener implements TcpSessionHost {
   readonly protocol: 'tcp' | 'tls' | 'tls_passthrough';
@@ -28,11 +32,9 @@ export class TcpListener implements TcpSessionHost {
   private readonly sessions = new Set<TcpSession>();
   private readonly server: Server;
   private readonly store: CertificateStore | undefined;
-  /** Connections still in their TLS handshake: not sessions yet, but a drain must end them. */
+  /** Connections still in their PROXY header, TLS handshake or ClientHello: not sessions yet, but a drain must end them. */
   private readonly handshaking = new Set<() => void>();
   private onEmpty: (() => void) | undefined;
-  /** Where expect_proxy will read its header; nothing yet. */
-  prelude: TcpPrelude = noPrelude;
 
   constructor(
     public spec: Listener,
@@ -50,10 +52,23 @@ export class TcpListener implements TcpSessionHost {
     }
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
       if (this.draining) socket.destroy();
-      else if (this.store !== undefined) this.handshake(socket, this.store);
-      else if (this.protocol === 'tls_passthrough') this.readServerName(socket);
-      else this.start(socket, this.spec.cluster);
+      else withPeer(socket, this, this.handshaking, (peer, paused) => this.accepted(socket, peer, paused));
     });
+  }
+
+  /**
+   * The client is known. After a PROXY header the socket is paused with what
+   * followed unshifted: the TLS and ClientHello readers resume it once they
+   * listen; a tcp session leaves it paused until its backend is connected.
+   */
+  private accepted(socket: Socket, peer: ConnectionPeer, paused: boolean): void {
+    if (this.store !== undefined) this.handshake(socket, this.store, peer);
+    else if (this.protocol === 'tls_passthrough') this.readServerName(socket, peer);
+    else {
+      this.start(socket, this.spec.cluster, peer);
+      return;
+    }
+    if (paused && !socket.destroyed) socket.resume();
   }
 
   /** A new cluster, certificates or TLS settings: connections from now on see them, open ones carry on. */
@@ -82,7 +97,7 @@ export class TcpListener implements TcpSessionHost {
     return stopAccepting(this.server);
   }
 
-  private handshake(socket: Socket, store: CertificateStore): void {
+  private handshake(socket: Socket, store: CertificateStore, peer: ConnectionPeer): void {
     let abandon: (() => void) | undefined;
     abandon = acceptTls(socket, {
       store,
@@ -92,7 +107,7 @@ export class TcpListener implements TcpSessionHost {
       onSecure: (tls) => {
         if (tlsHandshake.hasSubscribers) publishHandshake(this.listenerKey, tls);
         if (this.draining) tls.destroy();
-        else this.start(tls, this.spec.cluster);
+        else this.start(tls, this.spec.cluster, peer);
       },
       onFailure: (reason) => {
         if (tlsHandshakeFailure.hasSubscribers)
@@ -113,7 +128,7 @@ export class TcpListener implements TcpSessionHost {
    * size by the reader, in time like a handshake), picks the cluster by its
    * server name, and hands every byte read on to the backend, which terminates TLS.
    */
-  private readServerName(socket: Socket): void {
+  private readServerName(socket: Socket, peer: ConnectionPeer): void {
     const reader = new ClientHelloReader();
     const read: Buffer[] = [];
     let done = false;
@@ -143,7 +158,7 @@ export class TcpListener implements TcpSessionHost {
       }
       socket.pause();
       socket.unshift(Buffer.concat(read));
-      this.start(socket, clusterForName(this.spec, r.hello.servername));
+      this.start(socket, clusterForName(this.spec, r.hello.servername), peer);
     };
     socket.on('data', onData);
     socket.on('end', abandon);
@@ -152,7 +167,7 @@ export class TcpListener implements TcpSessionHost {
     this.handshaking.add(abandon);
   }
 
-  private start(socket: Socket, clusterId: string | undefined): void {
+  private start(socket: Socket, clusterId: string | undefined, peer: ConnectionPeer): void {
     // The state never holds a listener whose clusters are missing (referenceIssues);
     // a passthrough name with no cluster and no fallback gets no connection.
     const cluster = clusterId === undefined ? undefined : this.plane.cluster(clusterId);
@@ -160,10 +175,10 @@ export class TcpListener implements TcpSessionHost {
       socket.destroy();
       return;
     }
-    const session = new TcpSession(socket, cluster, this.spec.keepalive_timeout_ms, this);
+    const session = new TcpSession(socket, peer, cluster, this.spec.keepalive_timeout_ms, this);
     this.sessions.add(session);
     if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
-    session.begin(this.prelude);
+    session.connectNext();
   }
 
   forget(session: TcpSession): void {

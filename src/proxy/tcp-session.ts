@@ -1,6 +1,7 @@
 // One client connection of a tcp or tls listener: a backend picked by its
 // cluster's balancer (retried on another after a failed connect, within the
-// cluster's connect_attempts), then bytes both ways, each side paused while the
+// cluster's connect_attempts), with send_proxy a PROXY v2 header naming the
+// client written to it first, then bytes both ways, each side paused while the
 // other is full. An end from one side is passed to the other; the connection
 // is done once both sockets have closed. A reset, an error or the idle timeout
 // destroys both at once.
@@ -8,7 +9,9 @@
 import type { Socket } from 'node:net';
 import { AttemptBudget } from './attempt-budget.js';
 import type { BackendRuntime } from './backend-runtime.js';
+import { type ConnectionPeer, clientText, proxyEndpoints } from './connection-peer.js';
 import type { ClusterRuntime } from './data-plane.js';
+import { encodeProxyV2 } from './proxy-protocol.js';
 import { backendConnectFailure, backendRetry } from './request-events.js';
 import { tcpConnectionEnd, tcpConnectionStart } from './tcp-events.js';
 
@@ -18,16 +21,6 @@ export interface TcpSessionHost {
   /** The session ended: both sockets are gone. */
   forget(session: TcpSession): void;
 }
-
-/**
- * Runs on an accepted (for tls: decrypted) client socket before a backend is
- * picked: where a PROXY protocol header (expect_proxy) is to be read off and the
- * rest unshifted. `proceed(undefined)` goes on; an error closes the connection.
- */
-export type TcpPrelude = (client: Socket, proceed: (err: Error | undefined) => void) => void;
-
-/** The prelude of a listener that expects nothing before the client's bytes. */
-export const noPrelude: TcpPrelude = (_client, proceed) => proceed(undefined);
 
 export class TcpSession {
   private upstream: Socket | undefined;
@@ -48,30 +41,31 @@ export class TcpSession {
 
   constructor(
     private readonly client: Socket,
+    /** Who the client is (connection-peer.ts): the socket's peer, or the one a PROXY header named. */
+    private readonly peer: ConnectionPeer,
     private readonly cluster: ClusterRuntime,
     idleMs: number,
     private readonly host: TcpSessionHost,
   ) {
-    this.clientAddress = `${client.remoteAddress ?? 'unknown'}:${client.remotePort ?? 0}`;
-    client.setNoDelay(true);
+    this.clientAddress = clientText(peer);
     this.idle = setTimeout(() => this.abort('idle timeout'), idleMs);
     client.on('error', (err) => this.abort(`client: ${err.message}`));
     client.on('close', () => {
       this.clientClosed = true;
       this.closed('the client closed the connection');
     });
+    // Listened for from the start: a socket with nothing buffered emits its end
+    // even while paused, so a client that ends before the backend is connected
+    // (a probe; a PROXY header and nothing else) would otherwise never end it.
+    client.on('end', () => {
+      this.clientEnded = true;
+      this.upstream?.end();
+    });
     if (tcpConnectionStart.hasSubscribers) tcpConnectionStart.publish(cluster.spec.id);
   }
 
-  /** Runs the prelude, then connects; apart from the constructor, as it may end the session at once. */
-  begin(prelude: TcpPrelude = noPrelude): void {
-    prelude(this.client, (err) => {
-      if (err !== undefined) this.abort(err.message);
-      else if (!this.finished) this.connectNext();
-    });
-  }
-
-  private connectNext(): void {
+  /** Connects a backend (tried again within connect_attempts); apart from the constructor, as it may end the session at once. */
+  connectNext(): void {
     const cluster = this.cluster;
     const backend = this.budget.next(cluster);
     if (backend === undefined) {
@@ -132,10 +126,9 @@ export class TcpSession {
       this.upstreamEnded = true;
       client.end();
     });
-    client.on('end', () => {
-      this.clientEnded = true;
-      upstream.end();
-    });
+    // Before any client byte: the backend learns whom the connection is for.
+    if (this.cluster.spec.send_proxy) upstream.write(encodeProxyV2(proxyEndpoints(this.peer)));
+    if (this.clientEnded) upstream.end();
     // Bytes the client sent while the backend was being connected wait in its socket.
     client.resume();
   }

@@ -69,6 +69,7 @@ export function runWorker(): void {
         }
         generation = m.generation;
         metrics?.syncBackends(state.backends.values());
+        metrics?.syncClusters(state.clusters.keys());
         send({ t: 'ready', generation, listeners: runtime.bound() });
         return;
       }
@@ -87,6 +88,7 @@ export function runWorker(): void {
         }
         generation = m.generation;
         metrics?.syncBackends(r.state.backends.values());
+        metrics?.syncClusters(r.state.clusters.keys());
         send({ t: 'ack', seq: m.seq, generation, listeners: runtime.bound() });
         return;
       }

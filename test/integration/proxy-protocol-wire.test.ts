@@ -2,17 +2,19 @@
 // behind HAProxy's send-proxy / send-proxy-v2 (HTTP, and TLS passed through in
 // mode tcp), kakehi reports the client HAProxy relayed, not HAProxy; in front of
 // HAProxy's accept-proxy, kakehi's send_proxy names kakehi's own client, one
-// backend connection per client. Clients connect from 127.0.0.2 so that their
-// address differs from HAProxy's (127.0.0.1).
+// backend connection per client. The same for tcp, tls and tls_passthrough
+// listeners: the header read before TLS or the ClientHello, the client it names
+// in the access log and in send_proxy's header. Clients connect from 127.0.0.2
+// so that their address differs from HAProxy's (127.0.0.1).
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { ScalarSample } from '../../src/metrics/registry.js';
-import { encodeProxyV2 } from '../../src/proxy/proxy-protocol.js';
-import { type Backend, closedPort, echoBackend } from '../helpers/backends.js';
+import { encodeProxyV2, readProxyHeader } from '../../src/proxy/proxy-protocol.js';
+import { type Backend, closedPort, echoBackend, rawBackend } from '../helpers/backends.js';
 import { issueCert, makeCa, type TestCa } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
 import { HAPROXY_PREAMBLE, type Haproxy, startHaproxy } from '../helpers/haproxy.js';
@@ -30,17 +32,92 @@ let https: number;
 let toHaproxy: number;
 /** http with expect_proxy and a short head timeout. */
 let quick: number;
+/**
+ * kakehi's byte listeners: tcp with expect_proxy to an echo; tcp with expect_proxy
+ * to `reader` (send_proxy); tcp to HAProxy's accept-proxy in mode tcp (send_proxy);
+ * tls and tls_passthrough with expect_proxy.
+ */
+let tcpExpect: number;
+let tcpToReader: number;
+let tcpToHaproxy: number;
+let tlsExpect: number;
+let passExpect: number;
+/** HAProxy mode tcp: send-proxy-v2 to `tcpExpect`; accept-proxy, then send-proxy-v2 to `reader`. */
+let sendTcp: number;
+let acceptTcp: number;
+let tcpEcho: Backend;
+/** A backend behind send_proxy: answers with the connection its PROXY header names, then echoes. */
+let reader: Server;
+/** A TLS echo with its own certificate (sni.test), behind the passthrough listener. */
+let tlsEcho: Server;
 /** HAProxy: send-proxy-v2 and send-proxy to `http`, send-proxy-v2 to `https` (mode tcp), accept-proxy. */
 let sendV2: number;
 let sendV1: number;
 let sendTls: number;
 let acceptProxy: number;
 
+/** Reads the header at the start of each connection, writes "vN SRC:PORT -> DST:PORT\n", then echoes the rest. */
+async function headerReader(): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    let buf = Buffer.alloc(0);
+    s.on('error', () => {});
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const r = readProxyHeader(buf);
+      if (r.kind === 'incomplete') return;
+      s.off('data', onData);
+      s.off('end', noHeader);
+      if (r.kind === 'invalid') {
+        s.end(`no header: ${r.reason}`);
+        return;
+      }
+      const { source: src, destination: dst } = r.header;
+      s.write(`v${r.header.version} ${src?.address}:${src?.port} -> ${dst?.address}:${dst?.port}\n`);
+      s.write(buf.subarray(r.length));
+      s.pipe(s);
+    };
+    const noHeader = () => s.end('no header: ended');
+    s.on('data', onData);
+    s.on('end', noHeader);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+/** A HAProxy frontend in mode tcp bound to 127.0.0.1:`bind`, relaying every connection to `server`. */
+function tcpRelay(name: string, bind: string, server: string): string {
+  return `frontend ${name}
+  mode tcp
+  bind 127.0.0.1:${bind}
+  default_backend ${name}_to
+backend ${name}_to
+  mode tcp
+  server s ${server}`;
+}
+
 before(async () => {
   backend = await echoBackend('echo');
+  tcpEcho = await rawBackend((s) => s.pipe(s));
+  reader = await headerReader();
   ca = makeCa();
   const sni = issueCert(ca, ['sni.test']);
   const fallback = issueCert(ca, ['default.test']);
+  tlsEcho = createTlsServer({ cert: sni.fullchainPem, key: sni.keyPem, allowHalfOpen: true }, (s) =>
+    s.pipe(s),
+  );
+  tlsEcho.listen(0, '127.0.0.1');
+  await once(tlsEcho, 'listening');
+  [tcpExpect, tcpToReader, tcpToHaproxy, tlsExpect, passExpect, sendTcp, acceptTcp] = [
+    await closedPort(),
+    await closedPort(),
+    await closedPort(),
+    await closedPort(),
+    await closedPort(),
+    await closedPort(),
+    await closedPort(),
+  ];
+  const readerAddress = `127.0.0.1:${(reader.address() as AddressInfo).port}`;
   [http, https, toHaproxy, quick] = [
     await closedPort(),
     await closedPort(),
@@ -59,10 +136,27 @@ before(async () => {
       { address: `127.0.0.1:${https}`, protocol: 'https', expect_proxy: true },
       { address: `127.0.0.1:${toHaproxy}` },
       { address: `127.0.0.1:${quick}`, expect_proxy: true, request_head_timeout_ms: 300 },
+      { address: `127.0.0.1:${tcpExpect}`, protocol: 'tcp', cluster: 'tcp-echo', expect_proxy: true },
+      { address: `127.0.0.1:${tcpToReader}`, protocol: 'tcp', cluster: 'reader', expect_proxy: true },
+      { address: `127.0.0.1:${tcpToHaproxy}`, protocol: 'tcp', cluster: 'hap-tcp' },
+      { address: `127.0.0.1:${tlsExpect}`, protocol: 'tls', cluster: 'tcp-echo', expect_proxy: true },
+      {
+        address: `127.0.0.1:${passExpect}`,
+        protocol: 'tls_passthrough',
+        sni_clusters: { 'sni.test': 'tls-echo' },
+        expect_proxy: true,
+      },
     ],
     clusters: [
       { id: 'echo', backends: [{ id: 'b', address: backend.address }] },
       { id: 'hap', send_proxy: true, backends: [{ id: 'h', address: `127.0.0.1:${acceptProxy}` }] },
+      { id: 'tcp-echo', backends: [{ id: 'te', address: tcpEcho.address }] },
+      { id: 'reader', send_proxy: true, backends: [{ id: 'r', address: readerAddress }] },
+      { id: 'hap-tcp', send_proxy: true, backends: [{ id: 'ht', address: `127.0.0.1:${acceptTcp}` }] },
+      {
+        id: 'tls-echo',
+        backends: [{ id: 'tl', address: `127.0.0.1:${(tlsEcho.address() as AddressInfo).port}` }],
+      },
     ],
     frontends: [
       { hostname: 'hap.test', cluster: 'hap' },
@@ -76,38 +170,28 @@ before(async () => {
         default: true,
       },
       { listener: `127.0.0.1:${https}`, certificate_file: sni.fullchainPath, key_file: sni.keyPath },
+      {
+        listener: `127.0.0.1:${tlsExpect}`,
+        certificate_file: fallback.fullchainPath,
+        key_file: fallback.keyPath,
+        default: true,
+      },
     ],
     access_log: 'stdout',
   });
   haproxy = await startHaproxy(
     `${HAPROXY_PREAMBLE}
-frontend send_v2
-  mode tcp
-  bind 127.0.0.1:${sendV2}
-  default_backend kakehi_v2
-backend kakehi_v2
-  mode tcp
-  server k 127.0.0.1:${http} send-proxy-v2
-frontend send_v1
-  mode tcp
-  bind 127.0.0.1:${sendV1}
-  default_backend kakehi_v1
-backend kakehi_v1
-  mode tcp
-  server k 127.0.0.1:${http} send-proxy
-frontend send_tls
-  mode tcp
-  bind 127.0.0.1:${sendTls}
-  default_backend kakehi_tls
-backend kakehi_tls
-  mode tcp
-  server k 127.0.0.1:${https} send-proxy-v2
+${tcpRelay('send_v2', `${sendV2}`, `127.0.0.1:${http} send-proxy-v2`)}
+${tcpRelay('send_v1', `${sendV1}`, `127.0.0.1:${http} send-proxy`)}
+${tcpRelay('send_tls', `${sendTls}`, `127.0.0.1:${https} send-proxy-v2`)}
 frontend accept
   mode http
   bind 127.0.0.1:${acceptProxy} accept-proxy
   http-request return status 200 content-type text/plain lf-string "%[src] %[src_port] %[dst] %[dst_port]"
+${tcpRelay('send_tcp', `${sendTcp}`, `127.0.0.1:${tcpExpect} send-proxy-v2`)}
+${tcpRelay('accept_tcp', `${acceptTcp} accept-proxy`, `${readerAddress} send-proxy-v2`)}
 `,
-    [sendV2, sendV1, sendTls, acceptProxy],
+    [sendV2, sendV1, sendTls, acceptProxy, sendTcp, acceptTcp],
   );
 });
 
@@ -115,6 +199,9 @@ after(async () => {
   await haproxy?.stop();
   await kakehi?.stop();
   await backend?.close();
+  await tcpEcho?.close();
+  reader?.close();
+  tlsEcho?.close();
 });
 
 /** A connection from CLIENT, and its local port. */
@@ -291,5 +378,99 @@ describe('PROXY protocol on the wire, with HAProxy', () => {
     assert.equal((await readResponse(first.socket)).body, expected(first.port));
     first.socket.destroy();
     second.socket.destroy();
+  });
+});
+
+/** Everything a socket receives until it closes. */
+function received(s: Socket | TLSSocket): Promise<string> {
+  let data = '';
+  s.on('data', (c: Buffer) => {
+    data += c.toString('latin1');
+  });
+  s.on('error', () => {});
+  return new Promise((resolve) => s.on('close', () => resolve(data)));
+}
+
+/** Writes `header`, then speaks TLS on the same connection: the certificate's names and what came back. */
+async function tlsAfterHeader(
+  port: number,
+  header: string | Buffer,
+  servername: string,
+): Promise<{ san: string | undefined; echoed: string }> {
+  const c = await open(port);
+  c.socket.write(header);
+  const tls = tlsConnect({ socket: c.socket, servername, ca: ca.certPem });
+  await once(tls, 'secureConnect');
+  const san = tls.getPeerCertificate().subjectaltname;
+  const got = received(tls);
+  tls.end('over tls');
+  return { san, echoed: await got };
+}
+
+describe('PROXY protocol on tcp, tls and tls_passthrough listeners', () => {
+  it('behind HAProxy send-proxy-v2 (mode tcp), a tcp listener passes the bytes after the header and logs the client', async () => {
+    const c = await open(sendTcp);
+    const got = received(c.socket);
+    c.socket.end('through haproxy');
+    assert.equal(await got, 'through haproxy', 'the echo saw no PROXY header: kakehi took it off');
+    const line = await kakehi.waitAccessLine((l) => l['client'] === `${CLIENT}:${c.port}`);
+    assert.equal(line['protocol'], 'tcp');
+    assert.equal(line['cluster'], 'tcp-echo');
+    assert.equal(line['bytes_in'], 'through haproxy'.length);
+  });
+
+  it('closes a tcp connection without a PROXY header before any backend, and counts it', async () => {
+    const count = async () =>
+      (await proxyErrors()).find(
+        (x) =>
+          x.labels['listener'] === `127.0.0.1:${tcpExpect}` && x.labels['reason'] === 'not_proxy_protocol',
+      )?.value ?? 0;
+    const before = await count();
+    const c = await open(tcpExpect);
+    const got = received(c.socket);
+    c.socket.end('no header here');
+    assert.equal(await got, '', 'nothing reached the echo backend');
+    assert.equal(await count(), before + 1);
+  });
+
+  it('send_proxy names the client a PROXY header gave (v1 in, v2 out) before the first byte', async () => {
+    const c = await open(tcpToReader);
+    const got = received(c.socket);
+    c.socket.end('PROXY TCP4 203.0.113.9 198.51.100.2 4711 5432\r\nhello');
+    assert.equal(await got, 'v2 203.0.113.9:4711 -> 198.51.100.2:5432\nhello');
+    await kakehi.waitAccessLine((l) => l['client'] === '203.0.113.9:4711' && l['cluster'] === 'reader');
+  });
+
+  it("send_proxy to HAProxy's accept-proxy in mode tcp: HAProxy takes kakehi's client as its own", async () => {
+    const c = await open(tcpToHaproxy);
+    const got = received(c.socket);
+    c.socket.end('relayed');
+    // HAProxy read kakehi's header, then wrote its own to the reader, naming the same connection.
+    assert.equal(await got, `v2 ${CLIENT}:${c.port} -> 127.0.0.1:${tcpToHaproxy}\nrelayed`);
+  });
+
+  it('a tls listener reads the PROXY header before the ClientHello, then terminates TLS', async () => {
+    const header = 'PROXY TCP4 203.0.113.10 198.51.100.2 4712 6380\r\n';
+    assert.deepEqual(await tlsAfterHeader(tlsExpect, header, 'default.test'), {
+      san: 'DNS:default.test',
+      echoed: 'over tls',
+    });
+    const line = await kakehi.waitAccessLine((l) => l['client'] === '203.0.113.10:4712');
+    assert.equal(line['protocol'], 'tls');
+  });
+
+  it('a tls_passthrough listener reads the PROXY header before peeking at the ClientHello', async () => {
+    const header = encodeProxyV2({
+      source: { address: '203.0.113.11', port: 4713, family: 'IPv4' },
+      destination: { address: '198.51.100.2', port: 443, family: 'IPv4' },
+    });
+    // The backend's own certificate: the hello went through unopened.
+    assert.deepEqual(await tlsAfterHeader(passExpect, header, 'sni.test'), {
+      san: 'DNS:sni.test',
+      echoed: 'over tls',
+    });
+    const line = await kakehi.waitAccessLine((l) => l['client'] === '203.0.113.11:4713');
+    assert.equal(line['protocol'], 'tls_passthrough');
+    assert.equal(line['cluster'], 'tls-echo');
   });
 });

@@ -15,6 +15,7 @@ import type { Family, ScalarSample } from '../../src/metrics/registry.js';
 import { closedPort } from '../helpers/backends.js';
 import { issueCert, makeCa } from '../helpers/certs.js';
 import { command, ok } from '../helpers/command.js';
+import { ctl, ctlRow } from '../helpers/ctl-table.js';
 import { CLI, startKakehi } from '../helpers/kakehi-process.js';
 
 const MB = 1024 * 1024;
@@ -201,6 +202,30 @@ describe('tcp listeners', () => {
     assert.equal(scalarTotal(m, 'kakehi_http_requests_total'), 0);
   });
 
+  it('passes on the end of a client that ends before its backend is connected', async () => {
+    // Greets, then ends once the client's end has come through.
+    const greeter = await tcpBackend((s) => {
+      s.write('hello\n');
+      s.resume();
+      s.on('end', () => s.end());
+    });
+    cleanup.push(() => greeter.close());
+    const kakehi = await startKakehi({
+      // The idle timeout bounds the failure: without the end passed on, nothing moves.
+      listeners: [{ address: '127.0.0.1:0', protocol: 'tcp', cluster: 'g', keepalive_timeout_ms: 10_000 }],
+      clusters: [{ id: 'g', backends: [{ id: 'g1', address: greeter.address }] }],
+      access_log: 'stdout',
+    });
+    cleanup.push(() => kakehi.stop());
+    const c = connect({ host: '127.0.0.1', port: kakehi.port, allowHalfOpen: true });
+    const r = collect(c);
+    // Nothing sent: the end reaches kakehi while its backend is still being connected.
+    c.end();
+    assert.deepEqual(await r, { data: 'hello\n', ended: true });
+    const line = await kakehi.waitAccessLine((l) => l['cluster'] === 'g');
+    assert.equal(line['error'], undefined);
+  });
+
   it('carries 100 MB with bounded proxy memory', async () => {
     let received = 0;
     const sink = await tcpBackend((s) => {
@@ -341,6 +366,30 @@ describe('tcp listeners', () => {
       s.end();
       assert.equal((await r).ended, true);
     }
+  });
+
+  it('drops the kakehi_tcp_* series of a cluster removed with its listener', async () => {
+    const kakehi = await echoThroughKakehi({ access_log: 'stdout' });
+    cleanup.push(() => kakehi.stop());
+    const c = await open(kakehi.port);
+    const r = collect(c);
+    c.end('counted');
+    assert.deepEqual(await r, { data: 'counted', ended: true });
+    const tcpSeries = (families: Family[], cluster: string) =>
+      families
+        .filter((f) => f.name.startsWith('kakehi_tcp_'))
+        .flatMap((f) => f.samples.filter((s) => s.labels['cluster'] === cluster).map(() => f.name));
+    // Counted by the same event that writes the access log line.
+    await kakehi.waitAccessLine((l) => l['cluster'] === 'c');
+    assert.equal(tcpSeries(await metricFamilies(kakehi.socketPath), 'c').length, 5);
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [
+        { op: 'delete_listener', address: '127.0.0.1:0' },
+        { op: 'delete_backend', cluster: 'c', id: 'b' },
+        { op: 'delete_cluster', id: 'c' },
+      ],
+    });
+    assert.deepEqual(tcpSeries(await metricFamilies(kakehi.socketPath), 'c'), []);
   });
 
   it('refuses a tcp listener without a cluster, or naming none, and a cluster still used by one', async () => {
@@ -517,5 +566,10 @@ describe('tcp listeners', () => {
     const line = await kakehi.waitAccessLine((l) => l['cluster'] === 'w');
     assert.equal(line['protocol'], 'tls_passthrough');
     assert.equal(line['backend'], 'w1');
+    // ctl shows where the listener's connections go, by server name.
+    const shown = await ctl(kakehi.socketPath, 'listeners');
+    assert.equal(shown.code, 0, shown.stderr);
+    const row = ctlRow(shown.stdout, '127.0.0.1:0', 0);
+    assert.equal(row['SNI_CLUSTERS'], 'a.pass.test=a,*.wild.test=w');
   });
 });
