@@ -97,7 +97,13 @@ export async function runConsoleConnector(argv: string[]): Promise<number> {
     );
   }
   log.info(
-    { url, port: started.port, command_socket: opts.socketPath, token_file: opts.tokenFile },
+    {
+      url,
+      port: started.port,
+      command_socket: opts.socketPath,
+      token_file: opts.tokenFile,
+      tokens_created: started.created !== undefined,
+    },
     'listening',
   );
   process.on('SIGHUP', () =>

@@ -119,7 +119,6 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
         ),
         'the failed login is logged, without the token',
       );
-      await page.screenshot({ path: join(SHOTS, 'overview.png') });
     });
   });
 
@@ -191,6 +190,7 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
       assert.equal(other.code, 0, other.stderr);
       await page.click('#apply');
       await waitText(page, '.conflict', `since your review at generation ${reviewed}`);
+      await waitText(page, '.conflict', `generation ${reviewed + 1} by runtime: created other`);
       const before = (await ok(kakehi.socketPath, 'list_backends', { cluster: 'web' })) as {
         backends: { id: string }[];
       };
@@ -262,6 +262,37 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
       await ctl(kakehi.socketPath, 'cluster', 'add', '--id', 'late');
       await waitText(page, '#timeline', 'created late');
       await page.screenshot({ path: join(SHOTS, 'events.png'), fullPage: true });
+    });
+  });
+
+  test('the overview shows the workers with their memory and a live request-rate sparkline', async () => {
+    await step(async () => {
+      await go('overview', '#generation');
+      const points = () =>
+        page.$eval(
+          'svg.spark polyline',
+          (p) => (p.getAttribute('points') ?? '').split(' ').filter(Boolean).length,
+        );
+      // Each refresh (every 3 s) adds a point: traffic, then wait for the next point, a few times over.
+      for (let n = await points(); n < 4; n = await points()) {
+        for (let i = 0; i < 5; i++) await httpGet(kakehi.ports[0]!, '/', { host: 'app.test' });
+        await page.waitForFunction(
+          (before: number) =>
+            (
+              globalThis as unknown as {
+                document: { querySelector(s: string): { getAttribute(a: string): string | null } | null };
+              }
+            ).document
+              .querySelector('svg.spark polyline')
+              ?.getAttribute('points')
+              ?.split(' ')
+              .filter(Boolean).length !== before,
+          { timeout: 15_000 },
+          n,
+        );
+      }
+      await waitText(page, 'section table', 'MiB');
+      await page.screenshot({ path: join(SHOTS, 'overview.png') });
     });
   });
 

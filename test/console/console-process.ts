@@ -12,15 +12,19 @@ export interface ConsoleProcess {
   proc: ChildProcess;
   port: number;
   origin: string;
+  /** As printed at first start; empty strings when the token file existed already. */
   tokens: { editor: string; viewer: string };
   tokenFile: string;
   logs: Record<string, unknown>[];
+  stdout(): string;
   stop(): Promise<number | null>;
 }
 
-export async function startConsole(socketPath: string, args: string[] = []): Promise<ConsoleProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'kakehi-console-'));
-  const tokenFile = join(dir, 'kakehi-console.json');
+export async function startConsole(
+  socketPath: string,
+  args: string[] = [],
+  tokenFile = join(mkdtempSync(join(tmpdir(), 'kakehi-console-')), 'kakehi-console.json'),
+): Promise<ConsoleProcess> {
   const proc = spawn(
     process.execPath,
     [CLI, 'console', '-s', socketPath, '--listen', '127.0.0.1:0', '--token-file', tokenFile, ...args],
@@ -30,9 +34,18 @@ export async function startConsole(socketPath: string, args: string[] = []): Pro
   let out = '';
   let err = '';
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  let listening: Record<string, unknown> | undefined;
+  let settle = () => {};
   const ready = new Promise<number>((resolve, reject) => {
+    // Tokens go to stdout, the log to stderr: wait for both when tokens were made.
+    settle = () => {
+      if (listening && (listening.tokens_created !== true || out.includes('read-only:'))) {
+        resolve(listening.port as number);
+      }
+    };
     proc.stdout?.setEncoding('utf8').on('data', (c: string) => {
       out += c;
+      settle();
     });
     proc.stderr?.setEncoding('utf8').on('data', (c: string) => {
       err += c;
@@ -42,7 +55,8 @@ export async function startConsole(socketPath: string, args: string[] = []): Pro
         try {
           const l = JSON.parse(line) as Record<string, unknown>;
           logs.push(l);
-          if (l.msg === 'listening') resolve(l.port as number);
+          if (l.msg === 'listening') listening = l;
+          settle();
         } catch {
           logs.push({ msg: line });
         }
@@ -51,11 +65,7 @@ export async function startConsole(socketPath: string, args: string[] = []): Pro
     void exited.then((code) => reject(new Error(`kakehi console exited ${code}: ${JSON.stringify(logs)}`)));
   });
   const port = await ready;
-  const token = (role: string) => {
-    const m = new RegExp(`^\\s+${role}:\\s+(\\S+)$`, 'm').exec(out);
-    if (!m) throw new Error(`kakehi console printed no ${role} token: ${out}`);
-    return m[1] as string;
-  };
+  const token = (role: string) => new RegExp(`^\\s+${role}:\\s+(\\S+)$`, 'm').exec(out)?.[1] ?? '';
   return {
     proc,
     port,
@@ -63,6 +73,7 @@ export async function startConsole(socketPath: string, args: string[] = []): Pro
     tokens: { editor: token('editor'), viewer: token('read-only') },
     tokenFile,
     logs,
+    stdout: () => out,
     stop: async () => {
       if (proc.exitCode === null) proc.kill('SIGTERM');
       return exited;

@@ -78,6 +78,8 @@ function open() {
   const id = location.hash.slice(1) || 'overview';
   const section = SECTIONS[id] ?? SECTIONS.overview;
   page?.dispose?.();
+  // A message belongs to the page it was said on.
+  ctx.toast('');
   page = section[1](ctx);
   replace(main, page.node);
   navigation();

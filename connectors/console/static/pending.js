@@ -121,6 +121,23 @@ function changeItem(c, i, issues, editable) {
   );
 }
 
+/** What the live event stream saw applied after the reviewed generation: who changed what. */
+function meanwhile(events, generation) {
+  const later = events.filter((e) => e.event.type === 'change_applied' && e.event.generation > generation);
+  if (later.length === 0) return null;
+  return h(
+    'ul',
+    { class: 'meanwhile' },
+    later.map((e) =>
+      h(
+        'li',
+        {},
+        `generation ${e.event.generation} by ${e.event.source}: ${e.event.applied.map((a) => `${a.effect} ${a.key}`).join(', ')}`,
+      ),
+    ),
+  );
+}
+
 function diffTable(diff) {
   return table(
     'What the proxy will do (dry run)',
@@ -145,7 +162,9 @@ export function changesPage(ctx) {
   );
   const discardBtn = h('button', { type: 'button', onclick: () => pending.clear() }, 'Discard all');
 
+  let eventsShown = 0;
   function render() {
+    eventsShown = ctx.events.length;
     const n = pending.changes.length;
     applyBtn.disabled = !editor || pending.reviewed === undefined;
     reviewBtn.disabled = n === 0;
@@ -165,7 +184,7 @@ export function changesPage(ctx) {
           ),
     );
     const parts = [];
-    if (pending.conflict) parts.push(pending.conflict);
+    if (pending.conflict) parts.push(conflictBox(pending.conflict));
     if (pending.reviewed) {
       parts.push(
         h(
@@ -177,6 +196,26 @@ export function changesPage(ctx) {
       );
     }
     replace(result, parts);
+  }
+
+  // Rebuilt at every render, so changes the event stream reports after the refusal show too.
+  function conflictBox(c) {
+    return h(
+      'div',
+      { class: 'conflict', role: 'alert' },
+      h(
+        'p',
+        {},
+        `Someone else changed the proxy since your review at generation ${c.generation}: nothing was applied. ${c.message}`,
+      ),
+      meanwhile(ctx.events, c.generation),
+      h('p', {}, 'Your changes are still pending. Review them again against the current state, then apply.'),
+      h(
+        'button',
+        { type: 'button', id: 'rebase', onclick: () => review() },
+        'Review again against the current state',
+      ),
+    );
   }
 
   async function review() {
@@ -212,25 +251,7 @@ export function changesPage(ctx) {
     } catch (err) {
       if (err instanceof ApiError && err.code === 'KKH_GENERATION_MISMATCH') {
         pending.reviewed = undefined;
-        pending.conflict = h(
-          'div',
-          { class: 'conflict', role: 'alert' },
-          h(
-            'p',
-            {},
-            `Someone else changed the proxy since your review at generation ${reviewed.generation}: nothing was applied. ${err.message}`,
-          ),
-          h(
-            'p',
-            {},
-            'Your changes are still pending. Review them again against the current state, then apply.',
-          ),
-          h(
-            'button',
-            { type: 'button', id: 'rebase', onclick: () => review() },
-            'Review again against the current state',
-          ),
-        );
+        pending.conflict = { generation: reviewed.generation, message: err.message };
         render();
         return;
       }
@@ -320,7 +341,10 @@ export function changesPage(ctx) {
           )
         : null,
     ),
-    refresh: async () => {},
+    // Only when an event arrived: a render moves keyboard focus off the buttons.
+    refresh: async () => {
+      if (pending.conflict && ctx.events.length !== eventsShown) render();
+    },
     dispose: off,
   };
 }
