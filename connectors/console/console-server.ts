@@ -13,6 +13,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { CommandClient } from '../../src/client/command-client.js';
 import type { Logger } from '../../src/log/logger.js';
+import { boundConnections, listenOn } from '../shared/http-face.js';
 import type { EventRelay } from './event-relay.js';
 import { isLoopback } from './options.js';
 import { type ApiReply, backendState, errorReply, exportChanges, query, transaction } from './proxy-api.js';
@@ -103,24 +104,9 @@ export class ConsoleServer {
     const server = tls
       ? createHttpsServer({ ...opts, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, handler)
       : createHttpServer(opts, handler);
-    server.maxConnections = MAX_CONNECTIONS;
-    server.keepAliveTimeout = 5_000;
-    server.on('clientError', (_err, socket) => socket.destroy());
-    server.on('connection', (socket) => {
-      socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
-      socket.on('error', () => {});
-    });
+    boundConnections(server, REQUEST_TIMEOUT_MS, MAX_CONNECTIONS);
     this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, this.#p.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => this.#p.log.error({ err }, 'http server error'));
-    const addr = server.address();
-    return typeof addr === 'object' && addr ? addr.port : port;
+    return listenOn(server, port, this.#p.host, this.#p.log);
   }
 
   async close(): Promise<void> {

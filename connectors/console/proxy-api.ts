@@ -5,7 +5,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { type CommandClient, CommandError, CommandTransportError } from '../../src/client/command-client.js';
-import type { RequestType } from '../../src/command/frames.js';
+import { QUERY_TYPES as PROTOCOL_QUERIES, type RequestType } from '../../src/command/frames.js';
 import type { DryRunResult, StateChange } from '../../src/command/protocol.js';
 import { changeTarget } from '../../src/state/change.js';
 
@@ -14,21 +14,8 @@ export interface ApiReply {
   body: unknown;
 }
 
-/** The queries a browser may send, read-only whatever the role. */
-export const QUERY_TYPES: ReadonlySet<string> = new Set<RequestType>([
-  'status',
-  'list_workers',
-  'list_listeners',
-  'list_clusters',
-  'list_backends',
-  'list_frontends',
-  'list_certificates',
-  'list_connectors',
-  'query_route',
-  'get_state',
-  'query_metrics',
-  'query_backends',
-]);
+/** The queries a browser may send, read-only whatever the role: every query of the protocol. */
+export const QUERY_TYPES: ReadonlySet<string> = new Set<string>(PROTOCOL_QUERIES);
 
 const REQUEST_TIMEOUT_MS = 10_000;
 
