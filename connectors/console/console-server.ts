@@ -16,7 +16,15 @@ import type { Logger } from '../../src/log/logger.js';
 import { boundConnections, listenOn } from '../shared/http-face.js';
 import type { EventRelay } from './event-relay.js';
 import { isLoopback } from './options.js';
-import { type ApiReply, backendState, errorReply, exportChanges, query, transaction } from './proxy-api.js';
+import {
+  type ApiReply,
+  backendState,
+  errorReply,
+  exportChanges,
+  exportConfig,
+  query,
+  transaction,
+} from './proxy-api.js';
 import { csrfMatches, LoginLimiter, SESSION_TTL_MS, type Session, Sessions } from './sessions.js';
 import { SECURITY_HEADERS, type StaticFile } from './static-files.js';
 import type { TokenFile } from './token-file.js';
@@ -117,10 +125,10 @@ export class ConsoleServer {
   }
 
   #json(res: ServerResponse, r: ApiReply, extra: Record<string, string> = {}): void {
-    const body = JSON.stringify(r.body);
+    const body = r.text?.content ?? JSON.stringify(r.body);
     res.writeHead(r.status, {
       ...SECURITY_HEADERS,
-      'content-type': 'application/json; charset=utf-8',
+      'content-type': r.text?.type ?? 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
       'cache-control': 'no-store',
       ...extra,
@@ -241,8 +249,9 @@ export class ConsoleServer {
       return;
     }
     if (route === 'GET /api/export') {
-      return this.#json(res, await exportChanges(client), {
-        'content-disposition': 'attachment; filename="kakehi-changes.json"',
+      const config = url.searchParams.get('format') === 'config';
+      return this.#json(res, config ? await exportConfig(client) : await exportChanges(client), {
+        'content-disposition': `attachment; filename="${config ? 'kakehi.yaml' : 'kakehi-changes.json'}"`,
       });
     }
     if (method === 'GET' && url.pathname.startsWith('/api/q/')) {

@@ -8,10 +8,13 @@ import { type CommandClient, CommandError, CommandTransportError } from '../../s
 import { QUERY_TYPES as PROTOCOL_QUERIES, type RequestType } from '../../src/command/frames.js';
 import type { DryRunResult, StateChange } from '../../src/command/protocol.js';
 import { changeTarget } from '../../src/state/change.js';
+import { configFromChanges } from './config-export.js';
 
 export interface ApiReply {
   status: number;
+  /** JSON, unless `text` is given. */
   body: unknown;
+  text?: { type: string; content: string };
 }
 
 /** The queries a browser may send, read-only whatever the role: every query of the protocol. */
@@ -139,4 +142,16 @@ export async function exportChanges(client: CommandClient): Promise<ApiReply> {
   if (r.status !== 200) return r;
   const { generation, changes } = r.body as { generation: number; changes: StateChange[] };
   return { status: 200, body: { generation, changes } };
+}
+
+/** The current state's objects as a configuration file (YAML); certificates named in comments. */
+export async function exportConfig(client: CommandClient): Promise<ApiReply> {
+  const r = await ask(client, 'get_state', {});
+  if (r.status !== 200) return r;
+  const { generation, changes } = r.body as { generation: number; changes: StateChange[] };
+  return {
+    status: 200,
+    body: null,
+    text: { type: 'application/yaml; charset=utf-8', content: configFromChanges(generation, changes) },
+  };
 }

@@ -5,9 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { issueCert, makeCa } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
@@ -144,6 +146,25 @@ describe('web console API guards', { timeout: 120_000 }, () => {
       assert.equal(res.status, 403, path);
     }
     assert.deepEqual(await clusters(), ['sneaky']);
+  });
+
+  test('exports the state as a configuration file that kakehi validate accepts', async () => {
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [
+        { op: 'put_backend', backend: { cluster: 'sneaky', id: 'b1', address: '127.0.0.1:9' } },
+        { op: 'put_frontend', frontend: { hostname: 'export.test', cluster: 'sneaky' } },
+      ],
+    });
+    const s = await apiLogin(c, c.tokens.viewer);
+    const res = await fetch(`${c.origin}/api/export?format=config`, { headers: { cookie: s.cookie } });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-disposition') ?? '', /filename="kakehi\.yaml"/);
+    const text = await res.text();
+    const file = join(mkdtempSync(join(tmpdir(), 'kakehi-export-')), 'kakehi.yaml');
+    writeFileSync(file, text);
+    const v = await run(['validate', '--no-paths', file]);
+    assert.equal(v.code, 0, `${v.stderr}\n${text}`);
+    assert.match(v.stdout, /1 listeners, 1 clusters, 1 backends, 1 frontends, 0 certificates/);
   });
 
   test('answers only to a loopback host name when it listens on loopback (DNS rebinding)', async () => {

@@ -211,6 +211,42 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     });
   });
 
+  test('tests a URL, drains a backend, and imports a changes file through a review', async () => {
+    await step(async () => {
+      await go('frontends', '#route-form');
+      await fill('route-form', { host: 'app.test', path: '/x' });
+      await waitText(page, '#route-result', 'forward');
+      await waitText(page, '#route-result', 'web');
+      await go('clusters', '#backend-form');
+      await page.waitForSelector('[aria-label="set web/b2 drain"]');
+      await page.click('[aria-label="set web/b2 drain"]');
+      await waitText(page, '#toast', 'web/b2 is drain');
+      const q = (await ok(kakehi.socketPath, 'query_backends', { cluster: 'web' })) as {
+        backends: { id: string; state: string }[];
+      };
+      assert.equal(q.backends.find((b) => b.id === 'b2')?.state, 'drain');
+      await go('changes', '#import-text');
+      await page.$eval(
+        '#import-text',
+        (e, v) => {
+          (e as unknown as Field).value = v;
+        },
+        JSON.stringify({ changes: [{ op: 'put_cluster', cluster: { id: 'imported' } }] }),
+      );
+      await page.click('#import-add');
+      await waitText(page, 'ol.changes', 'put cluster imported');
+      await page.click('#review');
+      await waitText(page, '#review-result', 'Reviewed against generation');
+      await waitText(page, '#review-result tbody', 'imported');
+      await page.click('#apply');
+      await waitText(page, '#review-result', 'Applied 1 change(s)');
+      const state = (await ok(kakehi.socketPath, 'list_clusters')) as {
+        clusters: { id: string; source: string }[];
+      };
+      assert.equal(state.clusters.find((c) => c.id === 'imported')?.source, 'console');
+    });
+  });
+
   test('a certificate uploaded in the console is served on the next handshake; its key never comes back', async () => {
     await step(async () => {
       const leaf = issueCert(ca, ['upload.test'], { keyType: 'ec' });

@@ -319,7 +319,18 @@ export function changesPage(ctx) {
         'p',
         {},
         h('button', { type: 'button', onclick: exportChanges }, 'Export current state as a changes file'),
-        ' (certificate keys read "<redacted>")',
+        ' (certificate keys read "<redacted>") ',
+        h(
+          'a',
+          {
+            href: '/api/export?format=config',
+            download: 'kakehi.yaml',
+            id: 'export-config',
+            class: 'button',
+          },
+          'Export as a configuration file',
+        ),
+        ' (objects only; certificates listed in comments)',
       ),
       editor
         ? h(
@@ -337,7 +348,11 @@ export function changesPage(ctx) {
               h('label', { for: 'import-file' }, 'or read it from a file'),
               importFile,
             ),
-            h('button', { type: 'button', onclick: importChanges }, 'Add to the transaction'),
+            h(
+              'button',
+              { type: 'button', id: 'import-add', onclick: importChanges },
+              'Add to the transaction',
+            ),
           )
         : null,
     ),

@@ -504,10 +504,11 @@ export function certificatesPage(ctx) {
       required: true,
       autocomplete: 'off',
     });
-    const fileInto = (id, target) =>
+    const fileInto = (id, target, label) =>
       h('input', {
         id,
         type: 'file',
+        'aria-label': label,
         accept: '.pem,.crt,.key',
         onchange: async (e) => {
           const f = e.target.files?.[0];
@@ -542,14 +543,14 @@ export function certificatesPage(ctx) {
           { class: 'field wide' },
           h('label', { for: 'cert-pem' }, 'Certificate (PEM, chain after the leaf)'),
           certText,
-          fileInto('cert-file', certText),
+          fileInto('cert-file', certText, 'read the certificate from a file'),
         ),
         h(
           'div',
           { class: 'field wide' },
           h('label', { for: 'key-pem' }, 'Private key (PEM)'),
           keyText,
-          fileInto('key-file', keyText),
+          fileInto('key-file', keyText, 'read the key from a file'),
         ),
         h(
           'div',
