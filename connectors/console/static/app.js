@@ -2,17 +2,14 @@
 // the open section every few seconds and at every change the proxy announces
 // over the live event stream.
 
+import { connectorsPage, eventsPage } from './activity.js';
 import { ApiError, api, setCsrf } from './api.js';
+import { certificatesPage } from './certificates.js';
+import { clustersPage } from './clusters.js';
 import { h, replace } from './dom.js';
+import { frontendsPage } from './frontends.js';
+import { overviewPage } from './overview.js';
 import { changesPage, pending } from './pending.js';
-import {
-  certificatesPage,
-  clustersPage,
-  connectorsPage,
-  eventsPage,
-  frontendsPage,
-  overviewPage,
-} from './views.js';
 
 const REFRESH_MS = 3_000;
 const MAX_EVENTS = 200;
