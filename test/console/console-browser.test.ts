@@ -301,6 +301,22 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     });
   });
 
+  test('the connectors page shows what each connector reported, problems included', async () => {
+    await step(async () => {
+      await ok(kakehi.socketPath, 'report_connector_status', {
+        connector: 'pki',
+        healthy: false,
+        summary: '2 pairs served, 1 refused',
+        problems: [{ item: '/etc/kakehi/pki/broken.pem', reason: 'the key does not match the certificate' }],
+        pid: process.pid,
+      });
+      await go('connectors', 'section');
+      await waitText(page, 'section table', 'the key does not match the certificate');
+      await waitText(page, 'section table', '2 pairs served, 1 refused');
+      await page.screenshot({ path: join(SHOTS, 'connectors.png') });
+    });
+  });
+
   test('the overview shows the workers with their memory and a live request-rate sparkline', async () => {
     await step(async () => {
       await go('overview', '#generation');
