@@ -8,9 +8,11 @@ import type { ClientEvent, CommandClient } from '../../src/client/command-client
 import type { Logger } from '../../src/log/logger.js';
 
 export const HISTORY_EVENTS = 200;
+/** A change of many objects makes a large event: the history is bounded in bytes as well. */
+export const HISTORY_BYTES = 256 * 1024;
 export const MAX_EVENT_CLIENTS = 32;
 /** Bytes a browser may leave unread before it is dropped. */
-export const MAX_CLIENT_BACKLOG_BYTES = 256 * 1024;
+export const MAX_CLIENT_BACKLOG_BYTES = 1024 * 1024;
 const KEEPALIVE_MS = 15_000;
 
 export interface TimelineEvent {
@@ -19,7 +21,9 @@ export interface TimelineEvent {
 }
 
 export class EventRelay {
-  readonly #history: TimelineEvent[] = [];
+  // Each event as its SSE frame, ready to send to a browser that opens late.
+  readonly #history: string[] = [];
+  #historyBytes = 0;
   readonly #clients = new Set<ServerResponse>();
   readonly #keepalive: NodeJS.Timeout;
   #stopped = false;
@@ -43,10 +47,14 @@ export class EventRelay {
     try {
       for await (const event of this.client.events()) {
         if (this.#stopped) return;
-        const item = { at: new Date().toISOString(), event };
-        this.#history.push(item);
-        if (this.#history.length > HISTORY_EVENTS) this.#history.shift();
+        const item: TimelineEvent = { at: new Date().toISOString(), event };
         const frame = `data: ${JSON.stringify(item)}\n\n`;
+        this.#history.push(frame);
+        this.#historyBytes += frame.length;
+        // Under the per-browser backlog, so a browser opening late is never dropped for the history alone.
+        while (this.#history.length > HISTORY_EVENTS || this.#historyBytes > HISTORY_BYTES) {
+          this.#historyBytes -= (this.#history.shift() as string).length;
+        }
         for (const res of this.#clients) this.#write(res, frame);
       }
     } catch (err) {
@@ -66,7 +74,7 @@ export class EventRelay {
     res.socket?.setTimeout(0);
     this.#clients.add(res);
     res.on('close', () => this.#clients.delete(res));
-    for (const item of this.#history) this.#write(res, `data: ${JSON.stringify(item)}\n\n`);
+    for (const frame of this.#history) this.#write(res, frame);
     return true;
   }
 

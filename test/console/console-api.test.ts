@@ -5,12 +5,15 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { MAX_CLIENT_BACKLOG_BYTES } from '../../connectors/console/event-relay.js';
 import { issueCert, makeCa } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
 import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
@@ -24,6 +27,12 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
     });
   });
+}
+
+/** The most a loopback TCP connection can buffer in the kernel, both ends together. */
+function kernelBufferMax(): number {
+  const max = (f: string) => Number(readFileSync(`/proc/sys/net/ipv4/${f}`, 'utf8').trim().split(/\s+/)[2]);
+  return max('tcp_wmem') + max('tcp_rmem');
 }
 
 /** A raw GET with a Host header of our choosing (fetch does not let one set it). */
@@ -165,6 +174,36 @@ describe('web console API guards', { timeout: 120_000 }, () => {
     const v = await run(['validate', '--no-paths', file]);
     assert.equal(v.code, 0, `${v.stderr}\n${text}`);
     assert.match(v.stdout, /1 listeners, 1 clusters, 1 backends, 1 frontends, 0 certificates/);
+  });
+
+  test('drops an event stream its reader does not read, rather than buffer for it', async () => {
+    const s = await apiLogin(c, c.tokens.viewer);
+    const sock = connect(c.port, '127.0.0.1');
+    sock.on('error', () => {});
+    await once(sock, 'connect');
+    // Never read: no data listener, so the socket stays paused and the kernel buffers fill.
+    sock.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:${c.port}\r\nCookie: ${s.cookie}\r\n\r\n`);
+    const dropped = () => c.logs.some((l) => l.msg === 'dropping a browser that does not read its events');
+    // Each transaction updates 2,000 backends: one change_applied event of about 120 KB. Past the
+    // most both kernel buffers can hold plus the console's bound, it must have dropped the stream
+    // (about 45 rounds here; on a failure this bounds the loop).
+    const maxRounds = Math.ceil((kernelBufferMax() + MAX_CLIENT_BACKLOG_BYTES) / 100_000) + 10;
+    const ids = Array.from({ length: 2_000 }, (_, i) => `slow${i}`);
+    for (let round = 1; !dropped(); round++) {
+      assert.ok(round <= maxRounds, 'the console kept buffering for a reader that does not read');
+      await ok(kakehi.socketPath, 'transaction', {
+        changes: ids.map((id, i) => ({
+          op: 'put_backend',
+          backend: { cluster: 'sneaky', id, address: `127.0.0.1:${10_000 + i}`, weight: round },
+        })),
+      });
+    }
+    // The stream was ended by the console: reading now reaches its end.
+    sock.resume();
+    await once(sock, 'close');
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: ids.map((id) => ({ op: 'delete_backend', cluster: 'sneaky', id })),
+    });
   });
 
   test('answers only to a loopback host name when it listens on loopback (DNS rebinding)', async () => {
