@@ -6,7 +6,8 @@
 # haproxy (a real PROXY-protocol peer), systemd-notify (main's readiness and new
 # pid, ctl upgrade --main).
 # varnishtest (from varnish: broken backends scripted to the byte) and
-# slowhttptest (slow clients), for test/hostile; curl (a real h2c client).
+# slowhttptest (slow clients), for test/hostile; curl (a real h2c client);
+# chromium (the web console's browser tests, driven by puppeteer-core).
 # Usage: scripts/debian-tools.sh [command...]  (default: every tool)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -24,6 +25,7 @@ declare -A PACKAGE=(
   [varnishtest]=varnish
   [slowhttptest]=slowhttptest
   [curl]=curl
+  [chromium]=chromium
 )
 
 wanted=("$@")

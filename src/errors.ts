@@ -24,6 +24,14 @@ export const ERROR_CODES = {
   KKH_INTERNAL: 'an unexpected failure inside kakehi while answering a command (a bug: please report it)',
   KKH_START_FAILED:
     'kakehi run could not start: a path, group or worker it needs is unusable; the key at fault is named',
+  KKH_CONSOLE_UNAUTHORIZED:
+    'the web console was called without a live session, or a login gave an unknown token',
+  KKH_CONSOLE_FORBIDDEN:
+    'the web console refused a request: read-only session, missing CSRF token, other origin or host',
+  KKH_CONSOLE_RATE_LIMITED: 'too many web console logins from one address; wait and try again',
+  KKH_CONSOLE_NOT_FOUND: 'the web console has no page or API at that path',
+  KKH_CONSOLE_BUSY: 'the web console has too many open event streams',
+  KKH_CONSOLE_PROXY_UNREACHABLE: 'the web console could not reach the proxy over the command socket',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

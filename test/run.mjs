@@ -37,6 +37,7 @@ async function startServices() {
     for (const t of ['varnishtest', 'slowhttptest']) tools.add(t);
   if (files.some((f) => f.includes('haproxy'))) tools.add('haproxy');
   if (files.some((f) => f.includes('upgrades.test'))) tools.add('curl');
+  if (files.some((f) => f.includes('console-browser'))) tools.add('chromium');
   if (files.some((f) => f.includes('upgrade-main'))) tools.add('systemd-notify');
   if (files.some((f) => f.includes('packaging'))) tools.add('systemd-analyze');
   if (tools.size > 0) {

@@ -3,6 +3,7 @@
 // connection cap, as scrapers are trusted but may be stuck.
 
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Logger } from '../../src/log/logger.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -57,13 +58,32 @@ export async function serveHttp(
         );
     },
   );
-  server.maxConnections = MAX_CONNECTIONS;
+  boundConnections(server, REQUEST_TIMEOUT_MS, MAX_CONNECTIONS);
+  return { server, port: await listenOn(server, port, host, log) };
+}
+
+/** Bounds a server's connections: a cap, an idle timeout, and a client's socket error ends only that socket. */
+export function boundConnections(
+  server: Server | HttpsServer,
+  timeoutMs: number,
+  maxConnections: number,
+): void {
+  server.maxConnections = maxConnections;
   server.keepAliveTimeout = 5_000;
   server.on('clientError', (_err, socket) => socket.destroy());
   server.on('connection', (socket) => {
-    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+    socket.setTimeout(timeoutMs, () => socket.destroy());
     socket.on('error', () => {});
   });
+}
+
+/** Listens and resolves with the bound port; an error then (port in use) rejects, later ones are logged. */
+export async function listenOn(
+  server: Server | HttpsServer,
+  port: number,
+  host: string,
+  log: Logger,
+): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -73,8 +93,7 @@ export async function serveHttp(
   });
   server.on('error', (err) => log.error({ err }, 'http server error'));
   const addr = server.address();
-  const bound = typeof addr === 'object' && addr ? addr.port : port;
-  return { server, port: bound };
+  return typeof addr === 'object' && addr ? addr.port : port;
 }
 
 /** The /metrics route of a prom-client registry. */

@@ -26,6 +26,7 @@ Commands:
   prometheus serve the proxy's metrics to Prometheus (kakehi prometheus --help)
   pki        serve the certificates found in directories (kakehi pki --help)
   pulsar     follow a Pulsar route topic; publish and export it (kakehi pulsar --help)
+  console    see and change the proxy in a browser (kakehi console --help)
   schema     print the JSON Schema of the configuration file (for editors)
   hash-password  print the scrypt hash of a password, for basic_auth
   version    print the version
@@ -119,6 +120,8 @@ async function main(argv: string[]): Promise<number> {
     return (await import('../../connectors/prometheus/main.js')).runPrometheusConnector(rest);
   if (command === 'pki') return (await import('../../connectors/pki/main.js')).runPkiConnector(rest);
   if (command === 'pulsar') return (await import('../../connectors/pulsar/main.js')).runPulsarConnector(rest);
+  if (command === 'console')
+    return (await import('../../connectors/console/main.js')).runConsoleConnector(rest);
   if (command === '__worker') {
     // Forked by `kakehi run` (node:cluster): a data-plane worker, driven over IPC.
     // Imported here, not above: a worker loads the data plane and not main's code.

@@ -6,7 +6,7 @@ import type { FieldIssue } from '../errors.js';
 import { CHANGE_REQUESTS, type ChangeRequestType } from '../state/change.js';
 
 /** Requests that read the state or the process and change nothing. */
-const QUERY_TYPES = [
+export const QUERY_TYPES = [
   'status',
   'list_workers',
   'list_listeners',
