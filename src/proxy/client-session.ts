@@ -13,15 +13,18 @@ import type { Hsts } from '../model/objects.js';
 import type { Served } from '../tls/certificate-store.js';
 import { answer } from './answers.js';
 import { AttemptBudget } from './attempt-budget.js';
+import type { QueueWaiter } from './backend-queue.js';
 import { type BackendRuntime, ConnectError } from './backend-runtime.js';
 import { type ConnectionPeer, proxyEndpoints } from './connection-peer.js';
 import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
 import { type Deadlined, sessionDeadlines } from './deadline-lists.js';
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
+import { type LimitRefusal, limitRefused } from './limit-events.js';
 import { encodeProxyV2 } from './proxy-protocol.js';
 import { RequestBody } from './request-body.js';
 import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
+import { bodyLimitOf, checkRequestLimits } from './request-limits.js';
 import { type BodySink, ResponseBody } from './response-body.js';
 import { decideRoute } from './route-decision.js';
 import { Tunnel } from './tunnel.js';
@@ -81,7 +84,7 @@ type ClientDeadline = 'idle' | 'head' | 'body' | 'drain';
 const SESSION = Symbol('kakehi.session');
 type SessionSocket = Socket & { [SESSION]: ClientSession };
 
-export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
+export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueWaiter {
   private stage: Stage = HEAD;
   private buf: Buffer | undefined;
   private scanFrom = 0;
@@ -111,6 +114,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   private target: RouteTarget | undefined;
   private cluster: ClusterRuntime | undefined;
   private backend: BackendRuntime | undefined;
+  /** The full backend this exchange waits for (its queue), if it does. */
+  private queuedOn: BackendRuntime | undefined;
   private readonly attempts = new AttemptBudget();
   private upstream: UpstreamConnection | undefined;
   /** send_proxy: an idle backend connection whose PROXY header named this client (keepBound). */
@@ -211,7 +216,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     const body = this.reqBody;
     const end = body.feed(chunk, from);
     if (end < 0) {
-      this.failRequestBody(`invalid chunked body: ${body.error}`);
+      if (body.tooLarge) this.refuseByLimit('body', 413, body.error ?? 'the request body is too large');
+      else this.failRequestBody(`invalid chunked body: ${body.error}`);
       return -1;
     }
     if (body.done) this.requestBodyComplete();
@@ -355,6 +361,23 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       this.answer(400, 'WebSocket upgrade without Sec-WebSocket-Key');
       return;
     }
+    const limited = checkRequestLimits(
+      this.host.plane.rateLimits,
+      listener.spec,
+      d.frontend,
+      this.info.address,
+      req,
+    );
+    if (limited !== undefined) {
+      this.refuseByLimit(
+        limited.status === 429 ? 'rate' : 'body',
+        limited.status,
+        limited.message,
+        limited.retryAfterS,
+      );
+      return;
+    }
+    if (req.chunked) this.reqBody.start(req, bodyLimitOf(listener.spec, d.frontend));
     if (!this.reqBody.done) {
       this.armBodyTimer();
       // Body bytes that came with the head.
@@ -384,9 +407,28 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     if (this.pendingBytes > D.PIPELINE_BUFFER_BYTES) this.pauseClient();
   }
 
-  private failRequestBody(reason: string): void {
-    if (this.res === undefined && this.bytesOut === 0) this.answerAndClose(400, reason);
+  private failRequestBody(reason: string, status = 400): void {
+    if (this.res === undefined && this.bytesOut === 0) this.answerAndClose(status, reason);
     else this.abort(reason);
+  }
+
+  /** A limit refuses the exchange (request-limits.ts, the backend queue): counted, then answered. */
+  private refuseByLimit(
+    reason: LimitRefusal['reason'],
+    status: number,
+    message: string,
+    retryAfterS?: number,
+    backend = '',
+  ): void {
+    if (limitRefused.hasSubscribers)
+      limitRefused.publish({
+        reason,
+        listener: this.host.listenerKey,
+        cluster: this.cluster?.spec.id ?? '',
+        backend,
+      } satisfies LimitRefusal);
+    if (reason === 'body') this.failRequestBody(message, status);
+    else this.answer(status, message, undefined, retryAfterS);
   }
 
   // ---- upstream -------------------------------------------------------
@@ -396,6 +438,10 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     const backend = this.attempts.next(cluster);
     if (backend === undefined) {
       this.answer(503, this.attempts.count === 0 ? 'no backend is available' : 'no backend could be reached');
+      return;
+    }
+    if (backend.full) {
+      this.waitFor(backend, cluster);
       return;
     }
     this.backend = backend;
@@ -427,6 +473,41 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       }
       this.attach(conn);
     });
+  }
+
+  /** Every backend is at its max_connections: wait in the queue of the one picked, or 503 when it is full. */
+  private waitFor(backend: BackendRuntime, cluster: ClusterRuntime): void {
+    if (backend.wait(this, cluster.spec.queue_size, cluster.spec.queue_timeout_ms)) {
+      this.queuedOn = backend;
+      return;
+    }
+    const why = `backend ${backend.id} is at its max_connections (${backend.maxConnections}) and its queue of ${cluster.spec.queue_size} is full`;
+    this.refuseByLimit('queue_full', 503, why, undefined, backend.id);
+  }
+
+  /** QueueWaiter: a request on the backend waited for ended; pick again (it may be another with room now). */
+  onSlot(): void {
+    if (this.queuedOn === undefined || this.stage.name !== 'exchange') return;
+    this.queuedOn = undefined;
+    this.attempts.forgive(); // waiting was no attempt
+    this.connectUpstream();
+  }
+
+  /** QueueWaiter: waited queue_timeout_ms for a slot. */
+  onQueueTimeout(waitedMs: number): void {
+    const backend = this.queuedOn;
+    if (backend === undefined || this.stage.name !== 'exchange') return;
+    this.queuedOn = undefined;
+    const why = `backend ${backend.id} stayed at its max_connections (${backend.maxConnections}) for the ${Math.round(waitedMs)} ms this request waited`;
+    this.refuseByLimit('queue_timeout', 503, why, undefined, backend.id);
+  }
+
+  /** The exchange ends while waiting for a backend: out of its queue. */
+  private leaveQueue(): void {
+    const b = this.queuedOn;
+    if (b === undefined) return;
+    this.queuedOn = undefined;
+    b.queue.remove(this);
   }
 
   private onConnectFailed(err: ConnectError): void {
@@ -702,7 +783,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   }
 
   /** Answers on kakehi's own behalf; the connection stays open when it can. */
-  private answer(status: number, message: string, location?: string): void {
+  private answer(status: number, message: string, location?: string, retryAfterS?: number): void {
     if (!this.reqBody.done) this.closeAfter = true; // the unread body can't be skipped safely
     const listener = this.listener;
     const key = String(status);
@@ -714,6 +795,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       template,
       close: this.closeAfter,
       ...(location === undefined ? {} : { location }),
+      ...(retryAfterS === undefined ? {} : { retryAfterS }),
       headOnly: this.req?.method === 'HEAD',
     });
     this.status = status;
@@ -762,6 +844,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
    * an idle keep-alive connection keeps nothing of its last request.
    */
   private clearExchange(): void {
+    this.leaveQueue();
     this.req = undefined;
     this.requestId = '';
     this.target = undefined;
@@ -818,6 +901,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       conn.destroy();
     }
     this.releaseBackend();
+    this.leaveQueue();
     this.dropBound();
     if (inFlight && this.req !== undefined) {
       if (this.status === 0) this.status = 499; // the nginx convention: client closed first

@@ -13,6 +13,7 @@ import type { DataPlane } from './data-plane.js';
 import type { TlsSetup } from './http-listener.js';
 import {
   type ListeningHandle,
+  limitConnections,
   listeningHandleOf,
   listenOn,
   stopAccepting,
@@ -54,11 +55,13 @@ export class TcpListener implements TcpSessionHost {
       else if (this.protocol === 'tls_passthrough') this.readServerName(socket);
       else this.start(socket, this.spec.cluster);
     });
+    limitConnections(this.server, listenerKey, spec.max_connections);
   }
 
   /** A new cluster, certificates or TLS settings: connections from now on see them, open ones carry on. */
   update(spec: Listener, certificates: Iterable<Certificate>): void {
     this.spec = spec;
+    limitConnections(this.server, this.listenerKey, spec.max_connections);
     this.store?.update(spec, certificates);
   }
 
