@@ -11,6 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import type { Family, ScalarSample } from '../../src/metrics/registry.js';
+import { rawBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
 import { httpGet } from '../helpers/http.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
@@ -174,6 +175,34 @@ describe('limits', () => {
       Array(14).fill(200),
     );
     assert.equal(backend.seen.length, 16, '15 held, then the one let in');
+  });
+
+  it('a tcp listener at max_connections closes a new connection unserved, and its backend never sees it', async () => {
+    let connections = 0;
+    const echo = await rawBackend((s) => {
+      connections++;
+      s.on('data', (c: Buffer) => s.write(c));
+    });
+    cleanup.push(() => echo.close());
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0', protocol: 'tcp', cluster: 'c', max_connections: 1 }],
+      clusters: [{ id: 'c', backends: [{ id: 'b', address: echo.address }] }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    const first = connect(kakehi.port, '127.0.0.1');
+    first.write('hello');
+    await once(first, 'data');
+    const second = await rawExchange(kakehi.port, 'anyone there?').catch((e: Error) => ({
+      text: '',
+      closed: true,
+      error: e.message,
+    }));
+    assert.equal(second.text, '');
+    assert.equal(second.closed, true);
+    assert.equal(connections, 1);
+    assert.equal(await metricTotal(kakehi.socketPath, 'kakehi_listener_connections_refused_total'), 1);
+    first.destroy();
   });
 
   it('backend max_connections 1 with a queue of 1: the 2nd request waits and is served, the 3rd gets 503 at once', async () => {

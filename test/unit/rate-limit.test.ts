@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Frontend, frontendSchema, type RateLimit } from '../../src/model/objects.js';
+import type { FieldIssue } from '../../src/errors.js';
+import { type Frontend, frontendSchema, listenerSchema, type RateLimit } from '../../src/model/objects.js';
 import { RateLimits, TokenBuckets } from '../../src/proxy/rate-limit.js';
 
 const limit = (requests_per_second: number, burst?: number): RateLimit => ({
@@ -99,5 +100,41 @@ describe('rate limits of frontends', () => {
     const f2 = frontend({ requests_per_second: 2, key: 'client_ip' });
     limits.sync([free, f2]);
     assert.ok(limits.admit(f2, 'ip', head({})) !== undefined);
+  });
+});
+
+describe('limit settings are validated with their path named', () => {
+  const issuesOf = (parse: (issues: FieldIssue[]) => unknown) => {
+    const issues: FieldIssue[] = [];
+    assert.equal(parse(issues), undefined);
+    return issues;
+  };
+
+  it('refuses a rate limit key that is not client_ip or header:<name>, and a rate of 0', () => {
+    const issues = issuesOf((i) =>
+      frontendSchema.parse(
+        { hostname: 'a.test', cluster: 'c', rate_limit: { requests_per_second: 0, key: 'cookie:sid' } },
+        'frontends[0]',
+        i,
+      ),
+    );
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['frontends[0].rate_limit.requests_per_second', 'frontends[0].rate_limit.key'],
+    );
+    assert.match(issues[1]!.reason, /use client_ip or header:<name>/);
+  });
+
+  it('refuses max_request_body_bytes on a tcp listener, and names the replacement of maxconn', () => {
+    const tcp = issuesOf((i) =>
+      listenerSchema.parse(
+        { address: '127.0.0.1:9000', protocol: 'tcp', cluster: 'c', max_request_body_bytes: 10 },
+        '',
+        i,
+      ),
+    );
+    assert.match(tcp[0]!.reason, /carries bytes, not requests/);
+    const renamed = issuesOf((i) => listenerSchema.parse({ address: '127.0.0.1:9000', maxconn: 10 }, '', i));
+    assert.deepEqual(renamed, [{ path: 'maxconn', reason: 'unknown key; use max_connections' }]);
   });
 });
