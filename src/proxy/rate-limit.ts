@@ -8,6 +8,9 @@ import * as D from '../defaults.js';
 import { type Frontend, keyOf, type RateLimit } from '../model/objects.js';
 import type { RequestHead } from './http1-head.js';
 
+/** Buckets looked at to make room for a new key. */
+const EVICT_SCAN = 64;
+
 interface Bucket {
   tokens: number;
   /** performance.now() of the last refill. */
@@ -66,12 +69,16 @@ export class TokenBuckets {
   }
 
   /**
-   * Makes room for a key: a bucket refilled to full is the same as none, so
-   * those go first; past that, the least recently seen key is forgotten (it
-   * starts again with a full bucket: memory stays bounded at the cost of leniency).
+   * Makes room for a key, at a bounded cost per request (a flood of new keys
+   * must not scan the whole map each): among the least recently seen few, a
+   * bucket refilled to full is the same as none, so those go; if none is, the
+   * least recently seen key is forgotten (it starts again with a full bucket:
+   * memory stays bounded at the cost of leniency).
    */
   private evict(now: number): void {
+    let scanned = 0;
     for (const [k, b] of this.buckets) {
+      if (++scanned > EVICT_SCAN) break;
       if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(k);
     }
     if (this.buckets.size < this.maxKeys) return;

@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import type { Family, ScalarSample } from '../../src/metrics/registry.js';
 import { rawBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/command.js';
+import { ctl, ctlRow } from '../helpers/ctl-table.js';
 import { httpGet } from '../helpers/http.js';
 import { startKakehi } from '../helpers/kakehi-process.js';
 import { rawExchange, statusCodes } from '../helpers/raw-client.js';
@@ -234,6 +235,15 @@ describe('limits', () => {
     });
     assert.deepEqual(statusCodes(c.text), [503]);
     assert.match(c.text, /at its max_connections \(1\) and its queue of 1 is full/);
+    // What an operator sees: the limit and the queue, by backend and by cluster.
+    const shown = await ctl(kakehi.socketPath, 'backends');
+    assert.equal(shown.code, 0, shown.stderr);
+    const row = ctlRow(shown.stdout, 'b');
+    assert.equal(row['MAX_CONNECTIONS'], '1');
+    assert.equal(row['QUEUED'], '1');
+    const clusters = ctlRow((await ctl(kakehi.socketPath, 'clusters')).stdout, 'c', 0);
+    assert.equal(clusters['QUEUE_SIZE'], '1');
+    assert.equal(clusters['QUEUED'], '1');
     assert.deepEqual(backend.seen, ['/hold/a']);
 
     backend.releaseAll();
@@ -417,6 +427,36 @@ describe('limits', () => {
     assert.deepEqual(backend.seen, ['/hold/a']);
     await reload(1000);
     assert.equal(await statusOf(), 200);
+  });
+
+  it('limits hold in the workers that replace the old ones on ctl upgrade', async () => {
+    const backend = await holdingBackend();
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi(
+      oneRoute(backend.address, {
+        listener: { max_connections: 1 },
+        frontend: { rate_limit: { requests_per_second: 1, burst: 1, key: 'header:x-api-key' } },
+      }),
+    );
+    cleanup.push(() => kakehi.stop());
+    const before = kakehi.workerPids();
+    const r = await ok(kakehi.socketPath, 'upgrade');
+    assert.equal(r['replaced'], 1);
+    const a = openRequest(kakehi.port, '/hold/a');
+    await backend.holding(1);
+    assert.ok(!before.includes(kakehi.workerPids().at(-1)!), 'a new worker serves');
+    const over = await openRequest(kakehi.port, '/over').closed;
+    assert.equal(over.text, '', 'the new worker holds the listener to max_connections 1');
+    backend.releaseAll();
+    assert.deepEqual(statusCodes(await a.answered), [200]);
+    a.socket.destroy();
+    let first: Awaited<ReturnType<typeof httpGet>> | undefined;
+    await until(async () => {
+      first = await httpGet(kakehi.port, '/k', { 'x-api-key': 'k' }).catch(() => undefined);
+      return first !== undefined;
+    });
+    assert.equal(first?.status, 200);
+    assert.equal((await httpGet(kakehi.port, '/k', { 'x-api-key': 'k' })).status, 429);
   });
 });
 
