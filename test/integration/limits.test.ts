@@ -26,6 +26,8 @@ import { rawExchange, statusCodes } from '../helpers/raw-client.js';
 async function holdingBackend() {
   const held: { req: IncomingMessage; res: ServerResponse }[] = [];
   const seen: string[] = [];
+  /** Requests whose connection closed before their body ended. */
+  const cut: string[] = [];
   let concurrent = 0;
   let most = 0;
   const waiters: (() => void)[] = [];
@@ -34,6 +36,7 @@ async function holdingBackend() {
   };
   const server = createServer((req, res) => {
     seen.push(req.url ?? '');
+    notify();
     concurrent++;
     most = Math.max(most, concurrent);
     res.on('close', () => {
@@ -41,6 +44,12 @@ async function holdingBackend() {
       notify();
     });
     req.resume();
+    req.on('close', () => {
+      if (!req.complete) {
+        cut.push(req.url ?? '');
+        notify();
+      }
+    });
     req.on('end', () => {
       if (req.url?.startsWith('/hold')) {
         held.push({ req, res });
@@ -64,6 +73,11 @@ async function holdingBackend() {
   return {
     address: `127.0.0.1:${port}`,
     seen,
+    cut,
+    /** Resolves once `url` has been seen (its head arrived). */
+    saw: (url: string) => whenTrue(() => seen.includes(url)),
+    /** Resolves once `url`'s connection closed inside its body. */
+    wasCut: (url: string) => whenTrue(() => cut.includes(url)),
     held,
     get most() {
       return most;
@@ -348,6 +362,33 @@ describe('limits', () => {
     const bigRoute = await post('big.test', 'Transfer-Encoding: chunked\r\n', `${chunk(500)}0\r\n\r\n`);
     assert.deepEqual(statusCodes(bigRoute.text), [200]);
     assert.deepEqual(backend.seen, ['/up', '/up']);
+  });
+
+  it('a chunked body passing the limit after its head went to the backend: 413 to the client, the backend exchange cut', async () => {
+    const backend = await holdingBackend();
+    cleanup.push(() => backend.close());
+    const kakehi = await startKakehi(
+      oneRoute(backend.address, { listener: { max_request_body_bytes: 100 } }),
+    );
+    cleanup.push(() => kakehi.stop());
+    const chunk = (n: number) => `${n.toString(16)}\r\n${'z'.repeat(n)}\r\n`;
+    const client = connect(kakehi.port, '127.0.0.1');
+    let text = '';
+    client.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+    });
+    const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+    client.on('error', () => {});
+    client.write(
+      `POST /slow-body HTTP/1.1\r\nHost: limits.test\r\nTransfer-Encoding: chunked\r\n\r\n${chunk(60)}`,
+    );
+    await backend.saw('/slow-body');
+    client.write(chunk(60));
+    await closed;
+    assert.deepEqual(statusCodes(text), [413]);
+    assert.match(text, /larger than 100 bytes/);
+    await backend.wasCut('/slow-body');
+    assert.equal(await metricTotal(kakehi.socketPath, 'kakehi_request_body_too_large_total'), 1);
   });
 
   it('hot changes apply without dropping a request in flight: a higher backend max_connections lets the queued request in, a lower listener limit keeps open connections', async () => {
