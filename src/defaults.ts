@@ -43,8 +43,14 @@ export const BACKEND_WEIGHT = 100;
 export const CONNECT_ATTEMPTS = 3;
 /** Idle keep-alive connections kept per backend. */
 export const BACKEND_MAX_IDLE = 64;
-/** Open connections per backend, in use or idle, per worker. */
+/** Requests (and tcp connections) in flight on one backend at once, per worker: a backend's max_connections. */
 export const BACKEND_MAX_CONNECTIONS = 1024;
+/** Requests that may wait for a full backend, per backend and worker: a cluster's queue_size. */
+export const BACKEND_QUEUE_SIZE = 128;
+/** How long a request waits for a full backend before it is answered 503: a cluster's queue_timeout_ms. */
+export const BACKEND_QUEUE_TIMEOUT_MS = 5_000;
+/** Client keys a frontend's rate limit tracks per worker; past it, the least recently seen key is forgotten. */
+export const RATE_LIMIT_MAX_KEYS = 100_000;
 /** Kept-alive backend connections are dropped after this, or one second before the backend's own Keep-Alive timeout. */
 export const BACKEND_IDLE_TIMEOUT_MS = 4_000;
 /** A failing backend is skipped for 2^n × this (capped), then tried again. */

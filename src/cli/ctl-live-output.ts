@@ -42,6 +42,8 @@ export function renderBackends(r: unknown): string {
     'check',
     'check_reason',
     'in_flight',
+    'max_connections',
+    'queued',
     'connections',
     'failures',
     'last_error',
@@ -64,6 +66,8 @@ export function renderClusters(r: unknown): string {
     'maintenance',
     'down',
     'in_flight',
+    'queued',
+    'queue_size',
     'connections',
     'source',
   ];

@@ -112,6 +112,8 @@ export type BackendStatus = Backend &
     /** up; down (every worker that answered sees it down); `down in N/M workers`; unknown (no worker answered). */
     health: string;
     in_flight: number;
+    /** Requests waiting for it at its max_connections, summed over the workers. */
+    queued: number;
     connections: number;
     /** Consecutive failed connection attempts, summed over the workers. */
     failures: number;
@@ -135,6 +137,7 @@ export type ClusterStatus = Cluster &
     /** Backends whose health is not up. */
     down: number;
     in_flight: number;
+    queued: number;
     connections: number;
   };
 

@@ -57,6 +57,7 @@ export function backendsResult(
       maintenance: count((b) => b.state === 'maintenance'),
       down: count((b) => b.health !== 'up'),
       in_flight: own.reduce((n, b) => n + b.in_flight, 0),
+      queued: own.reduce((n, b) => n + b.queued, 0),
       connections: own.reduce((n, b) => n + b.connections, 0),
     });
   }
@@ -88,6 +89,8 @@ function liveTotals(
               ? 'down'
               : `down in ${down.length}/${views.length} workers`,
     in_flight: views.reduce((n, v) => n + v.in_flight, 0),
+    // A worker from before this field (a rolling upgrade) answers without it.
+    queued: views.reduce((n, v) => n + (v.queued ?? 0), 0),
     connections: views.reduce((n, v) => n + v.connections, 0),
     failures: views.reduce((n, v) => n + v.failures, 0),
     last_error: last?.last_error ?? null,

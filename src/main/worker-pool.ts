@@ -5,6 +5,7 @@
 
 import type { SendHandle } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import type { ProxyEvent, WorkerInfo } from '../command/protocol.js';
 import type { Settings } from '../config/load-config.js';
 import { KakehiError } from '../errors.js';
@@ -140,7 +141,11 @@ export class WorkerPool {
 
   fork(): WorkerHandle {
     const id = this.#nextWorkerId++;
-    const worker = cluster.fork({ KAKEHI_LOG_LEVEL: this.settings.logLevel });
+    const worker = cluster.fork({
+      KAKEHI_LOG_LEVEL: this.settings.logLevel,
+      // Rate limits are shared out among the workers (src/proxy/rate-limit.ts).
+      KAKEHI_WORKER_COUNT: String(this.settings.workers > 0 ? this.settings.workers : availableParallelism()),
+    });
     let onReady: (err?: Error) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
       onReady = (err) => (err ? reject(err) : resolve());

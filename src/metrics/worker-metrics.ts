@@ -8,6 +8,7 @@
 
 import type diagnostics_channel from 'node:diagnostics_channel';
 import { basicAuthLoad } from '../proxy/basic-auth.js';
+import { type LimitRefusal, limitRefused, listenerRefused } from '../proxy/limit-events.js';
 import { type ProxyProtocolError, proxyProtocolError } from '../proxy/proxy-accept.js';
 import {
   type BackendAttempt,
@@ -108,6 +109,26 @@ export class WorkerMetrics {
     'kakehi_basic_auth_checks_running',
     'scrypt password checks running now off the event loop.',
   );
+  private readonly listenerRefusals = this.registry.counter(
+    'kakehi_listener_connections_refused_total',
+    'Connections a listener closed unserved at once because it was at its max_connections, by listener.',
+  );
+  private readonly rateLimited = this.registry.counter(
+    'kakehi_rate_limited_total',
+    'Requests answered 429 by a frontend rate limit, by listener and cluster.',
+  );
+  private readonly bodyRefused = this.registry.counter(
+    'kakehi_request_body_too_large_total',
+    'Requests answered 413 (or cut) for a body over max_request_body_bytes, by listener and cluster.',
+  );
+  private readonly queueRefused = this.registry.counter(
+    'kakehi_backend_queue_refused_total',
+    'Requests answered 503 by a backend at its max_connections, by cluster, backend and reason (queue_full, queue_timeout).',
+  );
+  private readonly queueLength = this.registry.gauge(
+    'kakehi_backend_queue_length',
+    'Requests waiting now for a backend at its max_connections, by cluster and backend.',
+  );
   // The global series, made once: gauges read 0 rather than being absent.
   private readonly conn = this.connections.get('', () => ({}));
   private readonly act = this.active.get('', () => ({}));
@@ -130,6 +151,11 @@ export class WorkerMetrics {
     [proxyProtocolError, (m) => this.onProxyError(m as ProxyProtocolError)],
     [tcpConnectionStart, (m) => this.tcpActiveOf(m as string).add(1)],
     [tcpConnectionEnd, (m) => this.onTcpEnd(m as TcpConnectionEnd)],
+    [
+      listenerRefused,
+      (m) => this.listenerRefusals.get(m as string, () => ({ listener: m as string })).add(1),
+    ],
+    [limitRefused, (m) => this.onLimitRefused(m as LimitRefusal)],
   ];
 
   start(): this {
@@ -165,11 +191,22 @@ export class WorkerMetrics {
   }
 
   /** `requestsInFlight`: read, not counted here; the data plane keeps it (DataPlane.requestsInFlight). */
-  families(requestsInFlight = 0): Family[] {
+  families(
+    requestsInFlight = 0,
+    backends: readonly { cluster: string; id: string; queued: number }[] = [],
+  ): Family[] {
     this.act.set(requestsInFlight);
     const auth = basicAuthLoad();
     this.remembered.set(auth.remembered);
     this.checking.set(auth.running);
+    // Read at scrape time from the backends: a queue moves too often to count by events.
+    const keys = new Set<string>();
+    for (const b of backends) {
+      const key = b.cluster + SEP + b.id;
+      keys.add(key);
+      this.queueLength.get(key, () => ({ cluster: b.cluster, backend: b.id })).set(b.queued);
+    }
+    this.queueLength.retain((k) => keys.has(k));
     return this.registry.families();
   }
 
@@ -257,6 +294,21 @@ export class WorkerMetrics {
   private onProxyError(e: ProxyProtocolError): void {
     this.proxyErrors
       .get(e.listener + SEP + e.reason, () => ({ listener: e.listener, reason: e.reason }))
+      .add(1);
+  }
+
+  private onLimitRefused(e: LimitRefusal): void {
+    if (e.reason === 'rate' || e.reason === 'body') {
+      const family = e.reason === 'rate' ? this.rateLimited : this.bodyRefused;
+      family.get(e.listener + SEP + e.cluster, () => ({ listener: e.listener, cluster: e.cluster })).add(1);
+      return;
+    }
+    this.queueRefused
+      .get(e.cluster + SEP + e.backend + SEP + e.reason, () => ({
+        cluster: e.cluster,
+        backend: e.backend,
+        reason: e.reason,
+      }))
       .add(1);
   }
 

@@ -23,7 +23,9 @@ export const ANSWER_STATUSES = [
   '403',
   '404',
   '408',
+  '413',
   '421',
+  '429',
   '431',
   '502',
   '503',
@@ -132,9 +134,22 @@ export const listenerSchema = object(
       default: D.MAX_HEADER_COUNT,
       doc: 'most header fields in a request head; more gets 431',
     },
+    max_connections: {
+      schema: int({ min: 1, max: 1_000_000 }),
+      doc: 'client connections open at once on this listener, per worker; past it a new one is closed at once, unserved; absent: no limit',
+    },
+    max_request_body_bytes: {
+      schema: int({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+      doc: 'http and https: largest request body; larger gets 413 (a frontend may set its own); absent: no limit',
+    },
   },
   {
     check: (l, path, issues) => {
+      if (carriesBytes(l.protocol) && l.max_request_body_bytes !== undefined)
+        issues.push({
+          path: path === '' ? 'max_request_body_bytes' : `${path}.max_request_body_bytes`,
+          reason: `a ${l.protocol} listener carries bytes, not requests: max_request_body_bytes is for http and https`,
+        });
       const at = path === '' ? 'cluster' : `${path}.cluster`;
       if (l.protocol === 'tls_passthrough') {
         if (l.sni_clusters === undefined && l.cluster === undefined)
@@ -163,6 +178,8 @@ export const listenerSchema = object(
       front_timeout: 'front_timeout_ms',
       request_timeout: 'request_head_timeout_ms',
       buffer_size: 'max_header_bytes',
+      maxconn: 'max_connections',
+      client_max_body_size: 'max_request_body_bytes',
     },
   },
 );
@@ -193,8 +210,13 @@ const backendFields = {
     default: 'active',
     doc: 'active; drain: no new requests, open ones finish; maintenance: out of rotation, open requests finish',
   },
+  max_connections: {
+    schema: int({ min: 1, max: 1_000_000 }),
+    default: D.BACKEND_MAX_CONNECTIONS,
+    doc: "requests (tcp and tls: connections) in flight on it at once, per worker; more wait in its queue (the cluster's queue_size)",
+  },
 } satisfies Record<string, Field<unknown>>;
-const backendRenames = { backend_id: 'id', load_balancing_parameters: 'weight' };
+const backendRenames = { backend_id: 'id', load_balancing_parameters: 'weight', maxconn: 'max_connections' };
 
 /** A backend as nested under its cluster in the config file. */
 export const nestedBackendSchema = object(backendFields, { renamed: backendRenames });
@@ -348,9 +370,21 @@ const clusterFields = {
     default: false,
     doc: 'each backend connection starts with a PROXY v2 header naming the client; it then serves that client only',
   },
+  queue_size: {
+    schema: int({ min: 0, max: 100_000 }),
+    default: D.BACKEND_QUEUE_SIZE,
+    doc: 'requests that may wait for a backend at its max_connections, per backend and worker; one more gets 503; 0: no waiting',
+  },
+  queue_timeout_ms: {
+    schema: ms(3_600_000),
+    default: D.BACKEND_QUEUE_TIMEOUT_MS,
+    doc: 'a request waiting in a backend queue this long gets 503',
+  },
 } satisfies Record<string, Field<unknown>>;
 const clusterRenames = {
   cluster_id: 'id',
+  maxqueue: 'queue_size',
+  timeout_queue: 'queue_timeout_ms',
   retries: 'connect_attempts',
   connect_timeout: 'connect_timeout_ms',
   back_timeout: 'backend_timeout_ms',
@@ -388,6 +422,33 @@ const redirectSchema = object({
   status: { schema: oneOf([301, 302, 303, 307, 308] as const), default: 301 },
 });
 
+/** `client_ip`, or `header:<name>` (a header's value; its absence falls back to the client's address). */
+function rateLimitKeyProblem(s: string): string | undefined {
+  if (s === 'client_ip') return undefined;
+  if (/^header:[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/.test(s)) return undefined;
+  return `"${s}" is not a rate limit key; use client_ip or header:<name> (such as header:x-api-key)`;
+}
+const rateLimitSchema = object(
+  {
+    requests_per_second: {
+      schema: int({ min: 1, max: 1_000_000 }),
+      required: true,
+      doc: 'requests each key may make per second, on average, across the instance (shared out among workers)',
+    },
+    burst: {
+      schema: int({ min: 1, max: 1_000_000 }),
+      doc: 'requests a key may make at once after a quiet time (the bucket size); absent: requests_per_second',
+    },
+    key: {
+      schema: str({ maxLength: 72, check: rateLimitKeyProblem }),
+      default: 'client_ip',
+      doc: "client_ip, or header:<name>: the header's value (absent: the client's address)",
+    },
+  },
+  { renamed: { rate: 'requests_per_second', rps: 'requests_per_second', by: 'key' } },
+);
+export type RateLimit = ObjectOf<typeof rateLimitSchema.fields>;
+
 export const frontendSchema = object(
   {
     listener: { schema: listenAddress, doc: 'address of the listener it belongs to; absent: every listener' },
@@ -417,6 +478,14 @@ export const frontendSchema = object(
       doc: 'protocols a request may upgrade to (e.g. "h2c"); any other upgrade goes on as a plain request',
     },
     ...frontendRuleFields,
+    rate_limit: {
+      schema: rateLimitSchema,
+      doc: 'token bucket per client key; a request over it gets 429 with Retry-After; absent: no limit',
+    },
+    max_request_body_bytes: {
+      schema: int({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+      doc: "largest request body on this route, replacing the listener's; larger gets 413",
+    },
   },
   {
     renamed: { address: 'listener', cluster_id: 'cluster', domain: 'hostname', host: 'hostname' },

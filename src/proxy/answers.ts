@@ -15,6 +15,7 @@ export const REASONS: Record<number, string> = {
   408: 'Request Timeout',
   413: 'Content Too Large',
   421: 'Misdirected Request',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   501: 'Not Implemented',
   502: 'Bad Gateway',
@@ -42,6 +43,8 @@ export interface AnswerOptions {
   location?: string;
   /** A 401's WWW-Authenticate challenge. */
   authenticate?: string;
+  /** 429 and 503: RFC 9110 §10.2.3, whole seconds the client should wait. */
+  retryAfterS?: number;
   /** HEAD requests get the head only. */
   headOnly?: boolean;
 }
@@ -64,6 +67,7 @@ export function answer(o: AnswerOptions): Buffer {
     `X-Request-Id: ${o.requestId}\r\n`;
   if (o.location !== undefined) head += `Location: ${o.location}\r\n`;
   if (o.authenticate !== undefined) head += `WWW-Authenticate: ${o.authenticate}\r\n`;
+  if (o.retryAfterS !== undefined) head += `Retry-After: ${o.retryAfterS}\r\n`;
   if (o.close) head += 'Connection: close\r\n';
   head += '\r\n';
   const headBuf = Buffer.from(head, 'latin1');

@@ -3,12 +3,15 @@
 // outcomes: consecutive failures back it off exponentially, with jitter, and
 // past a threshold it is reported down until a connection succeeds. Its admin
 // state (drain, maintenance) comes from the operator and keeps it out of picks.
+// At its max_connections it is full: out of picks, and a request that must
+// have it waits in its queue (backend-queue.ts) until one of its requests ends.
 
 import { connect, type Socket } from 'node:net';
 import { backoffMs } from '../backoff.js';
 import type { Candidate } from '../balancer/candidate.js';
 import * as D from '../defaults.js';
 import { type Backend, type BackendState, keyOf } from '../model/objects.js';
+import { BackendQueue, type QueueWaiter } from './backend-queue.js';
 import type { HealthEvent } from './request-events.js';
 import { UpstreamConnection } from './upstream-connection.js';
 
@@ -27,6 +30,8 @@ export interface BackendLive {
   id: string;
   /** In-flight requests (and tunnels) on it. */
   in_flight: number;
+  /** Requests waiting for it (it is at max_connections). */
+  queued: number;
   /** Open connections to it, idle or in use. */
   connections: number;
   /** Consecutive failed connection attempts; 0 once one succeeds. */
@@ -55,6 +60,10 @@ export class BackendRuntime implements Candidate {
   checkedDown = false;
   /** Removed from the state: finish in-flight requests, keep nothing idle. */
   retired = false;
+  /** In-flight requests (active) it takes at once; set from its spec, changed in place by a hot change. */
+  maxConnections: number;
+  /** Requests waiting for a slot while it is full. */
+  readonly queue = new BackendQueue();
   private downSince = 0;
   private lastError: string | undefined;
   private lastErrorAt = 0;
@@ -70,6 +79,7 @@ export class BackendRuntime implements Candidate {
     this.weight = spec.weight;
     this.backup = spec.backup;
     this.state = spec.state;
+    this.maxConnections = spec.max_connections;
     const colon = spec.address.lastIndexOf(':');
     this.host = spec.address.slice(0, colon).replace(/^\[|\]$/g, '');
     this.port = Number(spec.address.slice(colon + 1));
@@ -77,7 +87,36 @@ export class BackendRuntime implements Candidate {
 
   /** Re-evaluates `available` from the backoff clock; called before a pick. */
   refresh(now: number): void {
-    this.available = this.usable(now) && !this.checkedDown;
+    this.available = this.usable(now) && !this.checkedDown && !this.full;
+  }
+
+  /** At max_connections: a new request waits in its queue, or goes to another backend. */
+  get full(): boolean {
+    return this.active >= this.maxConnections;
+  }
+
+  /** A hot change of max_connections: a higher limit lets waiting requests in at once. */
+  setMaxConnections(n: number): void {
+    this.maxConnections = n;
+    this.wakeQueued();
+  }
+
+  /**
+   * Waits for a slot (the caller answers 503 on false: the queue is full).
+   * The waiter is told once: onSlot when a request ends, or on timeout.
+   */
+  wait(waiter: QueueWaiter, size: number, timeoutMs: number): boolean {
+    return this.queue.enqueue(waiter, size, timeoutMs);
+  }
+
+  /**
+   * Gives free slots to waiting requests, longest waiting first. Each takes its
+   * slot synchronously (acquire) or gives it up, so a newcomer can't take it in between.
+   * Out of rotation (drained, retired), every waiter is told at once, to go elsewhere.
+   */
+  private wakeQueued(): void {
+    const out = this.retired || this.state !== 'active';
+    while (this.queue.length > 0 && (out || !this.full)) this.queue.shift()?.onSlot();
   }
 
   /** Could take a request but for health: what fail-open may still pick. */
@@ -103,6 +142,7 @@ export class BackendRuntime implements Candidate {
   setState(state: BackendState): void {
     this.state = state;
     if (state !== 'active') for (const conn of [...this.idle]) conn.destroy();
+    this.wakeQueued();
   }
 
   live(): BackendLive {
@@ -111,6 +151,7 @@ export class BackendRuntime implements Candidate {
       cluster: this.spec.cluster,
       id: this.id,
       in_flight: this.active,
+      queued: this.queue.length,
       connections: this.open,
       failures: this.failures,
       down: this.down,
@@ -175,16 +216,20 @@ export class BackendRuntime implements Candidate {
     allowHalfOpen: boolean,
     done: (err: ConnectError | undefined, socket: Socket | undefined) => void,
   ): void {
-    if (this.open >= D.BACKEND_MAX_CONNECTIONS) {
+    // acquire() came first: past the limit only a tcp connection can be here (HTTP requests queue).
+    if (this.active > this.maxConnections) {
       done(
         new ConnectError(
-          `backend ${keyOf('backend', this.spec)} is at its limit of ${D.BACKEND_MAX_CONNECTIONS} connections`,
+          `backend ${keyOf('backend', this.spec)} is at its max_connections (${this.maxConnections})`,
           false,
         ),
         undefined,
       );
       return;
     }
+    // The backend sees at most max_connections from this worker: an idle kept-alive
+    // connection goes (the oldest) before a new one opens past the limit.
+    if (this.open >= this.maxConnections) this.idle[0]?.destroy();
     this.open++;
     const socket = connect({ host: this.host, port: this.port, allowHalfOpen });
     let settled = false;
@@ -226,6 +271,7 @@ export class BackendRuntime implements Candidate {
   /** The exchange that acquired this backend is done with it (answered, failed or cut). */
   release(): void {
     this.active--;
+    if (this.queue.length > 0) this.wakeQueued();
   }
 
   /** Pool hook: a connection closed for good. */
@@ -257,6 +303,7 @@ export class BackendRuntime implements Candidate {
   retire(): void {
     this.retired = true;
     for (const conn of [...this.idle]) conn.destroy();
+    this.wakeQueued();
   }
 
   private failed(message: string): void {

@@ -13,15 +13,18 @@ import type { Hsts } from '../model/objects.js';
 import type { Served } from '../tls/certificate-store.js';
 import { answer } from './answers.js';
 import { AttemptBudget } from './attempt-budget.js';
+import type { QueueWaiter } from './backend-queue.js';
 import { type BackendRuntime, ConnectError } from './backend-runtime.js';
 import { type ConnectionPeer, proxyEndpoints } from './connection-peer.js';
 import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
 import { type Deadlined, sessionDeadlines } from './deadline-lists.js';
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
+import { type LimitRefusal, limitRefused } from './limit-events.js';
 import { encodeProxyV2 } from './proxy-protocol.js';
 import { RequestBody } from './request-body.js';
 import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
+import { bodyLimitOf, checkRequestLimits } from './request-limits.js';
 import { type BodySink, ResponseBody } from './response-body.js';
 import { type AccessRefusal, accessDecision } from './route-access.js';
 import { decideRoute } from './route-decision.js';
@@ -82,7 +85,7 @@ type ClientDeadline = 'idle' | 'head' | 'body' | 'drain';
 const SESSION = Symbol('kakehi.session');
 type SessionSocket = Socket & { [SESSION]: ClientSession };
 
-export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
+export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueWaiter {
   private stage: Stage = HEAD;
   private buf: Buffer | undefined;
   private scanFrom = 0;
@@ -112,6 +115,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   private target: RouteTarget | undefined;
   private cluster: ClusterRuntime | undefined;
   private backend: BackendRuntime | undefined;
+  /** The full backend this exchange waits for (its queue), if it does. */
+  private queuedOn: BackendRuntime | undefined;
   private readonly attempts = new AttemptBudget();
   private upstream: UpstreamConnection | undefined;
   /** send_proxy: an idle backend connection whose PROXY header named this client (keepBound). */
@@ -212,7 +217,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     const body = this.reqBody;
     const end = body.feed(chunk, from);
     if (end < 0) {
-      this.failRequestBody(`invalid chunked body: ${body.error}`);
+      if (body.tooLarge) this.refuseByLimit('body', 413, body.error ?? 'the request body is too large');
+      else this.failRequestBody(`invalid chunked body: ${body.error}`);
       return -1;
     }
     if (body.done) this.requestBodyComplete();
@@ -342,8 +348,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     const access = accessDecision(d, req, this.info.address);
     if (access !== undefined) {
       this.target = d.kind === 'forward' ? d : d.target;
-      if (access instanceof Promise) this.awaitAuth(req, d as RouteTarget, access);
-      else this.answer(access.status, access.message, undefined, access.authenticate);
+      if (access instanceof Promise) this.awaitAuth(req, d as RouteTarget, listener, access);
+      else this.answer(access.status, access.message, undefined, { authenticate: access.authenticate });
       return;
     }
     if (d.kind === 'answer') {
@@ -352,21 +358,26 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       this.answer(d.status, d.message, d.location);
       return;
     }
-    this.forward(req, d);
+    this.forward(req, d, listener);
   }
 
   /** scrypt runs off the event loop: the exchange waits, reading nothing more, then goes on or gets 401. */
-  private awaitAuth(req: RequestHead, d: RouteTarget, checked: Promise<AccessRefusal | undefined>): void {
+  private awaitAuth(
+    req: RequestHead,
+    d: RouteTarget,
+    listener: ListenerRuntime,
+    checked: Promise<AccessRefusal | undefined>,
+  ): void {
     this.pauseClient();
     void checked.then((refusal) => {
       if (this.stage.name !== 'exchange' || this.req !== req) return; // the client went away meanwhile
       this.resumeClient();
-      if (refusal === undefined) this.forward(req, d);
-      else this.answer(refusal.status, refusal.message, undefined, refusal.authenticate);
+      if (refusal === undefined) this.forward(req, d, listener);
+      else this.answer(refusal.status, refusal.message, undefined, { authenticate: refusal.authenticate });
     });
   }
 
-  private forward(req: RequestHead, d: RouteTarget): void {
+  private forward(req: RequestHead, d: RouteTarget, listener: ListenerRuntime): void {
     this.target = d;
     this.cluster = d.cluster;
     // An upgrade this route does not allow goes on as a plain request: a backend
@@ -378,6 +389,23 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       this.answer(400, 'WebSocket upgrade without Sec-WebSocket-Key');
       return;
     }
+    const limited = checkRequestLimits(
+      this.host.plane.rateLimits,
+      listener.spec,
+      d.frontend,
+      this.info.address,
+      req,
+    );
+    if (limited !== undefined) {
+      this.refuseByLimit(
+        limited.status === 429 ? 'rate' : 'body',
+        limited.status,
+        limited.message,
+        limited.retryAfterS,
+      );
+      return;
+    }
+    if (req.chunked) this.reqBody.start(req, bodyLimitOf(listener.spec, d.frontend));
     if (!this.reqBody.done) {
       this.armBodyTimer();
       // Body bytes that came with the head.
@@ -407,9 +435,28 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     if (this.pendingBytes > D.PIPELINE_BUFFER_BYTES) this.pauseClient();
   }
 
-  private failRequestBody(reason: string): void {
-    if (this.res === undefined && this.bytesOut === 0) this.answerAndClose(400, reason);
+  private failRequestBody(reason: string, status = 400): void {
+    if (this.res === undefined && this.bytesOut === 0) this.answerAndClose(status, reason);
     else this.abort(reason);
+  }
+
+  /** A limit refuses the exchange (request-limits.ts, the backend queue): counted, then answered. */
+  private refuseByLimit(
+    reason: LimitRefusal['reason'],
+    status: number,
+    message: string,
+    retryAfterS?: number,
+    backend = '',
+  ): void {
+    if (limitRefused.hasSubscribers)
+      limitRefused.publish({
+        reason,
+        listener: this.host.listenerKey,
+        cluster: this.cluster?.spec.id ?? '',
+        backend,
+      } satisfies LimitRefusal);
+    if (reason === 'body') this.failRequestBody(message, status);
+    else this.answer(status, message, undefined, { retryAfterS });
   }
 
   // ---- upstream -------------------------------------------------------
@@ -419,6 +466,10 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     const backend = this.attempts.next(cluster);
     if (backend === undefined) {
       this.answer(503, this.attempts.count === 0 ? 'no backend is available' : 'no backend could be reached');
+      return;
+    }
+    if (backend.full) {
+      this.waitFor(backend, cluster);
       return;
     }
     this.backend = backend;
@@ -450,6 +501,41 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       }
       this.attach(conn);
     });
+  }
+
+  /** Every backend is at its max_connections: wait in the queue of the one picked, or 503 when it is full. */
+  private waitFor(backend: BackendRuntime, cluster: ClusterRuntime): void {
+    if (backend.wait(this, cluster.spec.queue_size, cluster.spec.queue_timeout_ms)) {
+      this.queuedOn = backend;
+      return;
+    }
+    const why = `backend ${backend.id} is at its max_connections (${backend.maxConnections}) and its queue of ${cluster.spec.queue_size} is full`;
+    this.refuseByLimit('queue_full', 503, why, undefined, backend.id);
+  }
+
+  /** QueueWaiter: a request on the backend waited for ended; pick again (it may be another with room now). */
+  onSlot(): void {
+    if (this.queuedOn === undefined || this.stage.name !== 'exchange') return;
+    this.queuedOn = undefined;
+    this.attempts.forgive(); // waiting was no attempt
+    this.connectUpstream();
+  }
+
+  /** QueueWaiter: waited queue_timeout_ms for a slot. */
+  onQueueTimeout(waitedMs: number): void {
+    const backend = this.queuedOn;
+    if (backend === undefined || this.stage.name !== 'exchange') return;
+    this.queuedOn = undefined;
+    const why = `backend ${backend.id} stayed at its max_connections (${backend.maxConnections}) for the ${Math.round(waitedMs)} ms this request waited`;
+    this.refuseByLimit('queue_timeout', 503, why, undefined, backend.id);
+  }
+
+  /** The exchange ends while waiting for a backend: out of its queue. */
+  private leaveQueue(): void {
+    const b = this.queuedOn;
+    if (b === undefined) return;
+    this.queuedOn = undefined;
+    b.queue.remove(this);
   }
 
   private onConnectFailed(err: ConnectError): void {
@@ -733,7 +819,13 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   }
 
   /** Answers on kakehi's own behalf; the connection stays open when it can. */
-  private answer(status: number, message: string, location?: string, authenticate?: string): void {
+  private answer(
+    status: number,
+    message: string,
+    location?: string,
+    extra: { authenticate?: string | undefined; retryAfterS?: number | undefined } = {},
+  ): void {
+    const { authenticate, retryAfterS } = extra;
     if (!this.reqBody.done) this.closeAfter = true; // the unread body can't be skipped safely
     const listener = this.listener;
     const key = String(status);
@@ -746,6 +838,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       close: this.closeAfter,
       ...(location === undefined ? {} : { location }),
       ...(authenticate === undefined ? {} : { authenticate }),
+      ...(retryAfterS === undefined ? {} : { retryAfterS }),
       headOnly: this.req?.method === 'HEAD',
     });
     this.status = status;
@@ -794,6 +887,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
    * an idle keep-alive connection keeps nothing of its last request.
    */
   private clearExchange(): void {
+    this.leaveQueue();
     this.req = undefined;
     this.requestId = '';
     this.target = undefined;
@@ -850,6 +944,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
       conn.destroy();
     }
     this.releaseBackend();
+    this.leaveQueue();
     this.dropBound();
     if (inFlight && this.req !== undefined) {
       if (this.status === 0) this.status = 499; // the nginx convention: client closed first

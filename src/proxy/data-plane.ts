@@ -9,6 +9,7 @@ import { type Backend, type Cluster, type Frontend, keyOf, type Listener } from 
 import { type Route, Router } from '../router/router.js';
 import { listenerFrontends, type ProxyState } from '../state/proxy-state.js';
 import { type BackendLive, BackendRuntime } from './backend-runtime.js';
+import { RateLimits } from './rate-limit.js';
 import type { HealthEvent } from './request-events.js';
 import { frontendRoute, type RouteTarget as RouteTargetOf } from './route-decision.js';
 
@@ -34,6 +35,8 @@ export class DataPlane {
    * more than the gauge it feeds is worth.
    */
   requestsInFlight = 0;
+  /** Every frontend's rate limit buckets in this worker; they survive a change of the limit. */
+  readonly rateLimits = new RateLimits();
   private listeners = new Map<string, ListenerRuntime>();
   private clusters = new Map<string, ClusterRuntime>();
   private backends = new Map<string, BackendRuntime>();
@@ -96,6 +99,7 @@ export class DataPlane {
           old.weight = b.weight;
           old.backup = b.backup;
           if (old.state !== b.state) old.setState(b.state);
+          if (old.maxConnections !== b.max_connections) old.setMaxConnections(b.max_connections);
           rt = old;
         } else {
           rt = new BackendRuntime(b, this.onHealth);
@@ -127,6 +131,7 @@ export class DataPlane {
       listeners.set(keyOf('listener', spec), { spec, router: new Router(routes) });
     }
     this.listeners = listeners;
+    this.rateLimits.sync(state.frontends.values());
   }
 
   /** A frontend's route, parsed once per frontend object (rules are the costly part). */

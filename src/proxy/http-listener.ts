@@ -12,6 +12,7 @@ import type { ConnectionPeer } from './connection-peer.js';
 import type { DataPlane } from './data-plane.js';
 import {
   type ListeningHandle,
+  limitConnections,
   listeningHandleOf,
   listenOn,
   stopAccepting,
@@ -52,6 +53,7 @@ export class HttpListener implements SessionHost {
       this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
         this.withPeer(socket, (peer) => this.accept(socket, peer)),
       );
+      limitConnections(this.server, listenerKey, spec.max_connections);
       return;
     }
     if (tls?.selfSigned === undefined) throw new Error(`https listener ${listenerKey} without its TLS setup`);
@@ -60,6 +62,7 @@ export class HttpListener implements SessionHost {
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
       this.withPeer(socket, (peer) => this.acceptTcpForTls(socket, store, peer)),
     );
+    limitConnections(this.server, listenerKey, spec.max_connections);
   }
 
   /**
@@ -83,6 +86,7 @@ export class HttpListener implements SessionHost {
    */
   update(spec: Listener, certificates: Iterable<Certificate>): void {
     this.spec = spec;
+    limitConnections(this.server, this.listenerKey, spec.max_connections);
     this.store?.update(spec, certificates);
   }
 

@@ -4,6 +4,7 @@
 import type { Server } from 'node:net';
 import { KakehiError } from '../errors.js';
 import { parseAddress } from '../model/address.js';
+import { listenerRefused } from './limit-events.js';
 
 /**
  * A listening socket's native handle as it travels over IPC (Node's TCP wrap,
@@ -51,6 +52,22 @@ export function listenOn(server: Server, address: string, adopted?: ListeningHan
  */
 export function listeningHandleOf(server: Server): ListeningHandle | undefined {
   return (server as unknown as { _handle?: ListeningHandle | null })._handle ?? undefined;
+}
+
+/**
+ * A listener's max_connections, in this worker: past it, Node accepts each new
+ * connection and closes it at once ('drop'), so the client sees its connection
+ * end with no byte instead of waiting, accepted and never served. Node has no
+ * way to stop a listening socket's accepts short of closing it, which would free
+ * the port (or lose what waits in the backlog); docs/routing.md says more.
+ * Called again on a hot change: open connections are never cut by a lower limit.
+ */
+export function limitConnections(server: Server, listenerKey: string, max: number | undefined): void {
+  server.maxConnections = max ?? Number.POSITIVE_INFINITY;
+  if (server.listenerCount('drop') === 0)
+    server.on('drop', () => {
+      if (listenerRefused.hasSubscribers) listenerRefused.publish(listenerKey);
+    });
 }
 
 /**

@@ -1,7 +1,8 @@
 // Where a request body ends (RFC 9112 §6.3: Content-Length or chunked; no
 // body otherwise), I/O-free. Bytes past the end are the next pipelined request,
 // so this framing decides what a backend sees as one request: smuggling turns
-// on it, and the chunked framer is as strict as it gets.
+// on it, and the chunked framer is as strict as it gets. A size limit
+// (max_request_body_bytes) counts a chunked body's data, not its framing.
 
 import { ChunkedFramer } from './chunked-framer.js';
 import type { RequestHead } from './http1-head.js';
@@ -10,14 +11,25 @@ export class RequestBody {
   /** No more body to read (true between requests, and for bodiless ones). */
   done = true;
   error: string | undefined;
+  /** The body passed its size limit (a chunked one, as it came; see `error`). */
+  tooLarge = false;
   private left = 0;
   private framer: ChunkedFramer | undefined;
+  private limit = Number.POSITIVE_INFINITY;
+  private dataBytes = 0;
+  private readonly countData = (from: number, to: number) => {
+    this.dataBytes += to - from;
+  };
 
-  start(req: RequestHead): void {
+  /** `maxBytes`: the chunked body's limit (a Content-Length over it is refused before this). */
+  start(req: RequestHead, maxBytes = Number.POSITIVE_INFINITY): void {
     this.framer = req.chunked ? new ChunkedFramer() : undefined;
     this.left = req.chunked ? 0 : Math.max(req.contentLength, 0);
     this.done = !req.chunked && this.left === 0;
     this.error = undefined;
+    this.tooLarge = false;
+    this.limit = maxBytes;
+    this.dataBytes = 0;
   }
 
   /**
@@ -27,9 +39,15 @@ export class RequestBody {
   feed(chunk: Buffer, from: number): number {
     const framer = this.framer;
     if (framer !== undefined) {
-      const end = framer.feed(chunk, from, chunk.length);
+      const counted = this.limit !== Number.POSITIVE_INFINITY;
+      const end = framer.feed(chunk, from, chunk.length, counted ? this.countData : undefined);
       if (end < 0) {
         this.error = framer.error;
+        return -1;
+      }
+      if (this.dataBytes > this.limit) {
+        this.tooLarge = true;
+        this.error = `the chunked body is larger than ${this.limit} bytes`;
         return -1;
       }
       this.done = framer.done;
@@ -45,7 +63,9 @@ export class RequestBody {
   clear(): void {
     this.done = true;
     this.error = undefined;
+    this.tooLarge = false;
     this.left = 0;
     this.framer = undefined;
+    this.limit = Number.POSITIVE_INFINITY;
   }
 }

@@ -16,6 +16,7 @@ import type { DataPlane } from './data-plane.js';
 import type { TlsSetup } from './http-listener.js';
 import {
   type ListeningHandle,
+  limitConnections,
   listeningHandleOf,
   listenOn,
   stopAccepting,
@@ -54,6 +55,7 @@ export class TcpListener implements TcpSessionHost {
       if (this.draining) socket.destroy();
       else withPeer(socket, this, this.handshaking, (peer, paused) => this.accepted(socket, peer, paused));
     });
+    limitConnections(this.server, listenerKey, spec.max_connections);
   }
 
   /**
@@ -74,6 +76,7 @@ export class TcpListener implements TcpSessionHost {
   /** A new cluster, certificates or TLS settings: connections from now on see them, open ones carry on. */
   update(spec: Listener, certificates: Iterable<Certificate>): void {
     this.spec = spec;
+    limitConnections(this.server, this.listenerKey, spec.max_connections);
     this.store?.update(spec, certificates);
   }
 

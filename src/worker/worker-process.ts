@@ -108,7 +108,7 @@ export function runWorker(): void {
           t: 'metrics',
           seq: m.seq,
           families: [
-            ...(metrics?.families(runtime?.requestsInFlight) ?? []),
+            ...(metrics?.families(runtime?.requestsInFlight, runtime?.backendsLive()) ?? []),
             ...(tlsMetrics?.families() ?? []),
           ],
         });
@@ -134,7 +134,7 @@ export function runWorker(): void {
           t: 'drained',
           cut,
           families: [
-            ...(metrics?.families(runtime?.requestsInFlight) ?? []),
+            ...(metrics?.families(runtime?.requestsInFlight, runtime?.backendsLive()) ?? []),
             ...(tlsMetrics?.families() ?? []),
           ],
         });

@@ -20,9 +20,9 @@ const RSS_BOUND_BYTES = 400 * 1024 * 1024;
 const BIG_BODY = Buffer.alloc(256 * 1024, 'x');
 // A slow body holds a backend connection from its head on (the body streams), and
 // so does a slow reader of a response larger than the buffers (backpressure keeps
-// the backend's answer waiting); a backend takes at most 1024 connections
-// (BACKEND_MAX_CONNECTIONS): above that every request for it gets 502 until the
-// attack ends. These two attacks stay under it, so what is tested is kakehi
+// the backend's answer waiting); a backend takes at most its max_connections
+// (default 1024): above that every request for it waits in its queue, then gets
+// 503, until the attack ends. These two attacks stay under it, so what is tested is kakehi
 // serving beside them (docs/hostile-testing.md says what happens above).
 const BACKEND_HOLDING_ATTACK = 900;
 /**

@@ -29,6 +29,7 @@ const view = (id: string, over: Partial<BackendLive> = {}): BackendLive => ({
   cluster: 'c',
   id,
   in_flight: 0,
+  queued: 0,
   connections: 0,
   failures: 0,
   down: false,

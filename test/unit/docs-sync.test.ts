@@ -55,6 +55,11 @@ describe('reference docs match the code', () => {
     ],
     ['frontends[]', frontendSchema.fields],
     [
+      'frontends[].rate_limit',
+      (frontendSchema.fields.rate_limit.schema as unknown as { fields: Record<string, Field<unknown>> })
+        .fields,
+    ],
+    [
       'frontends[].redirect',
       (frontendSchema.fields.redirect.schema as unknown as { fields: Record<string, Field<unknown>> }).fields,
     ],

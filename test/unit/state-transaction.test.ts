@@ -343,17 +343,22 @@ describe('parseChanges', () => {
     assert.match(r.issues[2]!.reason, /^is required; one of put_listener/);
   });
 
-  it('refuses an answer page for 413, a status kakehi never answers itself, naming those it does', () => {
+  it('refuses an answer page for 418, a status kakehi never answers itself, naming those it does', () => {
     const r = parseChanges(
-      [{ op: 'put_cluster', cluster: { id: 'a', answers: { '413': 'too big', '503': 'busy' } } }],
+      [
+        {
+          op: 'put_cluster',
+          cluster: { id: 'a', answers: { '418': 'teapot', '413': 'too big', '503': 'busy' } },
+        },
+      ],
       'changes',
     );
     assert.ok('issues' in r);
     assert.deepEqual(r.issues, [
       {
-        path: 'changes[0].cluster.answers.413',
+        path: 'changes[0].cluster.answers.418',
         reason:
-          'kakehi answers only 400, 403, 404, 408, 421, 431, 502, 503, 504 itself; no page can be set for 413',
+          'kakehi answers only 400, 403, 404, 408, 413, 421, 429, 431, 502, 503, 504 itself; no page can be set for 418',
       },
     ]);
   });
