@@ -20,10 +20,12 @@ import { type Deadlined, sessionDeadlines } from './deadline-lists.js';
 import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import { encodeProxyV2 } from './proxy-protocol.js';
+import { type Affinity, readAffinity } from './request-affinity.js';
 import { RequestBody } from './request-body.js';
 import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
 import { type BodySink, ResponseBody } from './response-body.js';
 import { decideRoute } from './route-decision.js';
+import { stickySetCookie } from './sticky-cookie.js';
 import { Tunnel } from './tunnel.js';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
 
@@ -112,6 +114,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
   private cluster: ClusterRuntime | undefined;
   private backend: BackendRuntime | undefined;
   private readonly attempts = new AttemptBudget();
+  /** The request's sticky cookie and hash key, read once per request. */
+  private readonly affinity: Affinity = { sticky: undefined, key: undefined };
   private upstream: UpstreamConnection | undefined;
   /** send_proxy: an idle backend connection whose PROXY header named this client (keepBound). */
   private bound: UpstreamConnection | undefined;
@@ -346,6 +350,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     }
     this.target = d;
     this.cluster = d.cluster;
+    if (d.cluster !== undefined) readAffinity(this.affinity, d.cluster.spec, req, this.info.address);
     // An upgrade this route does not allow goes on as a plain request: a backend
     // that accepted h2c, say, would hand the client a raw HTTP/2 tunnel whose
     // later requests bypass kakehi's routing and deny rules.
@@ -393,7 +398,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
 
   private connectUpstream(): void {
     const cluster = this.cluster!;
-    const backend = this.attempts.next(cluster);
+    const backend = this.attempts.next(cluster, this.affinity);
     if (backend === undefined) {
       this.answer(503, this.attempts.count === 0 ? 'no backend is available' : 'no backend could be reached');
       return;
@@ -530,7 +535,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     if (body.mode === 'close' || body.dechunk || !this.reqBody.done) this.closeAfter = true;
     const keep = !this.closeAfter;
     const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';
-    const head = responseHeadForClient(res, connection, body.dechunk, this.hstsHeader());
+    const sticky = stickySetCookie(this.cluster!.spec, this.backend, this.affinity.sticky);
+    const head = responseHeadForClient(res, connection, body.dechunk, this.hstsHeader(), sticky);
     this.bytesOut += head.length;
     if (body.done) {
       this.socket.write(head, 'latin1');
@@ -767,6 +773,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined {
     this.target = undefined;
     this.cluster = undefined;
     this.attempts.clear();
+    this.affinity.sticky = undefined;
     this.reqBody.clear();
     this.pending.length = 0;
     this.pendingBytes = 0;

@@ -107,6 +107,8 @@ export function responseHeadForClient(
   dechunk: boolean,
   /** Strict-Transport-Security to send, replacing the backend's. */
   hsts?: string,
+  /** A Set-Cookie of kakehi's own (sticky sessions), beside the backend's. */
+  setCookie?: string,
 ): string {
   let out = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
   const names = res.names;
@@ -124,6 +126,7 @@ export function responseHeadForClient(
     out += `${names[i]}: ${values[i]}\r\n`;
   }
   if (hsts !== undefined) out += `Strict-Transport-Security: ${hsts}\r\n`;
+  if (setCookie !== undefined) out += `Set-Cookie: ${setCookie}\r\n`;
   if (connection === 'close') out += 'Connection: close\r\n';
   else if (connection === 'keep-alive') out += 'Connection: keep-alive\r\n';
   else if (connection === 'upgrade') out += 'Connection: Upgrade\r\n';
