@@ -59,6 +59,11 @@ describe('reference docs match the code', () => {
       (frontendSchema.fields.redirect.schema as unknown as { fields: Record<string, Field<unknown>> }).fields,
     ],
     [
+      'clusters[].sticky_cookie',
+      (clusterSchema.fields.sticky_cookie.schema as unknown as { fields: Record<string, Field<unknown>> })
+        .fields,
+    ],
+    [
       'hsts',
       (clusterSchema.fields.hsts.schema as unknown as { fields: Record<string, Field<unknown>> }).fields,
     ],
