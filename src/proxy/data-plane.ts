@@ -180,14 +180,27 @@ function stickyMap(runtimes: readonly BackendRuntime[]): Map<string, BackendRunt
  * the sticky cookie names while it is available (a backup only while no
  * primary is), else the balancer's choice, by the request's hash key for a
  * hash balancer. With none available, fail-open (as Sōzu does, so one bad
- * minute never blackholes a cluster): backends down by health check, spread
- * by the balancer, when the cluster's fail_open allows; then the one whose
- * backoff ends first.
+ * minute never blackholes a cluster): backends down by health check, the
+ * sticky one first, then spread by the balancer, when the cluster's fail_open
+ * allows; then the one whose backoff ends first.
  */
 export function chooseBackend(
   cluster: ClusterRuntime,
   tried: readonly BackendRuntime[],
   affinity?: Affinity,
+): BackendRuntime | undefined {
+  const chosen = choose(cluster, tried, affinity);
+  const sticky = affinity?.sticky;
+  // Counted once per request (its first attempt), whatever served it instead.
+  if (sticky !== undefined && tried.length === 0 && chosen?.stickyId !== sticky && stickyMiss.hasSubscribers)
+    stickyMiss.publish(cluster.spec.id);
+  return chosen;
+}
+
+function choose(
+  cluster: ClusterRuntime,
+  tried: readonly BackendRuntime[],
+  affinity: Affinity | undefined,
 ): BackendRuntime | undefined {
   const now = Date.now();
   const all = cluster.backends;
@@ -195,11 +208,10 @@ export function chooseBackend(
   // Tried ones sit out this pick: marked, not filtered out, so hash balancers
   // keep the list their tables were built for (no rebuild per retry).
   for (const b of tried) b.available = false;
-  if (affinity?.sticky !== undefined && tried.length === 0) {
-    const s = cluster.sticky?.get(affinity.sticky);
-    if (s?.available && (!s.backup || !all.some((b) => b.available && !b.backup))) return s;
-    if (stickyMiss.hasSubscribers) stickyMiss.publish(cluster.spec.id);
-  }
+  // A retry is not held to the cookie: the backend it names was just tried.
+  const stuck =
+    affinity?.sticky !== undefined && tried.length === 0 ? cluster.sticky?.get(affinity.sticky) : undefined;
+  if (stuck !== undefined && holds(stuck, all)) return stuck;
   const key = affinity?.key;
   const picked = pickBackend(cluster.balancer, all, key) as BackendRuntime | undefined;
   if (picked !== undefined) return picked;
@@ -211,6 +223,7 @@ export function chooseBackend(
       b.available = true; // until the next pick's refresh
       any = true;
     }
+    if (any && stuck !== undefined && holds(stuck, all)) return stuck;
     const open = any ? (pickBackend(cluster.balancer, all, key) as BackendRuntime | undefined) : undefined;
     if (open !== undefined) return open;
   }
@@ -223,4 +236,9 @@ export function chooseBackend(
     if (best === undefined || b.retryAt < best.retryAt) best = b;
   }
   return best;
+}
+
+/** A sticky backend keeps its client while available; a backup only while no primary is. */
+function holds(b: BackendRuntime, all: readonly BackendRuntime[]): boolean {
+  return b.available && (!b.backup || !all.some((o) => o.available && !o.backup));
 }

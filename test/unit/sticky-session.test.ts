@@ -187,6 +187,22 @@ describe('the choice of backend for a sticky cluster', () => {
     assert.equal(chooseBackend(c, [], sticky('k'))?.id, 'k', 'the backup serves while no primary can');
   });
 
+  it('keeps sticky clients in place when the whole cluster fails open, counting no miss', (t) => {
+    const { p, c } = plane({}, [
+      ['a', {}],
+      ['b', {}],
+      ['c', {}],
+    ]);
+    t.after(() => p.close());
+    const misses: unknown[] = [];
+    const onMiss = (m: unknown) => misses.push(m);
+    diagnostics_channel.subscribe('kakehi:sticky:miss', onMiss);
+    t.after(() => diagnostics_channel.unsubscribe('kakehi:sticky:miss', onMiss));
+    p.setCheckedDown(['c/a', 'c/b', 'c/c']);
+    for (let i = 0; i < 10; i++) assert.equal(chooseBackend(c, [], sticky('c'))?.id, 'c');
+    assert.deepEqual(misses, []);
+  });
+
   it('finds a backend by its own sticky_id', (t) => {
     const { p, c } = plane({}, [
       ['a', { sticky_id: 'blue' }],
