@@ -5,7 +5,7 @@
 // refused with the path and reason an operator needs.
 import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { stickyIdOf } from '../../src/balancer/sticky-id.js';
 import type { FieldIssue } from '../../src/errors.js';
 import { clusterWithBackendsSchema, DEFAULT_STICKY_COOKIE } from '../../src/model/objects.js';
@@ -148,9 +148,8 @@ describe('the choice of backend for a sticky cluster', () => {
     const p = new DataPlane(r.state, () => {});
     return { p, c: p.cluster('c')! };
   }
-  const sticky = (id: string): Affinity => ({ sticky: stickyIdOf({ cluster: 'c', id }), key: undefined });
-
-  it('returns the backend the cookie names while it is available, and balances otherwise, counting the miss', (t) => {
+  /** Backends a, b and c, and the sticky misses published while the test runs. */
+  function threeBackends(t: TestContext) {
     const { p, c } = plane({}, [
       ['a', {}],
       ['b', {}],
@@ -161,6 +160,12 @@ describe('the choice of backend for a sticky cluster', () => {
     const onMiss = (m: unknown) => misses.push(m);
     diagnostics_channel.subscribe('kakehi:sticky:miss', onMiss);
     t.after(() => diagnostics_channel.unsubscribe('kakehi:sticky:miss', onMiss));
+    return { p, c, misses };
+  }
+  const sticky = (id: string): Affinity => ({ sticky: stickyIdOf({ cluster: 'c', id }), key: undefined });
+
+  it('returns the backend the cookie names while it is available, and balances otherwise, counting the miss', (t) => {
+    const { c, misses } = threeBackends(t);
     for (let i = 0; i < 100; i++) assert.equal(chooseBackend(c, [], sticky('b'))?.id, 'b');
     assert.deepEqual(misses, []);
     // Backed off (as after failed connects): the cookie no longer holds.
@@ -188,16 +193,7 @@ describe('the choice of backend for a sticky cluster', () => {
   });
 
   it('keeps sticky clients in place when the whole cluster fails open, counting no miss', (t) => {
-    const { p, c } = plane({}, [
-      ['a', {}],
-      ['b', {}],
-      ['c', {}],
-    ]);
-    t.after(() => p.close());
-    const misses: unknown[] = [];
-    const onMiss = (m: unknown) => misses.push(m);
-    diagnostics_channel.subscribe('kakehi:sticky:miss', onMiss);
-    t.after(() => diagnostics_channel.unsubscribe('kakehi:sticky:miss', onMiss));
+    const { p, c, misses } = threeBackends(t);
     p.setCheckedDown(['c/a', 'c/b', 'c/c']);
     for (let i = 0; i < 10; i++) assert.equal(chooseBackend(c, [], sticky('c'))?.id, 'c');
     assert.deepEqual(misses, []);
