@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { describe, it, type TestContext } from 'node:test';
 import { stickyIdOf } from '../../src/balancer/sticky-id.js';
-import type { FieldIssue } from '../../src/errors.js';
+import { configFromObject } from '../../src/config/load-config.js';
+import type { FieldIssue, KakehiError } from '../../src/errors.js';
 import { clusterWithBackendsSchema, DEFAULT_STICKY_COOKIE } from '../../src/model/objects.js';
 import { chooseBackend, DataPlane } from '../../src/proxy/data-plane.js';
 import { parseRequestHead, type RequestHead } from '../../src/proxy/http1-head.js';
@@ -243,6 +244,34 @@ describe('sticky and hash settings refused by name', () => {
     assert.deepEqual(
       problems({ sticky_session: true, load_balancing: 'hash_rendezvous', hash_key: 'cookie:sid' }),
       [],
+    );
+  });
+
+  it('refuses one sticky_id on two backends of a config file, by their place in the file', () => {
+    const config = {
+      clusters: [
+        {
+          id: 'c',
+          sticky_session: true,
+          backends: [
+            { id: 'a', address: '127.0.0.1:1', sticky_id: 'blue' },
+            { id: 'b', address: '127.0.0.1:2', sticky_id: 'blue' },
+          ],
+        },
+      ],
+    };
+    assert.throws(
+      () => configFromObject(config, 'test.yaml'),
+      (err: KakehiError) => {
+        assert.equal(err.code, 'KKH_CONFIG_INVALID');
+        assert.deepEqual(
+          err.issues.map((i) => `${i.path}: ${i.reason}`),
+          [
+            'clusters[0].backends[1].sticky_id: "blue" is already the sticky_id of clusters[0].backends[0]; a sticky cookie must name one backend',
+          ],
+        );
+        return true;
+      },
     );
   });
 
