@@ -320,6 +320,26 @@ describe('kakehi ctl changes', () => {
         'add_cluster',
         { cluster: { id: 'web', load_balancing: 'random' } },
       ],
+      [
+        [
+          'cluster',
+          'add',
+          '--id',
+          'web',
+          '--load-balancing',
+          'hash_maglev',
+          '--hash-key',
+          'path',
+          '--sticky-session',
+        ],
+        'add_cluster',
+        { cluster: { id: 'web', load_balancing: 'hash_maglev', hash_key: 'path', sticky_session: true } },
+      ],
+      [
+        ['backend', 'add', '--cluster', 'web', '--id', 'b', '--address', 'h:1', '--sticky-id', 'blue'],
+        'add_backend',
+        { backend: { cluster: 'web', id: 'b', address: 'h:1', sticky_id: 'blue' } },
+      ],
     ];
     for (const [args, type, body] of cases) {
       const run = await ctl(...args);

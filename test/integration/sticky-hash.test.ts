@@ -6,9 +6,11 @@
 // and by the client address sends a key to one backend and spreads keys.
 
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { type Backend, echoBackend } from '../helpers/backends.js';
+import { type Backend, echoBackend, gatedBackend } from '../helpers/backends.js';
 import { command, ok } from '../helpers/command.js';
 import { ctl, ctlRow } from '../helpers/ctl-table.js';
 import { type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
@@ -224,5 +226,62 @@ describe('sticky sessions and hashing over real backends', () => {
     );
     const run = await ctl(kakehi.socketPath, 'clusters');
     assert.equal(ctlRow(run.stdout, 'by-header', 0)['LOAD_BALANCING'], 'hash_maglev by header:X-User');
+  });
+});
+
+describe('turning hashing and stickiness on at runtime', () => {
+  it('drops no request in flight, and the next requests follow the new settings', async (t) => {
+    const g = await gatedBackend('g', { holds: (req) => req.url === '/slow' });
+    const e1 = await echoBackend('e1');
+    const e2 = await echoBackend('e2');
+    const kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }],
+      clusters: [
+        {
+          id: 'hot',
+          backends: [
+            { id: 'g', address: g.address },
+            { id: 'e1', address: e1.address },
+            { id: 'e2', address: e2.address },
+          ],
+        },
+      ],
+      frontends: [{ hostname: '*', cluster: 'hot' }],
+      access_log: 'off',
+    });
+    t.after(async () => {
+      await kakehi.stop();
+      for (const b of [g, e1, e2]) await b.close();
+    });
+    // Round robin: send /slow until the gated backend holds one.
+    let held: Promise<[IncomingMessage]> | undefined;
+    for (let i = 0; i < 3 && held === undefined; i++) {
+      const r = request({ host: '127.0.0.1', port: kakehi.port, path: '/slow', agent: false });
+      r.end();
+      const response = once(r, 'response') as Promise<[IncomingMessage]>;
+      const which = await Promise.race([response.then(() => 'answered'), g.holding.then(() => 'held')]);
+      if (which === 'held') held = response;
+    }
+    assert.ok(held !== undefined, 'a request is held by backend g');
+
+    await ok(kakehi.socketPath, 'add_cluster', {
+      cluster: {
+        id: 'hot',
+        load_balancing: 'hash_rendezvous',
+        hash_key: 'header:X-User',
+        sticky_session: true,
+      },
+    });
+    g.release();
+    const [res] = await held;
+    let body = '';
+    for await (const c of res) body += String(c);
+    assert.equal(res.statusCode, 200);
+    assert.equal(body, 'finished', 'the request in flight across the change is answered');
+
+    const first = await get(kakehi.port, 'any.test', { 'x-user': 'carol' });
+    assert.ok(cookieSet(first, 'KKHSRV') !== undefined, 'sticky now: the answer sets the cookie');
+    for (let i = 0; i < 10; i++)
+      assert.equal((await get(kakehi.port, 'any.test', { 'x-user': 'carol' })).backend, first.backend);
   });
 });
