@@ -40,8 +40,10 @@ export function buildMaglevTable(candidates: readonly Candidate[], members: read
   const n = members.length;
   const slots = candidates.length < 0xffff ? new Uint16Array(size) : new Uint32Array(size);
   const owned = new Uint8Array(size);
-  const pos = new Float64Array(n);
-  const skip = new Float64Array(n);
+  // Positions and skips are below the size (< 2^21): int arithmetic, and a
+  // subtraction instead of a modulo in the inner loop.
+  const pos = new Int32Array(n);
+  const skip = new Int32Array(n);
   const share = new Float64Array(n);
   const credit = new Float64Array(n);
   let maxWeight = 0;
@@ -59,11 +61,16 @@ export function buildMaglevTable(candidates: readonly Candidate[], members: read
       if (credit[k]! < 1) continue;
       credit[k]! -= 1;
       // The next slot of this backend's permutation that no one owns yet.
+      const step = skip[k]!;
       let p = pos[k]!;
-      while (owned[p] === 1) p = (p + skip[k]!) % size;
+      while (owned[p] === 1) {
+        p += step;
+        if (p >= size) p -= size;
+      }
       owned[p] = 1;
       slots[p] = members[k]!;
-      pos[k] = (p + skip[k]!) % size;
+      p += step;
+      pos[k] = p >= size ? p - size : p;
       filled++;
     }
   }

@@ -21,6 +21,8 @@ export class Rendezvous implements KeyedBalancer {
   /** The id hashes of the last candidate list seen; the data plane keeps one list per state. */
   private hashesOf: readonly Candidate[] | undefined;
   private hashes = new Uint32Array(0);
+  /** Whether the list's weights differ (read with the hashes, once per list). */
+  private weighted = false;
 
   pick<C extends Candidate>(candidates: readonly C[]): C | undefined {
     return this.fallback.pickIn(candidates, 'any');
@@ -32,13 +34,16 @@ export class Rendezvous implements KeyedBalancer {
 
   pickKeyed<C extends Candidate>(candidates: readonly C[], tier: Tier, key: number): C | undefined {
     const hashes = this.idHashes(candidates);
+    const weighted = this.weighted;
     let best: C | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < candidates.length; i++) {
       const c = candidates[i]!;
       if (!eligible(c, tier) || !(c.weight > 0)) continue;
-      // ln u < 0, so the score is positive and grows with the weight.
-      const score = -c.weight / Math.log(uniform(key, hashes[i]!));
+      // ln u < 0, so the score is positive and grows with the weight. With equal
+      // weights it orders backends as u does: the logarithm is skipped.
+      const u = uniform(key, hashes[i]!);
+      const score = weighted ? -c.weight / Math.log(u) : u;
       // Ties (same id twice) go to the first, so the choice never depends on order of equals.
       if (score > bestScore) {
         bestScore = score;
@@ -54,6 +59,7 @@ export class Rendezvous implements KeyedBalancer {
       const hashes = new Uint32Array(candidates.length);
       for (let i = 0; i < candidates.length; i++) hashes[i] = hashString(candidates[i]!.id);
       this.hashes = hashes;
+      this.weighted = candidates.some((c) => c.weight !== candidates[0]!.weight);
       this.hashesOf = candidates;
     }
     return this.hashes;
