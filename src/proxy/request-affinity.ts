@@ -1,7 +1,8 @@
 // What ties a request to a backend before any balancing: the sticky cookie's
 // value (sticky_session) and the hash of the cluster's hash_key (hash
-// balancers). Read once per request, into an object the session reuses; the
-// choice itself is chooseBackend's (data-plane.ts).
+// balancers). Read once per request, into an object the session reuses (a tcp
+// or tls connection has only its address); the choice itself is
+// chooseBackend's (data-plane.ts).
 
 import { type HashKey, hashString, parseHashKey } from '../balancer/hash-key.js';
 import { isHashing } from '../balancer/select.js';
@@ -42,12 +43,7 @@ export function readAffinity(into: Affinity, spec: Cluster, req: RequestHead, cl
 function requestKey(k: HashKey, req: RequestHead, clientAddress: string): number | undefined {
   switch (k.from) {
     case 'client_ip':
-      // An IPv4 client on a dual-stack listener shows as ::ffff:a.b.c.d: one client, one key.
-      return hashString(
-        clientAddress.startsWith('::ffff:') && clientAddress.includes('.')
-          ? clientAddress.slice(7)
-          : clientAddress,
-      );
+      return clientKey(clientAddress);
     case 'path':
       return hashString(req.path);
     case 'header': {
@@ -60,4 +56,19 @@ function requestKey(k: HashKey, req: RequestHead, clientAddress: string): number
       return v === undefined || v === '' ? undefined : hashString(v);
     }
   }
+}
+
+/** An IPv4 client on a dual-stack listener shows as ::ffff:a.b.c.d: one client, one key. */
+function clientKey(address: string): number {
+  return hashString(address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address);
+}
+
+/**
+ * A tcp or tls connection's affinity: no cookie, and of the hash keys only the
+ * client address (no header, cookie or path is read from a byte stream).
+ */
+export function connectionAffinity(spec: Cluster, clientAddress: string | undefined): Affinity {
+  const byAddress =
+    isHashing(spec.load_balancing) && clientAddress !== undefined && hashKeyOf(spec).from === 'client_ip';
+  return { sticky: undefined, key: byAddress ? clientKey(clientAddress) : undefined };
 }

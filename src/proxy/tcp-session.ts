@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { AttemptBudget } from './attempt-budget.js';
 import type { BackendRuntime } from './backend-runtime.js';
 import type { ClusterRuntime } from './data-plane.js';
+import { connectionAffinity } from './request-affinity.js';
 import { backendConnectFailure, backendRetry } from './request-events.js';
 import { tcpConnectionEnd, tcpConnectionStart } from './tcp-events.js';
 
@@ -73,7 +74,7 @@ export class TcpSession {
 
   private connectNext(): void {
     const cluster = this.cluster;
-    const backend = this.budget.next(cluster);
+    const backend = this.budget.next(cluster, connectionAffinity(cluster.spec, this.client.remoteAddress));
     if (backend === undefined) {
       this.abort('no backend available');
       return;

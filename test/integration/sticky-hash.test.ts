@@ -22,17 +22,19 @@ interface Answer {
   cookie: string | undefined;
 }
 
-/** One request on a fresh connection, from `localAddress` when given (any 127.x.y.z is ours on Linux). */
+/** One request on a fresh connection to `to`, from `localAddress` when given (any 127.x.y.z is ours on Linux). */
 function get(
   port: number,
   host: string,
   headers: Record<string, string> = {},
   localAddress?: string,
+  /** The address kakehi listens on. */
+  to = '127.0.0.1',
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const r = request(
       {
-        host: '127.0.0.1',
+        host: to,
         port,
         path: '/',
         headers: { host, ...headers },
@@ -92,7 +94,7 @@ describe('sticky sessions and hashing over real backends', () => {
     for (const n of names) backends.push(await echoBackend(n));
     kakehi = await startKakehi({
       workers: 2,
-      listeners: [{ address: '127.0.0.1:0' }],
+      listeners: [{ address: '127.0.0.1:0' }, { address: '127.0.0.2:0', protocol: 'tcp', cluster: 'by-ip' }],
       clusters: [
         {
           id: 'sticky',
@@ -199,6 +201,13 @@ describe('sticky sessions and hashing over real backends', () => {
       for (let i = 0; i < 10; i++)
         assert.equal((await get(kakehi.port, 'ip.test', {}, from)).backend, where.get(from), from);
     assert.ok(new Set(where.values()).size >= 2, JSON.stringify([...where]));
+    // A tcp listener on the same cluster hashes the same address to the same backend.
+    for (const [from, backend] of where)
+      assert.equal(
+        (await get(kakehi.ports[1]!, 'ip.test', {}, from, '127.0.0.2')).backend,
+        backend,
+        `tcp from ${from}`,
+      );
   });
 
   it('shows the algorithm, hash key and cookie in ctl clusters, and the sticky ids in ctl backends', async () => {
