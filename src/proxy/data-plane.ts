@@ -99,7 +99,8 @@ export class DataPlane {
         if (old && old.spec.address === b.address) {
           old.weight = b.weight;
           old.backup = b.backup;
-          old.stickyId = stickyIdOf(b);
+          // A derived id depends only on the key, which is the same: hash again only for a set one.
+          if (b.sticky_id !== old.spec.sticky_id) old.stickyId = stickyIdOf(b);
           if (old.state !== b.state) old.setState(b.state);
           rt = old;
         } else {

@@ -147,7 +147,7 @@ describe('the choice of backend for a sticky cluster', () => {
     const r = applyChanges(emptyState(), changes, 'runtime');
     assert.ok(r.ok, JSON.stringify(!r.ok && r.issues));
     const p = new DataPlane(r.state, () => {});
-    return { p, c: p.cluster('c')! };
+    return { p, c: p.cluster('c')!, state: r.state };
   }
   /** Backends a, b and c, and the sticky misses published while the test runs. */
   function threeBackends(t: TestContext) {
@@ -208,6 +208,28 @@ describe('the choice of backend for a sticky cluster', () => {
     t.after(() => p.close());
     for (let i = 0; i < 10; i++)
       assert.equal(chooseBackend(c, [], { sticky: 'green', key: undefined })?.id, 'b');
+  });
+
+  it('follows a backend whose sticky_id changes at runtime, and back to its derived id', (t) => {
+    const { p, c, state } = plane({}, [
+      ['a', { sticky_id: 'blue' }],
+      ['b', {}],
+    ]);
+    t.after(() => p.close());
+    const put = (extra: object) => {
+      const r = applyChanges(
+        state,
+        [{ op: 'put_backend', backend: backend('c', 'a', '127.0.0.1:9001', extra) }],
+        'runtime',
+      );
+      assert.ok(r.ok);
+      p.update(r.state);
+    };
+    put({ sticky_id: 'navy' });
+    assert.equal(chooseBackend(c, [], { sticky: 'navy', key: undefined })?.id, 'a');
+    put({});
+    assert.equal(chooseBackend(c, [], sticky('a'))?.id, 'a');
+    assert.equal(c.backends[0]!.stickyId, stickyIdOf({ cluster: 'c', id: 'a' }));
   });
 });
 
