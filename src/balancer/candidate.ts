@@ -36,6 +36,19 @@ export function isTiered(balancer: Balancer): balancer is TieredBalancer {
   return typeof (balancer as Partial<TieredBalancer>).pickIn === 'function';
 }
 
+/**
+ * A balancer that maps a request's key (a 32-bit hash, see hash-key.ts) to a
+ * backend, the same one for the same key while the backends stay; a request
+ * without a key is balanced by `pickIn`.
+ */
+export interface KeyedBalancer extends TieredBalancer {
+  pickKeyed<C extends Candidate>(candidates: readonly C[], tier: Tier, key: number): C | undefined;
+}
+
+export function isKeyed(balancer: Balancer): balancer is KeyedBalancer {
+  return typeof (balancer as Partial<KeyedBalancer>).pickKeyed === 'function';
+}
+
 export function eligible(c: Candidate, tier: Tier): boolean {
   return c.available && (tier === 'any' || c.backup === (tier === 'backup'));
 }

@@ -388,7 +388,16 @@ export const CTL_COMMANDS: CtlCommand[] = [
       'load-balancing': {
         value: true,
         arg: 'A',
-        doc: 'round_robin (default), random, least_connections, power_of_two',
+        doc: 'round_robin (default), random, least_connections, power_of_two, hash_rendezvous, hash_maglev',
+      },
+      'hash-key': {
+        value: true,
+        arg: 'K',
+        doc: 'what hash_* balancing hashes: client_ip (default), path, header:NAME, cookie:NAME',
+      },
+      'sticky-session': {
+        value: false,
+        doc: 'a cookie (KKHSRV) keeps each client on the backend that answered',
       },
       'connect-attempts': { value: true, arg: 'N', doc: 'connection attempts per request' },
       'connect-timeout-ms': { value: true, arg: 'MS', doc: 'backend connect timeout' },
@@ -413,6 +422,8 @@ export const CTL_COMMANDS: CtlCommand[] = [
           cluster: defined({
             id: need(g, 'id'),
             load_balancing: str(g, 'load-balancing'),
+            hash_key: str(g, 'hash-key'),
+            sticky_session: g.flags.has('sticky-session') ? true : undefined,
             connect_attempts: int(g, 'connect-attempts'),
             connect_timeout_ms: int(g, 'connect-timeout-ms'),
             backend_timeout_ms: int(g, 'backend-timeout-ms'),
@@ -443,6 +454,11 @@ export const CTL_COMMANDS: CtlCommand[] = [
       address: { value: true, arg: 'H:P', doc: 'backend address' },
       weight: { value: true, arg: 'N', doc: 'share under random balancing; 0 drains it' },
       backup: { value: false, doc: 'use only when no primary is available' },
+      'sticky-id': {
+        value: true,
+        arg: 'S',
+        doc: 'the sticky cookie value naming it (default: derived from its id)',
+      },
     },
     change: true,
     build: (g) => ({
@@ -454,6 +470,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
           address: need(g, 'address'),
           weight: int(g, 'weight'),
           backup: g.flags.has('backup') ? true : undefined,
+          sticky_id: str(g, 'sticky-id'),
         }),
       },
     }),

@@ -3,9 +3,11 @@
 // counters of query_metrics with p50/p99 estimated from histogram buckets.
 // Pure functions over the answers, so the formats are testable without a socket.
 
-import type { BackendsResult, Family, MetricsResult, Sample } from '../command/protocol.js';
+import { isHashing } from '../balancer/select.js';
+import { stickyIdOf } from '../balancer/sticky-id.js';
+import type { BackendsResult, ClusterStatus, Family, MetricsResult, Sample } from '../command/protocol.js';
 import type { HistogramSample } from '../metrics/registry.js';
-import type { HealthCheck } from '../model/objects.js';
+import { DEFAULT_STICKY_COOKIE, type HealthCheck } from '../model/objects.js';
 import { keyValues, table } from './ctl-output.js';
 
 /** The families `ctl metrics` reads; asked for by name so the answer stays small. */
@@ -27,11 +29,14 @@ function isBackendsResult(r: unknown): r is BackendsResult {
 
 export function renderBackends(r: unknown): string {
   if (!isBackendsResult(r)) return keyValues(r as Record<string, unknown>);
+  const sticky = new Set(r.clusters.filter((c) => c.sticky_session).map((c) => c.id));
   const rows = r.backends.map((b) => ({
     ...b,
     since: b.last_error_at,
     // A backup's role matters when reading why it gets no traffic.
     id: b.backup ? `${b.id} (backup)` : b.id,
+    // What the sticky cookie holds for it: derived ids cannot be guessed from the id.
+    sticky_id: sticky.has(b.cluster) ? stickyIdOf(b) : '-',
   }));
   const columns = [
     'cluster',
@@ -50,6 +55,7 @@ export function renderBackends(r: unknown): string {
     'since',
     'source',
   ];
+  if (sticky.size > 0) columns.splice(3, 0, 'sticky_id');
   return `${table(rows, columns, true)}${workersLine(r)}`;
 }
 
@@ -58,6 +64,7 @@ export function renderClusters(r: unknown): string {
   const columns = [
     'id',
     'load_balancing',
+    'sticky',
     'health_check',
     'fail_open',
     'backends',
@@ -71,8 +78,32 @@ export function renderClusters(r: unknown): string {
     'connections',
     'source',
   ];
-  const rows = r.clusters.map((c) => ({ ...c, health_check: checkSummary(c.health_check) }));
+  const rows = r.clusters.map((c) => ({
+    ...c,
+    load_balancing: isHashing(c.load_balancing)
+      ? `${c.load_balancing} by ${c.hash_key ?? 'client_ip'}`
+      : c.load_balancing,
+    sticky: stickySummary(c),
+    health_check: checkSummary(c.health_check),
+  }));
   return `${table(rows, columns, true)}${workersLine(r)}`;
+}
+
+/** A sticky cluster's cookie in one cell (`KKHSRV Path=/ HttpOnly SameSite=Lax`), or `-`. */
+function stickySummary(c: ClusterStatus): string {
+  if (!c.sticky_session) return '-';
+  const k = c.sticky_cookie ?? DEFAULT_STICKY_COOKIE;
+  const same = `SameSite=${k.same_site[0]!.toUpperCase()}${k.same_site.slice(1)}`;
+  return [
+    k.name,
+    `Path=${k.path}`,
+    k.max_age_s === undefined ? '' : `Max-Age=${k.max_age_s}`,
+    k.secure ? 'Secure' : '',
+    k.http_only ? 'HttpOnly' : '',
+    same,
+  ]
+    .filter((a) => a !== '')
+    .join(' ');
 }
 
 /** A cluster's health check in one cell (`http GET /healthz 200-399 /5000ms rise 2 fall 3`), or `-`. */

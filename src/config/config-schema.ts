@@ -182,6 +182,7 @@ export function crossCheck(c: ConfigItems, issues: FieldIssue[]): void {
       issues.push({ path: `clusters[${i}].id`, reason: `"${cl.id}" is already used by clusters[${first}]` });
     else clusters.set(cl.id, i);
     const backends = new Map<string, number>();
+    const stickyIds = new Map<string, number>();
     cl.backends.forEach((b, j) => {
       const firstB = backends.get(b.id);
       if (firstB !== undefined) {
@@ -190,6 +191,14 @@ export function crossCheck(c: ConfigItems, issues: FieldIssue[]): void {
           reason: `"${b.id}" is already used by clusters[${i}].backends[${firstB}]`,
         });
       } else backends.set(b.id, j);
+      if (b.sticky_id === undefined) return;
+      const firstS = stickyIds.get(b.sticky_id);
+      if (firstS !== undefined)
+        issues.push({
+          path: `clusters[${i}].backends[${j}].sticky_id`,
+          reason: `"${b.sticky_id}" is already the sticky_id of clusters[${i}].backends[${firstS}]; a sticky cookie must name one backend`,
+        });
+      else stickyIds.set(b.sticky_id, j);
     });
   });
   c.listeners?.forEach((l, i) => {

@@ -20,6 +20,7 @@ import {
   type HealthEvent,
   type RequestEnd,
   requestEnd,
+  stickyMiss,
 } from '../proxy/request-events.js';
 import { type TcpConnectionEnd, tcpConnectionEnd, tcpConnectionStart } from '../proxy/tcp-events.js';
 import { type Family, type Histogram, Registry, type Scalar } from './registry.js';
@@ -76,6 +77,10 @@ export class WorkerMetrics {
   private readonly retries = this.registry.counter(
     'kakehi_backend_retries_total',
     'Requests tried again on another backend after a failed connect.',
+  );
+  private readonly stickyMisses = this.registry.counter(
+    'kakehi_sticky_misses_total',
+    'Requests whose sticky cookie named a backend that is gone or not available, so were balanced anew, by cluster.',
   );
   private readonly proxyErrors = this.registry.counter(
     'kakehi_proxy_protocol_errors_total',
@@ -148,6 +153,7 @@ export class WorkerMetrics {
     [backendHealth, (m) => this.onHealth(m as HealthEvent)],
     [backendConnectFailure, (m) => this.onConnectFailure(m as BackendAttempt)],
     [backendRetry, (m) => this.onRetry(m as BackendAttempt)],
+    [stickyMiss, (m) => this.stickyMisses.get(m as string, () => ({ cluster: m as string })).add(1)],
     [proxyProtocolError, (m) => this.onProxyError(m as ProxyProtocolError)],
     [tcpConnectionStart, (m) => this.tcpActiveOf(m as string).add(1)],
     [tcpConnectionEnd, (m) => this.onTcpEnd(m as TcpConnectionEnd)],

@@ -2,8 +2,12 @@
 // validated values with stable keys. The config file, the command socket, Pulsar
 // messages and saved state all describe changes with these same objects.
 
+import { parseHashKey } from '../balancer/hash-key.js';
+import { isHashing } from '../balancer/select.js';
+import { stickyIdProblem } from '../balancer/sticky-id.js';
 import { fingerprintOf, inspectCertificate, normalizeFingerprint } from '../certificate/inspect.js';
 import * as D from '../defaults.js';
+import type { FieldIssue } from '../errors.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { formatAddress, parseAddress } from './address.js';
@@ -215,6 +219,10 @@ const backendFields = {
     default: D.BACKEND_MAX_CONNECTIONS,
     doc: "requests (tcp and tls: connections) in flight on it at once, per worker; more wait in its queue (the cluster's queue_size)",
   },
+  sticky_id: {
+    schema: str({ maxLength: 64, check: stickyIdProblem }),
+    doc: 'the value of the sticky cookie naming it; absent: 16 hex digits derived from its cluster and id',
+  },
 } satisfies Record<string, Field<unknown>>;
 const backendRenames = { backend_id: 'id', load_balancing_parameters: 'weight', maxconn: 'max_connections' };
 
@@ -230,7 +238,84 @@ export const backendSchema = object(
 );
 export type Backend = ObjectOf<typeof backendSchema.fields>;
 
-export const LOAD_BALANCING = ['round_robin', 'random', 'least_connections', 'power_of_two'] as const;
+export const LOAD_BALANCING = [
+  'round_robin',
+  'random',
+  'least_connections',
+  'power_of_two',
+  'hash_rendezvous',
+  'hash_maglev',
+] as const;
+
+// RFC 6265 §4.1.1: a cookie name is an RFC 9110 token.
+const COOKIE_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
+const stickyCookieSchema = object(
+  {
+    name: {
+      schema: str({
+        maxLength: 128,
+        check: (s) => (COOKIE_NAME.test(s) ? undefined : `"${s}" is not a cookie name (a token)`),
+      }),
+      default: 'KKHSRV',
+    },
+    path: {
+      schema: str({
+        maxLength: 1024,
+        check: (s) =>
+          /^\/[\x21-\x3a\x3c-\x7e]*$/.test(s)
+            ? undefined
+            : 'must start with / and hold no spaces, controls or ";"',
+      }),
+      default: '/',
+    },
+    secure: { schema: bool(), default: false, doc: 'sent only over HTTPS' },
+    http_only: { schema: bool(), default: true, doc: 'hidden from scripts' },
+    same_site: { schema: oneOf(['lax', 'strict', 'none'] as const), default: 'lax' },
+    max_age_s: {
+      schema: int({ min: 1, max: 400 * 86_400 }),
+      doc: 'lifetime in seconds; absent: until the browser closes',
+    },
+  },
+  {
+    check: (c, path, issues) => {
+      const at = (k: string) => (path === '' ? k : `${path}.${k}`);
+      // Browsers drop these cookies otherwise (RFC 6265bis §4.1.3, §5.4.7).
+      if (c.same_site === 'none' && !c.secure)
+        issues.push({
+          path: at('secure'),
+          reason: 'same_site "none" needs secure: true (browsers refuse it otherwise)',
+        });
+      if (c.name.startsWith('__Secure-') && !c.secure)
+        issues.push({ path: at('secure'), reason: `a ${c.name} cookie needs secure: true` });
+      if (c.name.startsWith('__Host-') && (!c.secure || c.path !== '/'))
+        issues.push({ path: at('name'), reason: `a ${c.name} cookie needs secure: true and path "/"` });
+    },
+  },
+);
+export type StickyCookie = ObjectOf<typeof stickyCookieSchema.fields>;
+/** The cookie of a cluster with sticky_session and no sticky_cookie. */
+export const DEFAULT_STICKY_COOKIE: StickyCookie = Object.freeze(stickyCookieSchema.parse({}, '', [])!);
+
+/** Settings that only mean something together with another: named, not silently ignored. */
+function clusterProblems(
+  c: {
+    load_balancing: (typeof LOAD_BALANCING)[number];
+    hash_key?: string | undefined;
+    sticky_session: boolean;
+    sticky_cookie?: unknown;
+  },
+  path: string,
+  issues: FieldIssue[],
+): void {
+  const at = (k: string) => (path === '' ? k : `${path}.${k}`);
+  if (c.hash_key !== undefined && !isHashing(c.load_balancing))
+    issues.push({
+      path: at('hash_key'),
+      reason: `hash_key is read by load_balancing hash_rendezvous and hash_maglev only, not ${c.load_balancing}`,
+    });
+  if (c.sticky_cookie !== undefined && !c.sticky_session)
+    issues.push({ path: at('sticky_cookie'), reason: 'sticky_cookie needs sticky_session: true' });
+}
 
 const hstsSchema = object({
   max_age: {
@@ -327,6 +412,16 @@ export function probeTimeoutMs(h: HealthCheck): number {
 const clusterFields = {
   id: { schema: str({ check: idCheck }), required: true, doc: 'stable key' },
   load_balancing: { schema: oneOf(LOAD_BALANCING), default: 'round_robin' },
+  hash_key: {
+    schema: str({
+      maxLength: 140,
+      check: (s) => {
+        const k = parseHashKey(s);
+        return typeof k === 'string' ? k : undefined;
+      },
+    }),
+    doc: 'hash_rendezvous and hash_maglev: client_ip, path, header:<name> or cookie:<name>; absent: client_ip',
+  },
   answers: { schema: answers, default: {}, doc: 'page bodies replacing the listener and built-in answers' },
   connect_attempts: {
     schema: int({ min: 1, max: 10 }),
@@ -341,9 +436,13 @@ const clusterFields = {
   },
   websocket_idle_timeout_ms: { schema: ms(86_400_000), default: D.WEBSOCKET_IDLE_TIMEOUT_MS },
   sticky_session: {
-    schema: oneOf([false] as const),
+    schema: bool(),
     default: false,
-    doc: 'reserved: sticky sessions are not built yet',
+    doc: 'a cookie names the backend that answered; the client returns to it while it is available',
+  },
+  sticky_cookie: {
+    schema: stickyCookieSchema,
+    doc: 'the sticky cookie; absent: KKHSRV, path /, HttpOnly, SameSite=Lax',
   },
   https_redirect: {
     schema: bool(),
@@ -390,13 +489,13 @@ const clusterRenames = {
   back_timeout: 'backend_timeout_ms',
 };
 
-export const clusterSchema = object(clusterFields, { renamed: clusterRenames });
+export const clusterSchema = object(clusterFields, { renamed: clusterRenames, check: clusterProblems });
 export type Cluster = ObjectOf<typeof clusterSchema.fields>;
 
 /** A cluster as written in the config file: with its backends inside. */
 export const clusterWithBackendsSchema = object(
   { ...clusterFields, backends: { schema: list(nestedBackendSchema, { maxItems: 10_000 }), default: [] } },
-  { renamed: clusterRenames },
+  { renamed: clusterRenames, check: clusterProblems },
 );
 
 // RFC 9110 §7.8 protocol: a name, optionally "/version". Lowercase, as requests' are compared lowercased.

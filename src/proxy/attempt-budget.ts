@@ -4,14 +4,15 @@
 
 import type { BackendRuntime } from './backend-runtime.js';
 import { type ClusterRuntime, chooseBackend } from './data-plane.js';
+import type { Affinity } from './request-affinity.js';
 
 export class AttemptBudget {
   /** Reused across a connection's requests: cleared, never reallocated. */
   private readonly tried: BackendRuntime[] = [];
 
   /** The next backend to try, now counted as tried; undefined when none is left. */
-  next(cluster: ClusterRuntime): BackendRuntime | undefined {
-    const backend = chooseBackend(cluster, this.tried);
+  next(cluster: ClusterRuntime, affinity?: Affinity): BackendRuntime | undefined {
+    const backend = chooseBackend(cluster, this.tried, affinity);
     if (backend !== undefined) this.tried.push(backend);
     return backend;
   }

@@ -9,6 +9,7 @@
 import { connect, type Socket } from 'node:net';
 import { backoffMs } from '../backoff.js';
 import type { Candidate } from '../balancer/candidate.js';
+import { stickyIdOf } from '../balancer/sticky-id.js';
 import * as D from '../defaults.js';
 import { type Backend, type BackendState, keyOf } from '../model/objects.js';
 import { BackendQueue, type QueueWaiter } from './backend-queue.js';
@@ -45,6 +46,8 @@ export interface BackendLive {
 
 export class BackendRuntime implements Candidate {
   readonly id: string;
+  /** The sticky cookie value naming it (sticky-id.ts); kept in step with the spec by the data plane. */
+  stickyId: string;
   weight: number;
   backup: boolean;
   /** Admin state: only an active backend is picked; the others finish what they carry. */
@@ -76,6 +79,7 @@ export class BackendRuntime implements Candidate {
     private readonly onHealth: (e: HealthEvent) => void,
   ) {
     this.id = spec.id;
+    this.stickyId = stickyIdOf(spec);
     this.weight = spec.weight;
     this.backup = spec.backup;
     this.state = spec.state;

@@ -22,12 +22,14 @@ import { type ClientInfo, requestHeadForBackend, responseHeadForClient } from '.
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import { type LimitRefusal, limitRefused } from './limit-events.js';
 import { encodeProxyV2 } from './proxy-protocol.js';
+import { type Affinity, readAffinity } from './request-affinity.js';
 import { RequestBody } from './request-body.js';
 import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
 import { bodyLimitOf, checkRequestLimits } from './request-limits.js';
 import { type BodySink, ResponseBody } from './response-body.js';
 import { type AccessRefusal, accessDecision } from './route-access.js';
 import { decideRoute } from './route-decision.js';
+import { stickySetCookie } from './sticky-cookie.js';
 import { Tunnel } from './tunnel.js';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
 
@@ -118,6 +120,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   /** The full backend this exchange waits for (its queue), if it does. */
   private queuedOn: BackendRuntime | undefined;
   private readonly attempts = new AttemptBudget();
+  /** The request's sticky cookie and hash key, read once per request. */
+  private readonly affinity: Affinity = { sticky: undefined, key: undefined };
   private upstream: UpstreamConnection | undefined;
   /** send_proxy: an idle backend connection whose PROXY header named this client (keepBound). */
   private bound: UpstreamConnection | undefined;
@@ -380,6 +384,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   private forward(req: RequestHead, d: RouteTarget, listener: ListenerRuntime): void {
     this.target = d;
     this.cluster = d.cluster;
+    if (d.cluster !== undefined) readAffinity(this.affinity, d.cluster.spec, req, this.info.address);
     // An upgrade this route does not allow goes on as a plain request: a backend
     // that accepted h2c, say, would hand the client a raw HTTP/2 tunnel whose
     // later requests bypass kakehi's routing and deny rules.
@@ -463,7 +468,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private connectUpstream(): void {
     const cluster = this.cluster!;
-    const backend = this.attempts.next(cluster);
+    const backend = this.attempts.next(cluster, this.affinity);
     if (backend === undefined) {
       this.answer(503, this.attempts.count === 0 ? 'no backend is available' : 'no backend could be reached');
       return;
@@ -640,6 +645,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     const keep = !this.closeAfter;
     const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';
     const rules = this.target?.rules?.responseHeaders;
+    const sticky = stickySetCookie(this.cluster!.spec, this.backend, this.affinity.sticky);
     const head = responseHeadForClient(
       res,
       connection,
@@ -647,6 +653,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       this.hstsHeader(),
       rules,
       rules === undefined ? undefined : { client: this.info, req, requestId: this.requestId },
+      sticky,
     );
     this.bytesOut += head.length;
     if (body.done) {
@@ -893,6 +900,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.target = undefined;
     this.cluster = undefined;
     this.attempts.clear();
+    this.affinity.sticky = undefined;
     this.reqBody.clear();
     this.pending.length = 0;
     this.pendingBytes = 0;

@@ -5,12 +5,14 @@
 
 import type { Balancer } from '../balancer/candidate.js';
 import { createBalancer, pickBackend } from '../balancer/select.js';
+import { stickyIdOf } from '../balancer/sticky-id.js';
 import { type Backend, type Cluster, type Frontend, keyOf, type Listener } from '../model/objects.js';
 import { type Route, Router } from '../router/router.js';
 import { listenerFrontends, type ProxyState } from '../state/proxy-state.js';
 import { type BackendLive, BackendRuntime } from './backend-runtime.js';
 import { RateLimits } from './rate-limit.js';
-import type { HealthEvent } from './request-events.js';
+import type { Affinity } from './request-affinity.js';
+import { type HealthEvent, stickyMiss } from './request-events.js';
 import { frontendRoute, type RouteTarget as RouteTargetOf } from './route-decision.js';
 
 /** Updated in place when its cluster or backends change, so routes can hold it. */
@@ -18,6 +20,8 @@ export interface ClusterRuntime {
   spec: Cluster;
   balancer: Balancer;
   backends: BackendRuntime[];
+  /** sticky_session: each backend by the sticky id its cookie carries. */
+  sticky?: Map<string, BackendRuntime> | undefined;
 }
 
 export type RouteTarget = RouteTargetOf<ClusterRuntime>;
@@ -98,6 +102,8 @@ export class DataPlane {
         if (old && old.spec.address === b.address) {
           old.weight = b.weight;
           old.backup = b.backup;
+          // A derived id depends only on the key, which is the same: hash again only for a set one.
+          if (b.sticky_id !== old.spec.sticky_id) old.stickyId = stickyIdOf(b);
           if (old.state !== b.state) old.setState(b.state);
           if (old.maxConnections !== b.max_connections) old.setMaxConnections(b.max_connections);
           rt = old;
@@ -110,14 +116,21 @@ export class DataPlane {
       });
       // The same object for the same id: routes point at it, and stay valid.
       const old = this.clusters.get(spec.id);
+      const sticky = spec.sticky_session ? stickyMap(runtimes) : undefined;
       if (old) {
         if (old.spec.load_balancing !== spec.load_balancing)
           old.balancer = createBalancer(spec.load_balancing);
         old.spec = spec;
         old.backends = runtimes;
+        old.sticky = sticky;
         clusters.set(spec.id, old);
       } else
-        clusters.set(spec.id, { spec, balancer: createBalancer(spec.load_balancing), backends: runtimes });
+        clusters.set(spec.id, {
+          spec,
+          balancer: createBalancer(spec.load_balancing),
+          backends: runtimes,
+          sticky,
+        });
     }
     for (const [key, rt] of this.backends) if (backends.get(key) !== rt) rt.retire();
     this.backends = backends;
@@ -161,40 +174,77 @@ export class DataPlane {
   }
 }
 
+/** Backends by sticky id; with two alike (an operator's sticky_id), the first declared keeps it. */
+function stickyMap(runtimes: readonly BackendRuntime[]): Map<string, BackendRuntime> {
+  const m = new Map<string, BackendRuntime>();
+  for (const rt of runtimes) if (!m.has(rt.stickyId)) m.set(rt.stickyId, rt);
+  return m;
+}
+
 /**
- * The backend for one connection attempt: the balancer's choice among those not
- * yet tried. With none available, fail-open (as Sōzu does, so one bad minute
- * never blackholes a cluster): backends down by health check, spread by the
- * balancer, when the cluster's fail_open allows; then the one whose backoff ends
- * first.
+ * The backend for one connection attempt, among those not yet tried: the one
+ * the sticky cookie names while it is available (a backup only while no
+ * primary is), else the balancer's choice, by the request's hash key for a
+ * hash balancer. With none available, fail-open (as Sōzu does, so one bad
+ * minute never blackholes a cluster): backends down by health check, the
+ * sticky one first, then spread by the balancer, when the cluster's fail_open
+ * allows; then the one whose backoff ends first.
  */
 export function chooseBackend(
   cluster: ClusterRuntime,
   tried: readonly BackendRuntime[],
+  affinity?: Affinity,
+): BackendRuntime | undefined {
+  const chosen = choose(cluster, tried, affinity);
+  const sticky = affinity?.sticky;
+  // Counted once per request (its first attempt), whatever served it instead.
+  if (sticky !== undefined && tried.length === 0 && chosen?.stickyId !== sticky && stickyMiss.hasSubscribers)
+    stickyMiss.publish(cluster.spec.id);
+  return chosen;
+}
+
+function choose(
+  cluster: ClusterRuntime,
+  tried: readonly BackendRuntime[],
+  affinity: Affinity | undefined,
 ): BackendRuntime | undefined {
   const now = Date.now();
   const all = cluster.backends;
   for (const b of all) b.refresh(now);
-  const candidates = tried.length === 0 ? all : all.filter((b) => !tried.includes(b));
-  const picked = pickBackend(cluster.balancer, candidates) as BackendRuntime | undefined;
+  // Tried ones sit out this pick: marked, not filtered out, so hash balancers
+  // keep the list their tables were built for (no rebuild per retry).
+  for (const b of tried) b.available = false;
+  // A retry is not held to the cookie: the backend it names was just tried.
+  const stuck =
+    affinity?.sticky !== undefined && tried.length === 0 ? cluster.sticky?.get(affinity.sticky) : undefined;
+  if (stuck !== undefined && holds(stuck, all)) return stuck;
+  const key = affinity?.key;
+  const picked = pickBackend(cluster.balancer, all, key) as BackendRuntime | undefined;
   if (picked !== undefined) return picked;
   const failOpen = cluster.spec.fail_open;
   if (failOpen) {
     let any = false;
-    for (const b of candidates) {
-      if (!b.checkedDown || !b.usable(now)) continue;
+    for (const b of all) {
+      if (!b.checkedDown || !b.usable(now) || tried.includes(b)) continue;
       b.available = true; // until the next pick's refresh
       any = true;
     }
-    const open = any ? (pickBackend(cluster.balancer, candidates) as BackendRuntime | undefined) : undefined;
+    if (any && stuck !== undefined && holds(stuck, all)) return stuck;
+    const open = any ? (pickBackend(cluster.balancer, all, key) as BackendRuntime | undefined) : undefined;
     if (open !== undefined) return open;
   }
   let best: BackendRuntime | undefined;
-  for (const b of candidates) {
+  for (const b of all) {
+    if (tried.includes(b)) continue;
     // Fail-open is for backends that fail, not for those the operator took out.
     if (b.retired || b.weight === 0 || b.state !== 'active') continue;
     if (b.checkedDown && !failOpen) continue;
     if (best === undefined || b.retryAt < best.retryAt) best = b;
   }
   return best;
+}
+
+/** A sticky backend keeps its client while available; a backup only while no primary is. */
+function holds(b: BackendRuntime, all: readonly BackendRuntime[]): boolean {
+  return b.available && (!b.backup || !all.some((o) => o.available && !o.backup));
 }

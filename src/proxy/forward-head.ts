@@ -108,6 +108,8 @@ export function responseHeadForClient(
   /** The route's response header rules, and the exchange their variables read. */
   rules?: HeaderRules,
   ctx?: HeaderContext,
+  /** A Set-Cookie of kakehi's own (sticky sessions), beside the backend's. */
+  setCookie?: string,
 ): string {
   let out = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
   const names = res.names;
@@ -127,6 +129,7 @@ export function responseHeadForClient(
   }
   if (hsts !== undefined) out += `Strict-Transport-Security: ${hsts}\r\n`;
   if (rules !== undefined && ctx !== undefined) out += headerLines(rules, ctx);
+  if (setCookie !== undefined) out += `Set-Cookie: ${setCookie}\r\n`;
   if (connection === 'close') out += 'Connection: close\r\n';
   else if (connection === 'keep-alive') out += 'Connection: keep-alive\r\n';
   else if (connection === 'upgrade') out += 'Connection: Upgrade\r\n';

@@ -53,3 +53,6 @@ export interface BackendAttempt {
 export const backendConnectFailure = diagnostics_channel.channel('kakehi:backend:connect-failure');
 /** A request is tried again on another backend after a failed connect. */
 export const backendRetry = diagnostics_channel.channel('kakehi:backend:retry');
+
+/** A sticky cookie named a backend that is gone or unavailable; the message is the cluster id. */
+export const stickyMiss = diagnostics_channel.channel('kakehi:sticky:miss');

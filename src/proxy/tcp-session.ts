@@ -12,6 +12,7 @@ import type { BackendRuntime } from './backend-runtime.js';
 import { type ConnectionPeer, clientText, proxyEndpoints } from './connection-peer.js';
 import type { ClusterRuntime } from './data-plane.js';
 import { encodeProxyV2 } from './proxy-protocol.js';
+import { connectionAffinity } from './request-affinity.js';
 import { backendConnectFailure, backendRetry } from './request-events.js';
 import { tcpConnectionEnd, tcpConnectionStart } from './tcp-events.js';
 
@@ -67,7 +68,7 @@ export class TcpSession {
   /** Connects a backend (tried again within connect_attempts); apart from the constructor, as it may end the session at once. */
   connectNext(): void {
     const cluster = this.cluster;
-    const backend = this.budget.next(cluster);
+    const backend = this.budget.next(cluster, connectionAffinity(cluster.spec, this.client.remoteAddress));
     if (backend === undefined) {
       this.abort('no backend available');
       return;

@@ -2,6 +2,7 @@
 // every change is validated, every dangling reference found, and either a new
 // frozen state comes back or every issue does, with the input state untouched.
 
+import { stickyIdClashes } from '../balancer/sticky-id.js';
 import { inspectCertificate } from '../certificate/inspect.js';
 import type { FieldIssue } from '../errors.js';
 import {
@@ -284,6 +285,12 @@ export function applyTransaction(
       issues.push({ path: `${at}.listener`, reason: `listener "${listener}" does not exist` });
     }
   }
+  const stickyPuts: { backend: Backend; at: string }[] = [];
+  for (const { kind, key, i } of putRefs.values()) {
+    const b = kind === 'backend' ? (draft.get(kind, key) as Backend | undefined) : undefined;
+    if (b?.sticky_id !== undefined) stickyPuts.push({ backend: b, at: `${path}[${i}].backend` });
+  }
+  if (stickyPuts.length > 0) issues.push(...stickyIdClashes(final.backends.values(), stickyPuts));
   for (const [key, i] of listenerPuts) {
     const l = final.listeners.get(key) as Listener | undefined;
     if (l === undefined) continue;

@@ -295,7 +295,7 @@ frontends:
       .slice(1)
       .filter((l) => l !== '');
     assert.deepEqual(lines.sort(), [
-      'clusters[0].load_balancing: must be one of "round_robin", "random", "least_connections", "power_of_two" (got the string "fastest")',
+      'clusters[0].load_balancing: must be one of "round_robin", "random", "least_connections", "power_of_two", "hash_rendezvous", "hash_maglev" (got the string "fastest")',
       'clusters[2].backends[1].id: "w1" is already used by clusters[2].backends[0]',
       'clusters[2].id: "web" is already used by clusters[1]',
       'frontends[0].hostname: "*.*.example.com": only one leading wildcard label is allowed',

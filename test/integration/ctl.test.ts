@@ -84,9 +84,9 @@ describe('kakehi ctl queries', () => {
     assert.equal(lastRequest().type, 'query_backends');
     assert.equal(
       run.stdout,
-      'ID            LOAD_BALANCING  HEALTH_CHECK  BACKENDS  ACTIVE  DRAIN  MAINTENANCE  DOWN  IN_FLIGHT  CONNECTIONS  SOURCE\n' +
-        'api           round_robin     -             2         1       1      0            0     0          0            config\n' +
-        'static-files  power_of_two    -             1         1       0      0            0     0          0            runtime\n' +
+      'ID            LOAD_BALANCING  STICKY  HEALTH_CHECK  BACKENDS  ACTIVE  DRAIN  MAINTENANCE  DOWN  IN_FLIGHT  CONNECTIONS  SOURCE\n' +
+        'api           round_robin     -       -             2         1       1      0            0     0          0            config\n' +
+        'static-files  power_of_two    -       -             1         1       0      0            0     0          0            runtime\n' +
         'live numbers from 2 worker(s) at generation 4\n',
     );
   });
@@ -319,6 +319,26 @@ describe('kakehi ctl changes', () => {
         ['cluster', 'add', '--id', 'web', '--load-balancing', 'random'],
         'add_cluster',
         { cluster: { id: 'web', load_balancing: 'random' } },
+      ],
+      [
+        [
+          'cluster',
+          'add',
+          '--id',
+          'web',
+          '--load-balancing',
+          'hash_maglev',
+          '--hash-key',
+          'path',
+          '--sticky-session',
+        ],
+        'add_cluster',
+        { cluster: { id: 'web', load_balancing: 'hash_maglev', hash_key: 'path', sticky_session: true } },
+      ],
+      [
+        ['backend', 'add', '--cluster', 'web', '--id', 'b', '--address', 'h:1', '--sticky-id', 'blue'],
+        'add_backend',
+        { backend: { cluster: 'web', id: 'b', address: 'h:1', sticky_id: 'blue' } },
       ],
     ];
     for (const [args, type, body] of cases) {

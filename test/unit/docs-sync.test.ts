@@ -74,6 +74,11 @@ describe('reference docs match the code', () => {
         .fields,
     ],
     [
+      'clusters[].sticky_cookie',
+      (clusterSchema.fields.sticky_cookie.schema as unknown as { fields: Record<string, Field<unknown>> })
+        .fields,
+    ],
+    [
       'hsts',
       (clusterSchema.fields.hsts.schema as unknown as { fields: Record<string, Field<unknown>> }).fields,
     ],
