@@ -166,7 +166,7 @@ describe('kakehi validate', () => {
     assert.equal(r.code, 3);
     assert.match(
       r.stderr,
-      /^listeners\[0\]\.port: unknown key; expected one of address, .*max_header_bytes, max_header_count$/m,
+      /^listeners\[0\]\.port: unknown key; expected one of address, .*max_header_bytes, max_header_count, max_connections, max_request_body_bytes$/m,
     );
   });
 

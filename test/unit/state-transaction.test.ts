@@ -358,7 +358,7 @@ describe('parseChanges', () => {
       {
         path: 'changes[0].cluster.answers.418',
         reason:
-          'kakehi answers only 400, 403, 404, 408, 413, 421, 429, 431, 502, 503, 504 itself; no page can be set for 418',
+          'kakehi answers only 400, 401, 403, 404, 408, 413, 421, 429, 431, 502, 503, 504 itself; no page can be set for 418',
       },
     ]);
   });
