@@ -37,11 +37,10 @@ export const env = {
 };
 
 /**
- * Broker settings for a topic read only by non-durable readers (or whose durable
- * subscription has acked everything): without them, every ledger a restart closed is
- * deleted at the broker's next retention check (every 120 s), and a reader from the
- * earliest message then starts after the messages it held. docs/pulsar.md asks the
- * same of a route namespace.
+ * Broker settings for a topic read only by non-durable readers (a route topic):
+ * without them, every ledger a restart closed is deleted at the broker's next
+ * retention check (every 120 s), and a reader from the earliest message then starts
+ * after the messages it held. docs/pulsar.md asks the same of a route namespace.
  */
 export const INFINITE_RETENTION = ['defaultRetentionTimeInMinutes=-1', 'defaultRetentionSizeInMB=-1'];
 
