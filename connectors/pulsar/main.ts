@@ -237,10 +237,14 @@ async function runExport(argv: string[]): Promise<number> {
     return optionsFailure(new UsageError('export reads one --topic'), EXPORT_HELP);
   const client = clientFor(opts);
   try {
-    const { changes, skipped } = await exportDesiredState(client, opts.topics[0]!, {
+    const { changes, skipped, complete } = await exportDesiredState(client, opts.topics[0]!, {
       idleMs: opts.bootstrapIdleMs,
     });
     for (const s of skipped) process.stderr.write(`skipped ${s.id} ${s.key ?? '(no key)'}: ${s.reason}\n`);
+    if (!complete)
+      process.stderr.write(
+        `warning: no message came for ${opts.bootstrapIdleMs} ms before the topic's last id: the newest messages may be missing\n`,
+      );
     process.stdout.write(
       extra.json === true ? `${JSON.stringify({ changes }, null, 2)}\n` : stringify({ changes }),
     );

@@ -204,7 +204,7 @@ const SETTINGS: { [K in keyof PulsarOptions]: Setting<K> } = {
     flag: 'bootstrap-idle-ms',
     kind: 'string',
     arg: 'MS',
-    doc: 'during a bootstrap, silence after which the view counts as read even if the last id was not seen (a compacted-out tombstone; default 5000)',
+    doc: 'during a bootstrap, silence before the last id after which the view counts as incomplete: its puts applied, no deletes, read again soon (default 5000)',
     parse: ms(100, 600_000),
     fallback: () => 5_000,
   },

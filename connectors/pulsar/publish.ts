@@ -87,7 +87,12 @@ export async function exportDesiredState(
   client: PulsarClient,
   topic: string,
   opts: { idleMs?: number; signal?: AbortSignal } = {},
-): Promise<{ changes: Change[]; skipped: { id: string; key: string | undefined; reason: string }[] }> {
+): Promise<{
+  changes: Change[];
+  skipped: { id: string; key: string | undefined; reason: string }[];
+  /** False when silence came before the last id: the newest messages may be missing. */
+  complete: boolean;
+}> {
   const desired = new DesiredState();
   const skipped: { id: string; key: string | undefined; reason: string }[] = [];
   const read = await readView(
@@ -108,5 +113,5 @@ export async function exportDesiredState(
   await read.reader.close();
   const puts = [...desired.words()].map(([, w]) => w.change).filter((c) => !isDelete(c));
   puts.sort(parentsFirst);
-  return { changes: puts, skipped };
+  return { changes: puts, skipped, complete: read.end !== 'incomplete' };
 }

@@ -30,7 +30,7 @@ import type { Change } from '../../src/state/change.js';
 import { type ApplyOutcome, applyPlan } from './applier.js';
 import { BoundedQueue } from './bounded-queue.js';
 import type { Message, PulsarClient, Reader } from './client/index.js';
-import { DesiredState } from './desired.js';
+import { DesiredState, isDelete } from './desired.js';
 import { decodeMessage, type RejectReason } from './format.js';
 import { PulsarMetrics } from './metrics.js';
 import { type PulsarOptions, pulsarClient } from './options.js';
@@ -42,6 +42,8 @@ import { PartitionedTopicError, readView, type ViewRead } from './view-reader.js
 const SYNC_ATTEMPTS = 5;
 /** Between failed syncs: from 0.5 s, doubling, up to 30 s; half of it at random. */
 const SYNC_RETRY = { initialMs: 250, maxMs: 30_000, maxExponent: 7, jitter: 0.5 };
+/** After a sync whose view ended in silence before its last id: from 5 s, doubling, up to 5 min. */
+const INCOMPLETE_RESYNC = { initialMs: 5_000, maxMs: 300_000, maxExponent: 6, jitter: 0.2 };
 // Below the command socket's frame limit, leaving room for the request around the changes.
 const MAX_TRANSACTION_BYTES = MAX_FRAME_BYTES - 256 * 1024;
 
@@ -77,6 +79,8 @@ export class RouteConnector {
   readonly #reporter: StatusReporter;
   #brokerConnected = false;
   #running: Promise<void> | undefined;
+  /** Syncs in a row whose view was not read to its end (their deletes withheld). */
+  #incompleteSyncs = 0;
 
   constructor(opts: PulsarOptions, log: Logger) {
     this.opts = opts;
@@ -152,6 +156,8 @@ export class RouteConnector {
       broker_connected: this.#brokerConnected,
       objects: this.#desired.objects.size,
       messages_in_view: this.#desired.messages,
+      // False while the last sync read a view short of its last id (its deletes withheld).
+      view_complete: this.#incompleteSyncs === 0,
       queued: this.#queue.size + this.#batch.length,
       last_apply_at: this.#lastApplyAt === undefined ? null : new Date(this.#lastApplyAt).toISOString(),
       last_error: this.#lastError ?? null,
@@ -240,8 +246,16 @@ export class RouteConnector {
 
   #armResync(): void {
     clearTimeout(this.#resyncTimer);
-    if (this.opts.resyncIntervalMs > 0) {
-      this.#resyncTimer = setTimeout(() => this.#wantResync('periodic'), this.opts.resyncIntervalMs);
+    const interval = this.opts.resyncIntervalMs;
+    // A view read short of its end is read again sooner, even with periodic resyncs off.
+    const soon =
+      this.#incompleteSyncs > 0
+        ? backoffMs(this.#incompleteSyncs - 1, INCOMPLETE_RESYNC, Math.random())
+        : undefined;
+    const ms = soon === undefined ? interval : interval > 0 ? Math.min(soon, interval) : soon;
+    if (ms > 0) {
+      const reason = soon === undefined ? 'periodic' : 'the last view was not read to its end';
+      this.#resyncTimer = setTimeout(() => this.#wantResync(reason), ms);
       this.#resyncTimer.unref();
     }
   }
@@ -262,10 +276,13 @@ export class RouteConnector {
     this.#wake = new AbortController();
     await this.#closeReaders();
     const desired = new DesiredState(this.opts.maxObjects);
-    for (const topic of this.opts.topics) await this.#readView(topic, desired);
+    const incomplete: string[] = [];
+    for (const topic of this.opts.topics)
+      if ((await this.#readView(topic, desired)) === 'incomplete') incomplete.push(topic);
     this.#desired = desired;
     this.metrics.objects.set(desired.objects.size);
     let outcome: ApplyOutcome | undefined;
+    let withheld = 0;
     for (let attempt = 1; outcome === undefined; attempt++) {
       const state = await this.#proxy.request('get_state', { sources: true });
       const held = heldByKey(
@@ -273,8 +290,12 @@ export class RouteConnector {
         state.changes.map(({ source, ...change }) => ({ change: change as Change, source })),
       );
       const plan = planSync(desired.words(), held, this.opts.source);
+      // A view that may lack its newest messages cannot tell a deleted object from one
+      // it has not read yet: it puts, and deletes nothing, until a view is read to its end.
+      const sendable = incomplete.length > 0 ? plan.filter((p) => !isDelete(p.change)) : plan;
+      withheld = plan.length - sendable.length;
       try {
-        outcome = await this.#apply(plan, state.generation);
+        outcome = await this.#apply(sendable, state.generation);
       } catch (err) {
         // Someone else changed the proxy between our read and our write: read again.
         if (
@@ -298,12 +319,14 @@ export class RouteConnector {
         sent: outcome.applied,
         changed: outcome.effective,
         refused: outcome.refused.length,
+        ...(incomplete.length > 0 ? { incomplete, deletes_withheld: withheld } : {}),
         ms: Date.now() - started,
       },
       this.#everReady
         ? 'resynced from the compacted view'
         : 'bootstrapped from the compacted view; following',
     );
+    this.#incompleteSyncs = incomplete.length > 0 ? this.#incompleteSyncs + 1 : 0;
     this.#ready = true;
     this.#everReady = true;
     this.metrics.ready.set(1);
@@ -312,7 +335,7 @@ export class RouteConnector {
   }
 
   // Reads one topic's compacted view, folding it into `desired`; its reader follows on.
-  async #readView(topic: string, desired: DesiredState): Promise<void> {
+  async #readView(topic: string, desired: DesiredState): Promise<ViewRead['end']> {
     let read: ViewRead;
     try {
       read = await readView(
@@ -333,12 +356,13 @@ export class RouteConnector {
       throw err instanceof PartitionedTopicError ? new FatalError(err.message) : err;
     }
     this.#readers.push({ topic, reader: read.reader });
-    if (read.end === 'idle') {
+    if (read.end === 'incomplete') {
       this.#log.warn(
-        { topic, last: read.last.toString(), idleMs: this.opts.bootstrapIdleMs },
-        'no message at or after the last id arrived; taking the view as read',
+        { topic, last: read.last.toString(), read: read.read, idleMs: this.opts.bootstrapIdleMs },
+        'the view was not read up to its last id (silence first): applying its puts, no deletes, and reading it again soon',
       );
     }
+    return read.end;
   }
 
   async #pump(topic: string, reader: Reader): Promise<void> {

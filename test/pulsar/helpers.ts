@@ -36,6 +36,25 @@ export const env = {
   },
 };
 
+/**
+ * Broker settings for a topic read only by non-durable readers (a route topic):
+ * without them, every ledger a restart closed is deleted at the broker's next
+ * retention check (every 120 s), and a reader from the earliest message then starts
+ * after the messages it held. docs/pulsar.md asks the same of a route namespace.
+ */
+export const INFINITE_RETENTION = ['defaultRetentionTimeInMinutes=-1', 'defaultRetentionSizeInMB=-1'];
+
+/** Asks a broker to delete now the ledgers its retention lets go (what it does every 120 s). */
+export function trimTopic(topic: string, broker: { env: Record<string, string> }): Promise<string> {
+  return admin(
+    'POST',
+    `${topic.replace('persistent://', '/persistent/')}/trim`,
+    undefined,
+    broker.env.PULSAR_ADMIN_URL,
+    broker.env.PULSAR_TOKEN,
+  );
+}
+
 export function uniqueTopic(prefix: string): string {
   return `persistent://public/default/${prefix}-${Date.now()}-${randomBytes(3).toString('hex')}`;
 }
@@ -51,17 +70,18 @@ export function newClient(extra: Partial<ClientOptions> = {}): PulsarClient {
   });
 }
 
-/** Calls the broker's admin REST API with the super-user token. */
+/** Calls the broker's admin REST API with the super-user token (a dedicated broker's: base and token). */
 export async function admin(
   method: string,
   path: string,
   body?: unknown,
   base = env.adminUrl,
+  token = env.token,
 ): Promise<string> {
   const res = await fetch(`${base}/admin/v2${path}`, {
     method,
     headers: {
-      authorization: `Bearer ${env.token}`,
+      authorization: `Bearer ${token}`,
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
     },
     body: body === undefined ? undefined : JSON.stringify(body),

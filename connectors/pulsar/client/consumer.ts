@@ -307,6 +307,18 @@ export class Consumer implements CommandHandler {
     });
   }
 
+  /**
+   * The next buffered message if `wanted` accepts it, without waiting. Every message
+   * of one entry is buffered together, so this reads the rest of a batch.
+   */
+  receiveBuffered(wanted: (m: Message) => boolean): Message | undefined {
+    const m = this.queue[0];
+    if (this.state === 'closed' || m === undefined || !wanted(m)) return undefined;
+    this.queue.shift();
+    this.markDequeued(m);
+    return m;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Message> {
     while (this.state !== 'closed') {
       try {

@@ -25,6 +25,11 @@ export class Reader {
     return this.consumer.receive(signal);
   }
 
+  /** The next already-received message if `wanted` accepts it; never waits. */
+  readBuffered(wanted: (m: Message) => boolean): Message | undefined {
+    return this.consumer.receiveBuffered(wanted);
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<Message> {
     return this.consumer[Symbol.asyncIterator]();
   }
