@@ -64,8 +64,13 @@ export function planSync(
   return [...puts, ...deletes];
 }
 
-/** Equal as objects; a certificate's key is not compared, since the proxy never shows it. */
+/** Equal as objects; a certificate's or a cluster's client key is not compared, since the proxy never shows it. */
 export function sameObject(held: Change, wanted: Change): boolean {
+  if (held.op === 'put_cluster' && wanted.op === 'put_cluster') {
+    const strip = (c: typeof held.cluster) =>
+      c.backend_tls === undefined ? c : { ...c, backend_tls: { ...c.backend_tls, client_key: undefined } };
+    return deepEqual(strip(held.cluster), strip(wanted.cluster));
+  }
   if (held.op === 'put_certificate' && wanted.op === 'put_certificate') {
     const { key: _a, ...h } = held.certificate;
     const { key: _b, ...w } = wanted.certificate;

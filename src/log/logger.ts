@@ -16,6 +16,11 @@ const REDACT = [
   'changes[*].certificate.key',
   '*.certificate.key',
   'selfSigned.key',
+  'cluster.backend_tls.client_key',
+  'change.cluster.backend_tls.client_key',
+  'changes[*].cluster.backend_tls.client_key',
+  '*.cluster.backend_tls.client_key',
+  'backend_tls.client_key',
 ];
 
 /**

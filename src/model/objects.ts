@@ -7,6 +7,7 @@ import * as D from '../defaults.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { formatAddress, parseAddress } from './address.js';
+import { backendTlsSchema } from './backend-tls.js';
 import { bool, dict, type Field, int, list, type ObjectOf, object, oneOf, str } from './schema.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -335,6 +336,10 @@ const clusterFields = {
     schema: bool(),
     default: false,
     doc: 'each backend connection starts with a PROXY v2 header naming the client; it then serves that client only',
+  },
+  backend_tls: {
+    schema: backendTlsSchema,
+    doc: 'speak TLS to every backend of the cluster (docs/tls.md, "TLS to backends"); absent: plain TCP',
   },
 } satisfies Record<string, Field<unknown>>;
 const clusterRenames = {

@@ -1,8 +1,10 @@
-// How certificates appear outside main: facts, never the private key. Query
-// answers, events, logs and `kakehi ctl` all go through here.
+// How certificates appear outside main: facts, never the private key (a
+// certificate's, or a cluster's backend_tls client key). Query answers,
+// events, logs and `kakehi ctl` all go through here.
 
 import type { CertificateSummary } from '../../command/protocol.js';
-import type { Certificate } from '../../model/objects.js';
+import { redactBackendTls } from '../../model/backend-tls.js';
+import type { Certificate, Cluster } from '../../model/objects.js';
 import type { Change } from '../../state/change.js';
 import { servedCertificate } from '../../tls/certificate-store.js';
 
@@ -35,8 +37,14 @@ export function certificateSummary(
   return out;
 }
 
-/** A change as it may be shown: a certificate's key replaced by a marker. */
+/** A change as it may be shown: a certificate's or a cluster's client key replaced by a marker. */
 export function redactChange(c: Change): Change {
+  if (c.op === 'put_cluster') return { ...c, cluster: redactCluster(c.cluster) };
   if (c.op !== 'put_certificate') return c;
   return { ...c, certificate: { ...c.certificate, key: REDACTED } };
+}
+
+/** A cluster as it may be shown: its backend_tls client key replaced by a marker. */
+export function redactCluster<C extends Cluster>(c: C): C {
+  return c.backend_tls === undefined ? c : { ...c, backend_tls: redactBackendTls(c.backend_tls) };
 }
