@@ -11,6 +11,7 @@ import {
   listenerSchema,
   nestedBackendSchema,
 } from '../../src/model/objects.js';
+import { backendTlsSchema } from '../../src/model/backend-tls.js';
 import type { Field } from '../../src/model/schema.js';
 import { CHANGE_OPS } from '../../src/state/change.js';
 
@@ -53,6 +54,7 @@ describe('reference docs match the code', () => {
       (clusterSchema.fields.health_check.schema as unknown as { fields: Record<string, Field<unknown>> })
         .fields,
     ],
+    ['clusters[].backend_tls', backendTlsSchema.fields],
     ['frontends[]', frontendSchema.fields],
     [
       'frontends[].redirect',
