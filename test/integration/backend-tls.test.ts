@@ -229,11 +229,12 @@ describe('TLS to backends', () => {
     });
     route('hot', hot.address, {});
     route('proxied', proxied.address, { send_proxy: true, backend_tls: trusted });
-    const check = { interval_ms: 100, rise: 1, fall: 1 };
+    // Long enough a timeout that a loaded machine's handshake never fails a probe by time.
+    const check = { interval_ms: 2000, timeout_ms: 2000, rise: 1, fall: 3 };
     route('checked', checked.address, { backend_tls: trusted, health_check: check });
     route('checkedbad', checked.address, {
       backend_tls: { ca: ca.certPem, server_name: 'other.internal' },
-      health_check: check,
+      health_check: { ...check, fall: 1 },
     });
     kakehi = await startKakehi({ listeners: [{ address: '127.0.0.1:0' }], clusters, frontends });
   });
