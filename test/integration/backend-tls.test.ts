@@ -4,10 +4,16 @@
 // unknown CA or a missing client certificate get 502 with a log line naming
 // the backend and why; verify: false is served and warned about; a PROXY
 // header goes in clear before the handshake; a hot change from plain to TLS
-// never hands a plain pooled connection; health checks probe over TLS.
+// never hands a plain pooled connection; a tcp listener's connection is
+// carried over TLS too; health checks probe over TLS.
 
 import assert from 'node:assert/strict';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  request,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -16,7 +22,7 @@ import { createSecureContext, TLSSocket, type TLSSocketOptions } from 'node:tls'
 import { issueCert, makeCa, type TestCa, type TestCert } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
 import { ctl, ctlRow } from '../helpers/ctl-table.js';
-import { httpGet } from '../helpers/http.js';
+import { type HttpResult, httpGet, readWhole } from '../helpers/http.js';
 import { type Kakehi, type LogLine, startKakehi } from '../helpers/kakehi-process.js';
 
 /** What the backend saw of one request. */
@@ -236,7 +242,16 @@ describe('TLS to backends', () => {
       backend_tls: { ca: ca.certPem, server_name: 'other.internal' },
       health_check: { ...check, fall: 1 },
     });
-    kakehi = await startKakehi({ listeners: [{ address: '127.0.0.1:0' }], clusters, frontends });
+    clusters.push({
+      id: 'tcptls',
+      backends: [{ id: 'tcptls-1', address: good.address }],
+      backend_tls: trusted,
+    });
+    kakehi = await startKakehi({
+      listeners: [{ address: '127.0.0.1:0' }, { address: '127.0.0.2:0', protocol: 'tcp', cluster: 'tcptls' }],
+      clusters,
+      frontends,
+    });
   });
 
   after(async () => {
@@ -336,6 +351,20 @@ describe('TLS to backends', () => {
     const r = await get('hot');
     assert.equal(r.status, 200);
     assert.equal(r.body, 'over tls');
+  });
+
+  it("carries a tcp listener's connection over TLS to a backend_tls cluster's backend", async () => {
+    // On 127.0.0.2: the port 0 of the http listener on 127.0.0.1 is its key already.
+    const r = await new Promise<HttpResult>((resolve, reject) =>
+      request({ host: '127.0.0.2', port: kakehi.ports[1], agent: false }, (res) =>
+        readWhole(res, resolve, reject),
+      )
+        .on('error', reject)
+        .end(),
+    );
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'over tls');
+    assert.equal(good.requests.at(-1)?.servername, 'backend.internal');
   });
 
   it('probes a backend_tls cluster over TLS: the right name is up, a wrong one down with the reason', async () => {
