@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { configCertificateSchema, configSchema } from '../../src/config/config-schema.js';
 import { ERROR_CODES } from '../../src/errors.js';
+import { backendTlsSchema } from '../../src/model/backend-tls.js';
 import {
   clusterSchema,
   clusterWithBackendsSchema,
@@ -11,7 +12,6 @@ import {
   listenerSchema,
   nestedBackendSchema,
 } from '../../src/model/objects.js';
-import { backendTlsSchema } from '../../src/model/backend-tls.js';
 import type { Field } from '../../src/model/schema.js';
 import { CHANGE_OPS } from '../../src/state/change.js';
 
