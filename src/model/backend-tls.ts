@@ -5,6 +5,7 @@
 // src/proxy/backend-tls.ts's.
 
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import { splitPem } from '../certificate/pem.js';
 import type { FieldIssue } from '../errors.js';
 import { bool, type ObjectOf, object, oneOf, str } from './schema.js';
@@ -57,7 +58,11 @@ export const backendTlsSchema = object(
       insecure_skip_verify: 'verify (false)',
       tls_versions: 'min_version',
     },
-    check: (t, path, issues) => clientPairIssues(t, path, issues),
+    check: (t, path, issues) => {
+      const before = issues.length;
+      clientPairIssues(t, path, issues);
+      if (issues.length === before) contextIssues(t, path, issues);
+    },
   },
 );
 export type BackendTls = ObjectOf<typeof backendTlsSchema.fields>;
@@ -107,6 +112,23 @@ function clientPairIssues(t: BackendTls, path: string, issues: FieldIssue[]): vo
   }
   if (!matches)
     issues.push({ path: at('client_key'), reason: "does not match client_certificate's public key" });
+}
+
+/**
+ * What OpenSSL itself makes of the material, as each worker will: a
+ * certificate it will not load (an unsupported key type, a weak signature)
+ * is refused here, named, rather than failing a worker's apply.
+ */
+function contextIssues(t: BackendTls, path: string, issues: FieldIssue[]): void {
+  try {
+    createSecureContext({
+      ...(t.ca === undefined ? {} : { ca: t.ca }),
+      ...(t.client_certificate === undefined ? {} : { cert: t.client_certificate, key: t.client_key }),
+    });
+  } catch (err) {
+    // OpenSSL's words name the problem, never the key's bytes.
+    issues.push({ path, reason: `OpenSSL refuses this material: ${(err as Error).message}` });
+  }
 }
 
 /** The one private key of a PEM text, or why there is none; never echoes the text. */

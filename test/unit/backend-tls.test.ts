@@ -4,6 +4,10 @@
 // client key kept out of what is shown.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { configFromObject } from '../../src/config/load-config.js';
 import type { FieldIssue } from '../../src/errors.js';
@@ -73,6 +77,32 @@ describe('backend_tls settings', () => {
     assert.deepEqual(clusterIssues({ server_name: '10.0.0.1:443' }), [
       'cluster.backend_tls.server_name: "10.0.0.1:443" is not a DNS name',
     ]);
+  });
+
+  it('refuses material OpenSSL will not load (a 512-bit RSA client key), before any worker meets it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kakehi-weak-'));
+    try {
+      execFileSync(
+        'openssl',
+        ['req', '-x509', '-newkey', 'rsa:512', '-nodes', '-subj', '/CN=weak', '-days', '1'].concat([
+          '-keyout',
+          join(dir, 'k.pem'),
+          '-out',
+          join(dir, 'c.pem'),
+        ]),
+        { stdio: 'ignore' },
+      );
+      const issues = clusterIssues({
+        client_certificate: readFileSync(join(dir, 'c.pem'), 'utf8'),
+        client_key: readFileSync(join(dir, 'k.pem'), 'utf8'),
+      });
+      assert.deepEqual(
+        issues.map((i) => i.replace(/: OpenSSL refuses this material: .*key too small.*/, ': too small')),
+        ['cluster.backend_tls: too small'],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads ca_file and the client pair from files in a config file, naming the file key on error', () => {
