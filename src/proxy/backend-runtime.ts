@@ -80,6 +80,12 @@ export class BackendRuntime implements Candidate {
   private tls: PreparedBackendTls | undefined;
   /** The last TLS session the backend gave, to resume the next handshake; one, so bounded. */
   private tlsSession: Buffer | undefined;
+  /**
+   * Connections refused by a TLS alert after the handshake (tlsRefused) with
+   * none answered since: while > 0 a handshake alone is no success, or the
+   * failures would restart at every connection and never take the backend out.
+   */
+  private refusedInARow = 0;
 
   constructor(
     readonly spec: Backend,
@@ -249,7 +255,7 @@ export class BackendRuntime implements Candidate {
       this.open--;
       const stage = secure === undefined ? 'connecting to' : 'the TLS handshake with';
       const e = new ConnectError(`${stage} ${this.spec.address} timed out after ${timeoutMs} ms`, true);
-      if (secure !== undefined) this.tlsFailed('timeout', e.message);
+      if (secure !== undefined) this.tlsFailed('timeout', e.message, tls);
       this.failed(e.message);
       done(e, undefined);
     }, timeoutMs);
@@ -269,7 +275,10 @@ export class BackendRuntime implements Candidate {
           `the TLS handshake with backend ${keyOf('backend', this.spec)} (${this.spec.address}) failed: ${err.message}`,
           false,
         );
-        this.tlsFailed(tlsFailureReason(err), err.message);
+        const reason = tlsFailureReason(err);
+        // The same refusal as tlsRefused's, when the alert came before our side was done.
+        if (reason === 'alert') this.refusedInARow++;
+        this.tlsFailed(reason, err.message, tls);
       }
       this.failed(e.message);
       done(e, undefined);
@@ -280,7 +289,7 @@ export class BackendRuntime implements Candidate {
       clearTimeout(timer);
       // Under TLS the TCP socket keeps it: settled, it does nothing more.
       s.off('error', onError);
-      this.succeeded();
+      if (this.refusedInARow === 0) this.succeeded();
       done(undefined, s);
     };
     // Stays on under TLS too: the TLS socket reports the errors that matter, and
@@ -319,9 +328,13 @@ export class BackendRuntime implements Candidate {
     });
   }
 
-  private tlsFailed(reason: BackendTlsError['reason'], detail: string): void {
+  private tlsFailed(
+    reason: BackendTlsError['reason'],
+    detail: string,
+    tls: PreparedBackendTls | undefined,
+  ): void {
     if (!backendTlsError.hasSubscribers) return;
-    const name = this.tls === undefined ? undefined : serverNameFor(this.tls, this.host);
+    const name = tls === undefined ? undefined : serverNameFor(tls, this.host);
     backendTlsError.publish({
       cluster: this.spec.cluster,
       backend: this.id,
@@ -345,10 +358,19 @@ export class BackendRuntime implements Candidate {
   /** Pool hook: a TLS alert refused a connection before its first request (a client certificate judged late). */
   tlsRefused(err: Error): void {
     this.tlsSession = undefined;
-    this.tlsFailed(tlsFailureReason(err), err.message);
+    this.tlsFailed(tlsFailureReason(err), err.message, this.tls);
+    this.refusedInARow++;
+    this.failures = Math.max(this.failures, this.refusedInARow - 1);
     this.failed(
       `backend ${keyOf('backend', this.spec)} (${this.spec.address}) refused the TLS connection: ${err.message}`,
     );
+  }
+
+  /** Pool hook: a TLS connection's first answer; after refusals, the backend serves again. */
+  tlsAnswered(): void {
+    if (this.refusedInARow === 0) return;
+    this.refusedInARow = 0;
+    this.succeeded();
   }
 
   /** Pool hook: a connection closed for good. */

@@ -23,6 +23,8 @@ export interface UpstreamPoolHooks {
    * done, so its refusal arrives here rather than as a failed connect.
    */
   tlsRefused(err: Error): void;
+  /** A TLS connection's first bytes from the backend: it did not refuse us. */
+  tlsAnswered(): void;
 }
 
 export class UpstreamConnection {
@@ -47,6 +49,8 @@ export class UpstreamConnection {
     readonly tlsKey = '',
   ) {
     socket.setNoDelay(true);
+    // Only TLS connections pay for this listener, once.
+    if (tlsKey !== '') socket.once('data', () => hooks.tlsAnswered());
     socket.on('data', (chunk: Buffer) => {
       if (this.owner) this.owner.onUpstreamData(chunk);
       else this.destroy(); // bytes nobody asked for: the connection can't be trusted again

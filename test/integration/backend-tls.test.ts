@@ -322,6 +322,16 @@ describe('TLS to backends', () => {
     assert.equal(mtls.requests.at(-1)?.client, 'kakehi-client');
   });
 
+  it('takes out a backend that refuses every connection after the handshake (TLS 1.3 client certificate)', async () => {
+    // The first was refused in the test above; the handshake of each new one succeeds.
+    assert.equal((await get('nocert')).status, 502);
+    assert.equal((await get('nocert')).status, 502);
+    const r = await ok(kakehi.socketPath, 'query_backends', { cluster: 'nocert' });
+    const [b] = r['backends'] as { health: string; failures: number }[];
+    assert.equal(b?.failures, 3);
+    assert.equal(b?.health, 'down');
+  });
+
   it('counts failed handshakes by reason in kakehi_backend_tls_errors_total', async () => {
     const m = await ok(kakehi.socketPath, 'query_metrics', { names: ['kakehi_backend_tls_errors_total'] });
     const families = m['families'] as {
