@@ -66,12 +66,18 @@ export function planSync(
 }
 
 /**
- * Equal as objects; a certificate's key is not compared, since the proxy never
- * shows it, and password hashes are compared by the digest the proxy shows.
+ * Equal as objects; a certificate's key and a cluster's backend client key are
+ * not compared, since the proxy never shows them, and password hashes are
+ * compared by the digest the proxy shows.
  */
 export function sameObject(held: Change, wanted: Change): boolean {
   if (held.op === 'put_frontend' && wanted.op === 'put_frontend')
     return deepEqual(redactFrontend(held.frontend), redactFrontend(wanted.frontend));
+  if (held.op === 'put_cluster' && wanted.op === 'put_cluster') {
+    const strip = (c: typeof held.cluster) =>
+      c.backend_tls === undefined ? c : { ...c, backend_tls: { ...c.backend_tls, client_key: undefined } };
+    return deepEqual(strip(held.cluster), strip(wanted.cluster));
+  }
   if (held.op === 'put_certificate' && wanted.op === 'put_certificate') {
     const { key: _a, ...h } = held.certificate;
     const { key: _b, ...w } = wanted.certificate;

@@ -144,6 +144,18 @@ const pemFile = (g: Given, flag: string): string | undefined => {
     throw new UsageError(`--${flag}: cannot read ${file}: ${(err as Error).message}`);
   }
 };
+/** `cluster add`'s backend TLS flags; any of them turns backend TLS on. */
+const backendTlsOf = (g: Given) => {
+  const tls = defined({
+    ca: pemFile(g, 'tls-ca'),
+    server_name: str(g, 'tls-server-name'),
+    client_certificate: pemFile(g, 'tls-client-cert'),
+    client_key: pemFile(g, 'tls-client-key'),
+    min_version: str(g, 'tls-min-version'),
+    verify: g.flags.has('tls-no-verify') ? false : undefined,
+  });
+  return g.flags.has('backend-tls') || Object.keys(tls).length > 0 ? tls : undefined;
+};
 const certificateOf = (g: Given) =>
   defined({
     listener: need(g, 'listener'),
@@ -407,6 +419,21 @@ export const CTL_COMMANDS: CtlCommand[] = [
       'health-check-expect': { value: true, arg: 'S', doc: 'good statuses, e.g. 200-399 (default)' },
       'health-check-interval-ms': { value: true, arg: 'MS', doc: 'time between probes (default 5000)' },
       'no-fail-open': { value: false, doc: 'answer 503 when every backend is down by health check' },
+      'backend-tls': { value: false, doc: 'speak TLS to the backends, checked against the built-in roots' },
+      'tls-ca': {
+        value: true,
+        arg: 'FILE',
+        doc: 'backend TLS: PEM CA certificates trusted instead of the roots',
+      },
+      'tls-server-name': {
+        value: true,
+        arg: 'NAME',
+        doc: 'backend TLS: SNI and name checked (default: address host)',
+      },
+      'tls-client-cert': { value: true, arg: 'FILE', doc: 'backend TLS: PEM client certificate (mTLS)' },
+      'tls-client-key': { value: true, arg: 'FILE', doc: 'backend TLS: PEM key of --tls-client-cert' },
+      'tls-min-version': { value: true, arg: 'V', doc: 'backend TLS: 1.2 (default) or 1.3' },
+      'tls-no-verify': { value: false, doc: 'backend TLS: do not check certificates (logged as a warning)' },
     },
     change: true,
     build: (g) => {
@@ -429,6 +456,7 @@ export const CTL_COMMANDS: CtlCommand[] = [
             backend_timeout_ms: int(g, 'backend-timeout-ms'),
             health_check: Object.keys(check).length === 0 ? undefined : check,
             fail_open: g.flags.has('no-fail-open') ? false : undefined,
+            backend_tls: backendTlsOf(g),
           }),
         },
       };

@@ -7,6 +7,7 @@ import { isHashing } from '../balancer/select.js';
 import { stickyIdOf } from '../balancer/sticky-id.js';
 import type { BackendsResult, ClusterStatus, Family, MetricsResult, Sample } from '../command/protocol.js';
 import type { HistogramSample } from '../metrics/registry.js';
+import type { BackendTls } from '../model/backend-tls.js';
 import { DEFAULT_STICKY_COOKIE, type HealthCheck } from '../model/objects.js';
 import { keyValues, table } from './ctl-output.js';
 
@@ -67,6 +68,7 @@ export function renderClusters(r: unknown): string {
     'sticky',
     'health_check',
     'fail_open',
+    'backend_tls',
     'backends',
     'active',
     'drain',
@@ -85,6 +87,7 @@ export function renderClusters(r: unknown): string {
       : c.load_balancing,
     sticky: stickySummary(c),
     health_check: checkSummary(c.health_check),
+    backend_tls: backendTlsSummary(c.backend_tls),
   }));
   return `${table(rows, columns, true)}${workersLine(r)}`;
 }
@@ -111,6 +114,20 @@ function checkSummary(h: HealthCheck | undefined): string {
   if (h === undefined) return '-';
   const rhythm = `/${h.interval_ms}ms rise ${h.rise} fall ${h.fall}`;
   return h.type === 'tcp' ? `tcp ${rhythm}` : `http ${h.method} ${h.path} ${h.expect_status} ${rhythm}`;
+}
+
+/** A cluster's backend TLS in one cell (`tls1.2+ verify name=api.internal ca client-cert`), or `-`. */
+function backendTlsSummary(t: BackendTls | undefined): string {
+  if (t === undefined) return '-';
+  return [
+    `tls${t.min_version}+`,
+    t.verify ? 'verify' : 'NO-VERIFY',
+    t.server_name === undefined ? '' : `name=${t.server_name}`,
+    t.ca === undefined ? '' : 'ca',
+    t.client_certificate === undefined ? '' : 'client-cert',
+  ]
+    .filter((w) => w !== '')
+    .join(' ');
 }
 
 function workersLine(r: BackendsResult): string {

@@ -100,9 +100,12 @@ export function parseConfigText(text: string, source: string): Config {
   return configFromObject(raw, source);
 }
 
-export function configFromObject(raw: unknown, source: string): Config {
+export function configFromObject(given: unknown, source: string): Config {
   const issues: FieldIssue[] = [];
+  const { raw, fromFiles } = readBackendTlsFiles(given, baseOf(source), issues);
   const file = configSchema.parse(raw, '', issues);
+  // Name the file the operator wrote, not the PEM field it became.
+  for (const i of issues) i.path = fromFiles.get(i.path) ?? i.path;
   // A file that did not parse whole still gets the cross-checks and certificate
   // files of the items that did, so one pass reports every error.
   const items = file ?? configItems(raw);
@@ -151,7 +154,7 @@ function readCertificates(
   source: string,
   issues: FieldIssue[],
 ): Certificate[] {
-  const base = source === EMBEDDED_SOURCE ? process.cwd() : dirname(resolve(source));
+  const base = baseOf(source);
   const listeners = new Map<string, Listener>();
   for (const l of items.listeners ?? []) if (l !== undefined) listeners.set(keyOf('listener', l), l);
   const out: Certificate[] = [];
@@ -203,6 +206,59 @@ function readCertificates(
     if (cert !== undefined && mine.length === 0) out.push(cert);
   });
   return out;
+}
+
+function baseOf(source: string): string {
+  return source === EMBEDDED_SOURCE ? process.cwd() : dirname(resolve(source));
+}
+
+/** backend_tls fields a config file may give as a file, read when it is loaded. */
+const BACKEND_TLS_FILES = {
+  ca_file: 'ca',
+  client_certificate_file: 'client_certificate',
+  client_key_file: 'client_key',
+};
+
+/**
+ * A copy of the file's object with each cluster's backend_tls `*_file` read
+ * (relative to the config file) into its PEM field, and where each such field
+ * came from, so an issue names the file's key.
+ */
+function readBackendTlsFiles(
+  raw: unknown,
+  base: string,
+  issues: FieldIssue[],
+): { raw: unknown; fromFiles: Map<string, string> } {
+  const fromFiles = new Map<string, string>();
+  const clusters = (raw as { clusters?: unknown } | null)?.clusters;
+  if (!Array.isArray(clusters)) return { raw, fromFiles };
+  const read = clusters.map((c: unknown, i) => {
+    const tls = (c as { backend_tls?: unknown } | null)?.backend_tls;
+    if (typeof tls !== 'object' || tls === null || Array.isArray(tls)) return c;
+    const out: Record<string, unknown> = { ...tls };
+    const at = `clusters[${i}].backend_tls`;
+    for (const [fileKey, pemKey] of Object.entries(BACKEND_TLS_FILES)) {
+      const file = out[fileKey];
+      if (file === undefined) continue;
+      delete out[fileKey];
+      if (typeof file !== 'string' || file === '') {
+        issues.push({ path: `${at}.${fileKey}`, reason: 'expected a file path' });
+        continue;
+      }
+      if (out[pemKey] !== undefined) {
+        issues.push({ path: `${at}.${fileKey}`, reason: `give ${pemKey} or ${fileKey}, not both` });
+        continue;
+      }
+      try {
+        out[pemKey] = readFileSync(resolve(base, file), 'utf8');
+        fromFiles.set(`${at}.${pemKey}`, `${at}.${fileKey}`);
+      } catch (err) {
+        issues.push({ path: `${at}.${fileKey}`, reason: `cannot read ${file}: ${(err as Error).message}` });
+      }
+    }
+    return { ...(c as object), backend_tls: out };
+  });
+  return { raw: { ...(raw as object), clusters: read }, fromFiles };
 }
 
 function stateOf(file: ConfigFile, certs: readonly Certificate[], source: string): ProxyState {

@@ -18,6 +18,11 @@ const REDACT = [
   'selfSigned.key',
   'frontend.basic_auth.users[*].password_hash',
   'change.frontend.basic_auth.users[*].password_hash',
+  'cluster.backend_tls.client_key',
+  'change.cluster.backend_tls.client_key',
+  'changes[*].cluster.backend_tls.client_key',
+  '*.cluster.backend_tls.client_key',
+  'backend_tls.client_key',
 ];
 
 /**

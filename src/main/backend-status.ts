@@ -7,6 +7,7 @@ import type { BackendStatus, BackendsResult, ClusterStatus } from '../command/pr
 import { type Backend, keyOf } from '../model/objects.js';
 import type { BackendLive } from '../proxy/backend-runtime.js';
 import { type ProxyState, sourceKey } from '../state/proxy-state.js';
+import { redactCluster } from './command/certificate-output.js';
 
 /** One worker's answer. */
 export interface WorkerBackends {
@@ -49,7 +50,7 @@ export function backendsResult(
     const own = backends.filter((b) => b.cluster === c.id);
     const count = (pred: (b: BackendStatus) => boolean) => own.filter(pred).length;
     clusters.push({
-      ...c,
+      ...redactCluster(c),
       source: state.sources.get(sourceKey('cluster', c.id)),
       backends: own.length,
       active: count((b) => b.state === 'active'),

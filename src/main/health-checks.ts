@@ -6,12 +6,16 @@
 // gets the current set in its init.
 
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import * as D from '../defaults.js';
 import type { Logger } from '../log/logger.js';
 import { type Family, Registry } from '../metrics/registry.js';
 import { parseAddress, type SocketAddress } from '../model/address.js';
+import type { BackendTls } from '../model/backend-tls.js';
 import { type Backend, type Cluster, type HealthCheck, keyOf, probeTimeoutMs } from '../model/objects.js';
+import { connectionOptions, prepareBackendTls } from '../proxy/backend-tls.js';
 import type { ProxyState } from '../state/proxy-state.js';
 import {
   afterPassiveDown,
@@ -180,7 +184,9 @@ export class HealthChecks {
     t.probing = true;
     this.#inFlight++;
     const run = t.check.type === 'tcp' ? probeTcp : probeHttp;
-    run(t.backend.address, t.check, t.ranges, (failure) => {
+    // A cluster with backend_tls is probed over TLS, checked as its traffic is.
+    const tls = this.#clusters.get(t.backend.cluster)?.backend_tls;
+    run(t.backend.address, t.check, t.ranges, tls, (failure) => {
       t.probing = false;
       this.#inFlight--;
       if (t.stale || this.#stopped) return;
@@ -272,22 +278,31 @@ function settleOnce(
   return settle;
 }
 
-/** A connection that opens within the timeout is good; it is closed at once. */
+/**
+ * A connection that opens within the timeout is good (with backend_tls: whose
+ * TLS handshake completes, certificate checked); it is closed at once.
+ */
 function probeTcp(
   address: string,
   check: HealthCheck,
   _ranges: unknown,
+  tls: BackendTls | undefined,
   done: (failure: string | undefined) => void,
 ): void {
-  const socket = connect(hostPort(address));
+  const { host, port } = hostPort(address);
+  const what = tls === undefined ? 'tcp connect' : 'tls handshake';
+  const socket =
+    tls === undefined
+      ? connect({ host, port })
+      : tlsConnect(connectionOptions(prepareBackendTls(tls), host, port, undefined));
   const settle = settleOnce(
     probeTimeoutMs(check),
-    `tcp connect timed out after ${probeTimeoutMs(check)} ms`,
+    `${what} timed out after ${probeTimeoutMs(check)} ms`,
     () => socket.destroy(),
     done,
   );
-  socket.once('connect', () => settle(undefined));
-  socket.once('error', (err) => settle(`tcp connect failed: ${err.message}`));
+  socket.once(tls === undefined ? 'connect' : 'secureConnect', () => settle(undefined));
+  socket.once('error', (err) => settle(`${what} failed: ${err.message}`));
 }
 
 /**
@@ -299,10 +314,17 @@ function probeHttp(
   address: string,
   check: HealthCheck,
   ranges: readonly [number, number][],
+  tls: BackendTls | undefined,
   done: (failure: string | undefined) => void,
 ): void {
   const { host, port } = hostPort(address);
-  const req = request({
+  // servername '' rather than absent: node:https would take the SNI name from the Host header.
+  const secure =
+    tls === undefined
+      ? undefined
+      : { servername: '', ...connectionOptions(prepareBackendTls(tls), host, port, undefined) };
+  const req = (secure === undefined ? request : httpsRequest)({
+    ...secure,
     host,
     port,
     method: check.method,

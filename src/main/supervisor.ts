@@ -23,6 +23,7 @@ import { snapshotOf } from '../state/snapshot.js';
 import { saveStateFile, sourcedPuts } from '../state/state-file.js';
 import { applyChanges, applyTransaction } from '../state/transaction.js';
 import { TICKET_KEY_ROTATION_MS } from '../tls/policy.js';
+import { warnUnverifiedBackendTls } from './backend-tls-warning.js';
 import { auditChange, refusalOf } from './change-audit.js';
 import { HealthChecks } from './health-checks.js';
 import { MainMetrics } from './main-metrics.js';
@@ -131,6 +132,7 @@ export class Supervisor extends EventEmitter {
     });
     this.#tls.scheduleRotation(() => void this.rotateTicketKeys('schedule'));
     this.#tls.warnSelfSignedDefaults(this.state);
+    warnUnverifiedBackendTls(this.log, this.state);
     await this.#ensureSelfSigned(this.state);
     await Promise.all(Array.from({ length: this.workerCount }, () => this.#pool.fork().ready));
     this.#checks.sync(this.state);
@@ -283,6 +285,7 @@ export class Supervisor extends EventEmitter {
       }
       if (opts.dryRun) return { dry_run: true, generation: this.generation, diff: r.applied };
       if (r.applied.every((a) => a.effect === 'unchanged')) {
+        warnUnverifiedBackendTls(this.log, r.state, r.applied);
         return { generation: this.generation, live_ms: 0, applied: r.applied };
       }
       const next = this.generation + 1;
@@ -301,6 +304,7 @@ export class Supervisor extends EventEmitter {
       this.#metrics.observeApply(liveMs / 1000);
       this.#persist();
       this.#tls.warnSelfSignedDefaults(r.state, listenersLosingDefaults(r.applied));
+      warnUnverifiedBackendTls(this.log, r.state, r.applied);
       this.emit('event', {
         type: 'change_applied',
         generation: next,

@@ -1,7 +1,13 @@
 // A worker's TLS counters, fed by the HTTPS listeners' events
 // (src/tls/tls-events.ts): handshakes by version and cipher, failures and
-// fatal errors by reason. Labels come from small fixed sets (OpenSSL's names, our reasons).
+// fatal errors by reason; and by the backend connections' (src/proxy/backend-tls.ts). Labels come from small fixed sets (OpenSSL's names, our reasons).
 
+import {
+  type BackendTlsError,
+  type BackendTlsHandshake,
+  backendTlsError,
+  backendTlsHandshake,
+} from '../proxy/backend-tls.js';
 import {
   type TlsErrorEvent,
   type TlsFailureEvent,
@@ -26,6 +32,35 @@ export class TlsMetrics {
     'kakehi_tls_errors_total',
     'Connections ended with a fatal TLS alert (a refused ClientHello, or an error after the handshake), by listener and reason.',
   );
+  private readonly backendHandshakes = this.registry.counter(
+    'kakehi_backend_tls_handshakes_total',
+    'TLS handshakes completed with backends (backend_tls), by cluster, backend and whether a saved session was resumed.',
+  );
+  private readonly backendErrors = this.registry.counter(
+    'kakehi_backend_tls_errors_total',
+    'TLS handshakes with backends that failed, by cluster, backend and reason (hostname_mismatch, untrusted_certificate, certificate_dates, alert, closed, timeout, other).',
+  );
+  private readonly onBackendHandshake = (m: unknown) => {
+    const e = m as BackendTlsHandshake;
+    const resumed = e.resumed ? 'true' : 'false';
+    this.backendHandshakes
+      .get(`${e.cluster}\u0000${e.backend}\u0000${resumed}`, () => ({
+        cluster: e.cluster,
+        backend: e.backend,
+        resumed,
+      }))
+      .add(1);
+  };
+  private readonly onBackendError = (m: unknown) => {
+    const e = m as BackendTlsError;
+    this.backendErrors
+      .get(`${e.cluster}\u0000${e.backend}\u0000${e.reason}`, () => ({
+        cluster: e.cluster,
+        backend: e.backend,
+        reason: e.reason,
+      }))
+      .add(1);
+  };
   private readonly onHandshake = (m: unknown) => {
     const e = m as TlsHandshakeEvent;
     this.handshakes
@@ -54,6 +89,8 @@ export class TlsMetrics {
     tlsHandshake.subscribe(this.onHandshake);
     tlsHandshakeFailure.subscribe(this.onFailure);
     tlsError.subscribe(this.onError);
+    backendTlsHandshake.subscribe(this.onBackendHandshake);
+    backendTlsError.subscribe(this.onBackendError);
     return this;
   }
 
@@ -61,6 +98,8 @@ export class TlsMetrics {
     tlsHandshake.unsubscribe(this.onHandshake);
     tlsHandshakeFailure.unsubscribe(this.onFailure);
     tlsError.unsubscribe(this.onError);
+    backendTlsHandshake.unsubscribe(this.onBackendHandshake);
+    backendTlsError.unsubscribe(this.onBackendError);
   }
 
   families(): Family[] {

@@ -11,6 +11,7 @@ import type { FieldIssue } from '../errors.js';
 import { parseHostRule } from '../router/host-rule.js';
 import { parsePathRule } from '../router/path-rule.js';
 import { formatAddress, parseAddress } from './address.js';
+import { backendTlsSchema } from './backend-tls.js';
 import { frontendRuleFields, frontendRulesCheck, redirectCapturesProblem } from './frontend-rules.js';
 import { bool, dict, type Field, int, list, type ObjectOf, object, oneOf, str } from './schema.js';
 
@@ -478,6 +479,10 @@ const clusterFields = {
     schema: ms(3_600_000),
     default: D.BACKEND_QUEUE_TIMEOUT_MS,
     doc: 'a request waiting in a backend queue this long gets 503',
+  },
+  backend_tls: {
+    schema: backendTlsSchema,
+    doc: 'speak TLS to every backend of the cluster (docs/tls.md, "TLS to backends"); absent: plain TCP',
   },
 } satisfies Record<string, Field<unknown>>;
 const clusterRenames = {

@@ -5,14 +5,29 @@
 // state (drain, maintenance) comes from the operator and keeps it out of picks.
 // At its max_connections it is full: out of picks, and a request that must
 // have it waits in its queue (backend-queue.ts) until one of its requests ends.
+// With its cluster's backend_tls, a connection is made once its TLS handshake
+// is done, and the pool never hands one made under other TLS settings.
 
 import { connect, type Socket } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { backoffMs } from '../backoff.js';
 import type { Candidate } from '../balancer/candidate.js';
 import { stickyIdOf } from '../balancer/sticky-id.js';
 import * as D from '../defaults.js';
+import type { BackendTls } from '../model/backend-tls.js';
 import { type Backend, type BackendState, keyOf } from '../model/objects.js';
 import { BackendQueue, type QueueWaiter } from './backend-queue.js';
+import {
+  type BackendTlsError,
+  type BackendTlsHandshake,
+  backendTlsError,
+  backendTlsHandshake,
+  connectionOptions,
+  type PreparedBackendTls,
+  prepareBackendTls,
+  serverNameFor,
+  tlsFailureReason,
+} from './backend-tls.js';
 import type { HealthEvent } from './request-events.js';
 import { UpstreamConnection } from './upstream-connection.js';
 
@@ -73,6 +88,16 @@ export class BackendRuntime implements Candidate {
   private readonly idle: UpstreamConnection[] = [];
   private readonly host: string;
   private readonly port: number;
+  /** Its cluster's backend_tls, made ready; undefined: plain TCP. */
+  private tls: PreparedBackendTls | undefined;
+  /** The last TLS session the backend gave, to resume the next handshake; one, so bounded. */
+  private tlsSession: Buffer | undefined;
+  /**
+   * Connections refused by a TLS alert after the handshake (tlsRefused) with
+   * none answered since: while > 0 a handshake alone is no success, or the
+   * failures would restart at every connection and never take the backend out.
+   */
+  private refusedInARow = 0;
 
   constructor(
     readonly spec: Backend,
@@ -142,6 +167,25 @@ export class BackendRuntime implements Candidate {
     this.markUp();
   }
 
+  /**
+   * Its cluster's backend_tls, on every state served. New settings (or none)
+   * close the idle connections and forget the session made under the old ones.
+   */
+  setTls(spec: BackendTls | undefined): void {
+    const next = spec === undefined ? undefined : prepareBackendTls(spec);
+    if ((next?.key ?? '') === this.tlsKey) {
+      this.tls = next;
+      return;
+    }
+    this.tls = next;
+    this.tlsSession = undefined;
+    for (const conn of [...this.idle]) conn.destroy();
+  }
+
+  private get tlsKey(): string {
+    return this.tls?.key ?? '';
+  }
+
   /** The operator's drain or maintenance: no new requests, so idle connections serve nothing more. */
   setState(state: BackendState): void {
     this.state = state;
@@ -176,7 +220,8 @@ export class BackendRuntime implements Candidate {
       const conn = idle[i]!;
       if (conn.boundTo !== client) continue;
       idle.splice(i, 1);
-      if (!conn.closed && now - conn.idleSince < this.idleLimitMs(conn)) return conn;
+      if (!conn.closed && conn.tlsKey === this.tlsKey && now - conn.idleSince < this.idleLimitMs(conn))
+        return conn;
       conn.destroy();
     }
     return undefined;
@@ -190,12 +235,22 @@ export class BackendRuntime implements Candidate {
       : D.BACKEND_IDLE_TIMEOUT_MS;
   }
 
+  /**
+   * A new connection, its TLS handshake done when the cluster has backend_tls.
+   * `preface` (a PROXY header) is the first thing written, in clear, before any TLS.
+   */
   connect(
     timeoutMs: number,
     done: (err: ConnectError | undefined, conn: UpstreamConnection | undefined) => void,
+    preface?: Buffer,
   ): void {
-    this.dial(timeoutMs, false, (err, socket) =>
-      done(err, socket === undefined ? undefined : new UpstreamConnection(socket, this)),
+    const tlsKey = this.tlsKey;
+    this.dial(
+      timeoutMs,
+      false,
+      (err, socket) =>
+        done(err, socket === undefined ? undefined : new UpstreamConnection(socket, this, tlsKey)),
+      preface,
     );
   }
 
@@ -219,6 +274,7 @@ export class BackendRuntime implements Candidate {
     timeoutMs: number,
     allowHalfOpen: boolean,
     done: (err: ConnectError | undefined, socket: Socket | undefined) => void,
+    preface?: Buffer,
   ): void {
     // acquire() came first: past the limit only a tcp connection can be here (HTTP requests queue).
     if (this.active > this.maxConnections) {
@@ -235,14 +291,20 @@ export class BackendRuntime implements Candidate {
     // connection goes (the oldest) before a new one opens past the limit.
     if (this.open >= this.maxConnections) this.idle[0]?.destroy();
     this.open++;
+    const tls = this.tls;
     const socket = connect({ host: this.host, port: this.port, allowHalfOpen });
+    /** The TLS socket over `socket`, once the TCP connection is made. */
+    let secure: TLSSocket | undefined;
     let settled = false;
+    // One deadline for the TCP connection and the TLS handshake both.
     const timer = setTimeout(() => {
       if (settled) return;
       settled = true;
-      socket.destroy();
+      (secure ?? socket).destroy();
       this.open--;
-      const e = new ConnectError(`connecting to ${this.spec.address} timed out after ${timeoutMs} ms`, true);
+      const stage = secure === undefined ? 'connecting to' : 'the TLS handshake with';
+      const e = new ConnectError(`${stage} ${this.spec.address} timed out after ${timeoutMs} ms`, true);
+      if (secure !== undefined) this.tlsFailed('timeout', e.message, tls);
       this.failed(e.message);
       done(e, undefined);
     }, timeoutMs);
@@ -250,21 +312,86 @@ export class BackendRuntime implements Candidate {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.destroy();
+      (secure ?? socket).destroy();
       this.open--;
-      const e = new ConnectError(`connecting to ${this.spec.address} failed: ${err.message}`, false);
+      let e: ConnectError;
+      if (secure === undefined) {
+        e = new ConnectError(`connecting to ${this.spec.address} failed: ${err.message}`, false);
+      } else {
+        // A session the backend would not resume is no use again.
+        this.tlsSession = undefined;
+        e = new ConnectError(
+          `the TLS handshake with backend ${keyOf('backend', this.spec)} (${this.spec.address}) failed: ${err.message}`,
+          false,
+        );
+        const reason = tlsFailureReason(err);
+        // The same refusal as tlsRefused's, when the alert came before our side was done.
+        if (reason === 'alert') this.refusedInARow++;
+        this.tlsFailed(reason, err.message, tls);
+      }
       this.failed(e.message);
       done(e, undefined);
     };
-    socket.once('error', onError);
-    socket.once('connect', () => {
+    const connected = (s: Socket) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.off('error', onError);
-      this.succeeded();
-      done(undefined, socket);
+      // Under TLS the TCP socket keeps it: settled, it does nothing more.
+      s.off('error', onError);
+      if (this.refusedInARow === 0) this.succeeded();
+      done(undefined, s);
+    };
+    // Stays on under TLS too: the TLS socket reports the errors that matter, and
+    // an error event with no listener would end the process.
+    socket.on('error', onError);
+    socket.once('connect', () => {
+      if (settled) return;
+      // The PROXY header goes first and in clear: the backend reads it before any TLS.
+      if (preface !== undefined) socket.write(preface);
+      if (tls === undefined) {
+        connected(socket);
+        return;
+      }
+      // allowHalfOpen: a tcp listener's stream ends each way on its own; Node's
+      // tls.connect reads it, though its types leave it out.
+      const options = {
+        ...connectionOptions(tls, this.host, this.port, this.tlsSession),
+        socket,
+        allowHalfOpen,
+      };
+      const s = tlsConnect(options);
+      secure = s;
+      s.on('session', (session: Buffer) => {
+        if (this.tls === tls) this.tlsSession = session;
+      });
+      s.once('error', onError);
+      s.once('secureConnect', () => {
+        if (backendTlsHandshake.hasSubscribers)
+          backendTlsHandshake.publish({
+            cluster: this.spec.cluster,
+            backend: this.id,
+            resumed: s.isSessionReused(),
+          } satisfies BackendTlsHandshake);
+        connected(s);
+      });
     });
+  }
+
+  private tlsFailed(
+    reason: BackendTlsError['reason'],
+    detail: string,
+    tls: PreparedBackendTls | undefined,
+  ): void {
+    if (!backendTlsError.hasSubscribers) return;
+    const name = tls === undefined ? undefined : serverNameFor(tls, this.host);
+    backendTlsError.publish({
+      cluster: this.spec.cluster,
+      backend: this.id,
+      address: this.spec.address,
+      server_name: name ?? null,
+      reason,
+      detail,
+    } satisfies BackendTlsError);
   }
 
   /** An exchange starts using this backend; `active` is what the balancers weigh. */
@@ -278,6 +405,24 @@ export class BackendRuntime implements Candidate {
     if (this.queue.length > 0) this.wakeQueued();
   }
 
+  /** Pool hook: a TLS alert refused a connection before its first request (a client certificate judged late). */
+  tlsRefused(err: Error): void {
+    this.tlsSession = undefined;
+    this.tlsFailed(tlsFailureReason(err), err.message, this.tls);
+    this.refusedInARow++;
+    this.failures = Math.max(this.failures, this.refusedInARow - 1);
+    this.failed(
+      `backend ${keyOf('backend', this.spec)} (${this.spec.address}) refused the TLS connection: ${err.message}`,
+    );
+  }
+
+  /** Pool hook: a TLS connection's first answer; after refusals, the backend serves again. */
+  tlsAnswered(): void {
+    if (this.refusedInARow === 0) return;
+    this.refusedInARow = 0;
+    this.succeeded();
+  }
+
   /** Pool hook: a connection closed for good. */
   forget(conn: UpstreamConnection): void {
     this.open--;
@@ -289,7 +434,13 @@ export class BackendRuntime implements Candidate {
   recycle(conn: UpstreamConnection, now: number): void {
     conn.owner = undefined;
     conn.uses++;
-    if (this.retired || this.state !== 'active' || conn.closed || this.idle.length >= D.BACKEND_MAX_IDLE) {
+    if (
+      this.retired ||
+      this.state !== 'active' ||
+      conn.closed ||
+      conn.tlsKey !== this.tlsKey ||
+      this.idle.length >= D.BACKEND_MAX_IDLE
+    ) {
       conn.destroy();
       return;
     }

@@ -485,27 +485,33 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       this.attach(idle);
       return;
     }
-    backend.connect(cluster.spec.connect_timeout_ms, (err, conn) => {
-      if (this.stage.name !== 'exchange' || this.backend !== backend) {
-        // The client went away while we connected; keep the connection for others
-        // (not with send_proxy: a backend connection there serves one client only).
-        if (conn !== undefined) {
-          if (cluster.spec.send_proxy) conn.destroy();
-          else backend.recycle(conn, Date.now());
+    // send_proxy: the PROXY header naming this client opens the new connection (before any TLS).
+    const preface = cluster.spec.send_proxy ? encodeProxyV2(proxyEndpoints(this.peer)) : undefined;
+    backend.connect(
+      cluster.spec.connect_timeout_ms,
+      (err, conn) => {
+        if (this.stage.name !== 'exchange' || this.backend !== backend) {
+          // The client went away while we connected; keep the connection for others
+          // (not with send_proxy: a backend connection there serves one client only).
+          if (conn !== undefined) {
+            if (cluster.spec.send_proxy) conn.destroy();
+            else backend.recycle(conn, Date.now());
+          }
+          return;
         }
-        return;
-      }
-      if (err !== undefined || conn === undefined) {
-        backend.release();
-        this.backend = undefined;
-        if (backendConnectFailure.hasSubscribers) {
-          backendConnectFailure.publish({ cluster: cluster.spec.id, backend: backend.id });
+        if (err !== undefined || conn === undefined) {
+          backend.release();
+          this.backend = undefined;
+          if (backendConnectFailure.hasSubscribers) {
+            backendConnectFailure.publish({ cluster: cluster.spec.id, backend: backend.id });
+          }
+          this.onConnectFailed(err ?? new ConnectError('no connection', false));
+          return;
         }
-        this.onConnectFailed(err ?? new ConnectError('no connection', false));
-        return;
-      }
-      this.attach(conn);
-    });
+        this.attach(conn);
+      },
+      preface,
+    );
   }
 
   /** Every backend is at its max_connections: wait in the queue of the one picked, or 503 when it is full. */
@@ -558,12 +564,9 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.upstream = conn;
     conn.owner = this;
     const head = requestHeadForBackend(req, this.info, this.requestId, this.target?.rules);
-    let preface: Buffer | undefined;
-    if (this.cluster!.spec.send_proxy && conn.boundTo === undefined) {
-      conn.boundTo = this;
-      preface = encodeProxyV2(proxyEndpoints(this.peer));
-    }
-    const ok = conn.writeHead(head, this.pending, preface);
+    // A new connection's PROXY header, written at connect, named this client.
+    if (this.cluster!.spec.send_proxy && conn.boundTo === undefined) conn.boundTo = this;
+    const ok = conn.writeHead(head, this.pending);
     this.pending.length = 0;
     this.pendingBytes = 0;
     this.sentAt = performance.now();

@@ -111,6 +111,7 @@ export class DataPlane {
           rt = new BackendRuntime(b, this.onHealth);
           rt.checkedDown = this.checkedDown.has(key);
         }
+        rt.setTls(spec.backend_tls);
         backends.set(key, rt);
         return rt;
       });

@@ -1,8 +1,9 @@
-// One TCP connection to a backend, reused across requests. Socket handlers are
-// attached once; each request takes the connection as its `owner` and hands it
-// back, so keep-alive reuse costs no listener churn. An idle connection that
-// receives bytes or a close is dropped from the pool. The socket stays inside:
-// owners get write, flow control and close, so another transport can take its place.
+// One connection to a backend (TCP, or TLS over it), reused across requests.
+// Socket handlers are attached once; each request takes the connection as its
+// `owner` and hands it back, so keep-alive reuse costs no listener churn. An
+// idle connection that receives bytes or a close is dropped from the pool. The
+// socket stays inside: owners get write, flow control and close, so another
+// transport can take its place.
 
 import type { Socket } from 'node:net';
 
@@ -16,6 +17,14 @@ export interface UpstreamOwner {
 export interface UpstreamPoolHooks {
   /** The connection is gone for good (closed or destroyed). */
   forget(conn: UpstreamConnection): void;
+  /**
+   * A TLS alert ended it before it carried a request: under TLS 1.3 the
+   * backend judges our client certificate after our side of the handshake is
+   * done, so its refusal arrives here rather than as a failed connect.
+   */
+  tlsRefused(err: Error): void;
+  /** A TLS connection's first bytes from the backend: it did not refuse us. */
+  tlsAnswered(): void;
 }
 
 export class UpstreamConnection {
@@ -36,14 +45,21 @@ export class UpstreamConnection {
   constructor(
     private readonly socket: Socket,
     private readonly hooks: UpstreamPoolHooks,
+    /** The TLS settings it was made under ('' for plain TCP): the pool reuses it only under the same. */
+    readonly tlsKey = '',
   ) {
     socket.setNoDelay(true);
+    // Only TLS connections pay for this listener, once.
+    if (tlsKey !== '') socket.once('data', () => hooks.tlsAnswered());
     socket.on('data', (chunk: Buffer) => {
       if (this.owner) this.owner.onUpstreamData(chunk);
       else this.destroy(); // bytes nobody asked for: the connection can't be trusted again
     });
     socket.on('end', () => this.gone(undefined));
-    socket.on('error', (err) => this.gone(err));
+    socket.on('error', (err) => {
+      if (this.tlsKey !== '' && this.uses === 0 && isTlsAlert(err)) this.hooks.tlsRefused(err);
+      this.gone(err);
+    });
     socket.on('close', () => this.gone(undefined));
     socket.on('drain', () => this.owner?.onUpstreamDrain());
   }
@@ -63,14 +79,13 @@ export class UpstreamConnection {
   }
 
   /**
-   * Writes a request head and the body bytes held for it as one segment, after
-   * `preface` (a PROXY header, once per connection); false when the last body
-   * write found the socket full (the head alone never pauses the client).
+   * Writes a request head and the body bytes held for it as one segment; false
+   * when the last body write found the socket full (the head alone never pauses
+   * the client). A PROXY header was written when the connection was made.
    */
-  writeHead(head: string, held: readonly Buffer[], preface?: Buffer): boolean {
+  writeHead(head: string, held: readonly Buffer[]): boolean {
     const socket = this.socket;
     socket.cork();
-    if (preface !== undefined) socket.write(preface);
     socket.write(head, 'latin1');
     let ok = true;
     for (const part of held) ok = socket.write(part);
@@ -97,4 +112,8 @@ export class UpstreamConnection {
     this.owner = undefined;
     this.gone(undefined);
   }
+}
+
+function isTlsAlert(err: Error & { code?: unknown }): boolean {
+  return typeof err.code === 'string' && err.code.startsWith('ERR_SSL_') && err.code.includes('ALERT');
 }

@@ -3,6 +3,7 @@
 // why, and OpenSSL's own words, never the connection's data.
 
 import type { Logger } from '../log/logger.js';
+import { type BackendTlsError, backendTlsError } from '../proxy/backend-tls.js';
 import { type TlsErrorEvent, tlsError } from '../tls/tls-events.js';
 
 /** Subscribes; the returned function unsubscribes. */
@@ -16,4 +17,29 @@ export function logTlsErrors(log: Logger): () => void {
   };
   tlsError.subscribe(onError);
   return () => tlsError.unsubscribe(onError);
+}
+
+/**
+ * A warn line for each failed handshake with a backend (backend_tls): which
+ * backend, the name checked, and why, e.g. "Hostname/IP does not match
+ * certificate's altnames". Subscribes; the returned function unsubscribes.
+ */
+export function logBackendTlsErrors(log: Logger): () => void {
+  const onError = (m: unknown) => {
+    const e = m as BackendTlsError;
+    log.warn(
+      {
+        event: 'backend_tls_error',
+        cluster: e.cluster,
+        backend: e.backend,
+        address: e.address,
+        server_name: e.server_name,
+        reason: e.reason,
+        detail: e.detail,
+      },
+      'TLS handshake with a backend failed',
+    );
+  };
+  backendTlsError.subscribe(onError);
+  return () => backendTlsError.unsubscribe(onError);
 }

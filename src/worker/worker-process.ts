@@ -13,7 +13,7 @@ import { stateOfSnapshot, WORKER_SOURCE } from '../state/snapshot.js';
 import { applyChanges } from '../state/transaction.js';
 import { logProxyProtocolErrors } from './proxy-protocol-log.js';
 import { ProxyRuntime } from './proxy-runtime.js';
-import { logTlsErrors } from './tls-error-log.js';
+import { logBackendTlsErrors, logTlsErrors } from './tls-error-log.js';
 
 function send(m: FromWorker): void {
   // A failed send means main is gone; 'disconnect' (below) ends this worker then.
@@ -36,6 +36,7 @@ export function runWorker(): void {
   const metrics = process.env['KAKEHI_METRICS'] === 'off' ? undefined : new WorkerMetrics().start();
   const tlsMetrics = metrics === undefined ? undefined : new TlsMetrics().start();
   logTlsErrors(log);
+  logBackendTlsErrors(log);
   logProxyProtocolErrors(log);
 
   const handle = async (m: ToWorker): Promise<void> => {

@@ -47,6 +47,8 @@ export interface IssueOptions {
   cn?: string;
   /** Leave out the subjectAltName extension (a CN-only certificate). */
   noSan?: boolean;
+  /** A client certificate (extendedKeyUsage clientAuth), for mTLS. */
+  clientAuth?: boolean;
 }
 
 const dirs: string[] = [];
@@ -201,7 +203,7 @@ export function makeIntermediate(ca: TestCa, opts: { name?: string; keyType?: Ke
   return loadCa(dir, self + ca.chainPem);
 }
 
-/** A server certificate for `names` signed by `issuer`. EC P-256 by default. */
+/** A server (or with clientAuth, client) certificate for `names` signed by `issuer`. EC P-256 by default. */
 export function issueCert(issuer: TestCa, names: string[], opts: IssueOptions = {}): TestCert {
   const dir = issuer.dir;
   const base = `leaf-${process.pid}-${++counter}`;
@@ -216,7 +218,7 @@ export function issueCert(issuer: TestCa, names: string[], opts: IssueOptions = 
   const ext = [
     'basicConstraints = critical,CA:FALSE',
     'keyUsage = critical,digitalSignature,keyEncipherment',
-    'extendedKeyUsage = serverAuth',
+    `extendedKeyUsage = ${opts.clientAuth === true ? 'clientAuth' : 'serverAuth'}`,
     'subjectKeyIdentifier = hash',
     'authorityKeyIdentifier = keyid',
   ];

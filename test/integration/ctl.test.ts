@@ -84,9 +84,9 @@ describe('kakehi ctl queries', () => {
     assert.equal(lastRequest().type, 'query_backends');
     assert.equal(
       run.stdout,
-      'ID            LOAD_BALANCING  STICKY  HEALTH_CHECK  BACKENDS  ACTIVE  DRAIN  MAINTENANCE  DOWN  IN_FLIGHT  CONNECTIONS  SOURCE\n' +
-        'api           round_robin     -       -             2         1       1      0            0     0          0            config\n' +
-        'static-files  power_of_two    -       -             1         1       0      0            0     0          0            runtime\n' +
+      'ID            LOAD_BALANCING  STICKY  HEALTH_CHECK  BACKEND_TLS  BACKENDS  ACTIVE  DRAIN  MAINTENANCE  DOWN  IN_FLIGHT  CONNECTIONS  SOURCE\n' +
+        'api           round_robin     -       -             -            2         1       1      0            0     0          0            config\n' +
+        'static-files  power_of_two    -       -             -            1         1       0      0            0     0          0            runtime\n' +
         'live numbers from 2 worker(s) at generation 4\n',
     );
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { configCertificateSchema, configSchema } from '../../src/config/config-schema.js';
 import { ERROR_CODES } from '../../src/errors.js';
+import { backendTlsSchema } from '../../src/model/backend-tls.js';
 import {
   clusterSchema,
   clusterWithBackendsSchema,
@@ -53,6 +54,7 @@ describe('reference docs match the code', () => {
       (clusterSchema.fields.health_check.schema as unknown as { fields: Record<string, Field<unknown>> })
         .fields,
     ],
+    ['clusters[].backend_tls', backendTlsSchema.fields],
     ['frontends[]', frontendSchema.fields],
     [
       'frontends[].rate_limit',

@@ -236,6 +236,26 @@ describe('sync plan', () => {
     );
   });
 
+  it('plans nothing for a cluster whose backend_tls client key the proxy shows redacted', () => {
+    if (cluster.op !== 'put_cluster') throw new Error('fixture');
+    const withKey = (client_key: string): Change => ({
+      op: 'put_cluster',
+      cluster: {
+        ...cluster.cluster,
+        backend_tls: {
+          verify: true,
+          min_version: '1.2',
+          ca: undefined,
+          server_name: undefined,
+          client_certificate: 'PEM',
+          client_key,
+        },
+      },
+    });
+    const held = heldByKey([{ change: withKey('<redacted>'), source: 'pulsar' }]);
+    assert.deepEqual(planSync(fold(['cluster:app', [withKey('the real key')]]), held, 'pulsar'), []);
+  });
+
   it('plans nothing when the proxy already holds the topic', () => {
     const held = heldByKey([
       { change: cluster, source: 'pulsar' },

@@ -1,9 +1,11 @@
-// How certificates appear outside main: facts, never the private key. Query
-// answers, events, logs and `kakehi ctl` all go through here.
+// How certificates appear outside main: facts, never the private key (a
+// certificate's, or a cluster's backend_tls client key). Query answers,
+// events, logs and `kakehi ctl` all go through here.
 
 import type { CertificateSummary } from '../../command/protocol.js';
+import { redactBackendTls } from '../../model/backend-tls.js';
 import { redactFrontend } from '../../model/frontend-rules.js';
-import type { Certificate } from '../../model/objects.js';
+import type { Certificate, Cluster } from '../../model/objects.js';
 import type { Change } from '../../state/change.js';
 import { servedCertificate } from '../../tls/certificate-store.js';
 
@@ -36,9 +38,18 @@ export function certificateSummary(
   return out;
 }
 
-/** A change as it may be shown: a certificate's key and a frontend's password hashes replaced by markers. */
+/**
+ * A change as it may be shown: a certificate's key, a cluster's backend client
+ * key and a frontend's password hashes replaced by markers.
+ */
 export function redactChange(c: Change): Change {
   if (c.op === 'put_frontend') return { ...c, frontend: redactFrontend(c.frontend) };
+  if (c.op === 'put_cluster') return { ...c, cluster: redactCluster(c.cluster) };
   if (c.op !== 'put_certificate') return c;
   return { ...c, certificate: { ...c.certificate, key: REDACTED } };
+}
+
+/** A cluster as it may be shown: its backend_tls client key replaced by a marker. */
+export function redactCluster<C extends Cluster>(c: C): C {
+  return c.backend_tls === undefined ? c : { ...c, backend_tls: redactBackendTls(c.backend_tls) };
 }

@@ -25,7 +25,7 @@ import { setBackendState } from '../backend-state-request.js';
 import { backendsResult } from '../backend-status.js';
 import { auditChange, refusalOf } from '../change-audit.js';
 import type { Supervisor } from '../supervisor.js';
-import { certificateSummary, redactChange } from './certificate-output.js';
+import { certificateSummary, redactChange, redactCluster } from './certificate-output.js';
 import type { Handler, RequestContext } from './command-server.js';
 import { ConnectorReports, parseReport } from './connector-reports.js';
 
@@ -134,7 +134,7 @@ export function createRequestHandler(
     },
     list_clusters: () => ({
       clusters: [...sup.state.clusters.values()].map((c) => ({
-        ...c,
+        ...redactCluster(c),
         source: sup.state.sources.get(sourceKey('cluster', c.id)),
       })),
     }),
