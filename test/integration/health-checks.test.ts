@@ -198,18 +198,20 @@ describe('active health checks', () => {
       () => hung.close(),
     );
     const port = await closedPort();
+    const tcpCheck = { type: 'tcp', interval_ms: 100, timeout_ms: 100, rise: 1, fall: 1 };
+    // Checks are turned on once the event subscription is live: a first probe
+    // failing before it would send its event to nobody, and the wait never end.
     const kakehi = await startKakehi({
       listeners: [{ address: '127.0.0.1:0' }],
       clusters: [
         {
           id: 'tcp',
-          health_check: { type: 'tcp', interval_ms: 100, timeout_ms: 100, rise: 1, fall: 1 },
           backends: [
             { id: 'closed', address: `127.0.0.1:${port}` },
             { id: 'well', address: well.address },
           ],
         },
-        { id: 'http', health_check: CHECK, backends: [{ id: 'hung', address: hung.address }] },
+        { id: 'http', backends: [{ id: 'hung', address: hung.address }] },
       ],
       frontends: [{ hostname: '*', cluster: 'tcp' }],
       access_log: 'off',
@@ -217,6 +219,8 @@ describe('active health checks', () => {
     cleanup.push(() => kakehi.stop());
     const events = await subscribe(kakehi.socketPath);
     cleanup.push(() => events.close());
+    await ok(kakehi.socketPath, 'add_cluster', { cluster: { id: 'tcp', health_check: tcpCheck } });
+    await ok(kakehi.socketPath, 'add_cluster', { cluster: { id: 'http', health_check: CHECK } });
     const closed = await events.waitFor((e) => e.type === 'backend_down' && e['backend'] === 'closed');
     assert.match(String(closed['reason']), /tcp connect failed: .*ECONNREFUSED/);
     const timedOut = await events.waitFor((e) => e.type === 'backend_down' && e['backend'] === 'hung');
@@ -225,13 +229,15 @@ describe('active health checks', () => {
   });
 
   it('every backend down fails open (traffic flows, metric and event say so); fail_open false answers 503, changed hot', async () => {
-    const only = await checkedBackend('only', { status: 503 });
+    const only = await checkedBackend('only', { status: 200 });
     cleanup.push(() => only.close());
     const kakehi = await startKakehi(config([{ id: 'only', address: only.address }]));
     cleanup.push(() => kakehi.stop());
     const sock = kakehi.socketPath;
     const events = await subscribe(sock);
     cleanup.push(() => events.close());
+    // Failing only once the subscription is live, so its event cannot go out before it.
+    only.health.status = 503;
 
     const allDown = await events.waitFor((e) => e.type === 'cluster_all_down');
     assert.deepEqual(allDown, { type: 'cluster_all_down', cluster: 'c', fail_open: true });
