@@ -56,6 +56,8 @@ export class HealthChecks {
   #backends: ReadonlyMap<string, Backend> | undefined;
   #inFlight = 0;
   #stopped = false;
+  /** Down by check in the main this one succeeded (`ctl upgrade --main`), until the first sync. */
+  readonly #inherited = new Map<string, string | null>();
   readonly #registry = new Registry();
   readonly #up = this.#registry.gauge(
     'kakehi_backend_up',
@@ -106,8 +108,12 @@ export class HealthChecks {
         backend: b,
         check,
         ranges: statusRanges(check.expect_status),
-        health: keep ? { up: have.health.up, streak: 0 } : INITIAL_HEALTH,
-        reason: keep ? have.reason : null,
+        health: keep
+          ? { up: have.health.up, streak: 0 }
+          : this.#inherited.has(key)
+            ? { up: false, streak: 0 }
+            : INITIAL_HEALTH,
+        reason: keep ? have.reason : (this.#inherited.get(key) ?? null),
         timer: undefined,
         probing: false,
         stale: false,
@@ -124,6 +130,9 @@ export class HealthChecks {
       this.#targets.delete(key);
     }
     this.#up.retain((k) => this.#targets.has(k));
+    // The workers started with the inherited set; from now on it is this one's.
+    if (this.#inherited.size > 0) changed = true;
+    this.#inherited.clear();
     if (changed) this.hooks.changed(this.down());
     this.#reviewClusters();
   }
@@ -132,7 +141,24 @@ export class HealthChecks {
   down(): string[] {
     const out: string[] = [];
     for (const [key, t] of this.#targets) if (!t.health.up) out.push(key);
+    for (const key of this.#inherited.keys()) if (!this.#targets.has(key)) out.push(key);
     return out;
+  }
+
+  /** Who is down and why, for a successor main: it starts from this, not from everyone up. */
+  downWithReasons(): { key: string; reason: string | null }[] {
+    const out: { key: string; reason: string | null }[] = [];
+    for (const [key, t] of this.#targets) if (!t.health.up) out.push({ key, reason: t.reason });
+    return out;
+  }
+
+  /**
+   * A successor main starts with its predecessor's verdicts: a backend the old
+   * main had taken out stays out (its workers' init says so) until its own
+   * probes bring it back, instead of taking traffic until `fall` probes fail.
+   */
+  inherit(down: readonly { key: string; reason: string | null }[]): void {
+    for (const d of down) this.#inherited.set(d.key, d.reason);
   }
 
   view(key: string): CheckView {

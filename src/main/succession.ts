@@ -30,7 +30,13 @@ type ToSuccessor =
   /** One listening socket, as this message's IPC handle. */
   | { t: 'listener'; key: string }
   /** Last of the hand-over: the state with its sources, and the TLS material. */
-  | { t: 'state'; generation: number; tls: TlsSetupMessage; puts: { change: Change; source?: string }[] }
+  | {
+      t: 'state';
+      generation: number;
+      tls: TlsSetupMessage;
+      puts: { change: Change; source?: string }[];
+      healthDown?: { key: string; reason: string | null }[];
+    }
   /** The command socket now leads to the successor: it is the main from here on. */
   | { t: 'commit' };
 
@@ -234,7 +240,12 @@ export async function inheritFromPredecessor(log: Logger): Promise<Takeover | un
   let commandSocket: string | undefined;
   return {
     state: built.state,
-    inheritance: { generation: received.generation, tls: received.tls, listeners },
+    inheritance: {
+      generation: received.generation,
+      tls: received.tls,
+      listeners,
+      healthDown: received.healthDown ?? [],
+    },
     bindPath: (path) => {
       commandSocket = path;
       return pendingSocketPath(path, process.pid);

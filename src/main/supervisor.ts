@@ -37,6 +37,8 @@ export interface Inheritance {
   generation: number;
   tls: TlsSetupMessage;
   listeners: Map<string, ListeningHandle>;
+  /** Backends the old main's health checks had down (absent from an older predecessor). */
+  healthDown?: { key: string; reason: string | null }[];
 }
 
 /** A log line names this many shadowed objects and counts the rest (the reload answer has them all). */
@@ -84,6 +86,7 @@ export class Supervisor extends EventEmitter {
       changed: (down) => this.#pool.sendAll({ t: 'health_checks', down }),
       event: (ev) => this.emit('event', ev),
     });
+    if (takeover?.healthDown !== undefined) this.#checks.inherit(takeover.healthDown);
     this.#pool = new WorkerPool(config.settings, log, this.#metrics, {
       init: () => ({
         t: 'init',
@@ -368,7 +371,12 @@ export class Supervisor extends EventEmitter {
 
   /** What a successor main needs besides the sockets: the state with each object's source, the TLS material. */
   inheritance(): Omit<Inheritance, 'listeners'> & { puts: ReturnType<typeof sourcedPuts> } {
-    return { generation: this.generation, tls: { ...this.#tls.setup }, puts: sourcedPuts(this.state) };
+    return {
+      generation: this.generation,
+      tls: { ...this.#tls.setup },
+      puts: sourcedPuts(this.state),
+      healthDown: this.#checks.downWithReasons(),
+    };
   }
 
   #persist(): void {

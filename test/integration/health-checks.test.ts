@@ -371,4 +371,66 @@ describe('active health checks', () => {
       (e) => e.type === 'backend_up' && e['backend'] === 'flaky' && e['by'] === 'health_check',
     );
   });
+
+  it('a backend down by check stays down across a SIGHUP reload and ctl upgrade --main, until probes bring it back', async () => {
+    const well = await echoBackend('well');
+    cleanup.push(() => well.close());
+    const port = await closedPort();
+    // Probes so rare that only traffic takes "flaky" down, and no probe of the
+    // new main can decide for it within the test: what it shows, it inherited.
+    const kakehi = await startKakehi(
+      config(
+        [
+          { id: 'flaky', address: `127.0.0.1:${port}` },
+          { id: 'well', address: well.address },
+        ],
+        { health_check: { type: 'tcp', interval_ms: 3_600_000 } },
+      ),
+    );
+    let successor: number | undefined;
+    cleanup.push(async () => {
+      if (successor !== undefined) {
+        try {
+          process.kill(successor, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+      await kakehi.stop();
+    });
+    const sock = kakehi.socketPath;
+    const events = await subscribe(sock);
+    cleanup.push(() => events.close());
+    while (!events.events.some((e) => e.type === 'backend_down' && e['by'] === 'health_check')) {
+      assert.equal((await httpGet(kakehi.port, '/')).status, 200);
+      await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
+    }
+    const isDown = async () => {
+      const row = ctlRow((await ctl(sock, 'backends')).stdout, 'flaky');
+      assert.equal(row['CHECK'], 'down', JSON.stringify(row));
+      assert.deepEqual(await servedByEach(kakehi.port, 4), ['well', 'well', 'well', 'well']);
+    };
+    await isDown();
+
+    kakehi.proc.kill('SIGHUP');
+    await kakehi.waitLog((l) => l.msg === 'SIGHUP reload applied');
+    await isDown();
+
+    const up = await ctl(sock, 'upgrade', '--main', '--json');
+    assert.equal(up.code, 0, up.stderr);
+    successor = (JSON.parse(up.stdout) as { pid: number }).pid;
+    assert.equal(await kakehi.exited, 0);
+    await isDown();
+
+    // The successor's own probes still decide: listening now, it comes back.
+    const reopened = createServer((c) => c.destroy());
+    await new Promise<void>((r) => reopened.listen(port, '127.0.0.1', () => r()));
+    cleanup.push(() => new Promise<void>((r) => reopened.close(() => r())));
+    const events2 = await subscribe(sock);
+    cleanup.push(() => events2.close());
+    await ok(sock, 'add_cluster', {
+      cluster: { id: 'c', health_check: { type: 'tcp', interval_ms: 100, timeout_ms: 100, rise: 2 } },
+    });
+    await events2.waitFor((e) => e.type === 'backend_up' && e['backend'] === 'flaky');
+  });
 });
