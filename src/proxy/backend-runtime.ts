@@ -434,6 +434,11 @@ export class BackendRuntime implements Candidate {
   recycle(conn: UpstreamConnection, now: number): void {
     conn.owner = undefined;
     conn.uses++;
+    // Its last owner may have paused it for a slow client, in the very chunk
+    // that completed the response: pooled paused, it would carry the next
+    // request and never deliver the answer. Resumed, stray bytes or a close
+    // from the backend reach the pool's handlers too.
+    conn.resume();
     if (
       this.retired ||
       this.state !== 'active' ||
