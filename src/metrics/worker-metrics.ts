@@ -8,7 +8,12 @@
 
 import type diagnostics_channel from 'node:diagnostics_channel';
 import { basicAuthLoad } from '../proxy/basic-auth.js';
-import { type LimitRefusal, limitRefused, listenerRefused } from '../proxy/limit-events.js';
+import {
+  connectionsRefused,
+  type LimitRefusal,
+  limitRefused,
+  listenerRefused,
+} from '../proxy/limit-events.js';
 import { type ProxyProtocolError, proxyProtocolError } from '../proxy/proxy-accept.js';
 import {
   type BackendAttempt,
@@ -118,6 +123,10 @@ export class WorkerMetrics {
     'kakehi_listener_connections_refused_total',
     'Connections a listener closed unserved at once because it was at its max_connections, by listener.',
   );
+  private readonly globalRefusals = this.registry.counter(
+    'kakehi_connections_refused_total',
+    'Connections closed unserved at once because the worker was at its overall max_connections, by listener and reason (global_limit).',
+  );
   private readonly rateLimited = this.registry.counter(
     'kakehi_rate_limited_total',
     'Requests answered 429 by a frontend rate limit, by listener and cluster.',
@@ -160,6 +169,13 @@ export class WorkerMetrics {
     [
       listenerRefused,
       (m) => this.listenerRefusals.get(m as string, () => ({ listener: m as string })).add(1),
+    ],
+    [
+      connectionsRefused,
+      (m) =>
+        this.globalRefusals
+          .get(m as string, () => ({ listener: m as string, reason: 'global_limit' }))
+          .add(1),
     ],
     [limitRefused, (m) => this.onLimitRefused(m as LimitRefusal)],
   ];

@@ -115,6 +115,7 @@ export function createRequestHandler(
       generation: sup.generation,
       uptime_s: Math.round((Date.now() - sup.startedAt) / 1000),
       workers: sup.listWorkers(),
+      max_connections_per_worker: sup.maxConnections ?? null,
       listeners: sup.state.listeners.size,
       clusters: sup.state.clusters.size,
       backends: sup.state.backends.size,
