@@ -14,6 +14,7 @@ import {
   limitRefused,
   listenerRefused,
 } from '../proxy/limit-events.js';
+import { workerConnections } from '../proxy/listening-server.js';
 import { type ProxyProtocolError, proxyProtocolError } from '../proxy/proxy-accept.js';
 import {
   type BackendAttempt,
@@ -127,6 +128,10 @@ export class WorkerMetrics {
     'kakehi_connections_refused_total',
     'Connections closed unserved at once because the worker was at its overall max_connections, by listener and reason (global_limit).',
   );
+  private readonly workerOpen = this.registry.gauge(
+    'kakehi_worker_connections_open',
+    'Client connections a worker holds open now over all its listeners, in TLS handshakes and PROXY headers too: its count against the top-level max_connections.',
+  );
   private readonly rateLimited = this.registry.counter(
     'kakehi_rate_limited_total',
     'Requests answered 429 by a frontend rate limit, by listener and cluster.',
@@ -146,6 +151,7 @@ export class WorkerMetrics {
   // The global series, made once: gauges read 0 rather than being absent.
   private readonly conn = this.connections.get('', () => ({}));
   private readonly act = this.active.get('', () => ({}));
+  private readonly workerOpenNow = this.workerOpen.get('', () => ({}));
   private readonly inB = this.bytesIn.get('', () => ({}));
   private readonly outB = this.bytesOut.get('', () => ({}));
   private readonly remembered = this.authRemembered.get('', () => ({}));
@@ -218,6 +224,7 @@ export class WorkerMetrics {
     backends: readonly { cluster: string; id: string; queued: number }[] = [],
   ): Family[] {
     this.act.set(requestsInFlight);
+    this.workerOpenNow.set(workerConnections.open);
     const auth = basicAuthLoad();
     this.remembered.set(auth.remembered);
     this.checking.set(auth.running);

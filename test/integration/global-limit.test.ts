@@ -115,6 +115,11 @@ describe('top-level max_connections', () => {
     }
     const status = await ok(kakehi.socketPath, 'status');
     assert.equal(status['max_connections_per_worker'], 5);
+    assert.deepEqual(
+      (status['connections_open'] as { open: number }[]).map((w) => w.open),
+      [5],
+      'the worker counts the 3 kept through the reload and the 2 let in after',
+    );
     for (const s of [...open, next, ...more]) s?.destroy();
   });
 
