@@ -80,6 +80,10 @@ export interface StatusResult {
   generation: number;
   uptime_s: number;
   workers: WorkerInfo[];
+  /** The top-level max_connections, per worker; null: none. */
+  max_connections_per_worker: number | null;
+  /** Client connections each worker holds open now (its count against that limit); a worker that did not answer is left out. */
+  connections_open: { worker: number; open: number }[];
   listeners: number;
   clusters: number;
   backends: number;

@@ -62,6 +62,10 @@ const configFields = {
     default: 0,
     doc: 'worker processes sharing the listeners; 0 = one per CPU',
   },
+  max_connections: {
+    schema: int({ min: 1, max: 10_000_000 }),
+    doc: 'client connections one worker holds open at once over all its listeners; past it new ones are closed unserved; unset: no limit',
+  },
   worker_timeout_ms: {
     schema: int({ min: 100, max: 600_000 }),
     default: D.WORKER_TIMEOUT_MS,

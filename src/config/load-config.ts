@@ -40,6 +40,8 @@ export interface Settings {
   /** 0 = one per CPU. */
   readonly workers: number;
   readonly workerTimeoutMs: number;
+  /** Per worker, over all its listeners; undefined: no limit. */
+  readonly maxConnections: number | undefined;
   readonly commandSocket: string;
   readonly commandSocketMode: number;
   /** Group name or gid the socket is chowned to; checked by checkRunPaths. */
@@ -136,6 +138,7 @@ function settingsOf(file: ConfigFile): Settings {
     drainTimeoutMs: file.drain_timeout_ms,
     workers: file.workers,
     workerTimeoutMs: file.worker_timeout_ms,
+    maxConnections: file.max_connections,
     commandSocket: file.command_socket ?? defaultCommandSocket('listen'),
     commandSocketMode: Number.parseInt(file.command_socket_mode, 8),
     commandSocketGroup: file.command_socket_group,

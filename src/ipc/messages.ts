@@ -39,7 +39,11 @@ export type ToWorker =
       tls: TlsSetupMessage;
       /** Backend keys main's health checks hold down now (a worker started later learns them here). */
       healthDown: string[];
+      /** The worker's overall max_connections (top-level setting); absent: no limit. */
+      maxConnections?: number | undefined;
     }
+  /** The top-level max_connections changed (a reload): connections from now on see it. */
+  | { t: 'max_connections'; max?: number | undefined }
   /**
    * Every backend key main's health checks hold down, whole each time (so order
    * and a lost message cannot leave a worker wrong for long); not a change: no generation.

@@ -67,6 +67,8 @@ export class Supervisor extends EventEmitter {
   #queue: Promise<unknown> = Promise.resolve();
   /** Listening sockets handed over by a previous main, by listener key (succession.ts). */
   readonly #adopted: Map<string, ListeningHandle>;
+  /** The top-level max_connections now: the file's at start, then its value at each reload. */
+  #maxConnections: number | undefined;
 
   constructor(
     private readonly config: Config,
@@ -76,6 +78,7 @@ export class Supervisor extends EventEmitter {
   ) {
     super();
     this.state = config.state;
+    this.#maxConnections = config.settings.maxConnections;
     this.#tls = new TlsMaterial(log);
     this.#adopted = takeover?.listeners ?? new Map();
     if (takeover !== undefined) {
@@ -96,6 +99,7 @@ export class Supervisor extends EventEmitter {
         accessLogFields: this.settings.accessLogFields,
         tls: this.#tls.setup,
         healthDown: this.#checks.down(),
+        maxConnections: this.#maxConnections,
       }),
       event: (ev: SupervisorEvent) => {
         // A worker's traffic found a backend failing: its health check takes it out everywhere now.
@@ -114,6 +118,11 @@ export class Supervisor extends EventEmitter {
 
   get workerCount(): number {
     return this.config.settings.workers > 0 ? this.config.settings.workers : availableParallelism();
+  }
+
+  /** Each worker's overall connection limit now; undefined: none. */
+  get maxConnections(): number | undefined {
+    return this.#maxConnections;
   }
 
   get settings(): Config['settings'] {
@@ -423,6 +432,14 @@ export class Supervisor extends EventEmitter {
       return d;
     };
     const result = (await this.transact(diff, { source: 'config', request: by })) as ChangeResult;
+    // A top-level setting, not an object of the state: it follows the file once
+    // the file's objects are applied, and a worker forked later gets it in its init.
+    const max = next.settings.maxConnections;
+    if (max !== this.#maxConnections) {
+      this.log.info({ from: this.#maxConnections ?? null, to: max ?? null }, 'max_connections changed');
+      this.#maxConnections = max;
+      this.#pool.sendAll({ t: 'max_connections', max });
+    }
     this.log.info(
       {
         file,

@@ -8,7 +8,13 @@
 
 import type diagnostics_channel from 'node:diagnostics_channel';
 import { basicAuthLoad } from '../proxy/basic-auth.js';
-import { type LimitRefusal, limitRefused, listenerRefused } from '../proxy/limit-events.js';
+import {
+  connectionsRefused,
+  type LimitRefusal,
+  limitRefused,
+  listenerRefused,
+} from '../proxy/limit-events.js';
+import { workerConnections } from '../proxy/listening-server.js';
 import { type ProxyProtocolError, proxyProtocolError } from '../proxy/proxy-accept.js';
 import {
   type BackendAttempt,
@@ -118,6 +124,14 @@ export class WorkerMetrics {
     'kakehi_listener_connections_refused_total',
     'Connections a listener closed unserved at once because it was at its max_connections, by listener.',
   );
+  private readonly globalRefusals = this.registry.counter(
+    'kakehi_connections_refused_total',
+    'Connections closed unserved at once because the worker was at its overall max_connections, by listener and reason (global_limit).',
+  );
+  private readonly workerOpen = this.registry.gauge(
+    'kakehi_worker_connections_open',
+    'Client connections a worker holds open now over all its listeners, in TLS handshakes and PROXY headers too: its count against the top-level max_connections.',
+  );
   private readonly rateLimited = this.registry.counter(
     'kakehi_rate_limited_total',
     'Requests answered 429 by a frontend rate limit, by listener and cluster.',
@@ -137,6 +151,7 @@ export class WorkerMetrics {
   // The global series, made once: gauges read 0 rather than being absent.
   private readonly conn = this.connections.get('', () => ({}));
   private readonly act = this.active.get('', () => ({}));
+  private readonly workerOpenNow = this.workerOpen.get('', () => ({}));
   private readonly inB = this.bytesIn.get('', () => ({}));
   private readonly outB = this.bytesOut.get('', () => ({}));
   private readonly remembered = this.authRemembered.get('', () => ({}));
@@ -160,6 +175,13 @@ export class WorkerMetrics {
     [
       listenerRefused,
       (m) => this.listenerRefusals.get(m as string, () => ({ listener: m as string })).add(1),
+    ],
+    [
+      connectionsRefused,
+      (m) =>
+        this.globalRefusals
+          .get(m as string, () => ({ listener: m as string, reason: 'global_limit' }))
+          .add(1),
     ],
     [limitRefused, (m) => this.onLimitRefused(m as LimitRefusal)],
   ];
@@ -202,6 +224,7 @@ export class WorkerMetrics {
     backends: readonly { cluster: string; id: string; queued: number }[] = [],
   ): Family[] {
     this.act.set(requestsInFlight);
+    this.workerOpenNow.set(workerConnections.open);
     const auth = basicAuthLoad();
     this.remembered.set(auth.remembered);
     this.checking.set(auth.running);

@@ -6,6 +6,8 @@ import diagnostics_channel from 'node:diagnostics_channel';
 
 /** A listener at its max_connections closed a new connection unserved; the message is the listener key. */
 export const listenerRefused = diagnostics_channel.channel('kakehi:listener:refused');
+/** The worker at its overall max_connections closed a new connection unserved; the message is the listener key. */
+export const connectionsRefused = diagnostics_channel.channel('kakehi:connections:refused');
 
 export interface LimitRefusal {
   /** rate: a frontend's rate limit (429); queue_full, queue_timeout: a backend's queue (503); body: 413. */

@@ -1,10 +1,10 @@
 // Binding a listener's server, and the native handle handed to a new main:
 // the same for every kind of listener (http, https, tcp, tls).
 
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { KakehiError } from '../errors.js';
 import { parseAddress } from '../model/address.js';
-import { listenerRefused } from './limit-events.js';
+import { connectionsRefused, listenerRefused } from './limit-events.js';
 
 /**
  * A listening socket's native handle as it travels over IPC (Node's TCP wrap,
@@ -61,14 +61,75 @@ export function listeningHandleOf(server: Server): ListeningHandle | undefined {
  * way to stop a listening socket's accepts short of closing it, which would free
  * the port (or lose what waits in the backlog); docs/routing.md says more.
  * Called again on a hot change: open connections are never cut by a lower limit.
+ * Every listener's server goes through here, so it is also where the worker's
+ * overall limit (workerConnections) counts and refuses.
  */
 export function limitConnections(server: Server, listenerKey: string, max: number | undefined): void {
-  server.maxConnections = max ?? Number.POSITIVE_INFINITY;
-  if (server.listenerCount('drop') === 0)
-    server.on('drop', () => {
-      if (listenerRefused.hasSubscribers) listenerRefused.publish(listenerKey);
-    });
+  const known = workerConnections.servers.has(server);
+  workerConnections.servers.set(server, max);
+  workerConnections.apply(server);
+  if (known) return;
+  server.on('connection', (socket: Socket) => workerConnections.opened(socket));
+  server.once('close', () => workerConnections.servers.delete(server));
+  server.on('drop', () => {
+    if (workerConnections.full) {
+      if (connectionsRefused.hasSubscribers) connectionsRefused.publish(listenerKey);
+    } else if (listenerRefused.hasSubscribers) listenerRefused.publish(listenerKey);
+  });
 }
+
+/**
+ * Below every count: Node drops a new connection when `maxConnections` is truthy
+ * and the server holds at least that many, so -1 drops the next one on a server
+ * holding none (0 would mean no limit).
+ */
+const REFUSE_ALL = -1;
+
+/**
+ * The worker's overall max_connections (the top-level setting, like HAProxy's
+ * global maxconn), counted over every listener's accepted sockets. Each raw
+ * socket is counted once, on accept, and let go once, on its 'close', which
+ * every end reaches: a TLS handshake or PROXY header failing, an abort, a tcp
+ * session, an upgraded tunnel. At the limit every listener's server refuses
+ * (maxConnections below any count) until one closes; one event-loop turn holds
+ * both, so no accept slips between.
+ */
+class WorkerConnections {
+  /** Each listener's server with its own max_connections. */
+  readonly servers = new Map<Server, number | undefined>();
+  open = 0;
+  limit: number | undefined;
+
+  get full(): boolean {
+    return this.limit !== undefined && this.open >= this.limit;
+  }
+
+  setLimit(limit: number | undefined): void {
+    const was = this.full;
+    this.limit = limit;
+    if (this.full !== was) this.applyAll();
+  }
+
+  opened(socket: Socket): void {
+    this.open++;
+    if (this.open === this.limit) this.applyAll();
+    socket.once('close', () => {
+      const was = this.full;
+      this.open--;
+      if (was && !this.full) this.applyAll();
+    });
+  }
+
+  apply(server: Server): void {
+    server.maxConnections = this.full ? REFUSE_ALL : (this.servers.get(server) ?? Number.POSITIVE_INFINITY);
+  }
+
+  private applyAll(): void {
+    for (const server of this.servers.keys()) this.apply(server);
+  }
+}
+
+export const workerConnections = new WorkerConnections();
 
 /**
  * Closes the listening socket only; open connections carry on. close() frees the

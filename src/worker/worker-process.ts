@@ -8,6 +8,7 @@ import { startAccessLog } from '../log/access-log.js';
 import { createLogger } from '../log/logger.js';
 import { TlsMetrics } from '../metrics/tls-metrics.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
+import { workerConnections } from '../proxy/listening-server.js';
 import { emptyState, type ProxyState } from '../state/proxy-state.js';
 import { stateOfSnapshot, WORKER_SOURCE } from '../state/snapshot.js';
 import { applyChanges } from '../state/transaction.js';
@@ -56,6 +57,7 @@ export function runWorker(): void {
               ticketKeys: Buffer.from(m.tls.ticketKeys, 'base64'),
             },
           );
+          workerConnections.setLimit(m.maxConnections);
           for (const [key, h] of adopted) runtime.adopt(key, h);
           runtime.setHealthDown(m.healthDown);
           adopted.clear();
@@ -93,6 +95,9 @@ export function runWorker(): void {
         send({ t: 'ack', seq: m.seq, generation, listeners: runtime.bound() });
         return;
       }
+      case 'max_connections':
+        workerConnections.setLimit(m.max);
+        return;
       case 'health_checks':
         runtime?.setHealthDown(m.down);
         return;

@@ -7,6 +7,7 @@ import type { ResultOf } from '../../command/protocol.js';
 import { METRICS_QUERY_TIMEOUT_MS } from '../../defaults.js';
 import { KakehiError } from '../../errors.js';
 import { filterFamilies, mergeFamilies } from '../../metrics/aggregate.js';
+import type { Family } from '../../metrics/registry.js';
 import { redactFrontend } from '../../model/frontend-rules.js';
 import { keyOf } from '../../model/objects.js';
 import { decideRoute, frontendRoute } from '../../proxy/route-decision.js';
@@ -51,6 +52,13 @@ function validChanges(raw: unknown): { changes: Change[]; nested: NestedBackends
 }
 
 /** What one request type does with the request's body fields: its answer as the protocol types it. */
+/** A worker's count against the top-level max_connections, from its metrics answer. */
+function openConnections(families: readonly Family[]): number {
+  const f = families.find((x) => x.name === 'kakehi_worker_connections_open');
+  const s = f?.samples[0];
+  return s !== undefined && 'value' in s ? s.value : 0;
+}
+
 type RequestFn<T extends RequestType = RequestType> = (
   b: Record<string, unknown>,
   ctx: RequestContext,
@@ -109,12 +117,17 @@ export function createRequestHandler(
 
   // One entry per request type, checked by the compiler: a new type has to say what it does.
   const handlers: { readonly [T in RequestType]: RequestFn<T> } = {
-    status: () => ({
+    status: async () => ({
       version: VERSION,
       pid: process.pid,
       generation: sup.generation,
       uptime_s: Math.round((Date.now() - sup.startedAt) / 1000),
       workers: sup.listWorkers(),
+      max_connections_per_worker: sup.maxConnections ?? null,
+      connections_open: (await sup.workerMetrics(METRICS_QUERY_TIMEOUT_MS)).map((w) => ({
+        worker: w.worker,
+        open: openConnections(w.families),
+      })),
       listeners: sup.state.listeners.size,
       clusters: sup.state.clusters.size,
       backends: sup.state.backends.size,
