@@ -1,6 +1,7 @@
 // Real backend servers on 127.0.0.1 for integration tests: an echo server that
 // reports what it received, and raw TCP servers scripted to misbehave.
 
+import { readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -108,11 +109,41 @@ export async function rawBackend(
 }
 
 /** A port with nothing listening on it. */
+/** Ports closedPort() handed out in this process: never the same one twice. */
+const handedOut = new Set<number>();
+
+/**
+ * Where closedPort() picks from: below the kernel's ephemeral range, so an
+ * outgoing connection of any process (or a `listen(0)`) never takes the port
+ * between this check and the test's own bind, and two calls never get the same
+ * port back from the kernel's rotation.
+ */
+function pickRange(): [number, number] {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 12_000) return [10_000, low - 1];
+  } catch {
+    // not Linux: the kernel's own choice below
+  }
+  return [0, 0];
+}
+const PICK = pickRange();
+
+/** A port on 127.0.0.1 nothing listens on now, for a test to bind later or to find closed. */
 export async function closedPort(): Promise<number> {
-  const s = createTcpServer();
-  const port = await listen(s);
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  const [lo, hi] = PICK;
+  for (let tries = 0; tries < 200; tries++) {
+    const want = hi === 0 ? 0 : lo + Math.floor(Math.random() * (hi - lo + 1));
+    if (handedOut.has(want)) continue;
+    const s = createTcpServer();
+    const port = await listen(s, want).catch(() => undefined);
+    if (port === undefined) continue; // taken: another one
+    await new Promise<void>((r) => s.close(() => r()));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('closedPort: no free port found in 200 tries');
 }
 
 export interface GatedBackend extends Backend {
