@@ -303,6 +303,13 @@ export function summarise(dir: string): { text: string; json: unknown } {
       `- kakehi ÷ HAProxy: ${ratio.toFixed(2)}x (aim ≥ ${aim}x: ${ratio >= aim ? 'met' : 'not met'}${perRoundRatios(haproxy)})`,
     );
   }
+  // The other native proxies have no aim; their ratios sit beside HAProxy's to be read together.
+  for (const target of ['nginx', 'sozu']) {
+    const peer = summaries.find((s) => s.target === target && s.status === 'ok');
+    if (!kakehi || !peer) continue;
+    const ratio = kakehi.requestsPerSecond / peer.requestsPerSecond;
+    aims.push(`- kakehi ÷ ${peer.label}: ${ratio.toFixed(2)}x (no aim${perRoundRatios(peer)})`);
+  }
   const context = [
     `command: ${meta.get('command') ?? '?'}`,
     `machine: ${meta.get('machine') ?? '?'}`,

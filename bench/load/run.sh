@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Load benchmark on one machine: kakehi against HAProxy, nginx, @fastify/reply-from and
-# node-http-proxy, all in front of the same nginx backend, plus a direct-to-backend baseline.
+# Load benchmark on one machine: kakehi against HAProxy, nginx, Sōzu (when a `sozu` binary is on
+# PATH), @fastify/reply-from and node-http-proxy, all in front of the same nginx backend, plus a
+# direct-to-backend baseline.
 # Each proxy is pinned to core 0; wrk and the backend share core 1. See docs/performance.md.
 #
 #   bash bench/load/run.sh            (npm run bench:load builds first)
@@ -15,8 +16,9 @@
 #   CONNECTIONS=64    wrk connections (one wrk thread)
 #   WARMUP=10s        unmeasured wrk run before each measured one (Node peers need ~10 s of JIT warm-up)
 #   ROUNDS=1          repeat the whole sequence; the report shows medians
-#   PROXIES="haproxy nginx kakehi reply-from http-proxy"   subset to run; the direct
-#                     baseline is always measured. MODE=tcp: "haproxy kakehi sozu nginx", sozu
+#   PROXIES="haproxy nginx kakehi sozu reply-from http-proxy"   subset to run; the direct
+#                     baseline is always measured; sozu only when on PATH (over http only).
+#                     MODE=tcp: "haproxy kakehi sozu nginx", sozu
 #                     and nginx only when available (a named one that is not fails)
 #   NICE=-10          niceness of every process the benchmark starts (proxies, backend, wrk) and
 #                     of their scheduling autogroups, so that unrelated work on the machine takes
@@ -27,7 +29,7 @@
 #   RESULTS_DIR=bench/results/load-<UTC time>   where logs, configs and summaries go
 #   SCHEME=http       https: the proxies terminate TLS (TLS 1.3 offered; wrk negotiates it) with a
 #                     certificate generated into RESULTS_DIR; the backend and the direct baseline
-#                     stay plain HTTP. reply-from is not run over https.
+#                     stay plain HTTP. reply-from and sozu are not run over https.
 #   KEY=ecdsa         https certificate key: ecdsa (P-256) or rsa (2048 bits)
 #   CONNECTION=keep-alive   close: wrk sends "Connection: close", so every request opens a new
 #                     connection (a full TLS handshake with https: wrk resumes no session)
@@ -100,6 +102,8 @@ else
   done
 fi
 all_proxies=(haproxy nginx kakehi reply-from http-proxy)
+# Sōzu's HTTP peer is plain HTTP only here: its HTTPS listener would need its own certificate setup.
+[[ $scheme == http ]] && command -v sozu >/dev/null 2>&1 && all_proxies=(haproxy nginx kakehi sozu reply-from http-proxy)
 [[ $scheme == https ]] && all_proxies=(haproxy nginx kakehi http-proxy)
 if [[ $mode == tcp ]]; then
   all_proxies=(haproxy kakehi)
@@ -109,15 +113,17 @@ fi
 read -r -a proxies <<<"${PROXIES:-${all_proxies[*]}}"
 for name in "${proxies[@]}"; do
   case $mode:$name in
-    *:haproxy | *:nginx | *:kakehi | http:reply-from | http:http-proxy | http:fastify | tcp:sozu) ;;
+    *:haproxy | *:nginx | *:kakehi | *:sozu | http:reply-from | http:http-proxy | http:fastify) ;;
     *) echo "run.sh: unknown proxy '$name' in PROXIES for MODE=$mode (known: ${all_proxies[*]})" >&2; exit 2 ;;
   esac
 done
 proxies=("${proxies[@]/#fastify/reply-from}")
-if [[ $scheme == https && " ${proxies[*]} " == *" reply-from "* ]]; then
-  echo "run.sh: reply-from is not run over https" >&2
-  exit 2
-fi
+for name in reply-from sozu; do
+  if [[ $scheme == https && " ${proxies[*]} " == *" $name "* ]]; then
+    echo "run.sh: $name is not run over https" >&2
+    exit 2
+  fi
+done
 wants() { local n; for n in "${proxies[@]}"; do [[ $n == "$1" ]] && return 0; done; return 1; }
 
 # --- prerequisites: report, never install -----------------------------------------------
@@ -217,7 +223,8 @@ render() { # template port output
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{print $2}' || true)
 nginx_version=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 haproxy_version=$(command -v haproxy >/dev/null && haproxy -v 2>/dev/null | head -1 | awk '{print $3}' || echo "")
-sozu_version=$(command -v sozu >/dev/null && sozu --version 2>/dev/null | head -1 | awk '{print $NF}' || echo "")
+# `sozu --version` prints "sozu 2.3.3 ()" (the parentheses hold an empty commit id).
+sozu_version=$(command -v sozu >/dev/null && sozu --version 2>/dev/null | head -1 | awk '{print $2}' || echo "")
 pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
 {
   echo "command=MODE=$mode SCHEME=$scheme KEY=$key_type CONNECTION=$connection DURATION=${duration}s CONNECTIONS=$connections WARMUP=${warmup}s ROUNDS=$rounds PROXIES=\"${proxies[*]}\" bash bench/load/run.sh"
@@ -236,6 +243,7 @@ pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
   echo "label.kakehi=kakehi"
   echo "label.reply-from=fastify $(pkg_version fastify) + @fastify/reply-from $(pkg_version @fastify/reply-from)"
   echo "label.http-proxy=node-http-proxy $(pkg_version http-proxy)"
+  echo "label.sozu=Sōzu $sozu_version"
   if [[ $mode == tcp ]]; then
     echo "label.haproxy=HAProxy $haproxy_version, mode tcp"
     echo "label.nginx=nginx $nginx_version, stream"
@@ -378,6 +386,10 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
           "$port" "$out/tls/cert.pem" "$out/tls/key.pem" >>"$out/kakehi.yaml"
       fi
       start "$log" 0 node dist/src/cli/main.js run -c "$out/kakehi.yaml"
+      ;;
+    sozu)
+      render "$here/sozu-http.toml" "$port" "$out/sozu.toml"
+      start "$log" 0 sozu start -c "$out/sozu.toml"
       ;;
     reply-from) start "$log" 0 node dist/bench/load/peer-reply-from.js "$port" "$backend_port" ;;
     http-proxy) start "$log" 0 node dist/bench/load/peer-http-proxy.js "$port" "$backend_port" ${tls_files[@]+"${tls_files[@]}"} ;;
