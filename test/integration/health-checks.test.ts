@@ -127,6 +127,32 @@ function ownerOfLocalPort(port: number, pids: readonly number[]): number | undef
   return undefined;
 }
 
+/**
+ * A kakehi whose backend "flaky" (a closed port) is down by check through
+ * traffic alone: probes so rare (the first within an hour) that none decides.
+ */
+async function flakyDownByTraffic(cleanup: (() => unknown)[]) {
+  const well = await echoBackend('well');
+  cleanup.push(() => well.close());
+  const port = await closedPort();
+  const kakehi = await startKakehi(
+    config(
+      [
+        { id: 'flaky', address: `127.0.0.1:${port}` },
+        { id: 'well', address: well.address },
+      ],
+      { health_check: { type: 'tcp', interval_ms: 3_600_000 } },
+    ),
+  );
+  const events = await subscribe(kakehi.socketPath);
+  const byCheck = events.waitFor((e) => e.type === 'backend_down' && e['by'] === 'health_check');
+  while (!events.events.some((e) => e.type === 'backend_down' && e['by'] === 'health_check')) {
+    assert.equal((await httpGet(kakehi.port, '/')).status, 200);
+    await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
+  }
+  return { kakehi, port, events, down: await byCheck };
+}
+
 describe('active health checks', () => {
   const cleanup: (() => unknown)[] = [];
   after(async () => {
@@ -333,29 +359,12 @@ describe('active health checks', () => {
   });
 
   it('a backend failing real requests is taken out by its check at once; probes bring it back', async () => {
-    const well = await echoBackend('well');
-    cleanup.push(() => well.close());
-    const port = await closedPort();
-    // Probes so rare (the first within an hour) that only traffic can take "flaky" down here.
-    const kakehi = await startKakehi(
-      config(
-        [
-          { id: 'flaky', address: `127.0.0.1:${port}` },
-          { id: 'well', address: well.address },
-        ],
-        { health_check: { type: 'tcp', interval_ms: 3_600_000 } },
-      ),
+    const { kakehi, port, events, down } = await flakyDownByTraffic(cleanup);
+    cleanup.push(
+      () => kakehi.stop(),
+      () => events.close(),
     );
-    cleanup.push(() => kakehi.stop());
     const sock = kakehi.socketPath;
-    const events = await subscribe(sock);
-    cleanup.push(() => events.close());
-    const byCheck = events.waitFor((e) => e.type === 'backend_down' && e['by'] === 'health_check');
-    while (!events.events.some((e) => e.type === 'backend_down' && e['by'] === 'health_check')) {
-      assert.equal((await httpGet(kakehi.port, '/')).status, 200);
-      await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
-    }
-    const down = await byCheck;
     assert.equal(down['backend'], 'flaky');
     assert.match(String(down['reason']), /^traffic: /);
     assert.equal(ctlRow((await ctl(sock, 'backends')).stdout, 'flaky')['CHECK'], 'down');
@@ -373,20 +382,9 @@ describe('active health checks', () => {
   });
 
   it('a backend down by check stays down across a SIGHUP reload and ctl upgrade --main, until probes bring it back', async () => {
-    const well = await echoBackend('well');
-    cleanup.push(() => well.close());
-    const port = await closedPort();
-    // Probes so rare that only traffic takes "flaky" down, and no probe of the
-    // new main can decide for it within the test: what it shows, it inherited.
-    const kakehi = await startKakehi(
-      config(
-        [
-          { id: 'flaky', address: `127.0.0.1:${port}` },
-          { id: 'well', address: well.address },
-        ],
-        { health_check: { type: 'tcp', interval_ms: 3_600_000 } },
-      ),
-    );
+    // No probe of the new main can decide for "flaky" within the test: what it shows, it inherited.
+    const { kakehi, port, events, down } = await flakyDownByTraffic(cleanup);
+    assert.equal(down['backend'], 'flaky');
     let successor: number | undefined;
     cleanup.push(async () => {
       if (successor !== undefined) {
@@ -399,12 +397,7 @@ describe('active health checks', () => {
       await kakehi.stop();
     });
     const sock = kakehi.socketPath;
-    const events = await subscribe(sock);
     cleanup.push(() => events.close());
-    while (!events.events.some((e) => e.type === 'backend_down' && e['by'] === 'health_check')) {
-      assert.equal((await httpGet(kakehi.port, '/')).status, 200);
-      await new Promise((r) => setTimeout(r, 20)); // pacing a poll, not asserting time
-    }
     const isDown = async () => {
       const row = ctlRow((await ctl(sock, 'backends')).stdout, 'flaky');
       assert.equal(row['CHECK'], 'down', JSON.stringify(row));
