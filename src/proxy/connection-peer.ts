@@ -50,3 +50,13 @@ export function proxyEndpoints(peer: ConnectionPeer): { source: Endpoint; destin
 export function clientText(peer: ConnectionPeer): string {
   return `${peer.client.address}:${peer.client.port}`;
 }
+
+/** The client as the forwarding headers and header rules name it: address, scheme, port reached. */
+export interface ClientInfo {
+  /** Client IP address, as the socket reports it. */
+  address: string;
+  /** "http" or "https". */
+  proto: string;
+  /** The listener's port as the client reached it. */
+  port: number;
+}

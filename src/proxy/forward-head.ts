@@ -4,18 +4,10 @@
 // this runs once per request, so it avoids intermediate arrays.
 
 import { HOP_BY_HOP_FIELDS, SET_BY_KAKEHI_FIELDS } from '../model/frontend-rules.js';
+import type { ClientInfo } from './connection-peer.js';
 import { type HeaderContext, type HeaderRules, headerLines } from './header-rules.js';
 import type { RequestHead, ResponseHead } from './http1-head.js';
 import type { RouteRules } from './route-rules.js';
-
-export interface ClientInfo {
-  /** Client IP address, as the socket reports it. */
-  address: string;
-  /** "http" or "https". */
-  proto: string;
-  /** The listener's port as the client reached it. */
-  port: number;
-}
 
 // Names removed in both directions, whatever Connection says. Transfer-Encoding
 // is not here: chunked bodies pass through byte for byte, so their framing

@@ -8,7 +8,7 @@
 // expansion can carry a CR or LF into a head.
 
 import { HEADER_VARIABLES, type HeaderVariable } from '../model/frontend-rules.js';
-import type { ClientInfo } from './forward-head.js';
+import type { ClientInfo } from './connection-peer.js';
 import type { RequestHead } from './http1-head.js';
 
 /** A header rules object as the frontend holds it (remove, set, add). */
