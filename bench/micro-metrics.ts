@@ -33,6 +33,7 @@ function endRequest(i: number, clusters: string[], backends: string[], started: 
     backendMs: 0.4,
     requestId: '3f2b9c1e-77aa-4c0e-9f5e-2d1b5c7a9e10',
     tags: undefined,
+    protocol: 'http/1.1',
     error: undefined,
   };
   requestEnd.publish(event);

@@ -38,6 +38,11 @@ export const MAX_HEADER_BYTES = 32 * 1024;
  */
 export const MAX_HEADER_COUNT = 128;
 
+/** HTTP/2 streams open at once per connection: HAProxy's and nginx's order (100, 128). */
+export const H2_MAX_CONCURRENT_STREAMS = 100;
+/** HTTP/2 streams a client may cancel per second before its connection goes (rapid reset, CVE-2023-44487). */
+export const H2_MAX_RESETS_PER_SECOND = 100;
+
 export const BACKEND_WEIGHT = 100;
 /** Connection attempts per request, each to a different backend where one exists. */
 export const CONNECT_ATTEMPTS = 3;

@@ -28,8 +28,8 @@ export const ACCESS_LOG_FIELDS = {
   backend_ms: (e) => (e.backendMs < 0 ? undefined : ms(e.backendMs)),
   request_id: (e) => e.requestId,
   listener: (e) => e.listener,
-  // HTTP lines leave it out, so they read as they always have; tcp/tls lines carry it.
-  protocol: () => undefined,
+  // HTTP/1.1 lines leave it out, so they read as they always have; h2 and tcp/tls lines carry it.
+  protocol: (e) => (e.protocol === 'h2' ? 'h2' : undefined),
   tags: (e) => (e.tags && Object.keys(e.tags).length > 0 ? e.tags : undefined),
   error: (e) => e.error,
 } satisfies Record<string, (e: RequestEnd) => unknown>;

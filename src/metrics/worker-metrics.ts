@@ -8,6 +8,7 @@
 
 import type diagnostics_channel from 'node:diagnostics_channel';
 import { basicAuthLoad } from '../proxy/basic-auth.js';
+import { type H2ConnectionClosed, h2Refused } from '../proxy/h2-events.js';
 import {
   connectionsRefused,
   type LimitRefusal,
@@ -148,7 +149,17 @@ export class WorkerMetrics {
     'kakehi_backend_queue_length',
     'Requests waiting now for a backend at its max_connections, by cluster and backend.',
   );
+  private readonly byProtocol = this.registry.counter(
+    'kakehi_http_requests_by_protocol_total',
+    'HTTP requests answered, by the protocol the client spoke (http/1.1, h2).',
+  );
+  private readonly h2Refusals = this.registry.counter(
+    'kakehi_http2_refused_total',
+    'HTTP/2 connections closed (rapid_reset, session_error) or streams reset (malformed_request) for what the client sent, by listener and reason.',
+  );
   // The global series, made once: gauges read 0 rather than being absent.
+  private readonly h1Requests = this.byProtocol.get('http/1.1', () => ({ protocol: 'http/1.1' }));
+  private readonly h2Requests = this.byProtocol.get('h2', () => ({ protocol: 'h2' }));
   private readonly conn = this.connections.get('', () => ({}));
   private readonly act = this.active.get('', () => ({}));
   private readonly workerOpenNow = this.workerOpen.get('', () => ({}));
@@ -170,6 +181,7 @@ export class WorkerMetrics {
     [backendRetry, (m) => this.onRetry(m as BackendAttempt)],
     [stickyMiss, (m) => this.stickyMisses.get(m as string, () => ({ cluster: m as string })).add(1)],
     [proxyProtocolError, (m) => this.onProxyError(m as ProxyProtocolError)],
+    [h2Refused, (m) => this.onH2Refused(m as H2ConnectionClosed)],
     [tcpConnectionStart, (m) => this.tcpActiveOf(m as string).add(1)],
     [tcpConnectionEnd, (m) => this.onTcpEnd(m as TcpConnectionEnd)],
     [
@@ -254,6 +266,8 @@ export class WorkerMetrics {
       r.backendTime ??= this.backendTime.get(cluster + SEP + backend, () => ({ cluster, backend }));
       r.backendTime.observe(e.backendMs / 1000);
     }
+    if (e.protocol === 'h2') this.h2Requests.value++;
+    else this.h1Requests.value++;
     this.inB.value += e.bytesIn;
     this.outB.value += e.bytesOut;
   }
@@ -317,6 +331,12 @@ export class WorkerMetrics {
   private onConnectFailure(e: BackendAttempt): void {
     this.connectFailures
       .get(e.cluster + SEP + e.backend, () => ({ cluster: e.cluster, backend: e.backend }))
+      .add(1);
+  }
+
+  private onH2Refused(e: H2ConnectionClosed): void {
+    this.h2Refusals
+      .get(e.listener + SEP + e.reason, () => ({ listener: e.listener, reason: e.reason }))
       .add(1);
   }
 

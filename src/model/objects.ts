@@ -61,6 +61,8 @@ const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 
 export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls', 'tls_passthrough'] as const;
 export type ListenerProtocol = (typeof LISTENER_PROTOCOLS)[number];
+/** What an https listener can offer by ALPN. */
+export const ALPN_PROTOCOLS = ['h2', 'http/1.1'] as const;
 /** Listeners that pass a connection's bytes to a cluster, with no HTTP parsed. */
 export function carriesBytes(protocol: ListenerProtocol): protocol is 'tcp' | 'tls' | 'tls_passthrough' {
   return protocol === 'tcp' || protocol === 'tls' || protocol === 'tls_passthrough';
@@ -108,6 +110,26 @@ export const listenerSchema = object(
       default: false,
       doc: 'https only: answer 421 when the Host is not a name of the certificate the handshake served',
     },
+    alpn: {
+      schema: list(oneOf(ALPN_PROTOCOLS), { maxItems: 2 }),
+      default: ['h2', 'http/1.1'],
+      doc: 'https only: protocols offered by ALPN, the preferred first; ["http/1.1"] turns HTTP/2 off',
+    },
+    h2c: {
+      schema: bool(),
+      default: false,
+      doc: 'http only: a connection opening with the HTTP/2 preface is served as HTTP/2 (h2c with prior knowledge; Upgrade: h2c is not offered)',
+    },
+    h2_max_concurrent_streams: {
+      schema: int({ min: 1, max: 10_000 }),
+      default: D.H2_MAX_CONCURRENT_STREAMS,
+      doc: 'HTTP/2: streams a client may have open at once on one connection; more are refused (REFUSED_STREAM)',
+    },
+    h2_max_resets_per_second: {
+      schema: int({ min: 1, max: 1_000_000 }),
+      default: D.H2_MAX_RESETS_PER_SECOND,
+      doc: 'HTTP/2: streams a client may cancel in one second; past it the connection is closed with GOAWAY ENHANCE_YOUR_CALM (rapid reset)',
+    },
     answers: { schema: answers, default: {}, doc: 'page bodies replacing the built-in answers, by status' },
     expect_proxy: {
       schema: bool(),
@@ -150,6 +172,11 @@ export const listenerSchema = object(
   },
   {
     check: (l, path, issues) => {
+      if (l.alpn.length === 0 || new Set(l.alpn).size !== l.alpn.length)
+        issues.push({
+          path: path === '' ? 'alpn' : `${path}.alpn`,
+          reason: 'alpn lists "h2", "http/1.1" or both, each once',
+        });
       if (carriesBytes(l.protocol) && l.max_request_body_bytes !== undefined)
         issues.push({
           path: path === '' ? 'max_request_body_bytes' : `${path}.max_request_body_bytes`,

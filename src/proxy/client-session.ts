@@ -7,7 +7,6 @@
 // frames is in route-decision, request-body, response-body, attempt-budget and tunnel.
 
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:net';
 import * as D from '../defaults.js';
 import type { Hsts } from '../model/objects.js';
 import type { Served } from '../tls/certificate-store.js';
@@ -15,6 +14,7 @@ import { answer } from './answers.js';
 import { AttemptBudget } from './attempt-budget.js';
 import type { QueueWaiter } from './backend-queue.js';
 import { type BackendRuntime, ConnectError } from './backend-runtime.js';
+import type { ClientStream, HttpProtocol, OpenConnection } from './client-stream.js';
 import type { ClientInfo } from './connection-peer.js';
 import { type ConnectionPeer, proxyEndpoints } from './connection-peer.js';
 import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
@@ -35,6 +35,8 @@ import { Tunnel } from './tunnel.js';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** RFC 9113 §3.4: the first line of the HTTP/2 client preface. */
+const H2_PREFACE_LINE = Buffer.from('PRI * HTTP/2.0\r\n');
 const REQUEST_LINE_END = /^[^\r\n]* HTTP\/\d\.\d$/;
 
 /** False once a complete first line shows the request is not HTTP/1.x. */
@@ -79,6 +81,11 @@ export interface SessionHost {
   /** Set while draining: finish the current exchange, then close. */
   draining: boolean;
   forget(session: ClientSession): void;
+  /**
+   * h2c with prior knowledge (plain listeners with h2c): the connection began
+   * with the HTTP/2 preface; `head` is what was read of it. Absent: no h2c here.
+   */
+  h2c?(socket: ClientStream, peer: ConnectionPeer, head: Buffer): boolean;
 }
 
 /** What the client side's deadline (see armTimer) does when it passes. */
@@ -86,9 +93,9 @@ type ClientDeadline = 'idle' | 'head' | 'body' | 'drain';
 
 /** The session a client socket belongs to: its event handlers are shared by every session. */
 const SESSION = Symbol('kakehi.session');
-type SessionSocket = Socket & { [SESSION]: ClientSession };
+type SessionSocket = ClientStream & { [SESSION]: ClientSession };
 
-export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueWaiter {
+export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueWaiter, OpenConnection {
   private stage: Stage = HEAD;
   private buf: Buffer | undefined;
   private scanFrom = 0;
@@ -141,13 +148,15 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   private backendMs = -1;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: ClientStream,
     private readonly host: SessionHost,
     proto: 'http' | 'https',
     /** Who the client is (connection-peer.ts): the one answer every use of its address reads. */
     private readonly peer: ConnectionPeer,
     /** What the TLS handshake served (https only): strict SNI checks the Host against its names. */
     private readonly served?: Served,
+    /** h2: a stream of an HTTP/2 connection, seen as a connection of one request (h2-stream-socket.ts). */
+    private readonly protocol: HttpProtocol = 'http/1.1',
   ) {
     this.info = { address: peer.client.address, proto, port: peer.target.port };
     socket.setNoDelay(true);
@@ -297,6 +306,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       this.scanFrom = 0;
       if (buf === undefined) return;
     }
+    if (buf[0] === 0x50 && listener.spec.h2c && this.bytesIn === 0 && this.takenByH2c(buf)) return;
     const idx = buf.indexOf(CRLFCRLF, this.scanFrom);
     if (idx < 0) {
       // A head with bare LF line ends (`GET / HTTP/1.0\n\n`, as old tools send) never
@@ -339,6 +349,29 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       return;
     }
     this.startExchange(parsed, listener);
+  }
+
+  /**
+   * The HTTP/2 preface on a listener with h2c: the socket leaves this session,
+   * unserved by it, for an HTTP/2 connection. Decided on the first 16 bytes; false
+   * while fewer came or when they are not the preface.
+   */
+  private takenByH2c(buf: Buffer): boolean {
+    if (buf.length < H2_PREFACE_LINE.length) return false;
+    if (buf.compare(H2_PREFACE_LINE, 0, H2_PREFACE_LINE.length, 0, H2_PREFACE_LINE.length) !== 0)
+      return false;
+    const socket = this.socket;
+    socket.off('data', onSocketData);
+    socket.off('end', onSocketEnd);
+    socket.off('error', onSocketError);
+    socket.off('close', onSocketClose);
+    socket.off('drain', onSocketDrain);
+    this.clearTimer();
+    this.buf = undefined;
+    this.transition(CLOSED);
+    this.host.forget(this);
+    if (this.host.h2c?.(socket, this.peer, buf) !== true) socket.destroy();
+    return true;
   }
 
   private startExchange(req: RequestHead, listener: ListenerRuntime): void {
@@ -644,7 +677,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.res = res;
     this.status = res.status;
     const body = this.body;
-    body.start(res, req.method, req.version);
+    body.start(res, req.method, req.version, this.protocol === 'http/1.1' && req.version === 11);
     if (body.mode === 'close' || body.dechunk || !this.reqBody.done) this.closeAfter = true;
     const keep = !this.closeAfter;
     const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';
@@ -932,6 +965,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       backendMs: this.backendMs,
       requestId: this.requestId,
       tags: this.target?.frontend.tags,
+      protocol: this.protocol,
       error,
     };
     requestEnd.publish(event);

@@ -1,15 +1,18 @@
 // A listening socket and the client sessions it accepted: binds, accepts, and
 // on shutdown stops accepting and drains its sessions within a deadline.
 
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Http2Server } from 'node:http2';
+import { createServer, type Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Certificate, Listener } from '../model/objects.js';
 import { CertificateStore, type Served } from '../tls/certificate-store.js';
 import { acceptTls } from '../tls/tls-accept.js';
 import { publishHandshake, tlsError, tlsHandshake, tlsHandshakeFailure } from '../tls/tls-events.js';
 import { ClientSession, type SessionHost } from './client-session.js';
+import type { ClientStream, OpenConnection } from './client-stream.js';
 import type { ConnectionPeer } from './connection-peer.js';
 import type { DataPlane } from './data-plane.js';
+import { H2Connection, h2ServerFor } from './h2-connection.js';
 import {
   type ListeningHandle,
   limitConnections,
@@ -34,7 +37,9 @@ const DRAIN_HANDSHAKE_GRACE_MS = 1_000;
 
 export class HttpListener implements SessionHost {
   draining = false;
-  private readonly sessions = new Set<ClientSession>();
+  private readonly sessions = new Set<OpenConnection>();
+  /** Where HTTP/2 connections get their sessions; made again when the spec changes. */
+  private h2Server: Http2Server | undefined;
   private readonly server: Server;
   private readonly store: CertificateStore | undefined;
   /** Connections still in their PROXY header or TLS handshake: not sessions yet, but a drain must end them. */
@@ -86,6 +91,7 @@ export class HttpListener implements SessionHost {
    */
   update(spec: Listener, certificates: Iterable<Certificate>): void {
     this.spec = spec;
+    this.h2Server = undefined;
     limitConnections(this.server, this.listenerKey, spec.max_connections);
     this.store?.update(spec, certificates);
   }
@@ -109,6 +115,7 @@ export class HttpListener implements SessionHost {
       store,
       // A handshake is part of the request head: the same bound against slow clients.
       timeoutMs: this.spec.request_head_timeout_ms,
+      alpn: this.spec.alpn,
       onSecure: (tls, served) => this.acceptTls(tls, served, peer),
       onFailure: (reason) => {
         if (tlsHandshakeFailure.hasSubscribers)
@@ -149,12 +156,28 @@ export class HttpListener implements SessionHost {
       socket.destroy();
       return;
     }
-    this.sessions.add(new ClientSession(socket, this, 'https', peer, served));
+    if (socket.alpnProtocol === 'h2') this.sessions.add(this.h2(socket, 'https', peer, served));
+    else this.sessions.add(new ClientSession(socket, this, 'https', peer, served));
     if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
     if (tlsHandshake.hasSubscribers) publishHandshake(this.listenerKey, socket);
   }
 
-  forget(session: ClientSession): void {
+  private h2(socket: Socket, proto: 'http' | 'https', peer: ConnectionPeer, served?: Served): H2Connection {
+    this.h2Server ??= h2ServerFor(this.spec);
+    return new H2Connection(this, this.h2Server, socket, proto, peer, served);
+  }
+
+  /** SessionHost: a plain connection opened with the HTTP/2 preface, on a listener with h2c. */
+  h2c(socket: ClientStream, peer: ConnectionPeer, head: Buffer): boolean {
+    if (this.draining || !(socket instanceof Socket)) return false;
+    socket.pause();
+    socket.unshift(head);
+    this.sessions.add(this.h2(socket, 'http', peer));
+    if (connectionOpen.hasSubscribers) connectionOpen.publish(this.listenerKey);
+    return true;
+  }
+
+  forget(session: OpenConnection): void {
     // Only a session still held counts as closing: the gauge must not go below what was opened.
     if (this.sessions.delete(session) && connectionClose.hasSubscribers)
       connectionClose.publish(this.listenerKey);

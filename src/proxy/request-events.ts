@@ -3,6 +3,7 @@
 // the access log and metrics subscribe; tests can too.
 
 import diagnostics_channel from 'node:diagnostics_channel';
+import type { HttpProtocol } from './client-stream.js';
 
 /**
  * Published once per request, when it ends (answered, failed or cut), and read
@@ -24,6 +25,8 @@ export interface RequestEnd {
   backendMs: number;
   requestId: string;
   tags: Readonly<Record<string, string>> | undefined;
+  /** The protocol the client spoke. */
+  protocol: HttpProtocol;
   /** Why it ended other than with a complete response, if it did. */
   error: string | undefined;
 }

@@ -32,15 +32,19 @@ export class ResponseBody {
 
   constructor(private readonly sink: BodySink) {}
 
-  /** Frames the body of `res`, answering a `method` request from an HTTP/1.`clientVersion` client. */
-  start(res: ResponseHead, method: string, clientVersion: 10 | 11): void {
+  /**
+   * Frames the body of `res`, answering a `method` request from an HTTP/1.`clientVersion`
+   * client; one that does not read chunks (HTTP/1.0, or HTTP/2, whose DATA frames
+   * are the framing) gets the data alone.
+   */
+  start(res: ResponseHead, method: string, clientVersion: 10 | 11, readsChunks = clientVersion === 11): void {
     if (method === 'HEAD' || res.status === 204 || res.status === 304) this.mode = 'none';
     else if (res.chunked) this.mode = 'chunked';
     else if (res.contentLength >= 0 && !res.otherEncoding) this.mode = 'length';
     else this.mode = 'close';
     this.left = this.mode === 'length' ? res.contentLength : 0;
     this.framer = this.mode === 'chunked' ? new ChunkedFramer() : undefined;
-    this.dechunk = this.mode === 'chunked' && clientVersion === 10;
+    this.dechunk = this.mode === 'chunked' && !readsChunks;
     this.done = this.mode === 'none' || (this.mode === 'length' && this.left === 0);
     this.error = undefined;
   }

@@ -2,7 +2,7 @@
 // ways unchanged, each side paused while the other is full, and the tunnel
 // closes after `idleMs` without a byte either way.
 
-import type { Socket } from 'node:net';
+import type { ClientStream } from './client-stream.js';
 import type { UpstreamConnection } from './upstream-connection.js';
 
 export class Tunnel {
@@ -13,7 +13,7 @@ export class Tunnel {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly client: Socket,
+    private readonly client: ClientStream,
     upstream: UpstreamConnection,
     idleMs: number,
     onIdle: () => void,

@@ -22,6 +22,8 @@ export interface TlsAcceptOptions {
    * half-open allowed, so the client's end can be passed on while the backend answers.
    */
   passBytes?: boolean;
+  /** Protocols offered by ALPN, the preferred first (the listener's alpn); default http/1.1 alone. */
+  alpn?: readonly string[];
   onSecure(socket: TLSSocket, served: Served): void;
   onFailure(reason: string): void;
   /**
@@ -105,7 +107,7 @@ export function acceptTls(raw: Socket, opts: TlsAcceptOptions): () => void {
     const tls = new TLSSocket(raw, {
       isServer: true,
       secureContext: served.context,
-      ...(opts.passBytes === true ? { allowHalfOpen: true } : { ALPNProtocols: ALPN }),
+      ...(opts.passBytes === true ? { allowHalfOpen: true } : { ALPNProtocols: [...(opts.alpn ?? ALPN)] }),
       requestCert: false,
     });
     current = tls;

@@ -31,7 +31,7 @@ function tableUnder(doc: string, heading: string): Map<string, string> {
       .replaceAll('\\|', '\u0000')
       .split('|')
       .map((c) => c.trim());
-    const key = /^`([a-z_]+)`$/.exec(cells[1] ?? '');
+    const key = /^`([a-z0-9_]+)`$/.exec(cells[1] ?? '');
     if (key) rows.set(key[1]!, cells[3] ?? '');
   }
   return rows;

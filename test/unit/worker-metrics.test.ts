@@ -25,6 +25,7 @@ function end(over: Partial<RequestEnd>): RequestEnd {
     backendMs: 1,
     requestId: 'r',
     tags: undefined,
+    protocol: 'http/1.1',
     error: undefined,
     ...over,
   };
