@@ -71,7 +71,7 @@ const MOVES: Readonly<Record<StageName, readonly StageName[]>> = {
 const DRAIN_IDLE_GRACE_MS = 1_000;
 
 /** How long a closing connection may take to flush its last response. */
-const LINGER_MS = 5_000;
+export const LINGER_MS = 5_000;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 

@@ -176,7 +176,7 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
       return;
     }
     this.clearIdle();
-    this.idleTimer = setTimeout(() => this.session?.close(), this.host.spec.keepalive_timeout_ms);
+    this.idleTimer = setTimeout(() => this.drain(), this.host.spec.keepalive_timeout_ms);
     this.idleTimer.unref();
   }
 
@@ -190,7 +190,9 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
   /** GOAWAY now; streams in flight complete, new ones are refused; the connection ends with the last. */
   drain(): void {
     if (this.closed) return;
-    this.session?.close();
+    const session = this.session;
+    if (session === undefined || session.closed) return;
+    session.close();
   }
 
   kill(reason: string): void {

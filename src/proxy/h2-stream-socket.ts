@@ -10,6 +10,7 @@
 
 import { EventEmitter } from 'node:events';
 import { constants, type ServerHttp2Stream } from 'node:http2';
+import { LINGER_MS } from './client-session.js';
 import type { ClientStream } from './client-stream.js';
 import { CONNECTION_SPECIFIC, type H2BodyFraming, h1TrailersOfH2 } from './h2-request.js';
 import { parseResponseHead } from './http1-head.js';
@@ -148,11 +149,24 @@ export class H2StreamSocket extends EventEmitter implements ClientStream {
     const take = chunk.length <= this.left ? chunk : chunk.subarray(0, this.left);
     this.left -= take.length;
     const ok = stream.write(take);
-    if (this.left === 0) {
-      this.phase = 'done';
-      stream.end();
-    }
+    if (this.left === 0) this.finish();
     return ok;
+  }
+
+  /**
+   * The response is all written. A client whose window stays shut would keep the
+   * rest buffered and its stream slot taken: it gets LINGER_MS to read, as an
+   * HTTP/1.1 client gets to read the end of its last response, then the reset.
+   */
+  private finish(): void {
+    this.phase = 'done';
+    const stream = this.stream;
+    if (stream.destroyed) return;
+    stream.end();
+    if (stream.writableLength > 0)
+      stream.setTimeout(LINGER_MS, () => {
+        if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+      });
   }
 
   private reset(code: number): void {
@@ -165,8 +179,7 @@ export class H2StreamSocket extends EventEmitter implements ClientStream {
   destroySoon(): void {
     // A body that runs until the close ends here; one cut short is reset.
     if (this.phase === 'body' && this.left < 0) {
-      this.phase = 'done';
-      if (!this.stream.destroyed) this.stream.end();
+      this.finish();
       return;
     }
     if (this.phase !== 'done') this.reset(constants.NGHTTP2_INTERNAL_ERROR);
