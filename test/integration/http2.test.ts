@@ -156,7 +156,12 @@ describe('HTTP/2', () => {
         return true;
       }
       if (req.url === '/response-headers') {
-        res.writeHead(200, { 'x-backend-says': 'hi', 'content-type': 'text/plain', 'content-length': 2 });
+        res.writeHead(200, {
+          'x-backend-says': 'hi',
+          'set-cookie': ['a=1', 'b=2'],
+          'content-type': 'text/plain',
+          'content-length': 2,
+        });
         res.end('ok');
         return true;
       }
@@ -321,6 +326,8 @@ describe('HTTP/2', () => {
       const r = await get(s, 'app.h2.test', '/response-headers');
       assert.equal(r.status, 200);
       assert.equal(r.headers['x-backend-says'], 'hi');
+      // Two Set-Cookie fields stay two: they cannot be joined (RFC 9110 §5.3).
+      assert.deepEqual(r.headers['set-cookie'], ['a=1', 'b=2']);
       assert.equal(r.text, 'ok');
       assert.equal(r.headers.connection, undefined);
       assert.equal(r.headers['keep-alive'], undefined);
@@ -388,6 +395,27 @@ describe('HTTP/2', () => {
       assert.equal(got.sha, sha(body));
       assert.equal(got.transferEncoding, 'chunked');
       assert.deepEqual(got.trailers, { 'x-checksum': sha(body), 'x-done': 'yes' });
+    });
+  });
+
+  describe('malformed requests', () => {
+    it('a host field naming another origin than :authority: RST_STREAM PROTOCOL_ERROR, counted, nothing forwarded, the connection serves on', async () => {
+      const refused = () =>
+        counter(kakehi.socketPath, 'kakehi_http2_refused_total', { reason: 'malformed_request' });
+      const before = await refused();
+      const s = await connectTls();
+      const err = await get(s, 'app.h2.test', '/smuggled', { host: 'evil.h2.test' }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      assert.ok(err, 'the stream is reset, not answered');
+      assert.match(err.message, /PROTOCOL_ERROR/);
+      assert.equal(
+        app.seen.some((x) => x.url === '/smuggled'),
+        false,
+      );
+      assert.equal((await refused()) - before, 1);
+      assert.equal((await get(s, 'app.h2.test', '/after-malformed')).status, 200);
     });
   });
 
@@ -568,16 +596,18 @@ describe('HTTP/2 on drain', () => {
     for (const c of cleanup.reverse()) await c();
   });
 
-  const start = (backend: string) =>
+  const start = (backend: string, listener: Record<string, unknown> = {}) =>
     startKakehi({
-      listeners: [{ address: '127.0.0.1:0', protocol: 'https' }],
+      listeners: [{ address: '127.0.0.1:0', protocol: 'https', ...listener }],
       clusters: [{ id: 'c', backends: [{ id: 'b', address: backend }] }],
       frontends: [{ hostname: '*', cluster: 'c' }],
       certificates: [{ listener: '127.0.0.1:0', ...files, default: true }],
       access_log: 'off',
     });
 
-  it('SIGTERM sends GOAWAY; the stream in flight completes with its whole body; kakehi exits 0', async () => {
+  it('SIGTERM sends GOAWAY; the stream in flight completes with its whole body; kakehi exits 0', {
+    timeout: 60_000,
+  }, async () => {
     const answer = BIG.subarray(0, MIB);
     const backend = await gatedBackend('held', {
       answer: (res) => {
@@ -602,6 +632,25 @@ describe('HTTP/2 on drain', () => {
     assert.equal(r.body.length, answer.length);
     assert.equal(sha(r.body), sha(answer));
     assert.equal(await kakehi.exited, 0);
+  });
+
+  it('a connection left with no open stream goes with GOAWAY NO_ERROR after keepalive_timeout_ms', {
+    timeout: 60_000,
+  }, async () => {
+    const backend = await echoBackend('idle');
+    cleanup.push(() => backend.close());
+    const kakehi = await start(backend.address, { keepalive_timeout_ms: 300 });
+    cleanup.push(() => kakehi.stop('SIGKILL'));
+    const s = await h2Connect(`https://127.0.0.1:${kakehi.port}`, { servername: 'a.h2.test' });
+    cleanup.push(async () => s.destroy());
+    const goaway = once(s, 'goaway');
+    const closed = once(s, 'close');
+    const r = await h2Request(s, { ':method': 'GET', ':authority': 'a.h2.test', ':path': '/then-idle' });
+    assert.equal(r.status, 200);
+    const [code] = (await goaway) as [number];
+    assert.equal(code, 0);
+    await closed;
+    assert.equal(await kakehi.stop('SIGTERM'), 0);
   });
 
   it('after an h2load run (2000 requests, 4 connections, 16 streams), SIGTERM makes kakehi exit 0', {
