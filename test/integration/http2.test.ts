@@ -22,6 +22,7 @@ import {
   echoBackend,
   type GatedBackend,
   gatedBackend,
+  rawBackend,
 } from '../helpers/backends.js';
 import { issueCert, makeCa, type TestCa, type TestCert } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
@@ -122,6 +123,8 @@ describe('HTTP/2', () => {
   let api: Backend;
   let slow: GatedBackend;
   let bulk: { port: number; close(): Promise<void> };
+  /** Sends a response head and 3 bytes of its body, then closes: a response cut short. */
+  let cut: Backend;
   let kakehi: Kakehi;
   let tls: number;
   let tlsH1Only: number;
@@ -170,6 +173,16 @@ describe('HTTP/2', () => {
     api = await echoBackend('api');
     slow = await gatedBackend('slow', { answer: (res) => res.end('slow one done') });
     bulk = await bulkBackend();
+    cut = await rawBackend((socket, received) =>
+      socket.on('data', () => {
+        if (!received().includes('\r\n\r\n')) return;
+        const framing = received().startsWith('GET /chunked')
+          ? 'transfer-encoding: chunked'
+          : 'content-length: 100000';
+        const body = framing.startsWith('transfer') ? '3\r\nabc\r\n' : 'abc';
+        socket.end(`HTTP/1.1 200 OK\r\n${framing}\r\n\r\n${body}`);
+      }),
+    );
     const made = spawnSync(process.execPath, [CLI, 'hash-password', '--cost', '10'], {
       input: 'open sesame\n',
       encoding: 'utf8',
@@ -192,6 +205,7 @@ describe('HTTP/2', () => {
         // Long enough that only a test's release answers it.
         { id: 'slow', backends: [{ id: 's', address: slow.address }], backend_timeout_ms: 120_000 },
         { id: 'bulk', backends: [{ id: 'b', address: `127.0.0.1:${bulk.port}` }] },
+        { id: 'cut', backends: [{ id: 'c', address: cut.address }] },
       ],
       frontends: [
         { hostname: 'app.h2.test', cluster: 'app' },
@@ -199,6 +213,7 @@ describe('HTTP/2', () => {
         { hostname: 'api.h2.test', cluster: 'api' },
         { hostname: 'slow.h2.test', cluster: 'slow' },
         { hostname: 'bulk.h2.test', cluster: 'bulk' },
+        { hostname: 'cut.h2.test', cluster: 'cut' },
         { hostname: 'redirect.h2.test', redirect: { status: 308, to: 'https://app.h2.test{path}' } },
         {
           hostname: 'auth.h2.test',
@@ -221,7 +236,7 @@ describe('HTTP/2', () => {
   after(async () => {
     for (const s of sessions) s.destroy();
     await kakehi?.stop();
-    await Promise.all([app?.close(), api?.close(), slow?.close(), bulk?.close()]);
+    await Promise.all([app?.close(), api?.close(), slow?.close(), bulk?.close(), cut?.close()]);
   });
 
   describe('ALPN', () => {
@@ -376,6 +391,21 @@ describe('HTTP/2', () => {
       const c = await curlAt('https', 'bulk.h2.test', tls, '/download-chunked', ['--http2']);
       assert.equal(c.httpVersion, '2');
       assert.equal(sha(c.body), BIG_SHA);
+    });
+
+    it('a response the backend cuts short is reset with INTERNAL_ERROR, never ended as if complete', async () => {
+      const s = await connectTls();
+      for (const path of ['/chunked', '/length']) {
+        const err = await get(s, 'cut.h2.test', path).then(
+          (r) => new Error(`answered ${r.status} with ${r.body.length} bytes, as if complete`),
+          (e: Error) => e,
+        );
+        assert.match(err.message, /NGHTTP2_INTERNAL_ERROR/, `${path}: ${err.message}`);
+        const c = await curlAt('https', 'cut.h2.test', tls, path, ['--http2']);
+        assert.equal(c.code, 92, c.stderr);
+        assert.match(c.stderr, /not closed cleanly: INTERNAL_ERROR/);
+      }
+      assert.equal((await get(s, 'app.h2.test', '/after-cut')).status, 200);
     });
 
     it('request trailers sent without content-length reach the backend as chunked trailers', async () => {
