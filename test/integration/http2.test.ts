@@ -222,6 +222,7 @@ describe('HTTP/2', () => {
         },
         { hostname: 'deny.h2.test', cluster: 'app', ip_deny: ['127.0.0.1/32'] },
         { hostname: 'rl.h2.test', cluster: 'app', rate_limit: { requests_per_second: 1, burst: 2 } },
+        { hostname: 'small.h2.test', cluster: 'bulk', max_request_body_bytes: 1000 },
         { hostname: 'other.test', cluster: 'app' },
       ],
       certificates: [
@@ -408,6 +409,29 @@ describe('HTTP/2', () => {
       assert.equal((await get(s, 'app.h2.test', '/after-cut')).status, 200);
     });
 
+    it('Expect: 100-continue gets its 100 before the client sends the body', {
+      timeout: 60_000,
+    }, async () => {
+      const s = await connectTls();
+      const stream = s.request(
+        { ':method': 'POST', ':authority': 'bulk.h2.test', ':path': '/upload', expect: '100-continue' },
+        { endStream: false },
+      );
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      const [status] = await Promise.all([
+        new Promise((resolve, reject) => {
+          stream.on('response', (h) => resolve(h[':status']));
+          stream.on('error', reject);
+        }),
+        once(stream, 'continue').then(() => stream.end('hello')),
+      ]);
+      await once(stream, 'end');
+      assert.equal(status, 200);
+      const got = JSON.parse(Buffer.concat(chunks).toString()) as { sha: string; bytes: number };
+      assert.deepEqual([got.sha, got.bytes], [sha(Buffer.from('hello')), 5]);
+    });
+
     it('request trailers sent without content-length reach the backend as chunked trailers', async () => {
       const s = await connectTls();
       const body = BIG.subarray(0, 300_000);
@@ -479,6 +503,17 @@ describe('HTTP/2', () => {
       assert.equal(burst.filter((r) => r.status === 200).length + limited.length, 8);
       assert.ok(limited.length >= 1, `past the burst, 429 (got ${burst.map((r) => r.status).join(' ')})`);
       for (const r of limited) assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+    });
+
+    it('max_request_body_bytes: 413 for a body over it, with content-length or without', async () => {
+      const s = await connectTls();
+      const post = { ':method': 'POST', ':authority': 'small.h2.test', ':path': '/upload' };
+      const body = BIG.subarray(0, 100_000);
+      const declared = await h2Request(s, { ...post, 'content-length': String(body.length) }, { body });
+      assert.equal(declared.status, 413);
+      const streamed = await h2Request(s, post, { body });
+      assert.equal(streamed.status, 413);
+      assert.equal((await h2Request(s, post, { body: body.subarray(0, 1000) })).status, 200);
     });
 
     it('strict_sni: an :authority the certificate does not name gets 421; one it names is served', async () => {
@@ -571,7 +606,12 @@ describe('HTTP/2', () => {
       const e = JSON.parse(c.body.toString()) as Echoed;
       assert.equal(e.url, '/clear');
       assert.equal(e.headers['x-forwarded-proto'], 'http');
-      // HTTP/1.1 still works on that listener.
+      // node:http2 over h2c too, and HTTP/1.1 still works on that listener.
+      const s = await h2Connect(`http://127.0.0.1:${h2c}`);
+      sessions.push(s);
+      const n = await get(s, 'app.h2.test', '/clear-node');
+      assert.equal(n.status, 200);
+      assert.equal((JSON.parse(n.text) as Echoed).url, '/clear-node');
       assert.equal((await httpGet(h2c, '/clear-h1', { host: 'app.h2.test' })).status, 200);
     });
 
