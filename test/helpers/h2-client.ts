@@ -91,14 +91,16 @@ export function h2Request(
       trailers = t;
     });
     stream.on('data', (c: Buffer) => chunks.push(c));
+    let ended = false;
     stream.on('end', () => {
+      ended = true;
       const body = Buffer.concat(chunks);
       resolve({ status, headers: got, body, text: body.toString('utf8'), trailers });
     });
     stream.on('error', reject);
+    // A stream closed without its end (even by RST_STREAM NO_ERROR) must fail the test, not leave it waiting.
     stream.on('close', () => {
-      if (stream.rstCode !== 0 && stream.rstCode !== undefined && status === 0)
-        reject(new Error(`stream reset with code ${stream.rstCode}`));
+      if (!ended) reject(new Error(`stream closed before its end (RST_STREAM code ${stream.rstCode})`));
     });
     if (hasBody) writeBody(stream, opts.body ?? Buffer.alloc(0));
   });
