@@ -134,6 +134,9 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
     const r = h1RequestOfH2(raw ?? rawOf(headers), (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
     if (typeof r === 'string') {
       // RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
+      // Closing with a code other than NO_ERROR makes node:http2 emit 'error' on the
+      // stream; unheard, it would take the whole worker down for one bad request.
+      stream.on('error', () => {});
       stream.close(constants.NGHTTP2_PROTOCOL_ERROR);
       if (h2Refused.hasSubscribers)
         h2Refused.publish({ listener: this.host.listenerKey, reason: 'malformed_request', detail: r });

@@ -18,6 +18,8 @@ import { parseResponseHead } from './http1-head.js';
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = '0\r\n';
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** What reset() destroys a stream with; node:http2 turns it into INTERNAL_ERROR, and it is no news to the session. */
+const CUT = new Error('the response was cut short');
 /** Response fields HTTP/2 has no place for (RFC 9113 §8.2.2). */
 const DROPPED = new Set([...CONNECTION_SPECIFIC, 'te', 'trailer']);
 
@@ -50,7 +52,9 @@ export class H2StreamSocket extends EventEmitter implements ClientStream {
   start(head: string): void {
     const stream = this.stream;
     stream.on('close', () => this.onStreamClose());
-    stream.on('error', (err: Error) => this.emit('error', err));
+    stream.on('error', (err: Error) => {
+      if (err !== CUT) this.emit('error', err);
+    });
     stream.on('drain', () => this.emit('drain'));
     this.emit('data', Buffer.from(head, 'latin1'));
     if (this.framing === 'none') {
@@ -106,7 +110,7 @@ export class H2StreamSocket extends EventEmitter implements ClientStream {
       const rest = buf.subarray(idx + 4);
       if ('error' in res) {
         // The session wrote it from a head it parsed itself: a bug, not input.
-        this.reset(constants.NGHTTP2_INTERNAL_ERROR);
+        this.reset();
         return true;
       }
       const headers: Record<string, string | string[]> = { ':status': String(res.status) };
@@ -169,9 +173,13 @@ export class H2StreamSocket extends EventEmitter implements ClientStream {
       });
   }
 
-  private reset(code: number): void {
+  /** Cuts the stream: RST_STREAM INTERNAL_ERROR, and no END_STREAM before it. */
+  private reset(): void {
     this.phase = 'done';
-    if (!this.stream.destroyed) this.stream.close(code);
+    // Not stream.close(code): node:http2 ends the writable side first, so END_STREAM
+    // left before the RST_STREAM and a response cut short reached the client as
+    // complete (a chunked one silently truncated). destroy(err) sends the reset alone.
+    if (!this.stream.destroyed) this.stream.destroy(CUT);
   }
 
   // ---- the rest of what a session asks of its connection --------------------
@@ -182,12 +190,12 @@ export class H2StreamSocket extends EventEmitter implements ClientStream {
       this.finish();
       return;
     }
-    if (this.phase !== 'done') this.reset(constants.NGHTTP2_INTERNAL_ERROR);
+    if (this.phase !== 'done') this.reset();
   }
 
   destroy(): this {
     this.destroyedBySession = true;
-    if (this.phase !== 'done') this.reset(constants.NGHTTP2_INTERNAL_ERROR);
+    if (this.phase !== 'done') this.reset();
     return this;
   }
 
