@@ -132,6 +132,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   private pendingBytes = 0;
   private resHeadBuf: Buffer | undefined;
   private res: ResponseHead | undefined;
+  /** The response head, held for a moment to go out in one write with the first body bytes. */
+  private headOut: string | undefined;
   private readonly body = new ResponseBody(this);
   private closeAfter = false;
   private bytesIn = 0;
@@ -660,14 +662,21 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       sticky,
     );
     this.bytesOut += head.length;
-    if (body.done) {
+    if (body.done || rest === undefined) {
       this.socket.write(head, 'latin1');
-      this.responseComplete(rest);
+      if (body.done) this.responseComplete(rest);
+      return;
+    }
+    if (!body.dechunk) {
+      // Not de-chunking, the body framer hands on what `rest` holds of the body
+      // in one piece, before it completes the exchange: writeClient sends the head with it.
+      this.headOut = head;
+      this.forwardResponse(rest);
       return;
     }
     this.socket.cork();
     this.socket.write(head, 'latin1');
-    if (rest !== undefined) this.forwardResponse(rest);
+    this.forwardResponse(rest);
     this.socket.uncork();
   }
 
@@ -688,7 +697,21 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private writeClient(data: Buffer): void {
     this.bytesOut += data.length;
-    if (!this.socket.write(data)) this.upstream?.pause();
+    const head = this.headOut;
+    let ok: boolean;
+    if (head === undefined) ok = this.socket.write(data);
+    else {
+      this.headOut = undefined;
+      if (data.length <= D.JOINED_BODY_BYTES)
+        ok = this.socket.write(head + data.toString('latin1'), 'latin1');
+      else {
+        this.socket.cork();
+        this.socket.write(head, 'latin1');
+        ok = this.socket.write(data);
+        this.socket.uncork();
+      }
+    }
+    if (!ok) this.upstream?.pause();
   }
 
   onUpstreamClose(err: Error | undefined): void {
@@ -910,6 +933,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.pendingBytes = 0;
     this.resHeadBuf = undefined;
     this.res = undefined;
+    this.headOut = undefined;
     this.body.clear();
   }
 
