@@ -18,7 +18,7 @@ import { type BackendRuntime, ConnectError } from './backend-runtime.js';
 import type { ClientInfo } from './connection-peer.js';
 import { type ConnectionPeer, proxyEndpoints } from './connection-peer.js';
 import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
-import { type Deadlined, sessionDeadlines } from './deadline-lists.js';
+import { type Deadlined, DeadlineEntry, sessionDeadlines } from './deadline-lists.js';
 import { requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import { type LimitRefusal, limitRefused } from './limit-events.js';
@@ -98,7 +98,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   dlDue = 0;
   dlList: Deadlined['dlList'] = undefined;
   private deadline: ClientDeadline = 'idle';
-  private upTimer: NodeJS.Timeout | undefined;
+  /** The backend side's deadline (backend_timeout_ms), on the same shared lists: no Node timer per exchange. */
+  private readonly upDeadline = new DeadlineEntry(this);
   private readPaused = false;
   /** The head timer runs (from the first byte of a request head). */
   private headTimed = false;
@@ -1057,24 +1058,25 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   }
 
   private armBackendTimer(): void {
-    if (this.upTimer !== undefined) clearTimeout(this.upTimer);
     const ms = this.cluster?.spec.backend_timeout_ms ?? D.BACKEND_TIMEOUT_MS;
-    this.upTimer = setTimeout(() => this.onBackendTimeout(ms), ms);
+    this.upDeadline.ms = ms;
+    sessionDeadlines.arm(this.upDeadline, ms);
   }
 
   private refreshBackendTimer(): void {
-    this.upTimer?.refresh();
+    sessionDeadlines.refresh(this.upDeadline);
   }
 
   private clearBackendTimer(): void {
-    if (this.upTimer !== undefined) {
-      clearTimeout(this.upTimer);
-      this.upTimer = undefined;
-    }
+    sessionDeadlines.cancel(this.upDeadline);
+  }
+
+  /** The backend side's deadline (upDeadline) passed. */
+  onEntryDeadline(entry: DeadlineEntry): void {
+    this.onBackendTimeout(entry.ms);
   }
 
   private onBackendTimeout(ms: number): void {
-    this.upTimer = undefined;
     if (this.stage.name !== 'exchange') return;
     if (this.res === undefined) {
       this.closeAfter = this.closeAfter || this.resHeadBuf !== undefined;

@@ -93,5 +93,24 @@ export class DeadlineLists {
   }
 }
 
+/**
+ * A second deadline for an owner that is already an entry itself (a session's
+ * backend side): made once per owner and reused, so arming it allocates nothing.
+ */
+export class DeadlineEntry implements Deadlined {
+  dlPrev: Deadlined | undefined = undefined;
+  dlNext: Deadlined | undefined = undefined;
+  dlDue = 0;
+  dlList: DeadlineList | undefined = undefined;
+  /** The duration it was last armed with, for the owner's message when it passes. */
+  ms = 0;
+
+  constructor(private readonly owner: { onEntryDeadline(entry: DeadlineEntry): void }) {}
+
+  onDeadline(): void {
+    this.owner.onEntryDeadline(this);
+  }
+}
+
 /** The worker's lists: every client session of the process shares them. */
 export const sessionDeadlines = new DeadlineLists();
