@@ -16,20 +16,35 @@ const HOP_BY_HOP = new Set(HOP_BY_HOP_FIELDS);
 // Request fields kakehi sets itself; an incoming value is replaced, not trusted.
 const SET_ON_REQUEST = new Set(SET_BY_KAKEHI_FIELDS);
 
+/**
+ * Which name lengths occur in these sets: a field name of another length is in
+ * none of them, found without hashing the name (a new string per head, so a set
+ * lookup would hash it every time).
+ */
+const NAME_LENGTHS = new Uint8Array(64);
+for (const name of [...HOP_BY_HOP, ...SET_ON_REQUEST]) NAME_LENGTHS[name.length] = 1;
+
 function dropped(
   lower: string,
   connectionTokens: readonly string[],
   extra: Set<string> | undefined,
 ): boolean {
-  if (HOP_BY_HOP.has(lower) || extra?.has(lower) === true) return true;
+  if (NAME_LENGTHS[lower.length] === 1 && (HOP_BY_HOP.has(lower) || extra?.has(lower) === true)) return true;
   // Fields the sender named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
   return connectionTokens.length > 0 && connectionTokens.includes(lower) && lower !== 'transfer-encoding';
 }
 
 // RFC 7239 §4: a value that is not a token must be a quoted-string.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// The last host and its value: a connection's requests, and most of a worker's, name the same host.
+let lastHost = '';
+let lastHostValue = '';
 function forwardedValue(v: string): string {
-  return TOKEN.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
+  if (v === lastHost) return lastHostValue;
+  const value = TOKEN.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
+  lastHost = v;
+  lastHostValue = value;
+  return value;
 }
 
 export function forwardedNode(address: string): string {
