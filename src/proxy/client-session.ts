@@ -571,7 +571,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     // A new connection's PROXY header, written at connect, named this client.
     if (this.cluster!.spec.send_proxy && conn.boundTo === undefined) conn.boundTo = this;
     const ok = conn.writeHead(head, this.pending);
-    this.pending.length = 0;
+    if (this.pending.length > 0) this.pending.length = 0; // setting length is a runtime call, even to 0
     this.pendingBytes = 0;
     this.sentAt = performance.now();
     if (!ok) this.pauseClient();
@@ -930,7 +930,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.attempts.clear();
     this.affinity.sticky = undefined;
     this.reqBody.clear();
-    this.pending.length = 0;
+    if (this.pending.length > 0) this.pending.length = 0; // setting length is a runtime call, even to 0
     this.pendingBytes = 0;
     this.resHeadBuf = undefined;
     this.res = undefined;

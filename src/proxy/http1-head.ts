@@ -87,6 +87,12 @@ function trimOws(s: string): string {
 }
 
 function splitTokens(value: string, into: string[]): void {
+  // Mostly one token ("keep-alive", "close", "chunked"): no array from split for it.
+  if (!value.includes(',')) {
+    const t = trimOws(value).toLowerCase();
+    if (t !== '') into.push(t);
+    return;
+  }
   for (const part of value.split(',')) {
     const t = trimOws(part).toLowerCase();
     if (t !== '') into.push(t);
@@ -95,27 +101,30 @@ function splitTokens(value: string, into: string[]): void {
 
 /**
  * Where the lines of a head are: start and end (before its CRLF) of each, in
- * pairs, into `bounds`; false if any line ends in a bare CR or LF. Offsets, not
- * line strings: a field is sliced once, as name and value, and never as a line.
+ * pairs, into `bounds`; returns how many lines, or -1 if any line ends in a bare
+ * CR or LF. Offsets, not line strings: a field is sliced once, as name and
+ * value, and never as a line.
  */
-function lineBounds(head: string, bounds: number[]): boolean {
+function lineBounds(head: string, bounds: number[]): number {
   // head ends with CRLFCRLF; the lines are what comes before, split on CRLF.
   const end = head.length - 4;
-  bounds.length = 0;
+  let n = 0;
   let pos = 0;
   for (;;) {
     const e = head.indexOf('\r\n', pos);
     // A CRLF not wholly before `end` (the final CRLFCRLF's) ends the last line.
     if (e < 0 || e + 2 > end) {
-      bounds.push(pos, end);
+      bounds[n++] = pos;
+      bounds[n++] = end;
       break;
     }
-    bounds.push(pos, e);
+    bounds[n++] = pos;
+    bounds[n++] = e;
     pos = e + 2;
   }
   // Every CR and LF before `end` must be one of the CRLF pairs just found.
-  const pairs = bounds.length / 2 - 1;
-  return countOf(head, 13, end) === pairs && countOf(head, 10, end) === pairs;
+  const lines = n / 2;
+  return countOf(head, 13, end) === lines - 1 && countOf(head, 10, end) === lines - 1 ? lines : -1;
 }
 
 function countOf(s: string, code: 10 | 13, end: number): number {
@@ -125,7 +134,7 @@ function countOf(s: string, code: 10 | 13, end: number): number {
   return n;
 }
 
-// Reused by every parse (parsing is synchronous): no array per head.
+// Reused by every parse (parsing is synchronous), only ever grown: no array per head.
 const bounds: number[] = [];
 
 /** The value of the field line [colon + 1, end) of `head`, without its leading and trailing whitespace. */
@@ -138,8 +147,8 @@ function fieldValue(head: string, colon: number, end: number): string {
 }
 
 export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT): RequestHead | HeadError {
-  if (!lineBounds(head, bounds)) return { error: 'bare CR or LF in the request head', status: 400 };
-  const lineCount = bounds.length / 2;
+  const lineCount = lineBounds(head, bounds);
+  if (lineCount < 0) return { error: 'bare CR or LF in the request head', status: 400 };
   if (lineCount - 1 > maxHeaderCount) {
     return { error: `more than ${maxHeaderCount} header fields in the request head`, status: 431 };
   }
@@ -309,8 +318,8 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
 }
 
 export function parseResponseHead(head: string): ResponseHead | { error: string } {
-  if (!lineBounds(head, bounds)) return { error: 'bare CR or LF in the response head' };
-  const lineCount = bounds.length / 2;
+  const lineCount = lineBounds(head, bounds);
+  if (lineCount < 0) return { error: 'bare CR or LF in the response head' };
   // HTTP/1.x, a three-digit code, then nothing or a space and the reason phrase.
   const startEnd = bounds[1]!;
   const minor = head.charCodeAt(7);
