@@ -134,6 +134,9 @@ function countOf(s: string, code: 10 | 13, end: number): number {
   return n;
 }
 
+/** The tokens of a head without Connection: one shared array, frozen so that no one adds to it. */
+const NO_TOKENS = Object.freeze([]) as unknown as string[];
+
 // Reused by every parse (parsing is synchronous), only ever grown: no array per head.
 const bounds: number[] = [];
 
@@ -172,15 +175,17 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
     return { error: `${versionText} is not supported`, status: 505 };
   else return { error: 'request line must end in HTTP/1.0 or HTTP/1.1', status: 400 };
 
-  const names: string[] = [];
-  const lowers: string[] = [];
-  const values: string[] = [];
+  // Sized once: a growing array would allocate room for 17 fields at the first.
+  const fieldCount = lineCount - 1;
+  const names: string[] = new Array(fieldCount);
+  const lowers: string[] = new Array(fieldCount);
+  const values: string[] = new Array(fieldCount);
   let host: string | undefined;
   let hostCount = 0;
   let contentLength = -1;
   let clCount = 0;
   let te: string[] | undefined;
-  const connectionTokens: string[] = [];
+  let connectionTokens: string[] | undefined;
   let upgradeValue: string | undefined;
   let requestId: string | undefined;
   let forwardedFor: string | undefined;
@@ -217,6 +222,8 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
         splitTokens(value, te);
         break;
       case 'connection':
+        connectionTokens ??= [];
+        connectionTokens ??= [];
         splitTokens(value, connectionTokens);
         break;
       case 'upgrade':
@@ -238,9 +245,9 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
         wsKey = value !== '';
         break;
     }
-    names.push(name);
-    lowers.push(lower);
-    values.push(value);
+    names[i - 1] = name;
+    lowers[i - 1] = lower;
+    values[i - 1] = value;
   }
 
   // Absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host.
@@ -290,6 +297,7 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
   }
   if (clCount > 1) return { error: 'more than one Content-Length', status: 400 };
 
+  connectionTokens ??= NO_TOKENS;
   const keepAlive = connectionTokens.includes('keep-alive');
   const close = connectionTokens.includes('close') || (version === 10 && !keepAlive);
   // Whether it is forwarded depends on the route (allowed_upgrades), known only later.
@@ -342,12 +350,14 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
   const status =
     (head.charCodeAt(9) - 48) * 100 + (head.charCodeAt(10) - 48) * 10 + (head.charCodeAt(11) - 48);
   if (status < 100) return { error: 'invalid status code' };
-  const names: string[] = [];
-  const lowers: string[] = [];
-  const values: string[] = [];
+  // Sized once: a growing array would allocate room for 17 fields at the first.
+  const fieldCount = lineCount - 1;
+  const names: string[] = new Array(fieldCount);
+  const lowers: string[] = new Array(fieldCount);
+  const values: string[] = new Array(fieldCount);
   let contentLength = -1;
   let te: string[] | undefined;
-  const connectionTokens: string[] = [];
+  let connectionTokens: string[] | undefined;
   let keepAliveTimeoutS = -1;
   let wsAccept = false;
   for (let i = 1; i < lineCount; i++) {
@@ -372,6 +382,7 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
         splitTokens(value, te);
         break;
       case 'connection':
+        connectionTokens ??= [];
         splitTokens(value, connectionTokens);
         break;
       case 'keep-alive': {
@@ -383,13 +394,14 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
         wsAccept = value !== '';
         break;
     }
-    names.push(name);
-    lowers.push(lower);
-    values.push(value);
+    names[i - 1] = name;
+    lowers[i - 1] = lower;
+    values[i - 1] = value;
   }
   const version = minor === 49 ? 11 : 10;
   const chunked = te !== undefined && te.at(-1) === 'chunked';
   const otherEncoding = te !== undefined && !chunked;
+  connectionTokens ??= NO_TOKENS;
   const close =
     connectionTokens.includes('close') || (version === 10 && !connectionTokens.includes('keep-alive'));
   return {
