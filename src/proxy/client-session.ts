@@ -6,7 +6,6 @@
 // timers, backpressure), whose moves read best together; what it decides or
 // frames is in route-decision, request-body, response-body, attempt-budget and tunnel.
 
-import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import * as D from '../defaults.js';
 import type { Hsts } from '../model/objects.js';
@@ -26,6 +25,7 @@ import { encodeProxyV2 } from './proxy-protocol.js';
 import { type Affinity, readAffinity } from './request-affinity.js';
 import { RequestBody } from './request-body.js';
 import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
+import { newRequestId } from './request-id.js';
 import { bodyLimitOf, checkRequestLimits } from './request-limits.js';
 import { type BodySink, ResponseBody } from './response-body.js';
 import { type AccessRefusal, accessDecision } from './route-access.js';
@@ -346,7 +346,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private startExchange(req: RequestHead, listener: ListenerRuntime): void {
     this.req = req;
-    this.requestId = req.requestId ?? randomUUID();
+    this.requestId = req.requestId ?? newRequestId();
     this.transition(EXCHANGE);
     this.host.plane.requestsInFlight++;
     this.reqBody.start(req);
@@ -889,7 +889,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private answerAndClose(status: number, message: string): void {
     // Before a head is parsed there is no request id yet (or the last one's).
-    if (this.req === undefined) this.requestId = randomUUID();
+    if (this.req === undefined) this.requestId = newRequestId();
     this.closeAfter = true;
     // Called mid-exchange too (a bad body): only a fresh exchange starts a request.
     if (this.stage.name !== 'exchange') {
