@@ -36,15 +36,54 @@ function dropped(
 
 // RFC 7239 §4: a value that is not a token must be a quoted-string.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// The last host and its value: a connection's requests, and most of a worker's, name the same host.
-let lastHost = '';
-let lastHostValue = '';
 function forwardedValue(v: string): string {
-  if (v === lastHost) return lastHostValue;
-  const value = TOKEN.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
-  lastHost = v;
-  lastHostValue = value;
-  return value;
+  return TOKEN.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * The forwarding fields but X-Request-Id, as last written, and what they were
+ * written from: a connection's requests, and a worker's behind one balancer,
+ * repeat the same client and host, so the text is reused, not built again.
+ */
+const lastForwarding = {
+  address: '',
+  proto: '',
+  port: -1,
+  host: '',
+  forwardedFor: undefined as string | undefined,
+  forwarded: undefined as string | undefined,
+  text: '',
+};
+
+/** X-Forwarded-For, -Proto, -Port, -Host and Forwarded (RFC 7239) for this request, each ending in CRLF. */
+function forwardingFields(req: RequestHead, client: ClientInfo): string {
+  const last = lastForwarding;
+  if (
+    last.address === client.address &&
+    last.port === client.port &&
+    last.proto === client.proto &&
+    last.host === req.host &&
+    last.forwardedFor === req.forwardedFor &&
+    last.forwarded === req.forwarded
+  )
+    return last.text;
+  const xff = req.forwardedFor === undefined ? client.address : `${req.forwardedFor}, ${client.address}`;
+  let fwd = `for=${forwardedNode(client.address)};proto=${client.proto}`;
+  if (req.host !== '') fwd += `;host=${forwardedValue(req.host)}`;
+  const text =
+    `X-Forwarded-For: ${xff}\r\n` +
+    `X-Forwarded-Proto: ${client.proto}\r\n` +
+    `X-Forwarded-Port: ${client.port}\r\n` +
+    (req.host === '' ? '' : `X-Forwarded-Host: ${req.host}\r\n`) +
+    `Forwarded: ${req.forwarded === undefined ? fwd : `${req.forwarded}, ${fwd}`}\r\n`;
+  last.address = client.address;
+  last.port = client.port;
+  last.proto = client.proto;
+  last.host = req.host;
+  last.forwardedFor = req.forwardedFor;
+  last.forwarded = req.forwarded;
+  last.text = text;
+  return text;
 }
 
 export function forwardedNode(address: string): string {
@@ -74,16 +113,7 @@ export function requestHeadForBackend(
     if (drops?.has(lower) === true) continue;
     out += `${names[i]}: ${values[i]}\r\n`;
   }
-  const xff = req.forwardedFor === undefined ? client.address : `${req.forwardedFor}, ${client.address}`;
-  let fwd = `for=${forwardedNode(client.address)};proto=${client.proto}`;
-  if (req.host !== '') fwd += `;host=${forwardedValue(req.host)}`;
-  out +=
-    `X-Forwarded-For: ${xff}\r\n` +
-    `X-Forwarded-Proto: ${client.proto}\r\n` +
-    `X-Forwarded-Port: ${client.port}\r\n` +
-    (req.host === '' ? '' : `X-Forwarded-Host: ${req.host}\r\n`) +
-    `Forwarded: ${req.forwarded === undefined ? fwd : `${req.forwarded}, ${fwd}`}\r\n` +
-    `X-Request-Id: ${requestId}\r\n`;
+  out += `${forwardingFields(req, client)}X-Request-Id: ${requestId}\r\n`;
   if (rules?.requestHeaders !== undefined)
     out += headerLines(rules.requestHeaders, { client, req, requestId });
   if (req.upgrade === 'h2c') {
