@@ -573,10 +573,11 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     const ok = conn.writeHead(head, this.pending);
     if (this.pending.length > 0) this.pending.length = 0; // setting length is a runtime call, even to 0
     this.pendingBytes = 0;
-    this.sentAt = performance.now();
+    const now = performance.now();
+    this.sentAt = now;
     if (!ok) this.pauseClient();
     else if (!this.reqBody.done) this.resumeClient();
-    if (this.reqBody.done) this.armBackendTimer();
+    if (this.reqBody.done) this.armBackendTimer(now);
   }
 
   onUpstreamDrain(): void {
@@ -592,15 +593,17 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       return;
     }
     if (stage.name !== 'exchange') return;
-    this.refreshBackendTimer();
+    const now = performance.now();
+    this.refreshBackendTimer(now);
     if (this.res === undefined) {
-      this.readResponseHead(chunk);
+      this.readResponseHead(chunk, now);
       return;
     }
     this.forwardResponse(chunk);
   }
 
-  private readResponseHead(chunk: Buffer): void {
+  /** `now`: when the chunk came (performance.now()). */
+  private readResponseHead(chunk: Buffer, now: number): void {
     let buf = this.resHeadBuf === undefined ? chunk : Buffer.concat([this.resHeadBuf, chunk]);
     for (;;) {
       const idx = buf.indexOf(CRLFCRLF);
@@ -632,7 +635,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
         continue;
       }
       this.resHeadBuf = undefined;
-      if (this.backendMs < 0) this.backendMs = performance.now() - this.sentAt;
+      if (this.backendMs < 0) this.backendMs = now - this.sentAt;
       if (parsed.status === 101) {
         this.startTunnel(parsed, rest);
         return;
@@ -901,7 +904,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private finishExchange(error: string | undefined): void {
     this.clearBackendTimer();
-    this.publish(error);
+    const now = performance.now();
+    this.publish(error, now);
     this.clearExchange();
     // A client that half-closed during the exchange (after its head was read) has
     // no more requests coming: close now, not at the keep-alive timeout.
@@ -912,9 +916,9 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.transition(HEAD);
     this.resumeClient();
     // A pipelined request waited in buf: its exchange begins now, not when its bytes came.
-    this.started = performance.now();
+    this.started = now;
     if (this.buf !== undefined) this.readHead();
-    if (this.stage.name === 'head' && this.buf === undefined) this.armIdle();
+    if (this.stage.name === 'head' && this.buf === undefined) this.armIdle(now);
   }
 
   /**
@@ -938,7 +942,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.body.clear();
   }
 
-  private publish(error: string | undefined): void {
+  /** `now`: when the request ended (performance.now()). */
+  private publish(error: string | undefined, now = performance.now()): void {
     this.host.plane.requestsInFlight--;
     if (!requestEnd.hasSubscribers) return;
     const req = this.req;
@@ -953,7 +958,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       backend: this.attempts.last?.id,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
-      durationMs: performance.now() - this.started,
+      durationMs: now - this.started,
       backendMs: this.backendMs,
       requestId: this.requestId,
       tags: this.target?.frontend.tags,
@@ -1006,9 +1011,9 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   // ---- timers ----------------------------------------------------------
 
   /** The client side's deadline (idle, head, body or drain grace); one at a time. */
-  private armTimer(ms: number, deadline: ClientDeadline): void {
+  private armTimer(ms: number, deadline: ClientDeadline, now?: number): void {
     this.deadline = deadline;
-    sessionDeadlines.arm(this, ms);
+    sessionDeadlines.arm(this, ms, now);
   }
 
   private clearTimer(): void {
@@ -1035,9 +1040,9 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     }
   }
 
-  private armIdle(): void {
+  private armIdle(now?: number): void {
     const listener = this.host.plane.listener(this.host.listenerKey);
-    this.armTimer(listener?.spec.keepalive_timeout_ms ?? D.KEEPALIVE_TIMEOUT_MS, 'idle');
+    this.armTimer(listener?.spec.keepalive_timeout_ms ?? D.KEEPALIVE_TIMEOUT_MS, 'idle', now);
   }
 
   private armHeadTimer(ms: number): void {
@@ -1057,14 +1062,14 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     else this.abort('the request body stalled');
   }
 
-  private armBackendTimer(): void {
+  private armBackendTimer(now = performance.now()): void {
     const ms = this.cluster?.spec.backend_timeout_ms ?? D.BACKEND_TIMEOUT_MS;
     this.upDeadline.ms = ms;
-    sessionDeadlines.arm(this.upDeadline, ms);
+    sessionDeadlines.arm(this.upDeadline, ms, now);
   }
 
-  private refreshBackendTimer(): void {
-    sessionDeadlines.refresh(this.upDeadline);
+  private refreshBackendTimer(now: number): void {
+    sessionDeadlines.refresh(this.upDeadline, now);
   }
 
   private clearBackendTimer(): void {
