@@ -917,8 +917,10 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.resumeClient();
     // A pipelined request waited in buf: its exchange begins now, not when its bytes came.
     this.started = now;
-    if (this.buf !== undefined) this.readHead();
-    if (this.stage.name === 'head' && this.buf === undefined) this.armIdle(now);
+    const pipelined = this.buf !== undefined;
+    if (pipelined) this.readHead();
+    // After a pipelined exchange, `now` is old: the lists keep entries in deadline order.
+    if (this.stage.name === 'head' && this.buf === undefined) this.armIdle(pipelined ? undefined : now);
   }
 
   /**
