@@ -219,7 +219,9 @@ export class BackendRuntime implements Candidate {
     for (let i = idle.length - 1; i >= 0; i--) {
       const conn = idle[i]!;
       if (conn.boundTo !== client) continue;
-      idle.splice(i, 1);
+      // The newest is the last: taken with pop, which makes no array as splice does.
+      if (i === idle.length - 1) idle.pop();
+      else idle.splice(i, 1);
       if (!conn.closed && conn.tlsKey === this.tlsKey && now - conn.idleSince < this.idleLimitMs(conn))
         return conn;
       conn.destroy();

@@ -6,7 +6,6 @@
 // timers, backpressure), whose moves read best together; what it decides or
 // frames is in route-decision, request-body, response-body, attempt-budget and tunnel.
 
-import { randomUUID } from 'node:crypto';
 import * as D from '../defaults.js';
 import type { Hsts } from '../model/objects.js';
 import type { Served } from '../tls/certificate-store.js';
@@ -18,7 +17,7 @@ import type { ClientStream, HttpProtocol, OpenConnection } from './client-stream
 import type { ClientInfo } from './connection-peer.js';
 import { type ConnectionPeer, proxyEndpoints } from './connection-peer.js';
 import type { ClusterRuntime, DataPlane, ListenerRuntime, RouteTarget } from './data-plane.js';
-import { type Deadlined, sessionDeadlines } from './deadline-lists.js';
+import { type Deadlined, DeadlineEntry, sessionDeadlines } from './deadline-lists.js';
 import { requestHeadForBackend, responseHeadForClient } from './forward-head.js';
 import { parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import { type LimitRefusal, limitRefused } from './limit-events.js';
@@ -26,6 +25,7 @@ import { encodeProxyV2 } from './proxy-protocol.js';
 import { type Affinity, readAffinity } from './request-affinity.js';
 import { RequestBody } from './request-body.js';
 import { backendConnectFailure, backendRetry, type RequestEnd, requestEnd } from './request-events.js';
+import { newRequestId } from './request-id.js';
 import { bodyLimitOf, checkRequestLimits } from './request-limits.js';
 import { type BodySink, ResponseBody } from './response-body.js';
 import { type AccessRefusal, accessDecision } from './route-access.js';
@@ -105,7 +105,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   dlDue = 0;
   dlList: Deadlined['dlList'] = undefined;
   private deadline: ClientDeadline = 'idle';
-  private upTimer: NodeJS.Timeout | undefined;
+  /** The backend side's deadline (backend_timeout_ms), on the same shared lists: no Node timer per exchange. */
+  private readonly upDeadline = new DeadlineEntry(this);
   private readPaused = false;
   /** The head timer runs (from the first byte of a request head). */
   private headTimed = false;
@@ -139,6 +140,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   private pendingBytes = 0;
   private resHeadBuf: Buffer | undefined;
   private res: ResponseHead | undefined;
+  /** The response head, held for a moment to go out in one write with the first body bytes. */
+  private headOut: string | undefined;
   private readonly body = new ResponseBody(this);
   private closeAfter = false;
   private bytesIn = 0;
@@ -376,7 +379,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private startExchange(req: RequestHead, listener: ListenerRuntime): void {
     this.req = req;
-    this.requestId = req.requestId ?? randomUUID();
+    this.requestId = req.requestId ?? newRequestId();
     this.transition(EXCHANGE);
     this.host.plane.requestsInFlight++;
     this.reqBody.start(req);
@@ -601,12 +604,13 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     // A new connection's PROXY header, written at connect, named this client.
     if (this.cluster!.spec.send_proxy && conn.boundTo === undefined) conn.boundTo = this;
     const ok = conn.writeHead(head, this.pending);
-    this.pending.length = 0;
+    if (this.pending.length > 0) this.pending.length = 0; // setting length is a runtime call, even to 0
     this.pendingBytes = 0;
-    this.sentAt = performance.now();
+    const now = performance.now();
+    this.sentAt = now;
     if (!ok) this.pauseClient();
     else if (!this.reqBody.done) this.resumeClient();
-    if (this.reqBody.done) this.armBackendTimer();
+    if (this.reqBody.done) this.armBackendTimer(now);
   }
 
   onUpstreamDrain(): void {
@@ -622,15 +626,17 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       return;
     }
     if (stage.name !== 'exchange') return;
-    this.refreshBackendTimer();
+    const now = performance.now();
+    this.refreshBackendTimer(now);
     if (this.res === undefined) {
-      this.readResponseHead(chunk);
+      this.readResponseHead(chunk, now);
       return;
     }
     this.forwardResponse(chunk);
   }
 
-  private readResponseHead(chunk: Buffer): void {
+  /** `now`: when the chunk came (performance.now()). */
+  private readResponseHead(chunk: Buffer, now: number): void {
     let buf = this.resHeadBuf === undefined ? chunk : Buffer.concat([this.resHeadBuf, chunk]);
     for (;;) {
       const idx = buf.indexOf(CRLFCRLF);
@@ -662,7 +668,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
         continue;
       }
       this.resHeadBuf = undefined;
-      if (this.backendMs < 0) this.backendMs = performance.now() - this.sentAt;
+      if (this.backendMs < 0) this.backendMs = now - this.sentAt;
       if (parsed.status === 101) {
         this.startTunnel(parsed, rest);
         return;
@@ -693,14 +699,21 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       sticky,
     );
     this.bytesOut += head.length;
-    if (body.done) {
+    if (body.done || rest === undefined) {
       this.socket.write(head, 'latin1');
-      this.responseComplete(rest);
+      if (body.done) this.responseComplete(rest);
+      return;
+    }
+    if (!body.dechunk) {
+      // Not de-chunking, the body framer hands on what `rest` holds of the body
+      // in one piece, before it completes the exchange: writeClient sends the head with it.
+      this.headOut = head;
+      this.forwardResponse(rest);
       return;
     }
     this.socket.cork();
     this.socket.write(head, 'latin1');
-    if (rest !== undefined) this.forwardResponse(rest);
+    this.forwardResponse(rest);
     this.socket.uncork();
   }
 
@@ -721,7 +734,21 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private writeClient(data: Buffer): void {
     this.bytesOut += data.length;
-    if (!this.socket.write(data)) this.upstream?.pause();
+    const head = this.headOut;
+    let ok: boolean;
+    if (head === undefined) ok = this.socket.write(data);
+    else {
+      this.headOut = undefined;
+      if (data.length <= D.JOINED_BODY_BYTES)
+        ok = this.socket.write(head + data.toString('latin1'), 'latin1');
+      else {
+        this.socket.cork();
+        this.socket.write(head, 'latin1');
+        ok = this.socket.write(data);
+        this.socket.uncork();
+      }
+    }
+    if (!ok) this.upstream?.pause();
   }
 
   onUpstreamClose(err: Error | undefined): void {
@@ -898,7 +925,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private answerAndClose(status: number, message: string): void {
     // Before a head is parsed there is no request id yet (or the last one's).
-    if (this.req === undefined) this.requestId = randomUUID();
+    if (this.req === undefined) this.requestId = newRequestId();
     this.closeAfter = true;
     // Called mid-exchange too (a bad body): only a fresh exchange starts a request.
     if (this.stage.name !== 'exchange') {
@@ -910,7 +937,8 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
 
   private finishExchange(error: string | undefined): void {
     this.clearBackendTimer();
-    this.publish(error);
+    const now = performance.now();
+    this.publish(error, now);
     this.clearExchange();
     // A client that half-closed during the exchange (after its head was read) has
     // no more requests coming: close now, not at the keep-alive timeout.
@@ -921,9 +949,11 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.transition(HEAD);
     this.resumeClient();
     // A pipelined request waited in buf: its exchange begins now, not when its bytes came.
-    this.started = performance.now();
-    if (this.buf !== undefined) this.readHead();
-    if (this.stage.name === 'head' && this.buf === undefined) this.armIdle();
+    this.started = now;
+    const pipelined = this.buf !== undefined;
+    if (pipelined) this.readHead();
+    // After a pipelined exchange, `now` is old: the lists keep entries in deadline order.
+    if (this.stage.name === 'head' && this.buf === undefined) this.armIdle(pipelined ? undefined : now);
   }
 
   /**
@@ -939,14 +969,16 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.attempts.clear();
     this.affinity.sticky = undefined;
     this.reqBody.clear();
-    this.pending.length = 0;
+    if (this.pending.length > 0) this.pending.length = 0; // setting length is a runtime call, even to 0
     this.pendingBytes = 0;
     this.resHeadBuf = undefined;
     this.res = undefined;
+    this.headOut = undefined;
     this.body.clear();
   }
 
-  private publish(error: string | undefined): void {
+  /** `now`: when the request ended (performance.now()). */
+  private publish(error: string | undefined, now = performance.now()): void {
     this.host.plane.requestsInFlight--;
     if (!requestEnd.hasSubscribers) return;
     const req = this.req;
@@ -961,7 +993,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
       backend: this.attempts.last?.id,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
-      durationMs: performance.now() - this.started,
+      durationMs: now - this.started,
       backendMs: this.backendMs,
       requestId: this.requestId,
       tags: this.target?.frontend.tags,
@@ -1015,9 +1047,9 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
   // ---- timers ----------------------------------------------------------
 
   /** The client side's deadline (idle, head, body or drain grace); one at a time. */
-  private armTimer(ms: number, deadline: ClientDeadline): void {
+  private armTimer(ms: number, deadline: ClientDeadline, now?: number): void {
     this.deadline = deadline;
-    sessionDeadlines.arm(this, ms);
+    sessionDeadlines.arm(this, ms, now);
   }
 
   private clearTimer(): void {
@@ -1044,9 +1076,9 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     }
   }
 
-  private armIdle(): void {
+  private armIdle(now?: number): void {
     const listener = this.host.plane.listener(this.host.listenerKey);
-    this.armTimer(listener?.spec.keepalive_timeout_ms ?? D.KEEPALIVE_TIMEOUT_MS, 'idle');
+    this.armTimer(listener?.spec.keepalive_timeout_ms ?? D.KEEPALIVE_TIMEOUT_MS, 'idle', now);
   }
 
   private armHeadTimer(ms: number): void {
@@ -1066,25 +1098,26 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     else this.abort('the request body stalled');
   }
 
-  private armBackendTimer(): void {
-    if (this.upTimer !== undefined) clearTimeout(this.upTimer);
+  private armBackendTimer(now = performance.now()): void {
     const ms = this.cluster?.spec.backend_timeout_ms ?? D.BACKEND_TIMEOUT_MS;
-    this.upTimer = setTimeout(() => this.onBackendTimeout(ms), ms);
+    this.upDeadline.ms = ms;
+    sessionDeadlines.arm(this.upDeadline, ms, now);
   }
 
-  private refreshBackendTimer(): void {
-    this.upTimer?.refresh();
+  private refreshBackendTimer(now: number): void {
+    sessionDeadlines.refresh(this.upDeadline, now);
   }
 
   private clearBackendTimer(): void {
-    if (this.upTimer !== undefined) {
-      clearTimeout(this.upTimer);
-      this.upTimer = undefined;
-    }
+    sessionDeadlines.cancel(this.upDeadline);
+  }
+
+  /** The backend side's deadline (upDeadline) passed. */
+  onEntryDeadline(entry: DeadlineEntry): void {
+    this.onBackendTimeout(entry.ms);
   }
 
   private onBackendTimeout(ms: number): void {
-    this.upTimer = undefined;
     if (this.stage.name !== 'exchange') return;
     if (this.res === undefined) {
       this.closeAfter = this.closeAfter || this.resHeadBuf !== undefined;

@@ -29,15 +29,18 @@ export class DeadlineLists {
   /** One per distinct duration: as many as the listeners' configured timeouts, not per connection. */
   private readonly lists = new Map<number, DeadlineList>();
 
-  /** (Re)starts `e`'s deadline `ms` from now, replacing any it had. */
-  arm(e: Deadlined, ms: number): void {
+  /**
+   * (Re)starts `e`'s deadline `ms` from now, replacing any it had. `now`: a
+   * performance.now() the caller just took, so as not to read the clock twice.
+   */
+  arm(e: Deadlined, ms: number, now = performance.now()): void {
     this.cancel(e);
     let list = this.lists.get(ms);
     if (list === undefined) {
       list = new DeadlineList(ms);
       this.lists.set(ms, list);
     }
-    e.dlDue = performance.now() + ms;
+    e.dlDue = now + ms;
     e.dlList = list;
     e.dlPrev = list.tail;
     e.dlNext = undefined;
@@ -48,9 +51,9 @@ export class DeadlineLists {
   }
 
   /** Pushes `e`'s deadline to a full duration from now; nothing when it is not armed. */
-  refresh(e: Deadlined): void {
+  refresh(e: Deadlined, now = performance.now()): void {
     const list = e.dlList;
-    if (list !== undefined) this.arm(e, list.ms);
+    if (list !== undefined) this.arm(e, list.ms, now);
   }
 
   /** Takes `e` off its list; nothing when it is not armed. */
@@ -90,6 +93,25 @@ export class DeadlineLists {
     const head = list.head;
     if (head !== undefined) this.schedule(list, head.dlDue - now);
     else this.lists.delete(list.ms);
+  }
+}
+
+/**
+ * A second deadline for an owner that is already an entry itself (a session's
+ * backend side): made once per owner and reused, so arming it allocates nothing.
+ */
+export class DeadlineEntry implements Deadlined {
+  dlPrev: Deadlined | undefined = undefined;
+  dlNext: Deadlined | undefined = undefined;
+  dlDue = 0;
+  dlList: DeadlineList | undefined = undefined;
+  /** The duration it was last armed with, for the owner's message when it passes. */
+  ms = 0;
+
+  constructor(private readonly owner: { onEntryDeadline(entry: DeadlineEntry): void }) {}
+
+  onDeadline(): void {
+    this.owner.onEntryDeadline(this);
   }
 }
 

@@ -16,12 +16,20 @@ const HOP_BY_HOP = new Set(HOP_BY_HOP_FIELDS);
 // Request fields kakehi sets itself; an incoming value is replaced, not trusted.
 const SET_ON_REQUEST = new Set(SET_BY_KAKEHI_FIELDS);
 
+/**
+ * Which name lengths occur in these sets: a field name of another length is in
+ * none of them, found without hashing the name (a new string per head, so a set
+ * lookup would hash it every time).
+ */
+const NAME_LENGTHS = new Uint8Array(64);
+for (const name of [...HOP_BY_HOP, ...SET_ON_REQUEST]) NAME_LENGTHS[name.length] = 1;
+
 function dropped(
   lower: string,
   connectionTokens: readonly string[],
   extra: Set<string> | undefined,
 ): boolean {
-  if (HOP_BY_HOP.has(lower) || extra?.has(lower) === true) return true;
+  if (NAME_LENGTHS[lower.length] === 1 && (HOP_BY_HOP.has(lower) || extra?.has(lower) === true)) return true;
   // Fields the sender named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
   return connectionTokens.length > 0 && connectionTokens.includes(lower) && lower !== 'transfer-encoding';
 }
@@ -30,6 +38,52 @@ function dropped(
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 function forwardedValue(v: string): string {
   return TOKEN.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * The forwarding fields but X-Request-Id, as last written, and what they were
+ * written from: a connection's requests, and a worker's behind one balancer,
+ * repeat the same client and host, so the text is reused, not built again.
+ */
+const lastForwarding = {
+  address: '',
+  proto: '',
+  port: -1,
+  host: '',
+  forwardedFor: undefined as string | undefined,
+  forwarded: undefined as string | undefined,
+  text: '',
+};
+
+/** X-Forwarded-For, -Proto, -Port, -Host and Forwarded (RFC 7239) for this request, each ending in CRLF. */
+function forwardingFields(req: RequestHead, client: ClientInfo): string {
+  const last = lastForwarding;
+  if (
+    last.address === client.address &&
+    last.port === client.port &&
+    last.proto === client.proto &&
+    last.host === req.host &&
+    last.forwardedFor === req.forwardedFor &&
+    last.forwarded === req.forwarded
+  )
+    return last.text;
+  const xff = req.forwardedFor === undefined ? client.address : `${req.forwardedFor}, ${client.address}`;
+  let fwd = `for=${forwardedNode(client.address)};proto=${client.proto}`;
+  if (req.host !== '') fwd += `;host=${forwardedValue(req.host)}`;
+  const text =
+    `X-Forwarded-For: ${xff}\r\n` +
+    `X-Forwarded-Proto: ${client.proto}\r\n` +
+    `X-Forwarded-Port: ${client.port}\r\n` +
+    (req.host === '' ? '' : `X-Forwarded-Host: ${req.host}\r\n`) +
+    `Forwarded: ${req.forwarded === undefined ? fwd : `${req.forwarded}, ${fwd}`}\r\n`;
+  last.address = client.address;
+  last.port = client.port;
+  last.proto = client.proto;
+  last.host = req.host;
+  last.forwardedFor = req.forwardedFor;
+  last.forwarded = req.forwarded;
+  last.text = text;
+  return text;
 }
 
 export function forwardedNode(address: string): string {
@@ -59,16 +113,7 @@ export function requestHeadForBackend(
     if (drops?.has(lower) === true) continue;
     out += `${names[i]}: ${values[i]}\r\n`;
   }
-  const xff = req.forwardedFor === undefined ? client.address : `${req.forwardedFor}, ${client.address}`;
-  let fwd = `for=${forwardedNode(client.address)};proto=${client.proto}`;
-  if (req.host !== '') fwd += `;host=${forwardedValue(req.host)}`;
-  out +=
-    `X-Forwarded-For: ${xff}\r\n` +
-    `X-Forwarded-Proto: ${client.proto}\r\n` +
-    `X-Forwarded-Port: ${client.port}\r\n` +
-    (req.host === '' ? '' : `X-Forwarded-Host: ${req.host}\r\n`) +
-    `Forwarded: ${req.forwarded === undefined ? fwd : `${req.forwarded}, ${fwd}`}\r\n` +
-    `X-Request-Id: ${requestId}\r\n`;
+  out += `${forwardingFields(req, client)}X-Request-Id: ${requestId}\r\n`;
   if (rules?.requestHeaders !== undefined)
     out += headerLines(rules.requestHeaders, { client, req, requestId });
   if (req.upgrade === 'h2c') {

@@ -62,7 +62,10 @@ export interface ResponseHead {
 // RFC 9110 §5.6.2 token, then ':' with no whitespace before it (RFC 9112 §5.1),
 // then a value of VCHAR, obs-text, SP and HTAB only: no CR, LF, NUL or other
 // control characters, which would let a value inject a header downstream.
-const FIELD_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*$/;
+// Sticky, run at a line's start inside the whole head: the line is checked without slicing it out.
+const FIELD_LINE = /[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n/y;
+// The reason phrase, from its first byte to the status line's CRLF (sticky, as FIELD_LINE).
+const REASON = /[\t\x20-\x7e\x80-\xff]*\r\n/y;
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Request target: visible ASCII only (RFC 9112 §3.2); spaces, controls and
 // obs-text are refused rather than guessed at.
@@ -70,6 +73,10 @@ const TARGET = /^[\x21-\x7e]+$/;
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d{0,5})?$/;
 const REQUEST_ID = /^[A-Za-z0-9._:+/=-]{1,200}$/;
 const DIGITS = /^\d{1,15}$/;
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
 
 function trimOws(s: string): string {
   let a = 0;
@@ -80,30 +87,75 @@ function trimOws(s: string): string {
 }
 
 function splitTokens(value: string, into: string[]): void {
+  // Mostly one token ("keep-alive", "close", "chunked"): no array from split for it.
+  if (!value.includes(',')) {
+    const t = trimOws(value).toLowerCase();
+    if (t !== '') into.push(t);
+    return;
+  }
   for (const part of value.split(',')) {
     const t = trimOws(part).toLowerCase();
     if (t !== '') into.push(t);
   }
 }
 
-/** Splits a head into lines; undefined if any line ends in a bare CR or LF. */
-function lines(head: string): string[] | undefined {
-  // head ends with CRLFCRLF; drop it, then every remaining separator must be CRLF.
-  const body = head.slice(0, head.length - 4);
-  const out = body.split('\r\n');
-  for (const l of out) {
-    if (l.includes('\r') || l.includes('\n')) return undefined;
+/**
+ * Where the lines of a head are: start and end (before its CRLF) of each, in
+ * pairs, into `bounds`; returns how many lines, or -1 if any line ends in a bare
+ * CR or LF. Offsets, not line strings: a field is sliced once, as name and
+ * value, and never as a line.
+ */
+function lineBounds(head: string, bounds: number[]): number {
+  // head ends with CRLFCRLF; the lines are what comes before, split on CRLF.
+  const end = head.length - 4;
+  let n = 0;
+  let pos = 0;
+  for (;;) {
+    const e = head.indexOf('\r\n', pos);
+    // A CRLF not wholly before `end` (the final CRLFCRLF's) ends the last line.
+    if (e < 0 || e + 2 > end) {
+      bounds[n++] = pos;
+      bounds[n++] = end;
+      break;
+    }
+    bounds[n++] = pos;
+    bounds[n++] = e;
+    pos = e + 2;
   }
-  return out;
+  // Every CR and LF before `end` must be one of the CRLF pairs just found.
+  const lines = n / 2;
+  return countOf(head, 13, end) === lines - 1 && countOf(head, 10, end) === lines - 1 ? lines : -1;
+}
+
+function countOf(s: string, code: 10 | 13, end: number): number {
+  const ch = code === 10 ? '\n' : '\r';
+  let n = 0;
+  for (let p = s.indexOf(ch); p >= 0 && p < end; p = s.indexOf(ch, p + 1)) n++;
+  return n;
+}
+
+/** The tokens of a head without Connection: one shared array, frozen so that no one adds to it. */
+const NO_TOKENS = Object.freeze([]) as unknown as string[];
+
+// Reused by every parse (parsing is synchronous), only ever grown: no array per head.
+const bounds: number[] = [];
+
+/** The value of the field line [colon + 1, end) of `head`, without its leading and trailing whitespace. */
+function fieldValue(head: string, colon: number, end: number): string {
+  let a = colon + 1;
+  let b = end;
+  while (a < b && (head.charCodeAt(a) === 32 || head.charCodeAt(a) === 9)) a++;
+  while (b > a && (head.charCodeAt(b - 1) === 32 || head.charCodeAt(b - 1) === 9)) b--;
+  return head.slice(a, b);
 }
 
 export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT): RequestHead | HeadError {
-  const ls = lines(head);
-  if (ls === undefined) return { error: 'bare CR or LF in the request head', status: 400 };
-  if (ls.length - 1 > maxHeaderCount) {
+  const lineCount = lineBounds(head, bounds);
+  if (lineCount < 0) return { error: 'bare CR or LF in the request head', status: 400 };
+  if (lineCount - 1 > maxHeaderCount) {
     return { error: `more than ${maxHeaderCount} header fields in the request head`, status: 431 };
   }
-  const start = ls[0] ?? '';
+  const start = head.slice(0, bounds[1]);
   const sp1 = start.indexOf(' ');
   const sp2 = start.lastIndexOf(' ');
   if (sp1 <= 0 || sp2 === sp1) {
@@ -123,32 +175,37 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
     return { error: `${versionText} is not supported`, status: 505 };
   else return { error: 'request line must end in HTTP/1.0 or HTTP/1.1', status: 400 };
 
-  const names: string[] = [];
-  const lowers: string[] = [];
-  const values: string[] = [];
+  // Sized once: a growing array would allocate room for 17 fields at the first.
+  const fieldCount = lineCount - 1;
+  const names: string[] = new Array(fieldCount);
+  const lowers: string[] = new Array(fieldCount);
+  const values: string[] = new Array(fieldCount);
   let host: string | undefined;
   let hostCount = 0;
   let contentLength = -1;
   let clCount = 0;
   let te: string[] | undefined;
-  const connectionTokens: string[] = [];
+  let connectionTokens: string[] | undefined;
   let upgradeValue: string | undefined;
   let requestId: string | undefined;
   let forwardedFor: string | undefined;
   let forwarded: string | undefined;
   let wsKey = false;
 
-  for (let i = 1; i < ls.length; i++) {
-    const line = ls[i]!;
-    if (!FIELD_LINE.test(line)) {
-      if (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
+  for (let i = 1; i < lineCount; i++) {
+    const from = bounds[2 * i]!;
+    const to = bounds[2 * i + 1]!;
+    FIELD_LINE.lastIndex = from;
+    if (!FIELD_LINE.test(head) || FIELD_LINE.lastIndex !== to + 2) {
+      const first = head.charCodeAt(from);
+      if (first === 32 || first === 9) {
         return { error: 'obsolete line folding in a header field', status: 400 };
       }
       return { error: `invalid header field line ${i}`, status: 400 };
     }
-    const colon = line.indexOf(':');
-    const name = line.slice(0, colon);
-    const value = trimOws(line.slice(colon + 1));
+    const colon = head.indexOf(':', from);
+    const name = head.slice(from, colon);
+    const value = fieldValue(head, colon, to);
     const lower = name.toLowerCase();
     switch (lower) {
       case 'host':
@@ -165,6 +222,8 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
         splitTokens(value, te);
         break;
       case 'connection':
+        connectionTokens ??= [];
+        connectionTokens ??= [];
         splitTokens(value, connectionTokens);
         break;
       case 'upgrade':
@@ -186,9 +245,9 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
         wsKey = value !== '';
         break;
     }
-    names.push(name);
-    lowers.push(lower);
-    values.push(value);
+    names[i - 1] = name;
+    lowers[i - 1] = lower;
+    values[i - 1] = value;
   }
 
   // Absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host.
@@ -238,6 +297,7 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
   }
   if (clCount > 1) return { error: 'more than one Content-Length', status: 400 };
 
+  connectionTokens ??= NO_TOKENS;
   const keepAlive = connectionTokens.includes('keep-alive');
   const close = connectionTokens.includes('close') || (version === 10 && !keepAlive);
   // Whether it is forwarded depends on the route (allowed_upgrades), known only later.
@@ -266,27 +326,49 @@ export function parseRequestHead(head: string, maxHeaderCount = MAX_HEADER_COUNT
 }
 
 export function parseResponseHead(head: string): ResponseHead | { error: string } {
-  const ls = lines(head);
-  if (ls === undefined) return { error: 'bare CR or LF in the response head' };
-  const start = ls[0] ?? '';
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: ([\t\x20-\x7e\x80-\xff]*))?$/.exec(start);
-  if (m === null) return { error: 'invalid status line' };
-  const status = Number(m[2]);
+  const lineCount = lineBounds(head, bounds);
+  if (lineCount < 0) return { error: 'bare CR or LF in the response head' };
+  // HTTP/1.x, a three-digit code, then nothing or a space and the reason phrase.
+  const startEnd = bounds[1]!;
+  const minor = head.charCodeAt(7);
+  if (
+    !head.startsWith('HTTP/1.', 0) ||
+    (minor !== 48 && minor !== 49) ||
+    head.charCodeAt(8) !== 32 ||
+    !isDigit(head.charCodeAt(9)) ||
+    !isDigit(head.charCodeAt(10)) ||
+    !isDigit(head.charCodeAt(11)) ||
+    (startEnd !== 12 && head.charCodeAt(12) !== 32)
+  )
+    return { error: 'invalid status line' };
+  let reason = '';
+  if (startEnd > 12) {
+    REASON.lastIndex = 13;
+    if (!REASON.test(head) || REASON.lastIndex !== startEnd + 2) return { error: 'invalid status line' };
+    reason = head.slice(13, startEnd);
+  }
+  const status =
+    (head.charCodeAt(9) - 48) * 100 + (head.charCodeAt(10) - 48) * 10 + (head.charCodeAt(11) - 48);
   if (status < 100) return { error: 'invalid status code' };
-  const names: string[] = [];
-  const lowers: string[] = [];
-  const values: string[] = [];
+  // Sized once: a growing array would allocate room for 17 fields at the first.
+  const fieldCount = lineCount - 1;
+  const names: string[] = new Array(fieldCount);
+  const lowers: string[] = new Array(fieldCount);
+  const values: string[] = new Array(fieldCount);
   let contentLength = -1;
   let te: string[] | undefined;
-  const connectionTokens: string[] = [];
+  let connectionTokens: string[] | undefined;
   let keepAliveTimeoutS = -1;
   let wsAccept = false;
-  for (let i = 1; i < ls.length; i++) {
-    const line = ls[i]!;
-    if (!FIELD_LINE.test(line)) return { error: `invalid header field line ${i}` };
-    const colon = line.indexOf(':');
-    const name = line.slice(0, colon);
-    const value = trimOws(line.slice(colon + 1));
+  for (let i = 1; i < lineCount; i++) {
+    const from = bounds[2 * i]!;
+    const to = bounds[2 * i + 1]!;
+    FIELD_LINE.lastIndex = from;
+    if (!FIELD_LINE.test(head) || FIELD_LINE.lastIndex !== to + 2)
+      return { error: `invalid header field line ${i}` };
+    const colon = head.indexOf(':', from);
+    const name = head.slice(from, colon);
+    const value = fieldValue(head, colon, to);
     const lower = name.toLowerCase();
     switch (lower) {
       case 'content-length':
@@ -300,6 +382,7 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
         splitTokens(value, te);
         break;
       case 'connection':
+        connectionTokens ??= [];
         splitTokens(value, connectionTokens);
         break;
       case 'keep-alive': {
@@ -311,19 +394,20 @@ export function parseResponseHead(head: string): ResponseHead | { error: string 
         wsAccept = value !== '';
         break;
     }
-    names.push(name);
-    lowers.push(lower);
-    values.push(value);
+    names[i - 1] = name;
+    lowers[i - 1] = lower;
+    values[i - 1] = value;
   }
-  const version = m[1] === '1' ? 11 : 10;
+  const version = minor === 49 ? 11 : 10;
   const chunked = te !== undefined && te.at(-1) === 'chunked';
   const otherEncoding = te !== undefined && !chunked;
+  connectionTokens ??= NO_TOKENS;
   const close =
     connectionTokens.includes('close') || (version === 10 && !connectionTokens.includes('keep-alive'));
   return {
     version,
     status,
-    reason: m[3] ?? '',
+    reason,
     names,
     lower: lowers,
     values,

@@ -6,6 +6,7 @@
 // transport can take its place.
 
 import type { Socket } from 'node:net';
+import { JOINED_BODY_BYTES } from '../defaults.js';
 
 export interface UpstreamOwner {
   onUpstreamData(chunk: Buffer): void;
@@ -79,12 +80,19 @@ export class UpstreamConnection {
   }
 
   /**
-   * Writes a request head and the body bytes held for it as one segment; false
+   * Writes a request head and the body bytes held for it as one segment (one
+   * write, a small body joined to the head, else a corked writev); false
    * when the last body write found the socket full (the head alone never pauses
    * the client). A PROXY header was written when the connection was made.
    */
   writeHead(head: string, held: readonly Buffer[]): boolean {
     const socket = this.socket;
+    if (held.length === 0) {
+      socket.write(head, 'latin1');
+      return true;
+    }
+    if (held.length === 1 && held[0]!.length <= JOINED_BODY_BYTES)
+      return socket.write(head + held[0]!.toString('latin1'), 'latin1');
     socket.cork();
     socket.write(head, 'latin1');
     let ok = true;

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { type Backend, echoBackend, rawBackend } from '../helpers/backends.js';
 import { httpGet } from '../helpers/http.js';
@@ -19,7 +21,7 @@ describe('proxying', () => {
   let kakehi: Kakehi;
 
   before(async () => {
-    echo = await echoBackend('echo', (req, res) => {
+    echo = await echoBackend('echo', (req, res, body) => {
       if (req.url === '/head-test') {
         res.writeHead(200, { 'content-length': '11', 'x-head': 'yes' });
         res.end(req.method === 'HEAD' ? undefined : 'hello world');
@@ -33,6 +35,11 @@ describe('proxying', () => {
       if (req.url === '/not-modified') {
         res.writeHead(304, { etag: '"x"' });
         res.end();
+        return true;
+      }
+      if (req.url === '/binary') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+        res.end(body);
         return true;
       }
       if (req.url === '/hop') {
@@ -150,6 +157,16 @@ describe('proxying', () => {
     assert.ok(before.size <= 1, `backend saw ${before.size} new connections`);
   });
 
+  it('carries binary bodies byte for byte both ways, small ones joined to their head and larger ones not', async () => {
+    const small = Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256));
+    const large = randomBytes(20_000);
+    for (const sent of [small, large]) {
+      const got = await postBytes(kakehi.port, '/binary', sent);
+      assert.equal(got.status, 200);
+      assert.ok(got.body.equals(sent), `a ${sent.length}-byte body came back changed`);
+    }
+  });
+
   it('streams a chunked response with its trailer unchanged to an HTTP/1.1 client', async () => {
     const res = await rawExchange(kakehi.port, 'GET / HTTP/1.1\r\nHost: special.test\r\n\r\n', {
       doneWhen: (t) => t.endsWith('\r\n0\r\nX-Sum: 42\r\n\r\n'),
@@ -189,3 +206,27 @@ describe('proxying', () => {
       assert.ok(k in line, k);
   });
 });
+
+/** POSTs `body` and reads the answer's body as bytes. */
+function postBytes(port: number, path: string, body: Buffer): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const r = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        headers: { 'content-length': body.length },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    r.on('error', reject);
+    r.end(body);
+  });
+}
