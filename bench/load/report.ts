@@ -344,7 +344,7 @@ export function summarise(dir: string): { text: string; json: unknown } {
     );
   }
   // The other native proxies have no aim; their ratios sit beside HAProxy's to be read together.
-  for (const target of ['nginx', 'sozu']) {
+  for (const target of ['nginx', 'sozu', 'node-h2']) {
     const peer = summaries.find((s) => s.target === target && s.status === 'ok');
     if (!kakehi || !peer) continue;
     const ratio = kakehi.requestsPerSecond / peer.requestsPerSecond;

@@ -21,6 +21,7 @@
 #   ROUNDS=1          repeat the whole sequence; the report shows medians
 #   PROXIES="haproxy nginx kakehi sozu reply-from http-proxy"   subset to run; the direct
 #                     baseline is always measured; sozu only when on PATH (over http only).
+#                     SCHEME=h2: "haproxy nginx kakehi node-h2" (node-h2: peer-node-h2.ts)
 #                     MODE=tcp: "haproxy kakehi sozu nginx", sozu
 #                     and nginx only when available (a named one that is not fails)
 #   NICE=-10          niceness of every process the benchmark starts (proxies, backend, wrk) and
@@ -118,8 +119,8 @@ all_proxies=(haproxy nginx kakehi reply-from http-proxy)
 # Sōzu's HTTP peer is plain HTTP only here: its HTTPS listener would need its own certificate setup.
 [[ $scheme == http ]] && command -v sozu >/dev/null 2>&1 && all_proxies=(haproxy nginx kakehi sozu reply-from http-proxy)
 [[ $scheme == https ]] && all_proxies=(haproxy nginx kakehi http-proxy)
-# The peers whose HTTP/2 front side is theirs (node-http-proxy has none).
-[[ $scheme == h2 ]] && all_proxies=(haproxy nginx kakehi)
+# node-h2: the smallest node:http2 proxy (peer-node-h2.ts), the engine kakehi's h2 side runs on.
+[[ $scheme == h2 ]] && all_proxies=(haproxy nginx kakehi node-h2)
 alpn=http/1.1
 [[ $scheme == h2 ]] && alpn=h2,http/1.1
 if [[ $mode == tcp ]]; then
@@ -130,7 +131,7 @@ fi
 read -r -a proxies <<<"${PROXIES:-${all_proxies[*]}}"
 for name in "${proxies[@]}"; do
   case $mode:$name in
-    *:haproxy | *:nginx | *:kakehi | *:sozu | http:reply-from | http:http-proxy | http:fastify) ;;
+    *:haproxy | *:nginx | *:kakehi | *:sozu | http:reply-from | http:http-proxy | http:fastify | http:node-h2) ;;
     *) echo "run.sh: unknown proxy '$name' in PROXIES for MODE=$mode (known: ${all_proxies[*]})" >&2; exit 2 ;;
   esac
 done
@@ -143,6 +144,10 @@ for name in "${not_over_tls[@]}"; do
     exit 2
   fi
 done
+if [[ $scheme != h2 && " ${proxies[*]} " == *" node-h2 "* ]]; then
+  echo "run.sh: node-h2 is run over SCHEME=h2 only" >&2
+  exit 2
+fi
 wants() { local n; for n in "${proxies[@]}"; do [[ $n == "$1" ]] && return 0; done; return 1; }
 
 # --- prerequisites: report, never install -----------------------------------------------
@@ -168,7 +173,7 @@ if (($(nproc) < 2)); then
   echo "run.sh: needs at least 2 CPU cores (proxy on core 0, wrk and backend on core 1); found $(nproc)" >&2
   exit 2
 fi
-for file in dist/bench/load/ports.js dist/bench/load/report.js dist/bench/load/peer-reply-from.js dist/bench/load/peer-http-proxy.js; do
+for file in dist/bench/load/ports.js dist/bench/load/report.js dist/bench/load/peer-reply-from.js dist/bench/load/peer-http-proxy.js dist/bench/load/peer-node-h2.js; do
   if [[ ! -f $file ]]; then
     echo "run.sh: $file is missing: run 'npm run build' (or 'npm run bench:load')" >&2
     exit 2
@@ -223,8 +228,8 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 : >"$out/targets.tsv"
 
-read -r backend_port haproxy_port nginx_port kakehi_port reply_from_port http_proxy_port sozu_port \
-  < <(node dist/bench/load/ports.js 7)
+read -r backend_port haproxy_port nginx_port kakehi_port reply_from_port http_proxy_port sozu_port node_h2_port \
+  < <(node dist/bench/load/ports.js 8)
 port_of() {
   case $1 in
     direct) echo "$backend_port" ;;
@@ -234,6 +239,7 @@ port_of() {
     reply-from) echo "$reply_from_port" ;;
     http-proxy) echo "$http_proxy_port" ;;
     sozu) echo "$sozu_port" ;;
+    node-h2) echo "$node_h2_port" ;;
   esac
 }
 render() { # template port output
@@ -269,6 +275,7 @@ pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
   echo "label.reply-from=fastify $(pkg_version fastify) + @fastify/reply-from $(pkg_version @fastify/reply-from)"
   echo "label.http-proxy=node-http-proxy $(pkg_version http-proxy)"
   echo "label.sozu=Sōzu $sozu_version"
+  echo "label.node-h2=node:http2 + node:http keep-alive agent (Node $(node -v))"
   if [[ $mode == tcp ]]; then
     echo "label.haproxy=HAProxy $haproxy_version, mode tcp"
     echo "label.nginx=nginx $nginx_version, stream"
@@ -444,6 +451,7 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
       ;;
     reply-from) start "$log" 0 node dist/bench/load/peer-reply-from.js "$port" "$backend_port" ;;
     http-proxy) start "$log" 0 node dist/bench/load/peer-http-proxy.js "$port" "$backend_port" ${tls_files[@]+"${tls_files[@]}"} ;;
+    node-h2) start "$log" 0 node dist/bench/load/peer-node-h2.js "$port" "$backend_port" "${tls_files[@]}" ;;
   esac
   if ! wait_ready "$last_pid" "$port"; then
     why="no HTTP answer on 127.0.0.1:$port within ${ready_timeout}s ($(alive "$last_pid" && echo "still running" || echo "exited")); log: $(tail -c 300 "$log" | tr '\n\t' '  ')"
