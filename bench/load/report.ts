@@ -1,12 +1,13 @@
 // Summarises a load-benchmark run written by bench/load/run.sh.
 // `node report.js RESULTS_DIR` reads meta.txt, targets.tsv and the r<round>-<target>.{wrk,cpu}
-// files, prints a table (req/s, p99, errors, CPU use, kakehi's ratio to each target) and
-// writes summary.json and summary.md next to them.
+// files (.h2load and .h2log instead of .wrk for SCHEME=h2), prints a table (req/s, p99,
+// errors, CPU use, kakehi's ratio to each target) and writes summary.json and summary.md next to them.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export interface WrkResult {
+/** One measured run of the load generator (wrk or h2load). */
+export interface LoadResult {
   requestsPerSecond: number;
   requests: number;
   p50Ms: number;
@@ -24,7 +25,7 @@ function durationMs(value: string, unit: string): number {
 }
 
 /** Parses the text output of `wrk --latency`. Throws if a figure is missing. */
-export function parseWrk(text: string): WrkResult {
+export function parseWrk(text: string): LoadResult {
   const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(text);
   const total = /^\s*(\d+) requests in /m.exec(text);
   const p50 = /^\s+50(?:\.000)?%\s+([\d.]+)(us|ms|s|m|h)\s*$/m.exec(text);
@@ -40,6 +41,45 @@ export function parseWrk(text: string): WrkResult {
     socketErrors: errors ? errors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0,
     non2xx: non2xx ? Number(non2xx[1]) : 0,
   };
+}
+
+/**
+ * Parses h2load's text output, with p50/p99 from its `--log-file` (tab-separated: start time,
+ * status, microseconds to the end of the response), since h2load prints no percentiles.
+ * Errors are failed, errored and timed-out requests plus non-2xx answers. Throws if a figure is missing.
+ */
+export function parseH2load(text: string, log: string | undefined): LoadResult {
+  const finished = /^finished in [^,]+, ([\d.]+) req\/s/m.exec(text);
+  const requests =
+    /^requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/m.exec(
+      text,
+    );
+  const codes = /^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/m.exec(text);
+  if (!finished || !requests || !codes) throw new Error('not a complete h2load output');
+  const n = (i: number): number => Number(requests[i]);
+  const micros = (log ?? '')
+    .split('\n')
+    .map((line) => Number(line.split('\t')[2]))
+    .filter((v) => Number.isFinite(v))
+    .sort((x, y) => x - y);
+  const percentileMs = (p: number): number =>
+    micros.length ? micros[Math.min(micros.length - 1, Math.floor(micros.length * p))]! / 1000 : Number.NaN;
+  return {
+    requestsPerSecond: Number(finished[1]),
+    requests: n(3),
+    p50Ms: percentileMs(0.5),
+    p99Ms: percentileMs(0.99),
+    socketErrors: n(4) + n(5) + n(6),
+    non2xx: Number(codes[2]) + Number(codes[3]) + Number(codes[4]),
+  };
+}
+
+/** The measured run of one target in one round, from whichever load generator wrote it. */
+function readResult(dir: string, round: string, target: string): LoadResult {
+  const base = join(dir, `r${round}-${target}`);
+  if (!existsSync(`${base}.h2load`)) return parseWrk(readFileSync(`${base}.wrk`, 'utf8'));
+  const log = existsSync(`${base}.h2log`) ? readFileSync(`${base}.h2log`, 'utf8') : undefined;
+  return parseH2load(readFileSync(`${base}.h2load`, 'utf8'), log);
 }
 
 export interface CpuUse {
@@ -164,7 +204,7 @@ export function summarise(dir: string): { text: string; json: unknown } {
   const summaries: TargetSummary[] = order.map((target) => {
     const mine = rows.filter((row) => row.target === target);
     const ok = mine.filter((row) => row.status === 'ok');
-    const results = ok.map((row) => parseWrk(readFileSync(join(dir, `r${row.round}-${target}.wrk`), 'utf8')));
+    const results = ok.map((row) => readResult(dir, row.round, target));
     const cpuByRound = ok.map((row) => {
       const file = join(dir, `r${row.round}-${target}.cpu`);
       return existsSync(file) ? parseCpu(readFileSync(file, 'utf8'), clockTicks) : undefined;
@@ -304,7 +344,7 @@ export function summarise(dir: string): { text: string; json: unknown } {
     );
   }
   // The other native proxies have no aim; their ratios sit beside HAProxy's to be read together.
-  for (const target of ['nginx', 'sozu']) {
+  for (const target of ['nginx', 'sozu', 'node-h2']) {
     const peer = summaries.find((s) => s.target === target && s.status === 'ok');
     if (!kakehi || !peer) continue;
     const ratio = kakehi.requestsPerSecond / peer.requestsPerSecond;
@@ -314,7 +354,7 @@ export function summarise(dir: string): { text: string; json: unknown } {
     `command: ${meta.get('command') ?? '?'}`,
     `machine: ${meta.get('machine') ?? '?'}`,
     `kakehi: ${meta.get('kakehi_tree') ?? '?'}; started at ${meta.get('date') ?? '?'}`,
-    `wrk: ${meta.get('wrk_args') ?? '?'} (pinned to core 1, with the backend); proxies pinned to core 0; nice ${meta.get('nice') ?? '0'}`,
+    `client: ${meta.get('client_args') ?? meta.get('wrk_args') ?? '?'} (pinned to core 1, with the backend); proxies pinned to core 0; nice ${meta.get('nice') ?? '0'}`,
     `CPU columns: share of one core; "proxy CPU" is the proxy's own processes, "core N busy" everything on that core`,
   ];
   const text = [

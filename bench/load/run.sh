@@ -7,17 +7,21 @@
 #   bash bench/load/run.sh            (npm run bench:load builds first)
 #   SCHEME=https bash bench/load/run.sh                       (TLS termination, keep-alive)
 #   SCHEME=https CONNECTION=close bash bench/load/run.sh      (one request per TLS handshake)
+#   SCHEME=h2 bash bench/load/run.sh  (HTTP/2 over TLS: h2load, 64 streams over 8 connections,
+#                                      against HAProxy and nginx with h2 on; backend stays HTTP/1.1)
 #   MODE=tcp bash bench/load/run.sh   (TCP pass-through: kakehi protocol: tcp, HAProxy mode tcp,
 #                                      Sōzu's TCP listener when `sozu` is on PATH, nginx stream
 #                                      when its module is there; wrk's HTTP goes through unparsed)
 #
 # Environment:
-#   DURATION=10s      measured wrk run per target
-#   CONNECTIONS=64    wrk connections (one wrk thread)
+#   DURATION=10s      measured wrk (h2load) run per target
+#   CONNECTIONS=64    wrk connections (one wrk thread); SCHEME=h2: h2load connections, default 8
+#   STREAMS=8         SCHEME=h2 only: concurrent streams per h2load connection (h2load -m)
 #   WARMUP=10s        unmeasured wrk run before each measured one (Node peers need ~10 s of JIT warm-up)
 #   ROUNDS=1          repeat the whole sequence; the report shows medians
 #   PROXIES="haproxy nginx kakehi sozu reply-from http-proxy"   subset to run; the direct
 #                     baseline is always measured; sozu only when on PATH (over http only).
+#                     SCHEME=h2: "haproxy nginx kakehi node-h2" (node-h2: peer-node-h2.ts)
 #                     MODE=tcp: "haproxy kakehi sozu nginx", sozu
 #                     and nginx only when available (a named one that is not fails)
 #   NICE=-10          niceness of every process the benchmark starts (proxies, backend, wrk) and
@@ -34,6 +38,11 @@
 #   CONNECTION=keep-alive   close: wrk sends "Connection: close", so every request opens a new
 #                     connection (a full TLS handshake with https: wrk resumes no session)
 #   MODE=http         tcp: the proxies relay bytes (see above); SCHEME must stay http
+#   SCHEME=h2         the client is h2load (one thread, -c CONNECTIONS -m STREAMS, ALPN h2 over
+#                     TLS with the https certificate) against kakehi (https listener, its default
+#                     alpn), HAProxy (bind ... alpn h2,http/1.1) and nginx (listen ... ssl http2);
+#                     the direct baseline is h2load --h1 with CONNECTIONS x STREAMS connections to
+#                     the plain-HTTP backend. p50/p99 come from h2load's --log-file.
 #
 # Exit codes: 0 done (even if kakehi was not available), 1 a run failed, 2 missing tools.
 # Installs nothing; every process it starts is stopped on exit, even on failure.
@@ -53,7 +62,13 @@ seconds() { # "10s" or "10" -> 10
 }
 duration=$(seconds "${DURATION:-10s}" DURATION)
 warmup=$(seconds "${WARMUP:-10s}" WARMUP)
-connections=${CONNECTIONS:-64}
+scheme=${SCHEME:-http}
+[[ $scheme == http || $scheme == https || $scheme == h2 ]] || { echo "run.sh: SCHEME must be http, https or h2" >&2; exit 2; }
+tls=false
+[[ $scheme == https || $scheme == h2 ]] && tls=true
+if [[ $scheme == h2 ]]; then connections=${CONNECTIONS:-8}; else connections=${CONNECTIONS:-64}; fi
+streams=${STREAMS:-8}
+[[ $streams =~ ^[0-9]+$ ]] && ((streams > 0)) || { echo "run.sh: STREAMS must be a positive integer" >&2; exit 2; }
 rounds=${ROUNDS:-1}
 ready_timeout=${READY_TIMEOUT:-15}
 niceness=${NICE:--10}
@@ -65,15 +80,14 @@ quiet_wait=${QUIET_WAIT:-30}
 [[ $niceness =~ ^-?[0-9]+$ ]] || { echo "run.sh: NICE must be an integer" >&2; exit 2; }
 mode=${MODE:-http}
 [[ $mode == http || $mode == tcp ]] || { echo "run.sh: MODE must be http or tcp" >&2; exit 2; }
-scheme=${SCHEME:-http}
 key_type=${KEY:-ecdsa}
 connection=${CONNECTION:-keep-alive}
-[[ $scheme == http || $scheme == https ]] || { echo "run.sh: SCHEME must be http or https" >&2; exit 2; }
 [[ $key_type == ecdsa || $key_type == rsa ]] || { echo "run.sh: KEY must be ecdsa or rsa" >&2; exit 2; }
 [[ $connection == keep-alive || $connection == close ]] || { echo "run.sh: CONNECTION must be keep-alive or close" >&2; exit 2; }
-[[ $mode == tcp && $scheme == https ]] && { echo "run.sh: MODE=tcp relays plain HTTP; SCHEME must be http" >&2; exit 2; }
+[[ $mode == tcp && $scheme != http ]] && { echo "run.sh: MODE=tcp relays plain HTTP; SCHEME must be http" >&2; exit 2; }
 wrk_header=()
 [[ $connection == close ]] && wrk_header=(-H 'Connection: close')
+[[ $scheme == h2 && $connection == close ]] && { echo "run.sh: SCHEME=h2 keeps its connections; CONNECTION must be keep-alive" >&2; exit 2; }
 if ((niceness < 0)) && [[ $(id -u) != 0 ]]; then
   echo "run.sh: not root, so NICE=$niceness cannot be applied; running at the normal priority" >&2
   niceness=0
@@ -105,6 +119,10 @@ all_proxies=(haproxy nginx kakehi reply-from http-proxy)
 # Sōzu's HTTP peer is plain HTTP only here: its HTTPS listener would need its own certificate setup.
 [[ $scheme == http ]] && command -v sozu >/dev/null 2>&1 && all_proxies=(haproxy nginx kakehi sozu reply-from http-proxy)
 [[ $scheme == https ]] && all_proxies=(haproxy nginx kakehi http-proxy)
+# node-h2: the smallest node:http2 proxy (peer-node-h2.ts), the engine kakehi's h2 side runs on.
+[[ $scheme == h2 ]] && all_proxies=(haproxy nginx kakehi node-h2)
+alpn=http/1.1
+[[ $scheme == h2 ]] && alpn=h2,http/1.1
 if [[ $mode == tcp ]]; then
   all_proxies=(haproxy kakehi)
   command -v sozu >/dev/null 2>&1 && all_proxies+=(sozu)
@@ -113,17 +131,23 @@ fi
 read -r -a proxies <<<"${PROXIES:-${all_proxies[*]}}"
 for name in "${proxies[@]}"; do
   case $mode:$name in
-    *:haproxy | *:nginx | *:kakehi | *:sozu | http:reply-from | http:http-proxy | http:fastify) ;;
+    *:haproxy | *:nginx | *:kakehi | *:sozu | http:reply-from | http:http-proxy | http:fastify | http:node-h2) ;;
     *) echo "run.sh: unknown proxy '$name' in PROXIES for MODE=$mode (known: ${all_proxies[*]})" >&2; exit 2 ;;
   esac
 done
 proxies=("${proxies[@]/#fastify/reply-from}")
-for name in reply-from sozu; do
-  if [[ $scheme == https && " ${proxies[*]} " == *" $name "* ]]; then
-    echo "run.sh: $name is not run over https" >&2
+not_over_tls=(reply-from sozu)
+[[ $scheme == h2 ]] && not_over_tls+=(http-proxy)
+for name in "${not_over_tls[@]}"; do
+  if [[ $tls == true && " ${proxies[*]} " == *" $name "* ]]; then
+    echo "run.sh: $name is not run over $scheme" >&2
     exit 2
   fi
 done
+if [[ $scheme != h2 && " ${proxies[*]} " == *" node-h2 "* ]]; then
+  echo "run.sh: node-h2 is run over SCHEME=h2 only" >&2
+  exit 2
+fi
 wants() { local n; for n in "${proxies[@]}"; do [[ $n == "$1" ]] && return 0; done; return 1; }
 
 # --- prerequisites: report, never install -----------------------------------------------
@@ -131,13 +155,14 @@ export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need wrk wrk
+[[ $scheme == h2 ]] && need h2load nghttp2-client
 need nginx nginx-light
 wants haproxy && need haproxy haproxy
 wants sozu && need sozu "sozu (not packaged by Debian: build it from github.com/sozu-proxy/sozu)"
 need taskset util-linux
 need setsid util-linux
 need curl curl
-[[ $scheme == https ]] && need openssl openssl
+[[ $tls == true ]] && need openssl openssl
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "run.sh: missing tools. Install them with:" >&2
@@ -148,7 +173,7 @@ if (($(nproc) < 2)); then
   echo "run.sh: needs at least 2 CPU cores (proxy on core 0, wrk and backend on core 1); found $(nproc)" >&2
   exit 2
 fi
-for file in dist/bench/load/ports.js dist/bench/load/report.js dist/bench/load/peer-reply-from.js dist/bench/load/peer-http-proxy.js; do
+for file in dist/bench/load/ports.js dist/bench/load/report.js dist/bench/load/peer-reply-from.js dist/bench/load/peer-http-proxy.js dist/bench/load/peer-node-h2.js; do
   if [[ ! -f $file ]]; then
     echo "run.sh: $file is missing: run 'npm run build' (or 'npm run bench:load')" >&2
     exit 2
@@ -203,8 +228,8 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 : >"$out/targets.tsv"
 
-read -r backend_port haproxy_port nginx_port kakehi_port reply_from_port http_proxy_port sozu_port \
-  < <(node dist/bench/load/ports.js 7)
+read -r backend_port haproxy_port nginx_port kakehi_port reply_from_port http_proxy_port sozu_port node_h2_port \
+  < <(node dist/bench/load/ports.js 8)
 port_of() {
   case $1 in
     direct) echo "$backend_port" ;;
@@ -214,6 +239,7 @@ port_of() {
     reply-from) echo "$reply_from_port" ;;
     http-proxy) echo "$http_proxy_port" ;;
     sozu) echo "$sozu_port" ;;
+    node-h2) echo "$node_h2_port" ;;
   esac
 }
 render() { # template port output
@@ -221,29 +247,35 @@ render() { # template port output
 }
 
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{print $2}' || true)
+h2load_version=$(command -v h2load >/dev/null && h2load --version 2>/dev/null | head -1 | sed 's|.*nghttp2/||' || echo "")
 nginx_version=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 haproxy_version=$(command -v haproxy >/dev/null && haproxy -v 2>/dev/null | head -1 | awk '{print $3}' || echo "")
 # `sozu --version` prints "sozu 2.3.3 ()" (the parentheses hold an empty commit id).
 sozu_version=$(command -v sozu >/dev/null && sozu --version 2>/dev/null | head -1 | awk '{print $2}' || echo "")
 pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
 {
-  echo "command=MODE=$mode SCHEME=$scheme KEY=$key_type CONNECTION=$connection DURATION=${duration}s CONNECTIONS=$connections WARMUP=${warmup}s ROUNDS=$rounds PROXIES=\"${proxies[*]}\" bash bench/load/run.sh"
+  echo "command=MODE=$mode SCHEME=$scheme KEY=$key_type CONNECTION=$connection DURATION=${duration}s CONNECTIONS=$connections$([[ $scheme == h2 ]] && echo " STREAMS=$streams") WARMUP=${warmup}s ROUNDS=$rounds PROXIES=\"${proxies[*]}\" bash bench/load/run.sh"
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "machine=$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/{print $2}') GB RAM, Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME"), Node $(node -v)"
-  echo "wrk_args=wrk $wrk_version -t1 -c$connections -d${duration}s --latency$([[ $connection == close ]] && echo " -H 'Connection: close'") $scheme://… (after a ${warmup}s warm-up)"
-  echo "tls=$([[ $scheme == https ]] && echo "$key_type certificate, OpenSSL $(openssl version | awk '{print $2}')" || echo none)"
+  if [[ $scheme == h2 ]]; then
+    echo "client_args=h2load $h2load_version -t1 -c$connections -m$streams -D ${duration}s https://… (ALPN h2; after a ${warmup}s warm-up; direct: --h1 -c$((connections * streams)) -m1 http://…)"
+  else
+    echo "client_args=wrk $wrk_version -t1 -c$connections -d${duration}s --latency$([[ $connection == close ]] && echo " -H 'Connection: close'") $scheme://… (after a ${warmup}s warm-up)"
+  fi
+  echo "tls=$([[ $tls == true ]] && echo "$key_type certificate, OpenSSL $(openssl version | awk '{print $2}')" || echo none)"
   echo "clk_tck=$(getconf CLK_TCK)"
   echo "kakehi_tree=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown) (dist/ as built from it)"
   echo "rounds=$rounds"
   echo "mode=$mode"
   echo "nice=$niceness"
-  echo "label.direct=direct to backend (no proxy$([[ $scheme == https ]] && echo ", plain HTTP"))"
+  echo "label.direct=direct to backend (no proxy$([[ $tls == true ]] && echo ", plain HTTP/1.1"))"
   echo "label.haproxy=HAProxy $haproxy_version"
   echo "label.nginx=nginx $nginx_version"
   echo "label.kakehi=kakehi"
   echo "label.reply-from=fastify $(pkg_version fastify) + @fastify/reply-from $(pkg_version @fastify/reply-from)"
   echo "label.http-proxy=node-http-proxy $(pkg_version http-proxy)"
   echo "label.sozu=Sōzu $sozu_version"
+  echo "label.node-h2=node:http2 + node:http keep-alive agent (Node $(node -v))"
   if [[ $mode == tcp ]]; then
     echo "label.haproxy=HAProxy $haproxy_version, mode tcp"
     echo "label.nginx=nginx $nginx_version, stream"
@@ -255,7 +287,7 @@ pkg_version() { node -p "require('./node_modules/$1/package.json').version"; }
 # --- readiness and sanity ---------------------------------------------------------------------
 backend_body='bench-backend'
 url_of() { # port -> URL; the backend (and so the direct baseline) is always plain HTTP
-  if [[ $scheme == https && $1 != "$backend_port" ]]; then echo "https://127.0.0.1:$1/"; else echo "http://127.0.0.1:$1/"; fi
+  if [[ $tls == true && $1 != "$backend_port" ]]; then echo "https://127.0.0.1:$1/"; else echo "http://127.0.0.1:$1/"; fi
 }
 wait_ready() { # pid port -> 0 when any HTTP answer arrives
   local pid=$1 port=$2 deadline=$((SECONDS + ready_timeout))
@@ -268,8 +300,11 @@ wait_ready() { # pid port -> 0 when any HTTP answer arrives
 }
 check_proxies() { # port -> 0 when the backend's answer comes through
   local body
-  body=$(curl -sk -m 2 -w ' %{http_code}' "$(url_of "$1")") || return 1
-  [[ $body == "$backend_body"$'\n'" 200" ]]
+  local want=" 200" args=(-w ' %{http_code}')
+  # h2: the proxy must also negotiate h2 by ALPN, or h2load would fail or measure HTTP/1.1.
+  if [[ $scheme == h2 && $1 != "$backend_port" ]]; then want=" 200 2"; args=(--http2 -w ' %{http_code} %{http_version}'); fi
+  body=$(curl -sk -m 2 "${args[@]}" "$(url_of "$1")") || return 1
+  [[ $body == "$backend_body"$'\n'"$want" ]]
 }
 
 # --- CPU accounting around each measured run ---------------------------------------------------
@@ -321,23 +356,45 @@ wait_quiet() { # up to $quiet_wait seconds until both cores are under 20% busy
 
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$out/targets.tsv"; }
 
+# Runs the load generator on core 1: url seconds output-file [log-file]. wrk, or with SCHEME=h2
+# h2load (the plain-HTTP backend gets --h1 with one request in flight per connection, as wrk does).
+drive() {
+  local url=$1 seconds=$2 output=$3 log=${4:-}
+  if [[ $scheme == h2 ]]; then
+    local shape=(-c"$connections" -m"$streams")
+    [[ $url == http://* ]] && shape=(--h1 -c$((connections * streams)) -m1)
+    on_core 1 timeout $((seconds + 30)) h2load -t1 "${shape[@]}" -D "${seconds}s" ${log:+"--log-file=$log"} "$url" >"$output" 2>&1
+  else
+    on_core 1 timeout $((seconds + 30)) wrk -t1 -c"$connections" -d"${seconds}s" --latency "${wrk_header[@]}" "$url" >"$output" 2>&1
+  fi
+}
+client=wrk result_line='^Requests/sec:'
+[[ $scheme == h2 ]] && client=h2load result_line='^finished in .* req/s'
+
 measure() { # round name port proxy-sid
   local round=$1 name=$2 port=$3 sid=$4 url file="$out/r$1-$2"
+  local result="$file.$client"
   url=$(url_of "$port")
-  on_core 1 timeout $((warmup + 30)) wrk -t1 -c"$connections" -d"${warmup}s" "${wrk_header[@]}" "$url" >"$file.warmup" 2>&1 || true
+  drive "$url" "$warmup" "$file.warmup" || true
   snapshot before "$sid" >"$file.cpu"
-  if ! on_core 1 timeout $((duration + 30)) wrk -t1 -c"$connections" -d"${duration}s" --latency "${wrk_header[@]}" "$url" >"$file.wrk" 2>&1; then
-    record "$round" "$name" failed "wrk failed: $(tail -1 "$file.wrk")"
+  # h2load prints no percentiles: its per-request log gives them (report.ts reads it).
+  if ! drive "$url" "$duration" "$result" "$([[ $client == h2load ]] && echo "$file.h2log")"; then
+    record "$round" "$name" failed "$client failed: $(tail -1 "$result")"
     return 1
   fi
   snapshot after "$sid" >>"$file.cpu"
-  if ! grep -q '^Requests/sec:' "$file.wrk"; then
-    record "$round" "$name" failed "wrk printed no result: $(tail -1 "$file.wrk")"
+  if ! grep -q "$result_line" "$result"; then
+    record "$round" "$name" failed "$client printed no result: $(tail -1 "$result")"
     return 1
   fi
   record "$round" "$name" ok ""
-  printf '  %-11s %12s req/s   p99 %s\n' "$name" "$(awk '/^Requests\/sec:/{print $2}' "$file.wrk")" \
-    "$(awk '$1 == "99%" || $1 == "99.000%" {print $2}' "$file.wrk")"
+  if [[ $client == h2load ]]; then
+    printf '  %-11s %12s req/s   %s\n' "$name" "$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$result")" \
+      "$(grep '^requests:' "$result" | sed 's/^requests: //')"
+  else
+    printf '  %-11s %12s req/s   p99 %s\n' "$name" "$(awk '/^Requests\/sec:/{print $2}' "$result")" \
+      "$(awk '$1 == "99%" || $1 == "99.000%" {print $2}' "$result")"
+  fi
 }
 
 start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
@@ -365,12 +422,12 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
   [[ $mode == tcp ]] || case $name in
     haproxy)
       render "$here/haproxy.cfg" "$port" "$out/haproxy.cfg"
-      [[ $scheme == https ]] && sed -i "s|^\( *bind 127.0.0.1:$port\)$|\1 ssl crt $out/tls/bench.pem alpn http/1.1|" "$out/haproxy.cfg"
+      [[ $tls == true ]] && sed -i "s|^\( *bind 127.0.0.1:$port\)$|\1 ssl crt $out/tls/bench.pem alpn $alpn|" "$out/haproxy.cfg"
       start "$log" 0 haproxy -db -f "$out/haproxy.cfg"
       ;;
     nginx)
       render "$here/nginx-proxy.conf" "$port" "$out/nginx-proxy.conf"
-      [[ $scheme == https ]] && sed -i "s|^\( *\)listen 127.0.0.1:$port;$|\1listen 127.0.0.1:$port ssl;\n\1ssl_certificate $out/tls/cert.pem;\n\1ssl_certificate_key $out/tls/key.pem;\n\1ssl_protocols TLSv1.2 TLSv1.3;|" "$out/nginx-proxy.conf"
+      [[ $tls == true ]] && sed -i "s|^\( *\)listen 127.0.0.1:$port;$|\1listen 127.0.0.1:$port ssl$([[ $scheme == h2 ]] && echo " http2");\n\1ssl_certificate $out/tls/cert.pem;\n\1ssl_certificate_key $out/tls/key.pem;\n\1ssl_protocols TLSv1.2 TLSv1.3;|" "$out/nginx-proxy.conf"
       mkdir -p "$out/nginx-proxy-tmp"
       start "$log" 0 nginx -p "$out" -e "$out/nginx-proxy.error.log" -c "$out/nginx-proxy.conf"
       ;;
@@ -380,7 +437,8 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
         return 1
       fi
       render "$here/kakehi.yaml" "$port" "$out/kakehi.yaml"
-      if [[ $scheme == https ]]; then
+      # kakehi's https listener offers h2 and http/1.1 by default (alpn), as HAProxy and nginx do here with h2.
+      if [[ $tls == true ]]; then
         sed -i 's|^\( *protocol:\) http$|\1 https|' "$out/kakehi.yaml"
         printf 'certificates:\n  - listener: 127.0.0.1:%s\n    certificate_file: %s\n    key_file: %s\n    default: true\n' \
           "$port" "$out/tls/cert.pem" "$out/tls/key.pem" >>"$out/kakehi.yaml"
@@ -393,6 +451,7 @@ start_proxy() { # name port -> sets $last_pid, or returns 1 with $why
       ;;
     reply-from) start "$log" 0 node dist/bench/load/peer-reply-from.js "$port" "$backend_port" ;;
     http-proxy) start "$log" 0 node dist/bench/load/peer-http-proxy.js "$port" "$backend_port" ${tls_files[@]+"${tls_files[@]}"} ;;
+    node-h2) start "$log" 0 node dist/bench/load/peer-node-h2.js "$port" "$backend_port" "${tls_files[@]}" ;;
   esac
   if ! wait_ready "$last_pid" "$port"; then
     why="no HTTP answer on 127.0.0.1:$port within ${ready_timeout}s ($(alive "$last_pid" && echo "still running" || echo "exited")); log: $(tail -c 300 "$log" | tr '\n\t' '  ')"
@@ -414,7 +473,7 @@ echo "idle_check=$busy_before" >>"$out/meta.txt"
 
 # https: a self-signed certificate for 127.0.0.1 / localhost, made for this run only.
 tls_files=()
-if [[ $scheme == https ]]; then
+if [[ $tls == true ]]; then
   mkdir -p "$out/tls"
   if [[ $key_type == ecdsa ]]; then
     key_args=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)

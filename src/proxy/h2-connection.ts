@@ -101,6 +101,15 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
       if (err.code?.startsWith('ERR_HTTP2') === true) this.refused('session_error', err.message);
     });
     session.on('close', () => this.onClose());
+    // A client that closes its side (h2load at the end of a timed run: GOAWAY, FIN, streams
+    // still open) can send nothing more, not even WINDOW_UPDATE; on our half-open sockets
+    // node:http2 never notices, and the session then waits for those streams for ever, so
+    // neither the idle timer nor a drain could end it. HTTP/2 has no half-close of a
+    // connection: it ends here, as nginx and HAProxy end it.
+    socket.once('end', () => {
+      this.kill('the client closed the connection');
+      socket.destroy();
+    });
     this.armIdle();
   }
 
