@@ -134,6 +134,9 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
     const r = h1RequestOfH2(raw ?? rawOf(headers), (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
     if (typeof r === 'string') {
       // RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
+      // Closing with an error code makes the stream emit 'error': unheard, it would
+      // end the worker, so one bad request from any client could.
+      stream.on('error', () => {});
       stream.close(constants.NGHTTP2_PROTOCOL_ERROR);
       if (h2Refused.hasSubscribers)
         h2Refused.publish({ listener: this.host.listenerKey, reason: 'malformed_request', detail: r });
