@@ -67,7 +67,7 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
   constructor(
     private readonly host: H2Host,
     server: Http2Server,
-    socket: Socket,
+    private readonly socket: Socket,
     private readonly proto: 'http' | 'https',
     private readonly peer: ConnectionPeer,
     private readonly served: Served | undefined,
@@ -179,7 +179,22 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
       return;
     }
     this.clearIdle();
-    this.idleTimer = setTimeout(() => this.session?.close(), this.host.spec.keepalive_timeout_ms);
+    this.idleTimer = setTimeout(() => this.closeIdle(), this.host.spec.keepalive_timeout_ms);
+    this.idleTimer.unref();
+  }
+
+  /**
+   * GOAWAY, then the socket goes once it is written. A client that reads
+   * nothing (a PING or SETTINGS flood whose ACKs it never takes) never lets the
+   * GOAWAY out, so after one more idle period the connection is destroyed.
+   */
+  private closeIdle(): void {
+    this.session?.close();
+    this.idleTimer = setTimeout(() => {
+      this.kill('idle HTTP/2 connection did not close');
+      // node:http2 ends its socket only once the writes queued on it are out, which they never will be.
+      this.socket.destroy();
+    }, this.host.spec.keepalive_timeout_ms);
     this.idleTimer.unref();
   }
 
