@@ -29,7 +29,8 @@ const KNOWN_FAILURES = new Map([
   // a connection error on purpose: GOAWAY INTERNAL_ERROR and close.
   ['http2/6.7/2', 'PING with ACK the server never asked for: Node closes the connection'],
   // nghttp2 detects the overflow (FLOW_CONTROL_ERROR) but Node tears the session
-  // down on the library error with GOAWAY INTERNAL_ERROR instead.
+  // down on the library error, and Http2Session.destroy(error) sends GOAWAY
+  // INTERNAL_ERROR when given no code (Node's http2 docs); so does 6.7/2.
   ['http2/6.9.1/2', 'connection window past 2^31-1: GOAWAY INTERNAL_ERROR, not FLOW_CONTROL_ERROR'],
 ]);
 
