@@ -261,12 +261,14 @@ describe('HTTP/2 limits and attacks', () => {
       16 * 1024 * 1024,
     );
     assert.equal(closedFirst, true, `still open after ${c.written} bytes`);
+    // The GOAWAY is sent, but the server closes with our flood unread in its buffer,
+    // so the kernel may answer with a reset that overtakes it: the close is what counts.
     const goaway = await c.closedWith();
-    assert.ok(goaway, c.describe());
-    assert.ok(
-      [ERROR.PROTOCOL_ERROR, ERROR.INTERNAL_ERROR, ERROR.ENHANCE_YOUR_CALM].includes(errorCode(goaway) as 1),
-      `GOAWAY code ${errorCode(goaway)}`,
-    );
+    if (goaway !== undefined)
+      assert.ok(
+        [ERROR.PROTOCOL_ERROR, ERROR.INTERNAL_ERROR].includes(errorCode(goaway) as 1),
+        `GOAWAY code ${errorCode(goaway)}`,
+      );
     assert.equal(echo.seen.length, before, 'nothing reached the backend');
     assert.equal((await h2Get(port, 'h2.test', '/after-continuation')).status, 200);
   });
