@@ -69,6 +69,15 @@ async function refused(socketPath: string, reason: string): Promise<number> {
     .reduce((a, s) => a + s.value, 0);
 }
 
+/**
+ * Resolves once kakehi_http2_refused_total{reason} reaches `atLeast`: the worker
+ * counts a refusal just after closing the socket, so the client can see the close
+ * before the count; each query is a round trip to the worker, not a sleep.
+ */
+async function refusedReaches(socketPath: string, reason: string, atLeast: number): Promise<void> {
+  while ((await refused(socketPath, reason)) < atLeast);
+}
+
 /** A raw connection past its handshake: the server's SETTINGS acknowledged both ways, so its limits apply. */
 async function settled(
   port: number,
@@ -224,7 +233,7 @@ describe('HTTP/2 limits and attacks', () => {
     await c.closedPromise;
     // No stream is answered: the whole connection went, in-flight streams with it.
     assert.equal(c.frames.filter((f) => f.type === FRAME.HEADERS).length, 0, c.describe());
-    assert.ok((await refused(kakehi.socketPath, 'session_error')) >= errorsBefore + 1);
+    await refusedReaches(kakehi.socketPath, 'session_error', errorsBefore + 1);
     heldOver.release();
     assert.ok(!heldOver.seen.some((s) => s.url === '/over/7'), 'the fourth stream never reached the backend');
     assert.equal((await h2Get(port, 'h2.test', '/after-over')).status, 200);
@@ -244,7 +253,7 @@ describe('HTTP/2 limits and attacks', () => {
     const goaway = await c.closedWith();
     assert.ok(goaway, `a GOAWAY before the close; got ${c.describe()}`);
     assert.equal(errorCode(goaway), ERROR.ENHANCE_YOUR_CALM);
-    assert.ok((await refused(kakehi.socketPath, 'rapid_reset')) >= refusedBefore + 1);
+    await refusedReaches(kakehi.socketPath, 'rapid_reset', refusedBefore + 1);
     const reached = echo.seen.slice(before).filter((s) => s.url.startsWith('/rapid/')).length;
     assert.ok(reached < OPENED, `${reached} of ${OPENED} cancelled streams reached the backend`);
     assert.equal((await h2Get(port, 'h2.test', '/after-rapid')).status, 200);
@@ -359,7 +368,7 @@ describe('HTTP/2 limits and attacks', () => {
       echo.seen.slice(before).map((s) => s.url),
       ['/good'],
     );
-    assert.ok((await refused(kakehi.socketPath, 'malformed_request')) >= countBefore + 1);
+    await refusedReaches(kakehi.socketPath, 'malformed_request', countBefore + 1);
     c.close();
   });
 });
