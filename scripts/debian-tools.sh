@@ -7,7 +7,8 @@
 # pid, ctl upgrade --main).
 # varnishtest (from varnish: broken backends scripted to the byte) and
 # slowhttptest (slow clients), for test/hostile; curl (a real h2c client);
-# chromium (the web console's browser tests, driven by puppeteer-core).
+# chromium (the web console's browser tests, driven by puppeteer-core);
+# h2load (from nghttp2-client: many HTTP/2 streams on few connections).
 # Usage: scripts/debian-tools.sh [command...]  (default: every tool)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -26,6 +27,7 @@ declare -A PACKAGE=(
   [slowhttptest]=slowhttptest
   [curl]=curl
   [chromium]=chromium
+  [h2load]=nghttp2-client
 )
 
 wanted=("$@")

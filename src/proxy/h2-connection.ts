@@ -16,7 +16,7 @@ import {
 import type { Socket } from 'node:net';
 import type { Listener } from '../model/objects.js';
 import type { Served } from '../tls/certificate-store.js';
-import { ClientSession, type SessionHost } from './client-session.js';
+import { ClientSession, LINGER_MS, type SessionHost } from './client-session.js';
 import type { OpenConnection } from './client-stream.js';
 import type { ConnectionPeer } from './connection-peer.js';
 import type { DataPlane } from './data-plane.js';
@@ -67,7 +67,7 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
   constructor(
     private readonly host: H2Host,
     server: Http2Server,
-    socket: Socket,
+    private readonly socket: Socket,
     private readonly proto: 'http' | 'https',
     private readonly peer: ConnectionPeer,
     private readonly served: Served | undefined,
@@ -143,8 +143,8 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
     const r = h1RequestOfH2(raw ?? rawOf(headers), (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
     if (typeof r === 'string') {
       // RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
-      // Closing with a code other than NO_ERROR makes node:http2 emit 'error' on the
-      // stream; unheard, it would take the whole worker down for one bad request.
+      // Closing with an error code makes the stream emit 'error': unheard, it would
+      // end the worker, so one bad request from any client could.
       stream.on('error', () => {});
       stream.close(constants.NGHTTP2_PROTOCOL_ERROR);
       if (h2Refused.hasSubscribers)
@@ -188,7 +188,22 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
       return;
     }
     this.clearIdle();
-    this.idleTimer = setTimeout(() => this.drain(), this.host.spec.keepalive_timeout_ms);
+    this.idleTimer = setTimeout(() => this.closeIdle(), this.host.spec.keepalive_timeout_ms);
+    this.idleTimer.unref();
+  }
+
+  /**
+   * GOAWAY, then the socket goes once it is written. A client that reads
+   * nothing (a PING or SETTINGS flood whose ACKs it never takes) never lets the
+   * GOAWAY out, so after one more idle period the connection is destroyed.
+   */
+  private closeIdle(): void {
+    this.drain();
+    this.idleTimer = setTimeout(() => {
+      this.kill('idle HTTP/2 connection did not close');
+      // node:http2 ends its socket only once the writes queued on it are out, which they never will be.
+      this.socket.destroy();
+    }, this.host.spec.keepalive_timeout_ms);
     this.idleTimer.unref();
   }
 
@@ -212,6 +227,10 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
     for (const s of [...this.streams]) s.kill(reason);
     this.session?.destroy();
     this.onClose();
+    // node:http2 ends its socket once what is queued on it is written (a GOAWAY,
+    // say): a client that reads nothing gets LINGER_MS for it, then the socket goes.
+    const socket = this.socket;
+    if (!socket.destroyed) setTimeout(() => socket.destroy(), LINGER_MS).unref();
   }
 
   private onClose(): void {

@@ -4,12 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Backend, echoBackend } from '../helpers/backends.js';
-import { issueCert, makeCa, type TestCa } from '../helpers/certs.js';
-import { type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
+import type { TestCa } from '../helpers/certs.js';
+import { type HttpsEcho, startHttpsEcho } from '../helpers/https-echo.js';
+import type { Kakehi } from '../helpers/kakehi-process.js';
 
 interface Finding {
   id: string;
@@ -25,35 +25,17 @@ const ALLOWED: Record<string, string> = {
 
 describe('testssl against an HTTPS listener', () => {
   let ca: TestCa;
-  let backend: Backend;
   let kakehi: Kakehi;
+  let served: HttpsEcho;
 
   before(async () => {
     const have = spawnSync('sh', ['-c', 'command -v testssl'], { stdio: 'ignore' });
     assert.equal(have.status, 0, 'testssl is missing: run scripts/debian-tools.sh testssl (npm test does)');
-    ca = makeCa({ keyType: 'ec' });
-    const leaf = issueCert(ca, ['a.test'], { keyType: 'ec', days: 365 });
-    writeFileSync(join(ca.dir, 'a.crt'), leaf.fullchainPem);
-    writeFileSync(join(ca.dir, 'a.key'), leaf.keyPem);
-    backend = await echoBackend('b');
-    kakehi = await startKakehi({
-      listeners: [{ address: '127.0.0.1:0', protocol: 'https' }],
-      clusters: [{ id: 'app', backends: [{ id: 'b', address: backend.address }] }],
-      frontends: [{ hostname: '*', cluster: 'app' }],
-      certificates: [
-        {
-          listener: '127.0.0.1:0',
-          certificate_file: join(ca.dir, 'a.crt'),
-          key_file: join(ca.dir, 'a.key'),
-          default: true,
-        },
-      ],
-      access_log: 'off',
-    });
+    served = await startHttpsEcho('a.test');
+    ({ ca, kakehi } = served);
   });
   after(async () => {
-    await kakehi?.stop();
-    await backend?.close();
+    await served?.close();
   });
 
   it('finds nothing of MEDIUM severity or above, and no protocol below TLS 1.2', async () => {
