@@ -704,6 +704,52 @@ describe('HTTP/2 on drain', () => {
     assert.equal(await kakehi.exited, 0);
   });
 
+  it('ctl upgrade --main: the old workers send GOAWAY, the stream in flight completes, the new main serves h2', {
+    timeout: 60_000,
+  }, async () => {
+    const answer = BIG.subarray(0, MIB);
+    const backend = await gatedBackend('upgrade', {
+      answer: (res) => {
+        res.writeHead(200, { 'content-length': answer.length });
+        res.end(answer);
+      },
+    });
+    cleanup.push(() => backend.close());
+    const kakehi = await start(backend.address);
+    let successor = 0;
+    cleanup.push(async () => {
+      if (successor !== 0) process.kill(successor, 'SIGTERM');
+    });
+    cleanup.push(() => kakehi.stop('SIGKILL'));
+    const s = await h2Connect(`https://127.0.0.1:${kakehi.port}`, { servername: 'a.h2.test' });
+    cleanup.push(async () => s.destroy());
+    const goaway = once(s, 'goaway');
+    const inFlight = h2Request(s, { ':method': 'GET', ':authority': 'a.h2.test', ':path': '/in-flight' });
+    await backend.holding;
+    // Not awaited yet: whether ctl answers before the old main has drained is not this test's business.
+    const upgraded = run(process.execPath, [
+      CLI,
+      'ctl',
+      '-s',
+      kakehi.socketPath,
+      'upgrade',
+      '--main',
+      '--json',
+    ]);
+    const [code] = (await goaway) as [number];
+    assert.equal(code, 0, 'GOAWAY NO_ERROR');
+    backend.release();
+    const r = await inFlight;
+    assert.equal(r.status, 200);
+    assert.equal(sha(r.body), sha(answer));
+    successor = (JSON.parse((await upgraded).stdout) as { pid: number }).pid;
+    assert.equal(await kakehi.exited, 0, 'the old main drained and exited');
+    const fresh = await h2Connect(`https://127.0.0.1:${kakehi.port}`, { servername: 'a.h2.test' });
+    cleanup.push(async () => fresh.destroy());
+    const again = await h2Request(fresh, { ':method': 'GET', ':authority': 'a.h2.test', ':path': '/after' });
+    assert.equal(again.status, 200, 'the new main serves HTTP/2 on the same port');
+  });
+
   it('a connection left with no open stream goes with GOAWAY NO_ERROR after keepalive_timeout_ms', {
     timeout: 60_000,
   }, async () => {
