@@ -675,11 +675,13 @@ describe('HTTP/2 on drain', () => {
       access_log: 'off',
     });
 
-  it('SIGTERM sends GOAWAY; the stream in flight completes with its whole body; kakehi exits 0', {
-    timeout: 60_000,
-  }, async () => {
+  /**
+   * A kakehi with one h2 stream in flight, its backend holding the 1 MiB answer
+   * until released, and the client's wait for GOAWAY already set.
+   */
+  async function streamInFlight(name: string) {
     const answer = BIG.subarray(0, MIB);
-    const backend = await gatedBackend('held', {
+    const backend = await gatedBackend(name, {
       answer: (res) => {
         res.writeHead(200, { 'content-length': answer.length });
         res.end(answer);
@@ -693,39 +695,36 @@ describe('HTTP/2 on drain', () => {
     const goaway = once(s, 'goaway');
     const inFlight = h2Request(s, { ':method': 'GET', ':authority': 'a.h2.test', ':path': '/in-flight' });
     await backend.holding;
+    /** GOAWAY NO_ERROR reaches the client, and the stream, released, completes whole. */
+    const completesAfterGoaway = async () => {
+      const [code] = (await goaway) as [number];
+      assert.equal(code, 0, 'GOAWAY NO_ERROR');
+      backend.release();
+      const r = await inFlight;
+      assert.equal(r.status, 200);
+      assert.equal(r.body.length, answer.length);
+      assert.equal(sha(r.body), sha(answer));
+    };
+    return { kakehi, completesAfterGoaway };
+  }
+
+  it('SIGTERM sends GOAWAY; the stream in flight completes with its whole body; kakehi exits 0', {
+    timeout: 60_000,
+  }, async () => {
+    const { kakehi, completesAfterGoaway } = await streamInFlight('held');
     kakehi.proc.kill('SIGTERM');
-    const [code] = (await goaway) as [number];
-    assert.equal(code, 0, 'GOAWAY NO_ERROR');
-    backend.release();
-    const r = await inFlight;
-    assert.equal(r.status, 200);
-    assert.equal(r.body.length, answer.length);
-    assert.equal(sha(r.body), sha(answer));
+    await completesAfterGoaway();
     assert.equal(await kakehi.exited, 0);
   });
 
   it('ctl upgrade --main: the old workers send GOAWAY, the stream in flight completes, the new main serves h2', {
     timeout: 60_000,
   }, async () => {
-    const answer = BIG.subarray(0, MIB);
-    const backend = await gatedBackend('upgrade', {
-      answer: (res) => {
-        res.writeHead(200, { 'content-length': answer.length });
-        res.end(answer);
-      },
-    });
-    cleanup.push(() => backend.close());
-    const kakehi = await start(backend.address);
+    const { kakehi, completesAfterGoaway } = await streamInFlight('upgrade');
     let successor = 0;
     cleanup.push(async () => {
       if (successor !== 0) process.kill(successor, 'SIGTERM');
     });
-    cleanup.push(() => kakehi.stop('SIGKILL'));
-    const s = await h2Connect(`https://127.0.0.1:${kakehi.port}`, { servername: 'a.h2.test' });
-    cleanup.push(async () => s.destroy());
-    const goaway = once(s, 'goaway');
-    const inFlight = h2Request(s, { ':method': 'GET', ':authority': 'a.h2.test', ':path': '/in-flight' });
-    await backend.holding;
     // Not awaited yet: whether ctl answers before the old main has drained is not this test's business.
     const upgraded = run(process.execPath, [
       CLI,
@@ -736,12 +735,7 @@ describe('HTTP/2 on drain', () => {
       '--main',
       '--json',
     ]);
-    const [code] = (await goaway) as [number];
-    assert.equal(code, 0, 'GOAWAY NO_ERROR');
-    backend.release();
-    const r = await inFlight;
-    assert.equal(r.status, 200);
-    assert.equal(sha(r.body), sha(answer));
+    await completesAfterGoaway();
     successor = (JSON.parse((await upgraded).stdout) as { pid: number }).pid;
     assert.equal(await kakehi.exited, 0, 'the old main drained and exited');
     const fresh = await h2Connect(`https://127.0.0.1:${kakehi.port}`, { servername: 'a.h2.test' });
