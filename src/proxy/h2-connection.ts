@@ -90,11 +90,12 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
       this.closed = true;
       return;
     }
-    // Node passes the header block as it came (rawHeaders) as a fourth argument its types omit.
+    // Node passes the header block as it came (rawHeaders, documented since v8.4) as
+    // a fourth argument its types omit; its `headers` object has lost order and crumbs.
     session.on(
       'stream',
-      (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw?: string[]) =>
-        this.onStream(stream, headers, flags, raw),
+      (stream: ServerHttp2Stream, _headers: IncomingHttpHeaders, flags: number, raw?: string[]) =>
+        this.onStream(stream, flags, raw ?? []),
     );
     // A protocol error of the client's (not a reset socket) is worth counting.
     session.on('error', (err: NodeJS.ErrnoException) => {
@@ -133,14 +134,9 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
 
   // ---- streams -------------------------------------------------------------
 
-  private onStream(
-    stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
-    flags: number,
-    raw: string[] | undefined,
-  ): void {
+  private onStream(stream: ServerHttp2Stream, flags: number, raw: readonly string[]): void {
     if (this.closed) return;
-    const r = h1RequestOfH2(raw ?? rawOf(headers), (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
+    const r = h1RequestOfH2(raw, (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
     if (typeof r === 'string') {
       // RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
       // Closing with an error code makes the stream emit 'error': unheard, it would
@@ -240,14 +236,4 @@ export class H2Connection implements OpenConnection, SessionHost, StreamEndObser
     for (const s of [...this.streams]) s.kill('the HTTP/2 connection closed');
     this.host.forget(this);
   }
-}
-
-/** A header block as name/value pairs, for a Node that did not pass rawHeaders. */
-function rawOf(headers: IncomingHttpHeaders): string[] {
-  const out: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) out.push(name, v);
-  }
-  return out;
 }
