@@ -23,7 +23,7 @@ export interface TlsAcceptOptions {
    */
   passBytes?: boolean;
   /** Protocols offered by ALPN, the preferred first (the listener's alpn); default http/1.1 alone. */
-  alpn?: readonly string[];
+  alpn?: string[];
   onSecure(socket: TLSSocket, served: Served): void;
   onFailure(reason: string): void;
   /**
@@ -107,7 +107,7 @@ export function acceptTls(raw: Socket, opts: TlsAcceptOptions): () => void {
     const tls = new TLSSocket(raw, {
       isServer: true,
       secureContext: served.context,
-      ...(opts.passBytes === true ? { allowHalfOpen: true } : { ALPNProtocols: [...(opts.alpn ?? ALPN)] }),
+      ...(opts.passBytes === true ? { allowHalfOpen: true } : { ALPNProtocols: opts.alpn ?? ALPN }),
       requestCert: false,
     });
     current = tls;
