@@ -683,7 +683,7 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.res = res;
     this.status = res.status;
     const body = this.body;
-    body.start(res, req.method, req.version, this.protocol === 'http/1.1' && req.version === 11);
+    body.start(res, req.method, this.protocol === 'http/1.1' && req.version === 11);
     if (body.mode === 'close' || body.dechunk || !this.reqBody.done) this.closeAfter = true;
     const keep = !this.closeAfter;
     const connection = keep ? (req.version === 10 ? 'keep-alive' : 'default') : 'close';

@@ -33,11 +33,11 @@ export class ResponseBody {
   constructor(private readonly sink: BodySink) {}
 
   /**
-   * Frames the body of `res`, answering a `method` request from an HTTP/1.`clientVersion`
-   * client; one that does not read chunks (HTTP/1.0, or HTTP/2, whose DATA frames
-   * are the framing) gets the data alone.
+   * Frames the body of `res`, answering a `method` request. A client that does not
+   * read chunks (`readsChunks` false: HTTP/1.0, or HTTP/2, whose DATA frames are the
+   * framing) gets the data alone.
    */
-  start(res: ResponseHead, method: string, clientVersion: 10 | 11, readsChunks = clientVersion === 11): void {
+  start(res: ResponseHead, method: string, readsChunks: boolean): void {
     if (method === 'HEAD' || res.status === 204 || res.status === 304) this.mode = 'none';
     else if (res.chunked) this.mode = 'chunked';
     else if (res.contentLength >= 0 && !res.otherEncoding) this.mode = 'length';

@@ -29,7 +29,7 @@ function feedSplit(res: ResponseHead, method: string, version: 10 | 11, body: Bu
       out += chunk.toString('latin1', from, to);
     },
   });
-  b.start(res, method, version);
+  b.start(res, method, version === 11);
   if (b.done) return { out, extra: body.toString('latin1'), error: undefined };
   const points = [...new Set(splits.filter((s) => s > 0 && s < body.length))].sort((x, y) => x - y);
   let from = 0;
@@ -129,7 +129,7 @@ describe('response body', () => {
 
   it('holds nothing of the last body once cleared', () => {
     const b = new ResponseBody({ bodyData: () => {} });
-    b.start(head('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked'), 'GET', 10);
+    b.start(head('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked'), 'GET', false);
     b.clear();
     assert.equal(b.mode, 'none');
     assert.equal(b.dechunk, false);
