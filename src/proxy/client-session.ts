@@ -1040,7 +1040,9 @@ export class ClientSession implements UpstreamOwner, BodySink, Deadlined, QueueW
     this.clearBackendTimer();
     this.dropBound();
     this.socket.destroySoon();
-    setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
+    // An HTTP/2 stream's adapter lingers on its own, and only when the client has
+    // left data unread (H2StreamSocket.finish): no timer per stream here.
+    if (this.protocol === 'http/1.1') setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
     this.host.forget(this);
   }
 
