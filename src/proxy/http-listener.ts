@@ -18,7 +18,7 @@ import {
   limitConnections,
   listeningHandleOf,
   listenOn,
-  stopAccepting,
+  releaseListening,
   untilCalledOr,
 } from './listening-server.js';
 import { withPeer } from './proxy-accept.js';
@@ -186,9 +186,9 @@ export class HttpListener implements SessionHost {
 
   private onEmpty: (() => void) | undefined;
 
-  /** Closes the listening socket only; open connections carry on (see stopAccepting). */
-  stopAccepting(): Promise<void> {
-    return stopAccepting(this.server);
+  /** Gives up the listening socket, open, to a replacing listener; open connections carry on (see releaseListening). */
+  releaseListening(): ListeningHandle | undefined {
+    return releaseListening(this.server);
   }
 
   /** Stops accepting, lets sessions finish until the deadline, then cuts the rest. Resolves with how many were cut. */

@@ -132,15 +132,20 @@ class WorkerConnections {
 export const workerConnections = new WorkerConnections();
 
 /**
- * Closes the listening socket only; open connections carry on. close() frees the
- * port at once (in a cluster worker, main hears of it before any later listen);
- * its callback waits for every open connection, which a listener switching
- * protocol must not: an idle connection would hold the change until the worker
- * was declared stuck and replaced, cutting everything.
+ * Takes the listening socket away from `server` without closing it, for the
+ * server that replaces it on the same address (a listener switching protocol):
+ * the port is never free in between, so no connection is refused and nothing
+ * else can bind it. Closing and binding again raced in a cluster: main binds
+ * anew only once every worker has closed its copy, and a worker asking before
+ * the others had closed theirs got EADDRINUSE. `server` then closes as a
+ * closed one does, once its connections end; their own timeouts bound that,
+ * so nothing here waits for them.
  */
-export function stopAccepting(server: Server): Promise<void> {
-  if (server.listening) server.close();
-  return new Promise((resolve) => setImmediate(resolve));
+export function releaseListening(server: Server): ListeningHandle | undefined {
+  const handle = listeningHandleOf(server);
+  (server as unknown as { _handle: ListeningHandle | null })._handle = null;
+  server.close();
+  return handle;
 }
 
 /** Resolves when the function given to `register` is called, or after `timeoutMs`: a drain's wait. */

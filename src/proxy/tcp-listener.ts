@@ -19,7 +19,7 @@ import {
   limitConnections,
   listeningHandleOf,
   listenOn,
-  stopAccepting,
+  releaseListening,
   untilCalledOr,
 } from './listening-server.js';
 import { withPeer } from './proxy-accept.js';
@@ -96,8 +96,9 @@ export class TcpListener implements TcpSessionHost {
     return listeningHandleOf(this.server);
   }
 
-  stopAccepting(): Promise<void> {
-    return stopAccepting(this.server);
+  /** Gives up the listening socket, open, to a replacing listener (see releaseListening). */
+  releaseListening(): ListeningHandle | undefined {
+    return releaseListening(this.server);
   }
 
   private handshake(socket: Socket, store: CertificateStore, peer: ConnectionPeer): void {

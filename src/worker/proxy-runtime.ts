@@ -105,36 +105,40 @@ export class ProxyRuntime {
   async apply(next: ProxyState): Promise<void> {
     const added: AnyListener[] = [];
     const certs = certificatesByListener(next);
-    // A listener switching protocol (between http, https, tcp and tls) is a new server on the same
-    // port: the old one stops accepting first, so the port is free to bind.
-    const switched: AnyListener[] = [];
+    // A listener switching protocol (between http, https, tcp and tls) is a new server on the
+    // same listening socket, handed from the old one, which then only finishes what it carries.
+    const switched = new Map<AnyListener, ListeningHandle | undefined>();
     for (const [key, l] of this.listeners) {
       const spec = next.listeners.get(key);
-      if (spec !== undefined && spec.protocol !== l.spec.protocol) {
-        switched.push(l);
-        await l.stopAccepting();
-      }
+      if (spec !== undefined && spec.protocol !== l.spec.protocol) switched.set(l, l.releaseListening());
     }
+    const replacing = new Map<AnyListener, AnyListener>();
     try {
       for (const spec of next.listeners.values()) {
         const key = keyOf('listener', spec);
         const have = this.listeners.get(key);
-        if (have !== undefined && !switched.includes(have)) continue;
+        if (have !== undefined && !switched.has(have)) continue;
         const l = createListener(spec, key, this.plane, this.tls, certs.get(key) ?? []);
-        const adopted = this.adopted.get(key);
+        const handed = have === undefined ? this.adopted.get(key) : switched.get(have);
         this.adopted.delete(key);
-        await l.listen(adopted);
+        await l.listen(handed);
         added.push(l);
+        if (have !== undefined) replacing.set(l, have);
       }
     } catch (err) {
-      for (const l of added) void l.drain(0);
-      for (const l of switched) await l.listen().catch(() => undefined);
+      // Back as it was: each switched socket returns to its old listener, new ones close.
+      for (const l of added) {
+        const old = replacing.get(l);
+        if (old === undefined) void l.drain(0);
+        else switched.set(old, l.releaseListening());
+      }
+      for (const [l, handle] of switched) await l.listen(handle).catch(() => undefined);
       throw err;
     }
     // A handed-over socket the state no longer has must not hold its port bound.
     for (const h of this.adopted.values()) h.close?.();
     this.adopted.clear();
-    for (const l of switched) this.retire(l.listenerKey, l, 'replaced');
+    for (const l of switched.keys()) this.retire(l.listenerKey, l, 'replaced');
     for (const l of added) this.listeners.set(l.listenerKey, l);
     this.plane.update(next);
     if (next.certificates !== this.state.certificates || next.listeners !== this.state.listeners) {
