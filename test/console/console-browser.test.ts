@@ -6,7 +6,8 @@
 // is offered no change. The screenshots in docs/console/ come from this run.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'puppeteer-core';
@@ -21,7 +22,14 @@ import { handshake } from '../helpers/tls-client.js';
 import { apiLogin, type ConsoleProcess, startConsole } from './console-process.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
-const SHOTS = join(ROOT, 'docs', 'console');
+/**
+ * Where the screenshots go: a scratch directory, so a test run leaves the tree
+ * as it found it; KAKEHI_CONSOLE_SHOTS=docs refreshes the ones docs/console.md shows.
+ */
+const SHOTS =
+  process.env['KAKEHI_CONSOLE_SHOTS'] === 'docs'
+    ? join(ROOT, 'docs', 'console')
+    : join(tmpdir(), `kakehi-console-shots-${process.pid}`);
 const HTTPS = '127.0.0.1:0';
 /** What the page's inputs and textareas have, without the DOM's types in a Node program. */
 type Field = { value: string };
@@ -64,6 +72,7 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     await console_?.stop();
     await kakehi?.stop();
     await app?.close();
+    if (process.env['KAKEHI_CONSOLE_SHOTS'] !== 'docs') rmSync(SHOTS, { recursive: true, force: true });
   });
 
   /** A step that prints the page's console and errors when it fails. */
