@@ -368,6 +368,47 @@ describe('tcp listeners', () => {
     }
   });
 
+  it('switches a listener between http and tcp on its one socket, in both workers, leaving open connections on the protocol they came in on', async () => {
+    const be = await tcpBackend(echo);
+    cleanup.push(() => be.close());
+    const address = `127.0.0.1:${await closedPort()}`;
+    const kakehi = await startKakehi({
+      workers: 2,
+      listeners: [{ address }],
+      clusters: [{ id: 'c', backends: [{ id: 'b', address: be.address }] }],
+      access_log: 'off',
+    });
+    cleanup.push(() => kakehi.stop());
+    const port = kakehi.port;
+    /** The status line an HTTP request on a new connection gets (no frontend: kakehi's 404). */
+    const statusLine = async (s: Socket) => {
+      const answer = collect(s);
+      s.end('GET / HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n');
+      return (await answer).data.split('\r\n')[0];
+    };
+    const held = await open(port);
+    held.write('GET / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n');
+    await once(held, 'data');
+
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [{ op: 'put_listener', listener: { address, protocol: 'tcp', cluster: 'c' } }],
+    });
+    const relayed = await open(port);
+    assert.equal(await roundTrip(relayed, 'GET / HTTP/1.1\r\n\r\n'), 'GET / HTTP/1.1\r\n\r\n');
+    // The keep-alive HTTP connection from before the switch is still served as HTTP.
+    assert.equal(await statusLine(held), 'HTTP/1.1 404 Not Found');
+
+    await ok(kakehi.socketPath, 'transaction', {
+      changes: [{ op: 'put_listener', listener: { address, protocol: 'http' } }],
+    });
+    assert.equal(await statusLine(await open(port)), 'HTTP/1.1 404 Not Found');
+    // The relayed connection from the tcp period still reaches its backend.
+    assert.equal(await roundTrip(relayed, 'still relayed'), 'still relayed');
+    const r = collect(relayed);
+    relayed.end();
+    assert.equal((await r).ended, true);
+  });
+
   it('drops the kakehi_tcp_* series of a cluster removed with its listener', async () => {
     const kakehi = await echoThroughKakehi({ access_log: 'stdout' });
     cleanup.push(() => kakehi.stop());
