@@ -65,12 +65,18 @@ export function listeningHandleOf(server: Server): ListeningHandle | undefined {
  * overall limit (workerConnections) counts and refuses.
  */
 export function limitConnections(server: Server, listenerKey: string, max: number | undefined): void {
-  const known = workerConnections.servers.has(server);
-  workerConnections.servers.set(server, max);
+  const known = workerConnections.limits.has(server);
+  workerConnections.limits.set(server, max);
+  if (server.listening || !known) workerConnections.servers.add(server);
   workerConnections.apply(server);
   if (known) return;
   server.on('connection', (socket: Socket) => workerConnections.opened(socket));
-  server.once('close', () => workerConnections.servers.delete(server));
+  server.on('close', () => workerConnections.servers.delete(server));
+  // A closed server listens again when a failed change hands a switched listener's socket back.
+  server.on('listening', () => {
+    workerConnections.servers.add(server);
+    workerConnections.apply(server);
+  });
   server.on('drop', () => {
     if (workerConnections.full) {
       if (connectionsRefused.hasSubscribers) connectionsRefused.publish(listenerKey);
@@ -95,8 +101,10 @@ const REFUSE_ALL = -1;
  * both, so no accept slips between.
  */
 class WorkerConnections {
-  /** Each listener's server with its own max_connections. */
-  readonly servers = new Map<Server, number | undefined>();
+  /** Each listener's server with its own max_connections, kept for as long as the server lives. */
+  readonly limits = new WeakMap<Server, number | undefined>();
+  /** The servers listening (or about to), which the worker's limit applies to. */
+  readonly servers = new Set<Server>();
   open = 0;
   limit: number | undefined;
 
@@ -121,11 +129,11 @@ class WorkerConnections {
   }
 
   apply(server: Server): void {
-    server.maxConnections = this.full ? REFUSE_ALL : (this.servers.get(server) ?? Number.POSITIVE_INFINITY);
+    server.maxConnections = this.full ? REFUSE_ALL : (this.limits.get(server) ?? Number.POSITIVE_INFINITY);
   }
 
   private applyAll(): void {
-    for (const server of this.servers.keys()) this.apply(server);
+    for (const server of this.servers) this.apply(server);
   }
 }
 
