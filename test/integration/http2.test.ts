@@ -26,6 +26,7 @@ import {
 } from '../helpers/backends.js';
 import { issueCert, makeCa, type TestCa, type TestCert } from '../helpers/certs.js';
 import { ok } from '../helpers/command.js';
+import { ctl } from '../helpers/ctl-table.js';
 import { alpnOf, curl, h2Connect, h2Request } from '../helpers/h2-client.js';
 import { httpGet } from '../helpers/http.js';
 import { CLI, type Kakehi, startKakehi } from '../helpers/kakehi-process.js';
@@ -726,17 +727,11 @@ describe('HTTP/2 on drain', () => {
       if (successor !== 0) process.kill(successor, 'SIGTERM');
     });
     // Not awaited yet: whether ctl answers before the old main has drained is not this test's business.
-    const upgraded = run(process.execPath, [
-      CLI,
-      'ctl',
-      '-s',
-      kakehi.socketPath,
-      'upgrade',
-      '--main',
-      '--json',
-    ]);
+    const upgraded = ctl(kakehi.socketPath, 'upgrade', '--main', '--json');
     await completesAfterGoaway();
-    successor = (JSON.parse((await upgraded).stdout) as { pid: number }).pid;
+    const up = await upgraded;
+    assert.equal(up.code, 0, up.stderr);
+    successor = (JSON.parse(up.stdout) as { pid: number }).pid;
     assert.equal(await kakehi.exited, 0, 'the old main drained and exited');
     const fresh = await h2Connect(`https://127.0.0.1:${kakehi.port}`, { servername: 'a.h2.test' });
     cleanup.push(async () => fresh.destroy());

@@ -487,15 +487,8 @@ describe('tcp listeners', () => {
     try {
       const old = await open(kakehi.port);
       assert.equal(await roundTrip(old, 'old'), 'old');
-      const up = await run(process.execPath, [
-        CLI,
-        'ctl',
-        '-s',
-        kakehi.socketPath,
-        'upgrade',
-        '--main',
-        '--json',
-      ]);
+      const up = await ctl(kakehi.socketPath, 'upgrade', '--main', '--json');
+      assert.equal(up.code, 0, up.stderr);
       successor = (JSON.parse(up.stdout) as { pid: number }).pid;
       // The same port, never closed, now served by the successor's workers.
       const fresh = await open(kakehi.port);
