@@ -67,12 +67,12 @@ export function listeningHandleOf(server: Server): ListeningHandle | undefined {
 export function limitConnections(server: Server, listenerKey: string, max: number | undefined): void {
   const known = workerConnections.limits.has(server);
   workerConnections.limits.set(server, max);
-  if (server.listening || !known) workerConnections.servers.add(server);
   workerConnections.apply(server);
   if (known) return;
   server.on('connection', (socket: Socket) => workerConnections.opened(socket));
+  // Under the worker's limit while listening: also after a close, when a failed change
+  // hands a switched listener's socket back to it.
   server.on('close', () => workerConnections.servers.delete(server));
-  // A closed server listens again when a failed change hands a switched listener's socket back.
   server.on('listening', () => {
     workerConnections.servers.add(server);
     workerConnections.apply(server);
@@ -103,7 +103,7 @@ const REFUSE_ALL = -1;
 class WorkerConnections {
   /** Each listener's server with its own max_connections, kept for as long as the server lives. */
   readonly limits = new WeakMap<Server, number | undefined>();
-  /** The servers listening (or about to), which the worker's limit applies to. */
+  /** The servers listening, which the worker's limit applies to. */
   readonly servers = new Set<Server>();
   open = 0;
   limit: number | undefined;

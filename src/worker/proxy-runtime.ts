@@ -126,11 +126,11 @@ export class ProxyRuntime {
         if (have !== undefined) replacing.set(l, have);
       }
     } catch (err) {
-      // Back as it was: each switched socket returns to its old listener, new ones close.
+      // Back as it was: each switched socket returns to its old listener; every new one closes.
       for (const l of added) {
         const old = replacing.get(l);
-        if (old === undefined) void l.drain(0);
-        else switched.set(old, l.releaseListening());
+        if (old !== undefined) switched.set(old, l.releaseListening());
+        void l.drain(0);
       }
       for (const [l, handle] of switched) await l.listen(handle).catch(() => undefined);
       throw err;

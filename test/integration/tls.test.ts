@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -509,6 +509,22 @@ describe('HTTPS listeners', () => {
     const port = await closedPort();
     const address = `127.0.0.1:${port}`;
     await ok(kakehi.socketPath, 'transaction', { changes: [{ op: 'put_listener', listener: { address } }] });
+    // A switch whose transaction fails elsewhere (a port another process holds) is undone:
+    // the socket goes back to the http listener, which serves on.
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const held = `127.0.0.1:${(squatter.address() as { port: number }).port}`;
+    const failed = await command(kakehi.socketPath, 'transaction', {
+      changes: [
+        { op: 'put_listener', listener: { address, protocol: 'https' } },
+        put(other, { listener: address, default: true }),
+        { op: 'put_listener', listener: { address: held } },
+      ],
+    });
+    squatter.close();
+    assert.equal(failed.status, 'error');
+    assert.match(JSON.stringify(failed.error), /EADDRINUSE/);
+    assert.equal((await httpGet(port, '/', { host: 'a.example.test' })).status, 200);
     let switching = true;
     const seen = { accepted: 0, refused: 0, other: [] as string[] };
     // One connection at a time, opened and closed, for as long as the switches go on.
